@@ -1,0 +1,62 @@
+"""Every default of the library in one place, each documented.
+
+Processes (consumer, producer, API, consoles) read their settings with the precedence
+command-line flag > ``PQ_*`` environment variable > the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final, Literal
+
+Durability = Literal["full", "normal"]
+
+#: Where the database lives unless ``--db`` / ``PQ_DB`` says otherwise.
+DEFAULT_DB_PATH: Final = os.environ.get("PQ_DB", "data/queue.db")
+
+#: ``full``: an acknowledged write survives power loss (``synchronous=FULL``).
+#: ``normal``: it survives a process crash; a power cut may lose the last commits.
+DEFAULT_DURABILITY: Final[Durability] = "full"
+
+#: Seconds a claimed job stays invisible to other consumers unless acked, nacked or extended.
+DEFAULT_VISIBILITY_TIMEOUT: Final = 30.0
+
+#: Deliveries before a failing (or consumer-crashing) job moves to the dead-letter table.
+DEFAULT_MAX_ATTEMPTS: Final = 5
+
+#: Largest encoded payload accepted, in bytes (1 MiB).
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+
+#: Deepest nesting of arrays/objects accepted in a payload or header value.
+MAX_JSON_DEPTH: Final = 64
+
+#: Seconds a writer waits for SQLite's write lock before giving up with DatabaseBusy.
+DEFAULT_BUSY_TIMEOUT: Final = 60.0
+
+#: Retry backoff after a nack: ``min(cap, base * 2 ** (attempts - 1))``, jittered to 50-100 %.
+DEFAULT_BACKOFF_BASE: Final = 1.0
+DEFAULT_BACKOFF_CAP: Final = 300.0
+
+#: How often a waiting ``dequeue(wait=...)`` checks the database for new commits (seconds).
+DEFAULT_POLL_INTERVAL: Final = 0.01
+
+#: Exhausted expired leases are moved to the dead-letter table at most this often (seconds).
+REAP_INTERVAL: Final = 1.0
+
+#: Bounds on user numbers.
+PRIORITY_MIN: Final = -(2**31)
+PRIORITY_MAX: Final = 2**31 - 1
+MAX_ATTEMPTS_LIMIT: Final = 1_000_000
+MAX_VISIBILITY_TIMEOUT: Final = 12 * 3600.0  # as SQS
+MAX_DELAY: Final = 366 * 24 * 3600.0
+MAX_BATCH: Final = 10_000
+MAX_WAIT: Final = 3600.0
+
+#: Names of queues and topics.
+NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+#: Header keys (kept simple so they can be used in filters and JSON paths).
+HEADER_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+MAX_HEADERS: Final = 64
+MAX_HEADER_VALUE_CHARS: Final = 1024
+MAX_ERROR_CHARS: Final = 16 * 1024

@@ -1,0 +1,88 @@
+"""The one exception tree of persistent-queue.
+
+Every error the library raises on purpose is a :class:`QueueError`. Input errors are also
+:class:`ValueError` and lookup errors also :class:`LookupError`, so callers may catch either the
+specific class or the builtin family.
+"""
+
+from __future__ import annotations
+
+
+class QueueError(Exception):
+    """Root of every error persistent-queue raises."""
+
+
+class InvalidInput(QueueError, ValueError):
+    """An argument was rejected before anything was stored."""
+
+
+class InvalidQueueName(InvalidInput):
+    """A queue or topic name does not match ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$``."""
+
+
+class InvalidPayload(InvalidInput):
+    """A payload or header set is not storable JSON (NaN, bad Unicode, too deep, ...)."""
+
+
+class PayloadTooLarge(InvalidPayload):
+    """An encoded payload is larger than the configured limit."""
+
+
+class InvalidArgument(InvalidInput):
+    """A number or option is out of range, not finite, or of the wrong type."""
+
+
+class JobNotFound(QueueError, LookupError):
+    """No job (live or dead-lettered) has that id."""
+
+
+class QueueNotFound(QueueError, LookupError):
+    """No queue has that name."""
+
+
+class QueueAlreadyExists(QueueError):
+    """``create_queue`` was asked for a name that exists (pass ``exist_ok=True`` to allow it)."""
+
+
+class QueueNotEmpty(QueueError):
+    """A queue still holds unfinished jobs and ``force`` was not given."""
+
+
+class QueueFull(QueueError):
+    """The queue holds ``max_size`` ready or leased jobs; nothing was enqueued."""
+
+
+class LeaseLost(QueueError):
+    """The caller no longer holds the job's lease (expired, re-claimed or already finished)."""
+
+
+class InvalidJobState(QueueError):
+    """The job is in a state where that operation makes no sense (e.g. dead-lettering a done job)."""
+
+
+class StorageError(QueueError):
+    """The database failed: full disk, read-only file, corruption or a lock held too long."""
+
+
+class DatabaseBusy(StorageError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+
+class StorageFull(StorageError):
+    """The database or its disk is full; nothing was written."""
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer persistent-queue whose schema this one cannot read."""
+
+
+class Retry(Exception):  # noqa: N818 - the name is the intent: ``raise Retry(delay=10)``
+    """Raised by a handler to ask for the job to be retried after ``delay`` seconds.
+
+    The retry counts as an attempt; when attempts are used up the job is dead-lettered.
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.reason = reason

@@ -1,0 +1,149 @@
+"""The storage seam: what a backend must do for :class:`~persistent_queue.Queue`.
+
+A backend receives values that :mod:`persistent_queue.queue` has already validated and the
+caller's clock reading ``now``; it owns the transactions and the SQL. The SQLite backend is
+the reference; every backend must pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .models import JSON, DeadLetter, Job, JobEvent, JobState, QueueInfo, QueueStats
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job about to be stored."""
+
+    payload: JSON
+    payload_json: str
+    headers: dict[str, JSON]
+    headers_json: str | None
+    priority: int
+    available_at: float
+    max_attempts: int | None
+
+
+class Backend(ABC):
+    """Storage for queues, jobs, leases and dead letters."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version of the store."""
+
+    # queues
+    @abstractmethod
+    def create_queue(self, name: str, *, max_attempts: int, visibility_timeout: float,
+                     max_size: int | None, exist_ok: bool, now: float) -> QueueInfo:
+        """Create a queue; ``QueueAlreadyExists`` unless ``exist_ok``."""
+
+    @abstractmethod
+    def update_queue(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
+        """Change settings (max_attempts, visibility_timeout, max_size, paused)."""
+
+    @abstractmethod
+    def get_queue(self, name: str) -> QueueInfo | None:
+        """A queue's settings, or None."""
+
+    @abstractmethod
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue, by name."""
+
+    @abstractmethod
+    def delete_queue(self, name: str, *, force: bool) -> None:
+        """Delete a queue with its jobs, dead letters and history."""
+
+    @abstractmethod
+    def purge_queue(self, name: str) -> int:
+        """Delete a queue's unfinished jobs; returns how many."""
+
+    # jobs
+    @abstractmethod
+    def enqueue(self, queue: str, jobs: Sequence[NewJob], *, now: float,
+                queue_defaults: tuple[int, float]) -> list[Job]:
+        """Store jobs in one transaction, creating the queue with the defaults if needed."""
+
+    @abstractmethod
+    def claim(self, queue: str, *, limit: int, visibility_timeout: float | None,
+              now: float) -> list[Job]:
+        """Atomically lease up to ``limit`` claimable jobs (new token each, attempts + 1)."""
+
+    @abstractmethod
+    def has_claimable(self, queue: str, now: float) -> bool:
+        """Whether a claim might find a job now (read-only)."""
+
+    @abstractmethod
+    def next_available_at(self, queue: str) -> float | None:
+        """The earliest time an unfinished job of the queue becomes claimable."""
+
+    @abstractmethod
+    def wait_for_change(self, timeout: float, poll_interval: float) -> bool:
+        """Block until the store changes or ``timeout`` passes; True if it changed."""
+
+    @abstractmethod
+    def ack(self, job_id: int, token: str, now: float) -> None:
+        """Mark a leased job done; ``LeaseLost`` if the token is not current."""
+
+    @abstractmethod
+    def nack(self, job_id: int, token: str, *, error: str | None, delay: float | None,
+             backoff: Callable[[int], float], now: float) -> Job | DeadLetter:
+        """Fail an attempt: back to ready after a delay, or dead-letter when exhausted."""
+
+    @abstractmethod
+    def requeue(self, job_id: int, token: str, *, delay: float, now: float) -> Job:
+        """Give a leased job back without counting the attempt."""
+
+    @abstractmethod
+    def extend(self, job_id: int, token: str, *, seconds: float, now: float) -> Job:
+        """Move the lease's end to ``now + seconds``."""
+
+    @abstractmethod
+    def dead_letter(self, job_id: int, token: str | None, *, reason: str, error: str | None,
+                    now: float) -> DeadLetter:
+        """Move a job to the dead-letter table (fenced when ``token`` is given)."""
+
+    @abstractmethod
+    def reap_expired(self, now: float) -> int:
+        """Dead-letter jobs whose lease expired on their last attempt."""
+
+    @abstractmethod
+    def dead_letters(self, queue: str | None, *, limit: int, offset: int) -> list[DeadLetter]:
+        """Dead letters, newest first."""
+
+    @abstractmethod
+    def redrive(self, job_id: int | None, queue: str | None, *, now: float,
+                queue_defaults: tuple[int, float]) -> list[int]:
+        """Move dead letters back to ready with attempts reset; returns their ids."""
+
+    @abstractmethod
+    def purge_dead_letters(self, queue: str | None, *, before: float) -> int:
+        """Delete dead letters that died before ``before``."""
+
+    @abstractmethod
+    def get_job(self, job_id: int) -> Job:
+        """A job by id (dead-lettered ones with state DEAD); ``JobNotFound`` otherwise."""
+
+    @abstractmethod
+    def list_jobs(self, queue: str | None, *, state: JobState | None, headers: dict[str, Any],
+                  limit: int, offset: int, newest_first: bool) -> list[Job]:
+        """Live jobs filtered by queue, state and header values."""
+
+    @abstractmethod
+    def history(self, job_id: int) -> list[JobEvent]:
+        """A job's recorded events, oldest first."""
+
+    @abstractmethod
+    def stats(self, now: float) -> dict[str, QueueStats]:
+        """Counts by state for every queue."""
+
+    @abstractmethod
+    def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool) -> int:
+        """Delete done jobs finished before ``before``; returns how many."""

@@ -1,0 +1,147 @@
+"""The values the library hands out: jobs, dead letters, queues and their statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+JSON = Any
+"""A decoded JSON value (dict, list, str, int, float, bool or None)."""
+
+
+class JobState(StrEnum):
+    """Where a job is in its life.
+
+    ``waiting`` -> ``ready`` (its dependencies are done) -> ``leased`` (a consumer holds it)
+    -> ``done`` (acked). A nack or an expired lease returns it to ``ready`` until its attempts
+    are used up; then it is ``dead`` (in the dead-letter table).
+    """
+
+    WAITING = "waiting"
+    READY = "ready"
+    LEASED = "leased"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored. Frozen: every operation returns a new ``Job``.
+
+    ``lease_token`` is set only on the copy returned by a claim (``dequeue``); it is what
+    proves to ``ack``/``nack``/``extend``/``requeue`` that the caller holds the lease.
+    """
+
+    id: int
+    queue: str
+    payload: JSON
+    headers: dict[str, JSON]
+    priority: int
+    state: JobState
+    attempts: int
+    max_attempts: int
+    lease_token: str | None
+    lease_expires_at: float | None
+    created_at: float
+    available_at: float
+    updated_at: float
+    finished_at: float | None = None
+    last_error: str | None = None
+    dedup_key: str | None = None
+    deduplicated: bool = False
+    depends_on: tuple[int, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (state as its string value)."""
+        data = dataclasses.asdict(self)
+        data["state"] = self.state.value
+        data["depends_on"] = list(self.depends_on)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A job in the dead-letter table, with why and when it got there."""
+
+    id: int
+    queue: str
+    payload: JSON
+    headers: dict[str, JSON]
+    priority: int
+    attempts: int
+    max_attempts: int | None
+    reason: str
+    last_error: str | None
+    created_at: float
+    dead_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One line of a job's history: a failure, an expired lease, a dead-lettering, a redrive."""
+
+    job_id: int
+    queue: str
+    at: float
+    event: str
+    attempt: int | None
+    detail: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue's settings."""
+
+    name: str
+    max_attempts: int
+    visibility_timeout: float
+    max_size: int | None
+    paused: bool
+    created_at: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """How many jobs a queue holds in each state, at one moment.
+
+    ``ready`` counts jobs claimable now; ``scheduled`` ready jobs whose time has not come
+    (delayed or backing off); ``expired`` leased jobs whose lease ran out (claimable again).
+    """
+
+    queue: str
+    waiting: int = 0
+    ready: int = 0
+    scheduled: int = 0
+    leased: int = 0
+    expired: int = 0
+    done: int = 0
+    dead: int = 0
+    paused: bool = False
+    oldest_ready_age: float | None = None
+    retries: int = 0
+
+    @property
+    def pending(self) -> int:
+        """Jobs not yet finished: waiting, ready, scheduled and leased."""
+        return self.waiting + self.ready + self.scheduled + self.leased
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, with ``pending`` included."""
+        data = dataclasses.asdict(self)
+        data["pending"] = self.pending
+        return data

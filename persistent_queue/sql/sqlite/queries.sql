@@ -1,0 +1,205 @@
+-- The state machine of the SQLite backend, one named statement per transition.
+-- Every statement that acts on a lease names the expected state AND the lease token, so a
+-- stale consumer changes nothing. `:now` always comes from the caller's clock.
+
+-- name: ensure_queue
+INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
+VALUES (:name, :max_attempts, :visibility_timeout, NULL, 0, :now, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: create_queue
+INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
+VALUES (:name, :max_attempts, :visibility_timeout, :max_size, 0, :now, :now);
+
+-- name: get_queue
+SELECT * FROM queues WHERE name = :name;
+
+-- name: list_queues
+SELECT * FROM queues ORDER BY name;
+
+-- name: delete_queue
+DELETE FROM queues WHERE name = :name;
+
+-- name: delete_queue_jobs
+DELETE FROM jobs WHERE queue = :name;
+
+-- name: delete_queue_dead_letters
+DELETE FROM dead_letters WHERE queue = :name;
+
+-- name: delete_queue_events
+DELETE FROM job_events WHERE queue = :name;
+
+-- name: count_unfinished
+SELECT count(*) FROM jobs WHERE queue = :name AND state IN ('waiting', 'ready', 'leased');
+
+-- name: insert_job
+INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at)
+VALUES (:queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
+        :available_at, :now, :now)
+RETURNING *;
+
+-- name: claim
+UPDATE jobs
+SET state = 'leased',
+    attempts = attempts + 1,
+    lease_token = lower(hex(randomblob(16))),
+    lease_expires_at = :now + COALESCE(:visibility_timeout,
+        (SELECT visibility_timeout FROM queues WHERE name = :queue)),
+    available_at = :now + COALESCE(:visibility_timeout,
+        (SELECT visibility_timeout FROM queues WHERE name = :queue)),
+    last_error = CASE WHEN state = 'leased' THEN 'lease expired before ack' ELSE last_error END,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE queue = :queue
+      AND state IN ('ready', 'leased')
+      AND available_at <= :now
+      AND (state = 'ready'
+           OR attempts < COALESCE(max_attempts,
+                                  (SELECT max_attempts FROM queues WHERE name = :queue)))
+      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 1)
+    ORDER BY priority DESC, id
+    LIMIT :limit
+)
+RETURNING *, COALESCE(max_attempts, (SELECT max_attempts FROM queues WHERE name = :queue))
+    AS effective_max_attempts;
+
+-- name: peek_claimable
+SELECT 1 FROM jobs
+WHERE queue = :queue
+  AND state IN ('ready', 'leased')
+  AND available_at <= :now
+LIMIT 1;
+
+-- name: next_available_at
+SELECT min(available_at) FROM jobs WHERE queue = :queue AND state IN ('ready', 'leased');
+
+-- name: ack
+UPDATE jobs
+SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
+    finished_at = :now, updated_at = :now
+WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
+
+-- name: select_leased
+-- The row a fenced operation acts on, or nothing if the caller's lease is not current.
+SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+    AS effective_max_attempts
+FROM jobs
+WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
+
+-- name: retry_later
+UPDATE jobs
+SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
+    available_at = :available_at, last_error = :error, updated_at = :now
+WHERE id = :id AND state = 'leased' AND lease_token = :token;
+
+-- name: requeue
+UPDATE jobs
+SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
+    attempts = max(attempts - 1, 0), available_at = :available_at, updated_at = :now
+WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
+
+-- name: extend
+UPDATE jobs
+SET lease_expires_at = :until, available_at = :until, updated_at = :now
+WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+    AS effective_max_attempts;
+
+-- name: insert_dead_letter
+INSERT INTO dead_letters (id, queue, priority, payload, headers, attempts, max_attempts,
+                          created_at, reason, last_error, dead_at)
+SELECT id, queue, priority, payload, headers, attempts, max_attempts,
+       created_at, :reason, COALESCE(:error, last_error), :now
+FROM jobs WHERE id = :id;
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = :id;
+
+-- name: find_exhausted_leases
+-- Leases that expired on their last allowed attempt: these jobs crashed every consumer.
+SELECT j.id, j.queue, j.attempts FROM jobs AS j
+WHERE j.state = 'leased' AND j.lease_expires_at <= :now
+  AND j.attempts >= COALESCE(j.max_attempts,
+                             (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue));
+
+-- name: insert_event
+INSERT INTO job_events (job_id, queue, at, event, attempt, detail)
+VALUES (:job_id, :queue, :now, :event, :attempt, :detail);
+
+-- name: get_job
+SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+    AS effective_max_attempts
+FROM jobs WHERE id = :id;
+
+-- name: get_dead_letter
+SELECT * FROM dead_letters WHERE id = :id;
+
+-- name: job_events
+SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
+
+-- name: list_dead_letters
+SELECT * FROM dead_letters WHERE queue = :queue ORDER BY id DESC LIMIT :limit OFFSET :offset;
+
+-- name: list_all_dead_letters
+SELECT * FROM dead_letters ORDER BY id DESC LIMIT :limit OFFSET :offset;
+
+-- name: redrive_one
+INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at, last_error)
+SELECT id, queue, 'ready', priority, payload, headers, 0, max_attempts,
+       :now, created_at, :now, last_error
+FROM dead_letters WHERE id = :id;
+
+-- name: dead_letter_ids_of_queue
+SELECT id, queue FROM dead_letters WHERE queue = :queue ORDER BY id;
+
+-- name: delete_dead_letter
+DELETE FROM dead_letters WHERE id = :id;
+
+-- name: purge_dead_letters
+DELETE FROM dead_letters WHERE queue = :queue AND dead_at < :before;
+
+-- name: purge_all_dead_letters
+DELETE FROM dead_letters WHERE dead_at < :before;
+
+-- name: purge_queue
+DELETE FROM jobs WHERE queue = :queue AND state IN ('waiting', 'ready', 'leased');
+
+-- name: count_by_state
+SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
+
+-- name: count_pending_detail
+-- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
+SELECT queue,
+       sum(state = 'ready' AND available_at <= :now) AS ready_now,
+       sum(state = 'ready' AND available_at > :now) AS scheduled,
+       sum(state = 'leased' AND available_at <= :now) AS expired,
+       min(CASE WHEN state = 'ready' AND available_at <= :now THEN available_at END)
+           AS oldest_ready_at
+FROM jobs WHERE state IN ('ready', 'leased')
+GROUP BY queue;
+
+-- name: count_dead
+SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue;
+
+-- name: count_retries
+SELECT queue, count(*) AS n FROM job_events
+WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
+
+-- name: cleanup_done
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE queue = :queue AND state = 'done' AND finished_at < :before
+    LIMIT :batch
+);
+
+-- name: cleanup_events
+-- History of jobs that no longer exist (cleaned up, purged or deleted with their queue).
+DELETE FROM job_events WHERE id IN (
+    SELECT e.id FROM job_events AS e
+    WHERE NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = e.job_id)
+      AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.id = e.job_id)
+    LIMIT :batch
+);

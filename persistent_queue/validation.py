@@ -1,0 +1,140 @@
+"""Checks every user value before it reaches storage; each failure is a specific QueueError."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from . import config
+from .errors import InvalidArgument, InvalidPayload, InvalidQueueName, PayloadTooLarge
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def queue_name(name: object, *, what: str = "queue") -> str:
+    """A valid queue or topic name, or ``InvalidQueueName``."""
+    if not isinstance(name, str):
+        raise InvalidQueueName(f"{what} name must be a string, not {type(name).__name__}")
+    if not config.NAME_PATTERN.fullmatch(name):
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise InvalidQueueName(
+            f"invalid {what} name {shown!r}: use 1-128 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _check_json_value(value: Any, *, where: str) -> None:
+    """Reject what JSON cannot carry faithfully: NaN/Infinity, huge ints, deep nesting."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > config.MAX_JSON_DEPTH:
+            raise InvalidPayload(f"{where} is nested deeper than {config.MAX_JSON_DEPTH} levels")
+        if isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        if isinstance(item, int):
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                raise InvalidPayload(f"{where} holds an integer outside the 64-bit range")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidPayload(f"{where} holds {item!r}, which JSON cannot represent")
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise InvalidPayload(f"{where} has a non-string object key {key!r}")
+                stack.append((child, depth + 1))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+        else:
+            raise InvalidPayload(f"{where} holds a {type(item).__name__}, which is not JSON")
+
+
+def encode_json(value: Any, *, where: str = "payload") -> str:
+    """Validated, compact JSON text of ``value``."""
+    _check_json_value(value, where=where)
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text.encode("utf-8")  # lone surrogates cannot be stored
+    except UnicodeEncodeError as exc:
+        raise InvalidPayload(f"{where} holds a string that is not valid Unicode") from exc
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"{where} is not JSON: {exc}") from exc
+    return text
+
+
+def payload(value: Any, *, max_bytes: int) -> str:
+    """The encoded payload, or ``InvalidPayload`` / ``PayloadTooLarge``."""
+    text = encode_json(value)
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise PayloadTooLarge(f"payload is {size} bytes encoded; the limit is {max_bytes}")
+    return text
+
+
+def headers(value: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+    """Validated headers and their JSON (None when empty)."""
+    if value is None:
+        return {}, None
+    if not isinstance(value, Mapping):
+        raise InvalidPayload("headers must be a JSON object of string keys")
+    if len(value) > config.MAX_HEADERS:
+        raise InvalidPayload(f"at most {config.MAX_HEADERS} headers are allowed")
+    clean: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not config.HEADER_KEY_PATTERN.fullmatch(key):
+            raise InvalidPayload(
+                f"invalid header key {key!r}: use 1-64 letters, digits, '_', '.' or '-'"
+            )
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise InvalidPayload(f"header {key!r} must be a string, number, boolean or null")
+        if isinstance(item, str) and len(item) > config.MAX_HEADER_VALUE_CHARS:
+            raise InvalidPayload(
+                f"header {key!r} is longer than {config.MAX_HEADER_VALUE_CHARS} characters"
+            )
+        clean[key] = item
+    if not clean:
+        return {}, None
+    return clean, encode_json(clean, where="headers")
+
+
+def integer(value: object, *, name: str, minimum: int, maximum: int) -> int:
+    """An int within bounds (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise InvalidArgument(f"{name} must be between {minimum} and {maximum}, not {value}")
+    return value
+
+
+def seconds(
+    value: object, *, name: str, maximum: float, allow_zero: bool = True
+) -> float:
+    """A finite, non-negative number of seconds (a ``timedelta`` is accepted)."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{name} must be a number of seconds, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidArgument(f"{name} must be finite, not {value}")
+    if number < 0 or (number == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise InvalidArgument(f"{name} must be {bound}, not {value}")
+    if number > maximum:
+        raise InvalidArgument(f"{name} must be at most {maximum:g} seconds, not {value}")
+    return number
+
+
+def text(value: object, *, name: str, max_chars: int) -> str | None:
+    """An optional free-text value (an error message, a reason), truncated to ``max_chars``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    value = value.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
+    value = value.replace("\x00", "\\0")
+    return value if len(value) <= max_chars else value[: max_chars - 3] + "..."
