@@ -27,9 +27,21 @@ def parse_named_queries(text: str) -> dict[str, str]:
 
 @cache
 def queries(backend: str) -> dict[str, str]:
-    """The named queries of a backend (``"sqlite"`` or ``"postgres"``)."""
-    text = resources.files(__package__).joinpath(backend, "queries.sql").read_text("utf-8")
-    return parse_named_queries(text)
+    """The named queries of a backend (``"sqlite"`` or ``"postgres"``).
+
+    Every ``*.sql`` file of the backend's folder that is not a numbered migration contributes
+    its blocks (``queries.sql`` for the core transitions, one file per further concern).
+    """
+    folder = resources.files(__package__).joinpath(backend)
+    found: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql") or re.match(r"\d{3}_", entry.name):
+            continue
+        for name, body in parse_named_queries(entry.read_text("utf-8")).items():
+            if name in found:
+                raise ValueError(f"query {name!r} is defined in two files of {backend}")
+            found[name] = body
+    return found
 
 
 @cache
