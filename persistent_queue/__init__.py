@@ -29,7 +29,16 @@ from .errors import (
     StorageError,
     StorageFull,
 )
-from .models import DeadLetter, Job, JobEvent, JobState, QueueInfo, QueueStats
+from .models import (
+    DeadLetter,
+    Job,
+    JobEvent,
+    JobState,
+    QueueInfo,
+    QueueStats,
+    ThroughputPoint,
+    WorkerInfo,
+)
 from .queue import Queue
 from .retry import RetryPolicy
 
@@ -60,6 +69,8 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "SchemaTooNew",
+    "ThroughputPoint",
+    "WorkerInfo",
     "StorageError",
     "StorageFull",
     "__version__",

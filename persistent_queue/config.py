@@ -44,6 +44,9 @@ DEFAULT_POLL_INTERVAL: Final = 0.01
 #: Exhausted expired leases are moved to the dead-letter table at most this often (seconds).
 REAP_INTERVAL: Final = 1.0
 
+#: A running worker whose heartbeat is older than this many seconds is shown as dead.
+WORKER_STALE_AFTER: Final = 60.0
+
 #: Bounds on user numbers.
 PRIORITY_MIN: Final = -(2**31)
 PRIORITY_MAX: Final = 2**31 - 1

@@ -57,7 +57,7 @@ class LeaseLost(QueueError):
 
 
 class InvalidJobState(QueueError):
-    """The job is in a state where that operation makes no sense (e.g. dead-lettering a done job)."""
+    """The job is in a state where that operation makes no sense (dead-lettering a done job)."""
 
 
 class StorageError(QueueError):

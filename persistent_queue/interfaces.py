@@ -12,7 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .models import JSON, DeadLetter, Job, JobEvent, JobState, QueueInfo, QueueStats
+from .models import (
+    JSON,
+    DeadLetter,
+    Job,
+    JobEvent,
+    JobState,
+    QueueInfo,
+    QueueStats,
+    ThroughputPoint,
+    WorkerInfo,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +157,34 @@ class Backend(ABC):
     @abstractmethod
     def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool) -> int:
         """Delete done jobs finished before ``before``; returns how many."""
+
+    # processes and housekeeping values
+    @abstractmethod
+    def register_worker(self, worker_id: str, *, kind: str, host: str, pid: int,
+                        queues: list[str], now: float) -> None:
+        """Record a process as running (re-registering the same id restarts it)."""
+
+    @abstractmethod
+    def heartbeat_worker(self, worker_id: str, *, processed: int, failed: int,
+                         now: float) -> None:
+        """Record that a process is alive, adding to its processed/failed counts."""
+
+    @abstractmethod
+    def stop_worker(self, worker_id: str, now: float) -> None:
+        """Record a clean exit."""
+
+    @abstractmethod
+    def workers(self, *, stale_before: float) -> list[WorkerInfo]:
+        """Every registered process; running ones silent since ``stale_before`` become dead."""
+
+    @abstractmethod
+    def kv_get(self, key: str) -> str | None:
+        """A stored value, or None."""
+
+    @abstractmethod
+    def kv_set(self, key: str, value: str, now: float) -> None:
+        """Store a value durably."""
+
+    @abstractmethod
+    def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
+        """Per-queue counts of enqueued/acked/failed/dead jobs in time buckets since ``since``."""

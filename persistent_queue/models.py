@@ -145,3 +145,43 @@ class QueueStats:
         data = dataclasses.asdict(self)
         data["pending"] = self.pending
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A registered producer or consumer process and its last heartbeat.
+
+    ``state`` is ``running``, ``stopped`` (it said goodbye) or ``dead`` (its heartbeat stopped).
+    """
+
+    id: str
+    kind: str
+    host: str
+    pid: int
+    queues: list[str]
+    state: str
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None
+    processed: int
+    failed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputPoint:
+    """Jobs enqueued, acked, failed and dead-lettered in one queue during one time bucket."""
+
+    queue: str
+    bucket: float
+    enqueued: int = 0
+    acked: int = 0
+    failed: int = 0
+    dead: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)

@@ -18,7 +18,17 @@ from . import config, validation
 from .config import Durability
 from .errors import InvalidArgument, QueueNotFound
 from .interfaces import Backend, NewJob
-from .models import JSON, DeadLetter, Job, JobEvent, JobState, QueueInfo, QueueStats
+from .models import (
+    JSON,
+    DeadLetter,
+    Job,
+    JobEvent,
+    JobState,
+    QueueInfo,
+    QueueStats,
+    ThroughputPoint,
+    WorkerInfo,
+)
 from .retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -560,6 +570,50 @@ class Queue:
         size = validation.integer(batch, name="batch", minimum=1, maximum=100_000)
         return self.backend.cleanup(before=self._clock() - age, queue=name, batch=size,
                                     vacuum=vacuum)
+
+    # -- processes --------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, *, kind: str, queues: Iterable[str] = (),
+                        host: str | None = None, pid: int | None = None) -> None:
+        """Record a producer/consumer process as running (shown by ``workers()``)."""
+        import socket
+
+        names = [validation.queue_name(name) for name in queues]
+        self.backend.register_worker(worker_id, kind=kind, host=host or socket.gethostname(),
+                                     pid=os.getpid() if pid is None else pid, queues=names,
+                                     now=self._clock())
+
+    def heartbeat_worker(self, worker_id: str, *, processed: int = 0, failed: int = 0) -> None:
+        """Record that a process is alive, adding to its processed/failed counters."""
+        self.backend.heartbeat_worker(worker_id, processed=processed, failed=failed,
+                                      now=self._clock())
+
+    def stop_worker(self, worker_id: str) -> None:
+        """Record that a process exited cleanly."""
+        self.backend.stop_worker(worker_id, self._clock())
+
+    def workers(self, *, stale_after: float = config.WORKER_STALE_AFTER) -> list[WorkerInfo]:
+        """Registered processes; running ones silent for ``stale_after`` s are marked dead."""
+        return self.backend.workers(stale_before=self._clock() - stale_after)
+
+    def get_value(self, key: str) -> str | None:
+        """A small durable value (e.g. a producer's file offset), or None."""
+        return self.backend.kv_get(key)
+
+    def set_value(self, key: str, value: str) -> None:
+        """Store a small durable value."""
+        self.backend.kv_set(key, value, self._clock())
+
+    def throughput(
+        self, *, window: float | timedelta = 3600, bucket: float | timedelta = 60
+    ) -> list[ThroughputPoint]:
+        """Enqueued/acked/failed/dead counts per queue per ``bucket`` over the last ``window``.
+
+        Computed from the jobs themselves, so it covers done jobs until ``cleanup`` removes them.
+        """
+        span = validation.seconds(window, name="window", maximum=config.MAX_DELAY)
+        step = validation.seconds(bucket, name="bucket", maximum=span or 1.0, allow_zero=False)
+        return self.backend.throughput(since=self._clock() - span, bucket=step)
 
     def schema_version(self) -> int:
         """The database's schema version (``PRAGMA user_version``)."""

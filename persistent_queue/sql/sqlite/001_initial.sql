@@ -102,3 +102,7 @@ CREATE TABLE kv (
     value      TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
+
+-- Throughput over time is read from these timestamps.
+CREATE INDEX jobs_created ON jobs (created_at);
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'done';

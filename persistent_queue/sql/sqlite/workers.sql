@@ -1,0 +1,52 @@
+-- The registry of producers and consumers, and small durable values (kv).
+
+-- name: register_worker
+INSERT INTO workers (id, kind, host, pid, queues, state, started_at, heartbeat_at)
+VALUES (:id, :kind, :host, :pid, :queues, 'running', :now, :now)
+ON CONFLICT (id) DO UPDATE SET
+    kind = excluded.kind, host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+    state = 'running', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+    stopped_at = NULL;
+
+-- name: heartbeat_worker
+UPDATE workers
+SET heartbeat_at = :now, state = 'running',
+    processed = processed + :processed, failed = failed + :failed
+WHERE id = :id;
+
+-- name: stop_worker
+UPDATE workers SET state = 'stopped', stopped_at = :now, heartbeat_at = :now WHERE id = :id;
+
+-- name: mark_stale_workers
+UPDATE workers SET state = 'dead', stopped_at = heartbeat_at
+WHERE state = 'running' AND heartbeat_at < :before;
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY kind, started_at;
+
+-- name: forget_workers
+DELETE FROM workers WHERE state != 'running' AND heartbeat_at < :before;
+
+-- name: kv_get
+SELECT value FROM kv WHERE key = :key;
+
+-- name: kv_set
+INSERT INTO kv (key, value, updated_at) VALUES (:key, :value, :now)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: throughput_enqueued
+SELECT queue, CAST(created_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
+FROM jobs WHERE created_at >= :since GROUP BY queue, bucket;
+
+-- name: throughput_acked
+SELECT queue, CAST(finished_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
+FROM jobs WHERE state = 'done' AND finished_at >= :since GROUP BY queue, bucket;
+
+-- name: throughput_failed
+SELECT queue, CAST(at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
+FROM job_events WHERE event IN ('failed', 'lease_expired') AND at >= :since
+GROUP BY queue, bucket;
+
+-- name: throughput_dead
+SELECT queue, CAST(dead_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
+FROM dead_letters WHERE dead_at >= :since GROUP BY queue, bucket;
