@@ -157,7 +157,7 @@ class SQLiteBackend(Backend):
         self.durability = durability
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
         if str(path) != ":memory:":
@@ -195,9 +195,12 @@ class SQLiteBackend(Backend):
             raise StorageError("this queue has been closed")
         conn = self._connect()
         local.conn, local.pid = conn, os.getpid()
-        local.data_version = None
+        # The baseline for `wait_for_change`: any commit by another connection from now on
+        # is noticed, including one that lands between a failed claim and the wait.
+        with translate_errors():
+            local.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         with self._connections_lock:
-            self._connections.append(conn)
+            self._connections.append((os.getpid(), conn))
         return conn
 
     def close(self) -> None:
@@ -205,7 +208,9 @@ class SQLiteBackend(Backend):
         self._closed = True
         with self._connections_lock:
             connections, self._connections = self._connections, []
-        for conn in connections:
+        for pid, conn in connections:
+            if pid != os.getpid():
+                continue  # a parent's connection, inherited by fork: never touch it
             try:
                 conn.close()
             except sqlite3.Error:  # pragma: no cover - closing a broken connection
@@ -430,8 +435,6 @@ class SQLiteBackend(Backend):
         local = self._local
         deadline = time.monotonic() + timeout
         with translate_errors():
-            if local.data_version is None:
-                local.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
             while True:
                 version = conn.execute("PRAGMA data_version").fetchone()[0]
                 if version != local.data_version:
