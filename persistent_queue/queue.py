@@ -99,7 +99,7 @@ class Queue:
         self.durability: Durability = durability
         self.retry_policy = retry_policy or RetryPolicy()
         self._clock = clock
-        self._next_reap = 0.0
+        self._last_reap = float("-inf")
         self._reap_lock = threading.Lock()
         self.backend: Backend = _open_backend(db, durability, busy_timeout)
         self.db = db
@@ -358,14 +358,18 @@ class Queue:
         """Dead-letter now every job whose lease expired on its last attempt."""
         now = self._clock()
         with self._reap_lock:
-            self._next_reap = time.monotonic() + config.REAP_INTERVAL
+            self._last_reap = now
         return self.backend.reap_expired(now)
 
     def _maybe_reap(self, now: float) -> None:
-        if time.monotonic() < self._next_reap or not self._reap_lock.acquire(blocking=False):
+        # Throttled by the queue's own clock (leases expire by it too); a clock that steps
+        # backwards does not stop reaping.
+        if 0 <= now - self._last_reap < config.REAP_INTERVAL:
+            return
+        if not self._reap_lock.acquire(blocking=False):
             return
         try:
-            self._next_reap = time.monotonic() + config.REAP_INTERVAL
+            self._last_reap = now
             reaped = self.backend.reap_expired(now)
             if reaped:
                 logger.warning("dead-lettered %d job(s) whose last lease expired", reaped,
