@@ -404,7 +404,7 @@ class Queue:
     def purge_dead_letters(
         self, queue: str | None = None, *, older_than: float | timedelta = 0
     ) -> int:
-        """Delete dead letters (of one queue or all) that died more than ``older_than`` ago."""
+        """Delete dead letters (of one queue or all) that died ``older_than`` or more ago."""
         name = None if queue is None else validation.queue_name(queue)
         age = validation.seconds(older_than, name="older_than", maximum=float("inf"))
         return self.backend.purge_dead_letters(name, before=self._clock() - age)
@@ -564,7 +564,7 @@ class Queue:
         vacuum: bool = False,
         batch: int = 1000,
     ) -> int:
-        """Delete done jobs finished more than ``older_than`` ago; returns how many.
+        """Delete done jobs finished ``older_than`` or more ago; returns how many.
 
         Works in short transactions of ``batch`` rows so consumers are never held up. With
         ``vacuum=True`` the freed pages are returned to the file system afterwards.

@@ -159,10 +159,10 @@ SELECT id, queue FROM dead_letters WHERE queue = :queue ORDER BY id;
 DELETE FROM dead_letters WHERE id = :id;
 
 -- name: purge_dead_letters
-DELETE FROM dead_letters WHERE queue = :queue AND dead_at < :before;
+DELETE FROM dead_letters WHERE queue = :queue AND dead_at <= :before;
 
 -- name: purge_all_dead_letters
-DELETE FROM dead_letters WHERE dead_at < :before;
+DELETE FROM dead_letters WHERE dead_at <= :before;
 
 -- name: purge_queue
 DELETE FROM jobs WHERE queue = :queue AND state IN ('waiting', 'ready', 'leased');
@@ -191,7 +191,7 @@ WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
 -- name: cleanup_done
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
-    WHERE queue = :queue AND state = 'done' AND finished_at < :before
+    WHERE queue = :queue AND state = 'done' AND finished_at <= :before
     LIMIT :batch
 );
 
