@@ -73,7 +73,10 @@ WHERE queue = :queue
 LIMIT 1;
 
 -- name: next_available_at
-SELECT min(available_at) FROM jobs WHERE queue = :queue AND state IN ('ready', 'leased');
+-- Pinned to the partial claim index: with ANALYZE statistics dominated by done rows the
+-- planner would otherwise read the whole table for this min().
+SELECT min(available_at) FROM jobs INDEXED BY jobs_claim
+WHERE queue = :queue AND state IN ('ready', 'leased');
 
 -- name: ack
 UPDATE jobs
@@ -104,7 +107,8 @@ WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_a
 UPDATE jobs
 SET lease_expires_at = :until, available_at = :until, updated_at = :now
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now
-RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+-- `+jobs.queue`: without the unary plus SQLite scans `queues` for this RETURNING subquery.
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = +jobs.queue))
     AS effective_max_attempts;
 
 -- name: insert_dead_letter
