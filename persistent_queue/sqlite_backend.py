@@ -195,7 +195,9 @@ class SQLiteBackend(Backend):
             raise StorageError("this queue has been closed")
         conn = self._connect()
         local.conn, local.pid = conn, os.getpid()
-        local.data_version = None
+        # The baseline for wait_for_change is taken now, before this connection's first claim,
+        # so a commit landing between an empty claim and the first wait still wakes it.
+        local.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         with self._connections_lock:
             self._connections.append(conn)
         return conn
