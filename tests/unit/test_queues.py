@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from conftest import FakeClock
@@ -308,3 +309,20 @@ def test_throughput_only_covers_the_window(queue: PQueue, clock: FakeClock) -> N
     queue.enqueue("q", 2)
     points = queue.throughput(window=3600, bucket=600)
     assert sum(p.enqueued for p in points) == 1
+
+
+def test_cleanup_with_vacuum_returns_the_space_to_the_file_system(
+    queue: PQueue, db_path: Path
+) -> None:
+    blob = "x" * 4000
+    for _ in range(4):
+        for job in queue.dequeue_many("q", len(queue.enqueue_many("q", [blob] * 500))):
+            queue.ack(job)
+    queue.cleanup(0)  # without vacuum the pages stay in the file
+    full_size = db_path.stat().st_size
+    assert full_size > 8_000_000
+
+    queue.cleanup(0, vacuum=True)
+
+    assert queue.backend.execute_read("PRAGMA freelist_count")[0][0] == 0  # type: ignore[attr-defined]
+    assert db_path.stat().st_size < full_size / 10
