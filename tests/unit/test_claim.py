@@ -239,3 +239,21 @@ def test_after_many_done_jobs_the_next_ready_job_is_found(queue: Queue) -> None:
         queue.ack(claimed)
     assert claim(queue).id == jobs[-1].id
     assert queue.stats("q").done == 499
+
+
+def test_a_waiting_dequeue_on_a_paused_queue_wakes_when_it_is_resumed(db_path: Path) -> None:
+    consumer = Queue(db_path, durability="normal")
+    operator = Queue(db_path, durability="normal")
+    job = operator.enqueue("q", 1)
+    operator.pause("q")
+    begin = time.monotonic()
+    assert consumer.dequeue("q", wait=0.3) is None
+    assert time.monotonic() - begin >= 0.25
+    result: list[Job | None] = []
+    thread = threading.Thread(target=lambda: result.append(consumer.dequeue("q", wait=60)))
+    thread.start()
+    operator.resume("q")
+    thread.join(60)
+    assert result and result[0] is not None and result[0].id == job.id
+    consumer.close()
+    operator.close()
