@@ -257,3 +257,30 @@ def test_a_waiting_dequeue_on_a_paused_queue_wakes_when_it_is_resumed(db_path: P
     assert result and result[0] is not None and result[0].id == job.id
     consumer.close()
     operator.close()
+
+
+def test_threads_sharing_one_queue_object_claim_each_job_once(db_path: Path) -> None:
+    q = Queue(db_path, durability="normal")
+    ids = {job.id for job in q.enqueue_many("q", list(range(400)))}
+    acked: list[list[int]] = [[] for _ in range(4)]
+    failures: list[BaseException] = []
+
+    def work(mine: list[int]) -> None:
+        try:
+            while (job := q.dequeue("q")) is not None:
+                q.ack(job)
+                mine.append(job.id)
+        except BaseException as exc:  # reported to the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(mine,)) for mine in acked]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert failures == []
+    everything = [job_id for mine in acked for job_id in mine]
+    assert len(everything) == len(set(everything)) == 400
+    assert set(everything) == ids
+    q.close()

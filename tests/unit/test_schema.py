@@ -187,3 +187,13 @@ def test_processes_opening_a_fresh_file_at_once_all_succeed(
     with Queue(db) as q:
         assert sorted(job.payload for job in q.list_jobs("q")) == sorted(
             child.pid for child in children)
+
+
+def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    from persistent_queue import StorageError
+
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are not the pages you are looking for\n" * 100)
+    with pytest.raises(StorageError, match="not a database"):
+        Queue(path)
+    assert path.read_bytes().startswith(b"these are not")
