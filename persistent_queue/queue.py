@@ -244,7 +244,10 @@ class Queue:
         while True:
             now = self._clock()
             self._maybe_reap(now)
-            jobs = self.backend.claim(name, limit=limit, visibility_timeout=timeout, now=now)
+            jobs: list[Job] = []
+            # A read first: polling an empty queue must not queue up for the write lock.
+            if self.backend.has_claimable(name, now):
+                jobs = self.backend.claim(name, limit=limit, visibility_timeout=timeout, now=now)
             if jobs:
                 return jobs
             if not self._wait_for_work(name, deadline):
