@@ -99,7 +99,7 @@ class Queue:
         self.durability: Durability = durability
         self.retry_policy = retry_policy or RetryPolicy()
         self._clock = clock
-        self._next_reap = 0.0
+        self._last_reap = float("-inf")
         self._reap_lock = threading.Lock()
         self.backend: Backend = _open_backend(db, durability, busy_timeout)
         self.db = db
@@ -244,7 +244,10 @@ class Queue:
         while True:
             now = self._clock()
             self._maybe_reap(now)
-            jobs = self.backend.claim(name, limit=limit, visibility_timeout=timeout, now=now)
+            jobs: list[Job] = []
+            # A read first: polling an empty queue must not queue up for the write lock.
+            if self.backend.has_claimable(name, now):
+                jobs = self.backend.claim(name, limit=limit, visibility_timeout=timeout, now=now)
             if jobs:
                 return jobs
             if not self._wait_for_work(name, deadline):
@@ -358,14 +361,18 @@ class Queue:
         """Dead-letter now every job whose lease expired on its last attempt."""
         now = self._clock()
         with self._reap_lock:
-            self._next_reap = time.monotonic() + config.REAP_INTERVAL
+            self._last_reap = now
         return self.backend.reap_expired(now)
 
     def _maybe_reap(self, now: float) -> None:
-        if time.monotonic() < self._next_reap or not self._reap_lock.acquire(blocking=False):
+        # Throttled by the queue's own clock (leases expire by it too); a clock that steps
+        # backwards does not stop reaping.
+        if 0 <= now - self._last_reap < config.REAP_INTERVAL:
+            return
+        if not self._reap_lock.acquire(blocking=False):
             return
         try:
-            self._next_reap = time.monotonic() + config.REAP_INTERVAL
+            self._last_reap = now
             reaped = self.backend.reap_expired(now)
             if reaped:
                 logger.warning("dead-lettered %d job(s) whose last lease expired", reaped,
@@ -400,7 +407,7 @@ class Queue:
     def purge_dead_letters(
         self, queue: str | None = None, *, older_than: float | timedelta = 0
     ) -> int:
-        """Delete dead letters (of one queue or all) that died more than ``older_than`` ago."""
+        """Delete dead letters (of one queue or all) that died ``older_than`` or more ago."""
         name = None if queue is None else validation.queue_name(queue)
         age = validation.seconds(older_than, name="older_than", maximum=float("inf"))
         return self.backend.purge_dead_letters(name, before=self._clock() - age)
@@ -560,7 +567,7 @@ class Queue:
         vacuum: bool = False,
         batch: int = 1000,
     ) -> int:
-        """Delete done jobs finished more than ``older_than`` ago; returns how many.
+        """Delete done jobs finished ``older_than`` or more ago; returns how many.
 
         Works in short transactions of ``batch`` rows so consumers are never held up. With
         ``vacuum=True`` the freed pages are returned to the file system afterwards.

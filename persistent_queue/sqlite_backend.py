@@ -753,7 +753,8 @@ class SQLiteBackend(Backend):
                 break
         if vacuum:
             with translate_errors():
-                self._conn().execute("PRAGMA incremental_vacuum")
+                # executescript steps the pragma to completion; execute() frees one page only.
+                self._conn().executescript("PRAGMA incremental_vacuum;")
                 self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
 

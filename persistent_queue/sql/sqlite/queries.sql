@@ -73,7 +73,10 @@ WHERE queue = :queue
 LIMIT 1;
 
 -- name: next_available_at
-SELECT min(available_at) FROM jobs WHERE queue = :queue AND state IN ('ready', 'leased');
+-- Pinned to the partial claim index: with ANALYZE statistics dominated by done rows the
+-- planner would otherwise read the whole table for this min().
+SELECT min(available_at) FROM jobs INDEXED BY jobs_claim
+WHERE queue = :queue AND state IN ('ready', 'leased');
 
 -- name: ack
 UPDATE jobs
@@ -104,7 +107,8 @@ WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_a
 UPDATE jobs
 SET lease_expires_at = :until, available_at = :until, updated_at = :now
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now
-RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+-- `+jobs.queue`: without the unary plus SQLite scans `queues` for this RETURNING subquery.
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = +jobs.queue))
     AS effective_max_attempts;
 
 -- name: insert_dead_letter
@@ -159,10 +163,10 @@ SELECT id, queue FROM dead_letters WHERE queue = :queue ORDER BY id;
 DELETE FROM dead_letters WHERE id = :id;
 
 -- name: purge_dead_letters
-DELETE FROM dead_letters WHERE queue = :queue AND dead_at < :before;
+DELETE FROM dead_letters WHERE queue = :queue AND dead_at <= :before;
 
 -- name: purge_all_dead_letters
-DELETE FROM dead_letters WHERE dead_at < :before;
+DELETE FROM dead_letters WHERE dead_at <= :before;
 
 -- name: purge_queue
 DELETE FROM jobs WHERE queue = :queue AND state IN ('waiting', 'ready', 'leased');
@@ -191,7 +195,7 @@ WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
 -- name: cleanup_done
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
-    WHERE queue = :queue AND state = 'done' AND finished_at < :before
+    WHERE queue = :queue AND state = 'done' AND finished_at <= :before
     LIMIT :batch
 );
 

@@ -35,8 +35,12 @@ INSERT INTO kv (key, value, updated_at) VALUES (:key, :value, :now)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
 
 -- name: throughput_enqueued
+-- Dead-lettered jobs were enqueued too: they count where they were created.
 SELECT queue, CAST(created_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
-FROM jobs WHERE created_at >= :since GROUP BY queue, bucket;
+FROM (SELECT queue, created_at FROM jobs WHERE created_at >= :since
+      UNION ALL
+      SELECT queue, created_at FROM dead_letters WHERE created_at >= :since)
+GROUP BY queue, bucket;
 
 -- name: throughput_acked
 SELECT queue, CAST(finished_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n

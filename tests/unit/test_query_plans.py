@@ -1,0 +1,112 @@
+"""Guard: the hot statements stay index lookups however much history the database holds.
+
+With 50,000 done jobs in the table, the claim, ack, enqueue and lease statements must SEARCH
+an index or the primary key; a ``SCAN`` would make every consumer slower as history grows.
+Keep this test when changing any SQL: add new hot-path statements to ``HOT_PATH``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import FakeClock
+
+from persistent_queue import Queue
+from persistent_queue.sql import queries
+
+DONE_JOBS = 50_000
+Q = queries("sqlite")
+
+#: Statements run for every job (or every poll); each must avoid scanning.
+HOT_PATH = [
+    "claim",
+    "ack",
+    "insert_job",
+    "select_leased",
+    "extend",
+    "peek_claimable",
+    "next_available_at",
+    "find_exhausted_leases",
+    "retry_later",
+    "requeue",
+    "get_job",
+    "insert_dead_letter",
+    "delete_job",
+    "count_unfinished",
+    "cleanup_done",
+]
+
+PARAMS = {
+    "queue": "busy", "name": "busy", "limit": 10, "visibility_timeout": None,
+    "now": 1_700_000_000.0, "id": 25_000, "token": "0" * 32, "until": 1_700_000_060.0,
+    "priority": 0, "payload": "{}", "headers": None, "max_attempts": None,
+    "available_at": 1_700_000_000.0, "error": None, "reason": "r", "before": 1.0,
+    "batch": 1000,
+}
+
+
+def bind(statement: str) -> dict[str, object]:
+    return {name: PARAMS[name] for name in set(re.findall(r":(\w+)", statement))}
+
+
+@pytest.fixture(scope="module", params=["as created", "after ANALYZE"])
+def history_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[Queue]:
+    """A database holding 50,000 done jobs plus a little live work."""
+    path: Path = tmp_path_factory.mktemp("plans") / "queue.db"
+    clock = FakeClock()
+    q = Queue(path, clock=clock, durability="normal")
+    q.create_queue("busy")
+    q.create_queue("quiet")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        """
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+        INSERT INTO jobs (queue, state, priority, payload, attempts, available_at,
+                          created_at, updated_at, finished_at)
+        SELECT CASE WHEN i % 10 = 0 THEN 'quiet' ELSE 'busy' END, 'done', i % 3, '{}', 1,
+               ?, ?, ?, ?
+        FROM n
+        """,
+        (DONE_JOBS, clock.now - 1, clock.now - 1, clock.now - 1, clock.now - 1),
+    )
+    q.enqueue_many("busy", list(range(20)), priority=1)
+    q.dequeue_many("busy", 5)
+    q.enqueue("busy", "later", delay=3600)
+    if request.param == "after ANALYZE":
+        conn.execute("ANALYZE")
+    conn.close()
+    assert q.stats("busy").done + q.stats("quiet").done == DONE_JOBS
+    yield q
+    q.close()
+
+
+def plan(queue: Queue, statement: str) -> list[str]:
+    rows = queue.backend.execute_read(  # type: ignore[attr-defined]
+        "EXPLAIN QUERY PLAN " + statement, bind(statement))
+    return [str(row[3]) for row in rows]
+
+
+@pytest.mark.parametrize("name", HOT_PATH)
+def test_hot_statements_never_scan_jobs(history_db: Queue, name: str) -> None:
+    steps = plan(history_db, Q[name])
+    scans = [step for step in steps if step.startswith("SCAN")]
+    assert not scans, f"{name} scans: {steps}"
+    for step in steps:
+        if re.match(r"(SEARCH|SCAN) (jobs|j)\b", step):
+            assert "USING" in step, f"{name}: {step}"
+
+
+def test_the_claim_uses_the_claim_index(history_db: Queue) -> None:
+    steps = plan(history_db, Q["claim"])
+    assert any("jobs_claim" in step for step in steps), steps
+    assert not any("TEMP B-TREE" in step for step in steps), steps  # no sort per claim
+
+
+def test_the_hot_path_list_covers_every_lease_statement() -> None:
+    lease_statements = {name for name, text in Q.items() if ":token" in text}
+    assert lease_statements <= set(HOT_PATH)
