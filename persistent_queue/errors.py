@@ -51,6 +51,10 @@ class QueueNotEmpty(QueueError):
 class QueueFull(QueueError):
     """The queue holds ``max_size`` ready or leased jobs; nothing was enqueued."""
 
+    def __init__(self, message: str, queue: str | None = None) -> None:
+        super().__init__(message)
+        self.queue = queue
+
 
 class InvalidDependency(InvalidInput):
     """A ``depends_on`` id names no existing job (so no dependency cycle can be formed)."""

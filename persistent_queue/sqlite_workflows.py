@@ -73,7 +73,7 @@ class SQLiteWorkflows:
             if occupied + len(fresh) > info.max_size:
                 raise QueueFull(
                     f"queue {info.name!r} holds {occupied} ready or leased job(s) of at most "
-                    f"{info.max_size}; {len(fresh)} more do not fit"
+                    f"{info.max_size}; {len(fresh)} more do not fit", info.name
                 )
         if hits:
             conn.execute(Q["count_dedup_hit"], {"queue": info.name, "n": hits})

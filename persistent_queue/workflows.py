@@ -52,6 +52,7 @@ class WorkflowMixin:
 
     backend: Backend
     poll_interval: float
+    dedup_window: float
     _clock: Callable[[], float]
 
     if TYPE_CHECKING:  # provided by Queue
@@ -129,8 +130,13 @@ class WorkflowMixin:
                             max_attempts=max_attempts, headers=headers, now=now)
         key = check_dedup_key(dedup_key)
         if key is not None:
-            job = dataclasses.replace(job, dedup_key=key, dedup_window=config.DEFAULT_DEDUP_WINDOW)
-        return self.backend.publish(name, job, now=now, queue_defaults=self._defaults)
+            job = dataclasses.replace(job, dedup_key=key, dedup_window=self.dedup_window)
+        try:
+            return self.backend.publish(name, job, now=now, queue_defaults=self._defaults)
+        except QueueFull as exc:
+            if exc.queue is not None:
+                self.backend.count_rejected_full(exc.queue)
+            raise
 
     # -- schedules --------------------------------------------------------------------------
 
@@ -212,10 +218,9 @@ class WorkflowMixin:
             try:
                 job = self.backend.fire_schedule(label, now=at, advance=schedules.advance,
                                                  queue_defaults=self._defaults)
-            except QueueFull:
-                info = self.backend.get_schedule(label)
-                if info is not None:
-                    self.backend.count_rejected_full(info.queue)
+            except QueueFull as exc:
+                if exc.queue is not None:
+                    self.backend.count_rejected_full(exc.queue)
                 continue
             if job is not None:
                 fired.append(job)
