@@ -591,8 +591,11 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             params["state"] = state.value
         for index, (key, value) in enumerate(sorted(headers.items())):
             # Header keys are validated against HEADER_KEY_PATTERN; the path is a parameter.
-            clauses.append(f"json_extract(headers, :hpath{index}) = :hval{index}")
             params[f"hpath{index}"] = f'$."{key}"'
+            if value is None:  # `= NULL` never matches: ask for a JSON null instead
+                clauses.append(f"json_type(headers, :hpath{index}) = 'null'")
+                continue
+            clauses.append(f"json_extract(headers, :hpath{index}) = :hval{index}")
             params[f"hval{index}"] = value
         where = " AND ".join(clauses) or "1"
         order = "DESC" if newest_first else "ASC"
