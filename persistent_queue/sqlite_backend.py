@@ -46,6 +46,7 @@ from .models import (
 )
 from .sqlite_rows import dead_letter_from_row as _dead_letter_from_row
 from .sqlite_rows import job_from_row as _job_from_row
+from .sqlite_rows import loads as _loads
 from .sqlite_rows import queue_from_row as _queue_from_row
 from .sqlite_rows import translate_errors
 from .sqlite_workflows import SQLiteWorkflows
@@ -568,7 +569,8 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             max_attempts=letter.max_attempts or letter.attempts, lease_token=None,
             lease_expires_at=None, created_at=letter.created_at, available_at=letter.dead_at,
             updated_at=letter.dead_at, finished_at=letter.dead_at,
-            last_error=letter.last_error,
+            last_error=letter.last_error, dedup_key=dead["dedup_key"],
+            depends_on=tuple(_loads(dead["depends_on"]) or ()),
         )
 
     def list_jobs(
