@@ -43,15 +43,19 @@ def run_scheduler(queue: Queue, stop: threading.Event, *,
     """
     fired = 0
     while not stop.is_set():
+        jobs: list[Job] = []
         try:
-            fired += len(run_due(queue))
+            jobs = run_due(queue)
             upcoming = queue.backend.next_schedule_at()
         except QueueError:
             logger.exception("scheduler pass failed; retrying in %.1fs", interval)
             upcoming = None
+        fired += len(jobs)
         pause = interval
         if upcoming is not None:
             pause = min(interval, max(0.0, upcoming - queue.now()))
+            if pause == 0 and not jobs:
+                pause = interval  # a due tick could not fire (its queue is full): no spinning
         stop.wait(pause)
     return fired
 
