@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 
@@ -23,6 +26,9 @@ from .models import Job
 from .queue import Queue
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between a scheduler process's heartbeats in the worker registry.
+HEARTBEAT_INTERVAL = 5.0
 
 
 def run_due(queue: Queue, *, now: float | None = None) -> list[Job]:
@@ -35,17 +41,28 @@ def run_due(queue: Queue, *, now: float | None = None) -> list[Job]:
 
 
 def run_scheduler(queue: Queue, stop: threading.Event, *,
-                  interval: float = config.SCHEDULER_INTERVAL) -> int:
+                  interval: float = config.SCHEDULER_INTERVAL,
+                  worker_id: str | None = None) -> int:
     """Fire due schedules until ``stop`` is set; returns how many jobs were enqueued.
 
     Sleeps until the next tick or ``interval`` seconds (new schedules are noticed within
-    ``interval``). A storage error is logged and retried after ``interval``.
+    ``interval``). A storage error is logged and retried after ``interval``. With a
+    ``worker_id`` the process shows in ``Queue.workers()`` (kind ``scheduler``), its
+    ``processed`` count being the jobs it fired.
     """
     fired = 0
+    unreported = 0
+    next_heartbeat = 0.0
+    if worker_id is not None:
+        queue.register_worker(worker_id, kind="scheduler")
     while not stop.is_set():
         jobs: list[Job] = []
         try:
             jobs = run_due(queue)
+            unreported += len(jobs)
+            if worker_id is not None and time.monotonic() >= next_heartbeat:
+                queue.heartbeat_worker(worker_id, processed=unreported)
+                unreported, next_heartbeat = 0, time.monotonic() + HEARTBEAT_INTERVAL
             upcoming = queue.backend.next_schedule_at()
         except QueueError:
             logger.exception("scheduler pass failed; retrying in %.1fs", interval)
@@ -57,6 +74,12 @@ def run_scheduler(queue: Queue, stop: threading.Event, *,
             if pause == 0 and not jobs:
                 pause = interval  # a due tick could not fire (its queue is full): no spinning
         stop.wait(pause)
+    if worker_id is not None:
+        try:
+            queue.heartbeat_worker(worker_id, processed=unreported)
+            queue.stop_worker(worker_id)
+        except QueueError:
+            logger.exception("could not record the scheduler's exit")
     return fired
 
 
@@ -79,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with Queue(args.db) as queue:
-            fired = run_scheduler(queue, stop, interval=args.interval)
+            worker_id = f"scheduler-{socket.gethostname()}-{os.getpid()}"
+            fired = run_scheduler(queue, stop, interval=args.interval, worker_id=worker_id)
     except QueueError as exc:
         logger.error("scheduler cannot run: %s", exc)
         return 1

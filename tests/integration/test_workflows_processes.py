@@ -123,6 +123,9 @@ def test_scheduler_processes_share_ticks_and_stop_on_sigterm(
         assert len(stamps) == len(set(stamps)), "a tick was fired twice"
         info = q.get_schedule("beat")
         assert info.runs == len(jobs)
+        schedulers = [w for w in q.workers() if w.kind == "scheduler"]
+        assert [w.state for w in schedulers] == ["stopped", "stopped"]
+        assert sum(w.processed for w in schedulers) == len(jobs)
 
 
 def test_scheduler_rejects_bad_arguments(subprocess_env: dict[str, str], db_path: Path) -> None:

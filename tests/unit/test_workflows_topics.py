@@ -72,3 +72,13 @@ def test_invalid_topic_names_are_rejected(queue: Queue, topic: str) -> None:
         queue.subscribe(topic, queue="q")
     with pytest.raises(InvalidQueueName):
         queue.publish(topic, 1)
+
+
+def test_publish_with_a_dedup_key_is_idempotent_per_queue(queue: Queue) -> None:
+    queue.subscribe("orders", queue="billing")
+    queue.subscribe("orders", queue="shipping")
+    first = queue.publish("orders", 1, dedup_key="order-7")
+    again = queue.publish("orders", 1, dedup_key="order-7")
+    assert [j.id for j in again] == [j.id for j in first]
+    assert all(j.deduplicated for j in again) and not any(j.deduplicated for j in first)
+    assert queue.stats("billing").dedup_hits == queue.stats("shipping").dedup_hits == 1
