@@ -6,11 +6,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from conftest import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from persistent_queue import Job, JobState, Queue
-from tests.conftest import FakeClock
 
 OPERATIONS = st.lists(
     st.one_of(

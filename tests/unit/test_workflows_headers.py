@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from conftest import FakeClock
+
 from persistent_queue import JobState, Queue
-from tests.conftest import FakeClock
 
 
 def test_filter_by_a_null_header_value(queue: Queue) -> None:
