@@ -537,7 +537,8 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                            conn.execute(Q["dead_letter_ids_of_queue"], {"queue": queue})]
             for target_id, target_queue in targets:
                 self._ensure_queue(conn, target_queue, queue_defaults, now)
-                conn.execute(Q["redrive_one"], {"id": target_id, "now": now})
+                if conn.execute(Q["redrive_one"], {"id": target_id, "now": now}).rowcount == 0:
+                    continue  # already brought back, with a job it depends on
                 conn.execute(Q["delete_dead_letter"], {"id": target_id})
                 self._event(conn, target_id, target_queue, "redriven", 0,
                             "moved back from the dead-letter table", now)

@@ -163,3 +163,38 @@ def test_blocked_producer_process_resumes_when_a_consumer_acks(
         assert _finish([proc]) == ["done\n"]
         assert sorted(consumed) == list(range(6))
         assert q.stats("bounded").rejected_full == 0
+
+
+def test_no_dependent_is_left_waiting_when_acks_race_its_enqueue(
+    db_path: Path, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    Queue(db_path).close()
+    go = tmp_path / "go"
+    rounds = 150
+    producer = f"""
+        from persistent_queue import Queue
+        q = Queue(sys.argv[1], durability="normal")
+        for n in range({rounds}):
+            parent = q.enqueue("work", n)
+            q.enqueue("after", n, depends_on=[parent])
+        print("done")
+    """
+    consumer = f"""
+        from persistent_queue import Queue
+        q = Queue(sys.argv[1], durability="normal")
+        acked = 0
+        while acked < {rounds}:
+            job = q.dequeue("work", wait=30)
+            if job is None:
+                sys.exit("no work arrived")
+            q.ack(job)
+            acked += 1
+        print(acked)
+    """
+    procs = [_spawn(producer, db_path, go, subprocess_env),
+             _spawn(consumer, db_path, go, subprocess_env)]
+    go.touch()
+    assert _finish(procs) == ["done\n", f"{rounds}\n"]
+    with Queue(db_path) as q:
+        stats = q.stats("after")
+        assert (stats.waiting, stats.ready) == (0, rounds)

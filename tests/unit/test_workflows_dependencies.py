@@ -117,6 +117,7 @@ def test_redriving_a_whole_queue_restores_the_graph(queue: Queue) -> None:
     queue.move_to_dead_letter_queue(a.id)
     assert sorted(queue.redrive("etl")) == [a.id, c.id]
     assert queue.get_job(c.id).state is JobState.WAITING
+    assert [e.event for e in queue.history(c.id)].count("redriven") == 1
     _run(queue, "etl")
     assert queue.get_job(c.id).state is JobState.READY
 
