@@ -63,3 +63,14 @@ HEADER_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 MAX_HEADERS: Final = 64
 MAX_HEADER_VALUE_CHARS: Final = 1024
 MAX_ERROR_CHARS: Final = 16 * 1024
+
+#: Workflows. Seconds after a deduplicated job is done during which its key still answers
+#: with that job (0: only while it is unfinished).
+DEFAULT_DEDUP_WINDOW: Final = 0.0
+MAX_DEDUP_KEY_CHARS: Final = 256
+#: Most dependencies one job may wait for.
+MAX_DEPENDENCIES: Final = 1000
+#: A scheduler process looks for due schedules at least this often (seconds).
+SCHEDULER_INTERVAL: Final = 1.0
+#: Shortest ``every=`` of a recurring schedule (seconds).
+MIN_SCHEDULE_EVERY: Final = 0.01

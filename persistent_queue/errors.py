@@ -51,6 +51,22 @@ class QueueNotEmpty(QueueError):
 class QueueFull(QueueError):
     """The queue holds ``max_size`` ready or leased jobs; nothing was enqueued."""
 
+    def __init__(self, message: str, queue: str | None = None) -> None:
+        super().__init__(message)
+        self.queue = queue
+
+
+class InvalidDependency(InvalidInput):
+    """A ``depends_on`` id names no existing job (so no dependency cycle can be formed)."""
+
+
+class NoSubscribers(QueueError, LookupError):
+    """A job was published to a topic that no queue subscribes to; nothing was stored."""
+
+
+class ScheduleNotFound(QueueError, LookupError):
+    """No recurring schedule has that name."""
+
 
 class LeaseLost(QueueError):
     """The caller no longer holds the job's lease (expired, re-claimed or already finished)."""

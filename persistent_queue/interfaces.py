@@ -20,6 +20,8 @@ from .models import (
     JobState,
     QueueInfo,
     QueueStats,
+    ScheduleInfo,
+    Subscription,
     ThroughputPoint,
     WorkerInfo,
 )
@@ -36,6 +38,9 @@ class NewJob:
     priority: int
     available_at: float
     max_attempts: int | None
+    dedup_key: str | None = None
+    dedup_window: float = 0.0
+    depends_on: tuple[int, ...] = ()
 
 
 class Backend(ABC):
@@ -188,3 +193,59 @@ class Backend(ABC):
     @abstractmethod
     def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
         """Per-queue counts of enqueued/acked/failed/dead jobs in time buckets since ``since``."""
+
+    # workflows (see sqlite_workflows.py for the SQLite implementation)
+    @abstractmethod
+    def count_rejected_full(self, queue: str) -> None:
+        """Count an enqueue that a bounded queue refused."""
+
+    @abstractmethod
+    def subscribe(self, topic: str, queue: str, now: float) -> bool:
+        """Subscribe a queue to a topic; False if it already was."""
+
+    @abstractmethod
+    def unsubscribe(self, topic: str, queue: str) -> bool:
+        """Remove a subscription; False if there was none."""
+
+    @abstractmethod
+    def subscriptions(self, topic: str | None) -> list[Subscription]:
+        """Subscriptions (of one topic or all), by topic and queue."""
+
+    @abstractmethod
+    def publish(self, topic: str, job: NewJob, *, now: float,
+                queue_defaults: tuple[int, float]) -> list[Job]:
+        """Enqueue one copy of the job into every subscribed queue in one transaction."""
+
+    @abstractmethod
+    def upsert_schedule(self, schedule: ScheduleInfo, *, keep_next_run: bool) -> ScheduleInfo:
+        """Create or replace a schedule; an unchanged one keeps its next tick if asked."""
+
+    @abstractmethod
+    def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; False if there was none."""
+
+    @abstractmethod
+    def get_schedule(self, name: str) -> ScheduleInfo | None:
+        """A schedule by name, or None."""
+
+    @abstractmethod
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule, by name."""
+
+    @abstractmethod
+    def due_schedules(self, now: float) -> list[str]:
+        """Names of schedules whose next tick is at or before ``now``."""
+
+    @abstractmethod
+    def next_schedule_at(self) -> float | None:
+        """The earliest next tick of any schedule."""
+
+    @abstractmethod
+    def fire_schedule(self, name: str, *, now: float,
+                      advance: Callable[[ScheduleInfo, float], tuple[float, int]],
+                      queue_defaults: tuple[int, float]) -> Job | None:
+        """Enqueue the schedule's job for its due tick and move to the next tick, atomically.
+
+        ``advance(schedule, now)`` returns the next tick after ``now`` and how many ticks were
+        skipped. Returns None when the tick is not due (another scheduler fired it).
+        """

@@ -121,6 +121,8 @@ class QueueStats:
 
     ``ready`` counts jobs claimable now; ``scheduled`` ready jobs whose time has not come
     (delayed or backing off); ``expired`` leased jobs whose lease ran out (claimable again).
+    ``waiting`` jobs wait for their dependencies; ``dedup_hits`` counts enqueues answered with
+    an existing job (same dedup key); ``rejected_full`` enqueues refused by ``max_size``.
     """
 
     queue: str
@@ -134,6 +136,8 @@ class QueueStats:
     paused: bool = False
     oldest_ready_age: float | None = None
     retries: int = 0
+    dedup_hits: int = 0
+    rejected_full: int = 0
 
     @property
     def pending(self) -> int:
@@ -181,6 +185,49 @@ class ThroughputPoint:
     acked: int = 0
     failed: int = 0
     dead: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A queue that receives a copy of every job published to a topic."""
+
+    topic: str
+    queue: str
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleInfo:
+    """A recurring job: ``every`` seconds or on a ``cron`` expression (one of the two).
+
+    ``next_run_at`` is the next tick; ``runs`` counts fired ticks and ``missed`` ticks that
+    were folded into a later one because no scheduler ran at the time.
+    """
+
+    name: str
+    queue: str
+    payload: JSON
+    headers: dict[str, JSON]
+    priority: int
+    max_attempts: int | None
+    every: float | None
+    cron: str | None
+    timezone: str
+    next_run_at: float
+    last_run_at: float | None
+    last_job_id: int | None
+    runs: int
+    missed: int
+    created_at: float
+    updated_at: float
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

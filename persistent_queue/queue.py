@@ -6,6 +6,7 @@ the backend (SQLite by default) performs each transition atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -30,6 +31,7 @@ from .models import (
     WorkerInfo,
 )
 from .retry import RetryPolicy
+from .workflows import WorkflowMixin, check_dedup_key, check_dependencies
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ def _open_backend(
     return SQLiteBackend(text, durability=durability, busy_timeout=busy_timeout)
 
 
-class Queue:
+class Queue(WorkflowMixin):
     """A persistent job queue: every named queue lives in one database.
 
     Args:
@@ -67,6 +69,8 @@ class Queue:
         retry_policy: backoff after a ``nack`` without an explicit delay.
         clock: returns the current time in seconds since the epoch (injectable for tests).
         poll_interval: how often a waiting ``dequeue`` looks for new commits.
+        dedup_window: seconds after a job with a dedup key is done during which an enqueue
+            with the same key still returns it (default 0: only while it is unfinished).
 
     A ``Queue`` may be shared by threads (each uses its own connection) and survives ``fork``
     (the child opens new connections).
@@ -84,6 +88,7 @@ class Queue:
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         poll_interval: float = config.DEFAULT_POLL_INTERVAL,
+        dedup_window: float | timedelta = config.DEFAULT_DEDUP_WINDOW,
     ) -> None:
         if durability not in ("full", "normal"):
             raise InvalidArgument(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -96,6 +101,8 @@ class Queue:
             max_payload_bytes, name="max_payload_bytes", minimum=1, maximum=2**31)
         self.poll_interval = validation.seconds(
             poll_interval, name="poll_interval", maximum=10.0, allow_zero=False)
+        self.dedup_window = validation.seconds(dedup_window, name="dedup_window",
+                                               maximum=float("inf"))
         self.durability: Durability = durability
         self.retry_policy = retry_policy or RetryPolicy()
         self._clock = clock
@@ -169,6 +176,11 @@ class Queue:
         run_at: datetime | float | None = None,
         max_attempts: int | None = None,
         headers: Mapping[str, Any] | None = None,
+        depends_on: Iterable[JobRef] | None = None,
+        dedup_key: str | None = None,
+        dedup_window: float | timedelta | None = None,
+        block: bool = False,
+        timeout: float | timedelta | None = None,
     ) -> Job:
         """Store one job; it is durable when this returns.
 
@@ -180,12 +192,27 @@ class Queue:
             run_at: a datetime or epoch seconds before which the job may not be claimed.
             max_attempts: overrides the queue's setting for this job.
             headers: a JSON object of string keys and scalar values that travels with the job.
+            depends_on: jobs (or ids) that must all be acked first; until then the job is
+                ``waiting``. If one is dead-lettered, so is this job ("dependency failed").
+            dedup_key: while a job of this queue with the same key is unfinished (or done
+                less than ``dedup_window`` seconds ago), return that job instead, with
+                ``deduplicated=True``.
+            dedup_window: overrides the queue object's ``dedup_window`` for this call.
+            block: on a bounded queue that is full, wait for room instead of raising
+                ``QueueFull`` (for at most ``timeout`` seconds; None waits indefinitely).
         """
         name = validation.queue_name(queue)
         now = self._clock()
         job = self._new_job(payload, priority=priority, delay=delay, run_at=run_at,
                             max_attempts=max_attempts, headers=headers, now=now)
-        return self.backend.enqueue(name, [job], now=now, queue_defaults=self._defaults)[0]
+        key = check_dedup_key(dedup_key)
+        parents = check_dependencies(depends_on)
+        if key is not None or parents:
+            window = self.dedup_window if dedup_window is None else validation.seconds(
+                dedup_window, name="dedup_window", maximum=float("inf"))
+            job = dataclasses.replace(job, dedup_key=key, dedup_window=window,
+                                      depends_on=parents)
+        return self._store(name, [job], block=block, timeout=timeout)[0]
 
     def enqueue_many(
         self,
@@ -209,7 +236,7 @@ class Queue:
             raise InvalidArgument(f"at most {config.MAX_BATCH} jobs per batch, not {len(jobs)}")
         if not jobs:
             return []
-        return self.backend.enqueue(name, jobs, now=now, queue_defaults=self._defaults)
+        return self._store(name, jobs, block=False, timeout=None)
 
     # -- consuming --------------------------------------------------------------------------
 

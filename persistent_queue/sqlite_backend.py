@@ -24,7 +24,6 @@ from typing import Any
 from . import sql
 from .config import Durability
 from .errors import (
-    DatabaseBusy,
     InvalidJobState,
     JobNotFound,
     LeaseLost,
@@ -33,7 +32,6 @@ from .errors import (
     QueueNotFound,
     SchemaTooNew,
     StorageError,
-    StorageFull,
 )
 from .interfaces import Backend, NewJob
 from .models import (
@@ -46,6 +44,12 @@ from .models import (
     ThroughputPoint,
     WorkerInfo,
 )
+from .sqlite_rows import dead_letter_from_row as _dead_letter_from_row
+from .sqlite_rows import job_from_row as _job_from_row
+from .sqlite_rows import loads as _loads
+from .sqlite_rows import queue_from_row as _queue_from_row
+from .sqlite_rows import translate_errors
+from .sqlite_workflows import SQLiteWorkflows
 
 logger = logging.getLogger(__name__)
 
@@ -71,80 +75,8 @@ def _split_statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
 
 
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn sqlite3's exceptions into the library's StorageError family."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        message = str(exc)
-        if "locked" in message or "busy" in message:
-            raise DatabaseBusy(f"the database stayed locked too long: {message}") from exc
-        if "full" in message:
-            raise StorageFull(f"the database or its disk is full: {message}") from exc
-        raise StorageError(f"database error: {message}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StorageError(f"database error: {exc}") from exc
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _job_from_row(row: sqlite3.Row, *, lease_token: bool = False) -> Job:
-    keys = row.keys()
-    max_attempts = row["effective_max_attempts"] if "effective_max_attempts" in keys else None
-    if max_attempts is None:
-        max_attempts = row["max_attempts"]
-    return Job(
-        id=row["id"],
-        queue=row["queue"],
-        payload=json.loads(row["payload"]),
-        headers=_loads(row["headers"]) or {},
-        priority=row["priority"],
-        state=JobState(row["state"]),
-        attempts=row["attempts"],
-        max_attempts=max_attempts,
-        lease_token=row["lease_token"] if lease_token else None,
-        lease_expires_at=row["lease_expires_at"],
-        created_at=row["created_at"],
-        available_at=row["available_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-        last_error=row["last_error"],
-    )
-
-
-def _dead_letter_from_row(row: sqlite3.Row) -> DeadLetter:
-    return DeadLetter(
-        id=row["id"],
-        queue=row["queue"],
-        payload=json.loads(row["payload"]),
-        headers=_loads(row["headers"]) or {},
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        reason=row["reason"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        dead_at=row["dead_at"],
-    )
-
-
-def _queue_from_row(row: sqlite3.Row) -> QueueInfo:
-    return QueueInfo(
-        name=row["name"],
-        max_attempts=row["max_attempts"],
-        visibility_timeout=row["visibility_timeout"],
-        max_size=row["max_size"],
-        paused=bool(row["paused"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-class SQLiteBackend(Backend):
-    """Stores every queue in one SQLite database file."""
+class SQLiteBackend(SQLiteWorkflows, Backend):
+    """Stores every queue in one SQLite database file (workflows: :mod:`.sqlite_workflows`)."""
 
     def __init__(
         self,
@@ -359,6 +291,10 @@ class SQLiteBackend(Backend):
         ]
         with self._transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
+            if info.max_size is not None or any(
+                job.dedup_key is not None or job.depends_on for job in jobs
+            ):
+                return self._enqueue_workflow(conn, info, jobs, now)
             insert = Q["insert_job"].replace("RETURNING *", "")
             if len(rows) == 1:
                 first_id = conn.execute(insert, rows[0]).lastrowid
@@ -552,9 +488,6 @@ class SQLiteBackend(Backend):
         self._after_dead_letter(conn, job_id, now)
         return _dead_letter_from_row(conn.execute(Q["get_dead_letter"], {"id": job_id}).fetchone())
 
-    def _after_dead_letter(self, conn: sqlite3.Connection, job_id: int, now: float) -> None:
-        """Hook for what follows a dead-lettering inside the same transaction."""
-
     @staticmethod
     def _event(conn: sqlite3.Connection, job_id: int, queue: str, event: str,
                attempt: int | None, detail: str | None, now: float) -> None:
@@ -607,15 +540,13 @@ class SQLiteBackend(Backend):
                            conn.execute(Q["dead_letter_ids_of_queue"], {"queue": queue})]
             for target_id, target_queue in targets:
                 self._ensure_queue(conn, target_queue, queue_defaults, now)
-                conn.execute(Q["redrive_one"], {"id": target_id, "now": now})
+                if conn.execute(Q["redrive_one"], {"id": target_id, "now": now}).rowcount == 0:
+                    continue  # already brought back, with a job it depends on
                 conn.execute(Q["delete_dead_letter"], {"id": target_id})
                 self._event(conn, target_id, target_queue, "redriven", 0,
                             "moved back from the dead-letter table", now)
                 self._after_redrive(conn, target_id, now)
             return [target_id for target_id, _ in targets]
-
-    def _after_redrive(self, conn: sqlite3.Connection, job_id: int, now: float) -> None:
-        """Hook for what follows a redrive inside the same transaction."""
 
     def purge_dead_letters(self, queue: str | None, *, before: float) -> int:
         with self._transaction() as conn:
@@ -642,7 +573,8 @@ class SQLiteBackend(Backend):
             max_attempts=letter.max_attempts or letter.attempts, lease_token=None,
             lease_expires_at=None, created_at=letter.created_at, available_at=letter.dead_at,
             updated_at=letter.dead_at, finished_at=letter.dead_at,
-            last_error=letter.last_error,
+            last_error=letter.last_error, dedup_key=dead["dedup_key"],
+            depends_on=tuple(_loads(dead["depends_on"]) or ()),
         )
 
     def list_jobs(
@@ -665,8 +597,11 @@ class SQLiteBackend(Backend):
             params["state"] = state.value
         for index, (key, value) in enumerate(sorted(headers.items())):
             # Header keys are validated against HEADER_KEY_PATTERN; the path is a parameter.
-            clauses.append(f"json_extract(headers, :hpath{index}) = :hval{index}")
             params[f"hpath{index}"] = f'$."{key}"'
+            if value is None:  # `= NULL` never matches: ask for a JSON null instead
+                clauses.append(f"json_type(headers, :hpath{index}) = 'null'")
+                continue
+            clauses.append(f"json_extract(headers, :hpath{index}) = :hval{index}")
             params[f"hval{index}"] = value
         where = " AND ".join(clauses) or "1"
         order = "DESC" if newest_first else "ASC"
@@ -709,6 +644,8 @@ class SQLiteBackend(Backend):
                     counts.setdefault(row["queue"], {})["dead"] = row["n"]
                 for row in conn.execute(Q["count_retries"]):
                     counts.setdefault(row["queue"], {})["retries"] = row["n"]
+                for name, (hits, rejected) in self._workflow_counters(conn).items():
+                    counts.setdefault(name, {}).update(dedup_hits=hits, rejected_full=rejected)
             finally:
                 conn.execute("COMMIT")
         return {
@@ -724,6 +661,8 @@ class SQLiteBackend(Backend):
                 paused=bool(entry.get("paused", False)),
                 oldest_ready_age=entry.get("oldest_ready_age"),
                 retries=entry.get("retries", 0),
+                dedup_hits=entry.get("dedup_hits", 0),
+                rejected_full=entry.get("rejected_full", 0),
             )
             for name, entry in sorted(counts.items())
         }

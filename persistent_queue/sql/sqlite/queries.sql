@@ -113,9 +113,9 @@ RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q
 
 -- name: insert_dead_letter
 INSERT INTO dead_letters (id, queue, priority, payload, headers, attempts, max_attempts,
-                          created_at, reason, last_error, dead_at)
+                          created_at, reason, last_error, dead_at, dedup_key, depends_on)
 SELECT id, queue, priority, payload, headers, attempts, max_attempts,
-       created_at, :reason, COALESCE(:error, last_error), :now
+       created_at, :reason, COALESCE(:error, last_error), :now, dedup_key, depends_on
 FROM jobs WHERE id = :id;
 
 -- name: delete_job
@@ -151,9 +151,9 @@ SELECT * FROM dead_letters ORDER BY id DESC LIMIT :limit OFFSET :offset;
 
 -- name: redrive_one
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
-                  available_at, created_at, updated_at, last_error)
+                  available_at, created_at, updated_at, last_error, dedup_key, depends_on)
 SELECT id, queue, 'ready', priority, payload, headers, 0, max_attempts,
-       :now, created_at, :now, last_error
+       :now, created_at, :now, last_error, dedup_key, depends_on
 FROM dead_letters WHERE id = :id;
 
 -- name: dead_letter_ids_of_queue

@@ -1,0 +1,86 @@
+"""Turning SQLite rows into the library's values, and sqlite3 errors into its errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import DatabaseBusy, StorageError, StorageFull
+from .models import DeadLetter, Job, JobState, QueueInfo
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn sqlite3's exceptions into the library's StorageError family."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if "locked" in message or "busy" in message:
+            raise DatabaseBusy(f"the database stayed locked too long: {message}") from exc
+        if "full" in message:
+            raise StorageFull(f"the database or its disk is full: {message}") from exc
+        raise StorageError(f"database error: {message}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"database error: {exc}") from exc
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def job_from_row(row: sqlite3.Row, *, lease_token: bool = False) -> Job:
+    keys = row.keys()
+    max_attempts = row["effective_max_attempts"] if "effective_max_attempts" in keys else None
+    if max_attempts is None:
+        max_attempts = row["max_attempts"]
+    return Job(
+        id=row["id"],
+        queue=row["queue"],
+        payload=json.loads(row["payload"]),
+        headers=loads(row["headers"]) or {},
+        priority=row["priority"],
+        state=JobState(row["state"]),
+        attempts=row["attempts"],
+        max_attempts=max_attempts,
+        lease_token=row["lease_token"] if lease_token else None,
+        lease_expires_at=row["lease_expires_at"],
+        created_at=row["created_at"],
+        available_at=row["available_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        last_error=row["last_error"],
+        dedup_key=row["dedup_key"] if "dedup_key" in keys else None,
+        depends_on=tuple(loads(row["depends_on"]) or ()) if "depends_on" in keys else (),
+    )
+
+
+def dead_letter_from_row(row: sqlite3.Row) -> DeadLetter:
+    return DeadLetter(
+        id=row["id"],
+        queue=row["queue"],
+        payload=json.loads(row["payload"]),
+        headers=loads(row["headers"]) or {},
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        reason=row["reason"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        dead_at=row["dead_at"],
+    )
+
+
+def queue_from_row(row: sqlite3.Row) -> QueueInfo:
+    return QueueInfo(
+        name=row["name"],
+        max_attempts=row["max_attempts"],
+        visibility_timeout=row["visibility_timeout"],
+        max_size=row["max_size"],
+        paused=bool(row["paused"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
