@@ -18,7 +18,7 @@ from persistent_queue import Queue, QueueError
 from persistent_queue.config import DEFAULT_DB_PATH
 from persistent_queue.errors import InvalidInput
 from persistent_queue.logs import setup_logging
-from persistent_queue.publisher import PublishOptions, Publisher, parse_rate
+from persistent_queue.publisher import Publisher, PublishOptions, parse_rate
 from persistent_queue.signals import on_stop_signals
 from persistent_queue.worker import default_worker_id
 

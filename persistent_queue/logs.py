@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 #: Attributes every LogRecord has; anything else came from ``extra=`` and is emitted as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -84,8 +84,8 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _open(self) -> IO[str]:
-        stream: IO[str] = super()._open()
+    def _open(self) -> io.TextIOWrapper:
+        stream = super()._open()
         if self.header is not None and stream.tell() == 0:
             stream.write(self.header + "\n")
             stream.flush()
@@ -102,9 +102,9 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             with self._file_lock():
-                if self._rotated_elsewhere():
+                if self.stream is not None and self._rotated_elsewhere():
                     self.stream.close()
-                    self.stream = None  # type: ignore[assignment]
+                    self.stream = None
                 super().emit(record)  # rotates first when the record would not fit
         except Exception:  # pragma: no cover - a full disk must not stop the worker
             self.handleError(record)
