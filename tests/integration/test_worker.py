@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 
 from persistent_queue import Job, JobState, Queue, Retry
 from persistent_queue.worker import EXIT_OK, Worker, WorkerConfig, load_handler
-from conftest import wait_for
 
 
 def run_worker(q: Queue, handler: object, tmp_path: Path, *, max_jobs: int = 1,
@@ -133,7 +133,8 @@ def test_idle_worker_starts_a_new_job_quickly(real_queue: Queue, tmp_path: Path)
         thread.join(30)
 
 
-@pytest.mark.parametrize("spec", ["nocolon", "no_such_module_xyz:f", "json:no_such", "json:__doc__"])
+@pytest.mark.parametrize(
+    "spec", ["nocolon", "no_such_module_xyz:f", "json:no_such", "json:__doc__"])
 def test_bad_handler_specs_are_refused(spec: str) -> None:
     with pytest.raises(ValueError):
         load_handler(spec)
