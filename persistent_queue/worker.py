@@ -263,7 +263,7 @@ class Worker:
             self.handler(job)
         except Retry as exc:
             retry = exc
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit from a handler fails the job, not the thread
             error = _describe(exc)
         duration = time.monotonic() - started
         with self._lock:

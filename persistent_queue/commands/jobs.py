@@ -53,15 +53,19 @@ def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: 
               help="Lease length in seconds [default: the queue's].")
 @click.option("--wait", type=float, default=0, show_default=True,
               help="Seconds to wait for a job.")
+@click.option("--short", is_flag=True, help="Print only '<id> <lease token>'.")
 @click.pass_context
 def dequeue(ctx: click.Context, queue: str, visibility_timeout: float | None,
-            wait: float) -> None:
+            wait: float, short: bool) -> None:
     """Claim the next job of QUEUE and print it with its lease token (exit 3 if none)."""
     with open_queue(ctx) as q:
         job = q.dequeue(queue, visibility_timeout=visibility_timeout, wait=wait)
     if job is None:
         click.echo(f"no job ready in {queue!r}", err=True)
         ctx.exit(EXIT_EMPTY)
+    if short:
+        click.echo(f"{job.id} {job.lease_token}")
+        return
     print_json(job.to_dict())
 
 
