@@ -12,7 +12,7 @@ from conftest import ROOT, wait_for
 
 from persistent_queue import Queue
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_no_line_lost_or_duplicated_across_kills(real_queue: Queue, db_path: Path,

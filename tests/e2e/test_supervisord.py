@@ -19,15 +19,16 @@ OURS = ["producer", "consumer:consumer_00", "consumer:consumer_01", "janitor"]
 
 
 def copy_project(target: Path) -> None:
-    """The files the processes need; .venv links to the running interpreter's venv."""
+    """The files our processes need; .venv links to the running interpreter's venv.
+
+    The API and consoles are left out on purpose: in the copy they exit at once (FATAL)
+    instead of taking ports 8000/8501/8502 from a running system or a parallel test.
+    """
     for name in ("consumer.py", "producer.py", "tasks.py"):
         shutil.copy2(ROOT / name, target / name)
     for folder in ("persistent_queue", "scripts", "supervisor"):
         shutil.copytree(ROOT / folder, target / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.sock", "*.pid"))
-    for optional in ("api.py", "ops_console.py", "admin_console.py"):
-        if (ROOT / optional).exists():
-            shutil.copy2(ROOT / optional, target / optional)
     (target / "logs").mkdir()
     (target / "data").mkdir()
     (target / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
