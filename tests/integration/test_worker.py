@@ -138,3 +138,21 @@ def test_idle_worker_starts_a_new_job_quickly(real_queue: Queue, tmp_path: Path)
 def test_bad_handler_specs_are_refused(spec: str) -> None:
     with pytest.raises(ValueError):
         load_handler(spec)
+
+
+def test_heartbeat_notices_a_stolen_lease_while_the_job_runs(
+        real_queue: Queue, tmp_path: Path, db_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    job = real_queue.enqueue("work", 1)
+    other = Queue(db_path)
+
+    def stolen_then_slow(job: Job) -> None:
+        other.requeue(job)
+        assert other.dequeue("work") is not None
+        time.sleep(1.0)  # several heartbeats happen meanwhile
+
+    with caplog.at_level("WARNING", logger="persistent_queue.worker"):
+        run_worker(real_queue, stolen_then_slow, tmp_path, visibility_timeout=0.3)
+    other.close()
+    assert f"lost the lease of job {job.id} while it ran" in caplog.text
+    assert real_queue.get_job(job.id).state is JobState.LEASED  # the thief's, not done
