@@ -80,6 +80,16 @@ class Fleet:
             self.kills += 1
             self.crashes -= 1  # counted again by restart_dead; keep crashes = self-inflicted
 
+    def wait_ready(self, q: Queue, timeout: float = 60.0) -> None:
+        """Wait until every consumer has registered (its signal handlers are in place)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = {w.pid for w in q.workers() if w.state == "running"}
+            alive = [p for p in self.procs if p is not None and p.poll() is None]
+            if all(p.pid in running for p in alive):
+                return
+            time.sleep(0.1)
+
     def stop(self) -> list[int]:
         """SIGTERM everyone (warm stop) and return their exit codes."""
         alive = [p for p in self.procs if p is not None and p.poll() is None]
@@ -187,6 +197,7 @@ def main(count: int, consumers: int, concurrency: int, duration: float, kill_eve
             if q.stats(QUEUE).pending == 0:
                 break
             time.sleep(0.2)
+        fleet.wait_ready(q)
         stop_codes = fleet.stop()
         report = _report(q, enqueued, poison_id, workdir, fleet, stop_codes,
                          time.monotonic() - started)
