@@ -175,7 +175,9 @@ class Publisher:
                      key: str | None = None, poll: float = 0.2) -> int:
         """Publish a file's lines from the stored offset on; with ``follow``, keep watching."""
         path = os.fspath(path)
-        key = key or f"producer.offset:{self.options.queue}:{os.path.realpath(path)}"
+        # The path as given (not resolved): moving the whole project keeps its offsets. The
+        # stored inode tells a different file under the same name apart.
+        key = key or f"producer.offset:{self.options.queue}:{os.path.normpath(path)}"
         while not self._stop.is_set():
             try:
                 handle = open(path, "rb")  # noqa: SIM115 - closed by _drain_file
