@@ -45,8 +45,10 @@ EXIT_ERROR, EXIT_USAGE = 1, 2
               help="JSON object merged into every synthetic job.")
 @click.option("--batch", envvar="PQ_BATCH", type=click.IntRange(1, 10_000), default=500,
               show_default=True, show_envvar=True, help="Lines per transaction.")
-@click.option("--priority", type=int, default=0, show_default=True)
-@click.option("--max-attempts", type=click.IntRange(min=1), default=None)
+@click.option("--priority", envvar="PQ_PRIORITY", type=int, default=0, show_default=True,
+              show_envvar=True, help="Priority of every job (higher runs first).")
+@click.option("--max-attempts", envvar="PQ_MAX_ATTEMPTS", type=click.IntRange(min=1),
+              default=None, show_envvar=True, help="Overrides the queue's setting.")
 @click.option("--offset-key", envvar="PQ_OFFSET_KEY", default=None, show_envvar=True,
               help="Name of the stored offset [default: queue and file path].")
 @click.option("--log-format", envvar="PQ_LOG_FORMAT", type=click.Choice(["json", "text"]),

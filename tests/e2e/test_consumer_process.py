@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def test_sigterm_mid_job_finishes_and_acks_it(real_queue: Queue, db_path: Path,
     stored = real_queue.get_job(job.id)
     assert stored.state is JobState.DONE and stored.attempts == 1
     assert "finishing 1 job(s) in hand" in out
+    logged = [json.loads(line) for line in out.splitlines()]  # structured stdout for supervisord
+    assert any(entry.get("job_id") == job.id and entry.get("result") == "acked"
+               for entry in logged)
     worker = real_queue.workers()[0]
     assert worker.state == "stopped" and worker.processed == 1
 
