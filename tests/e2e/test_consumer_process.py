@@ -79,14 +79,14 @@ def test_kill_9_mid_job_the_job_comes_back_after_the_lease(
         real_queue: Queue, db_path: Path, subprocess_env: dict[str, str],
         tmp_path: Path) -> None:
     real_queue.create_queue("work", visibility_timeout=1.0)
-    job = real_queue.enqueue("work", {"seconds": 2})
-    victim = start_consumer(db_path, subprocess_env, tmp_path,
-                            handler="persistent_queue.handlers:sleep")
+    job = real_queue.enqueue("work", {"seconds": 60})
+    victim = start_consumer(db_path, subprocess_env, tmp_path)
     wait_for(lambda: leased(real_queue, job.id), timeout=60, message="the job to start")
     victim.kill()
     victim.wait(timeout=30)
     assert real_queue.get_job(job.id).state is JobState.LEASED  # nobody acked or gave it back
-    survivor = start_consumer(db_path, subprocess_env, tmp_path)
+    survivor = start_consumer(db_path, subprocess_env, tmp_path,
+                              handler="persistent_queue.handlers:echo")
     try:
         wait_for(lambda: real_queue.get_job(job.id).state is JobState.DONE, timeout=60,
                  message="the job to be redelivered and acked")
