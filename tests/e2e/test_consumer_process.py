@@ -42,7 +42,7 @@ def leased(q: Queue, job_id: int) -> bool:
 def test_sigterm_mid_job_finishes_and_acks_it(real_queue: Queue, db_path: Path,
                                               subprocess_env: dict[str, str],
                                               tmp_path: Path) -> None:
-    job = real_queue.enqueue("work", {"seconds": 1.5})
+    job = real_queue.enqueue("work", {"seconds": 3})
     proc = start_consumer(db_path, subprocess_env, tmp_path)
     wait_for(lambda: leased(real_queue, job.id), timeout=60, message="the job to start")
     proc.send_signal(signal.SIGTERM)
