@@ -5,10 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= data/queue.db
 
-.PHONY: help venv init run test test-fast lint typecheck clean
+.PHONY: help venv init run stop status test test-fast lint typecheck clean
 
 help:
 	@echo "make run        set up and start the whole system under supervisord"
+	@echo "make status     the processes' states (while make run is going)"
+	@echo "make stop       stop supervisord and every process"
 	@echo "make test       set up and run the test suite"
 	@echo "make lint       ruff and mypy"
 
@@ -22,8 +24,18 @@ venv: $(STAMP)
 init: venv
 	$(PY) -m persistent_queue --db $(DB) init
 
-run: init
-	$(PY) -m persistent_queue --db $(DB) stats
+SUPERVISOR := $(VENV)/bin/supervisorctl -c supervisor/supervisord.conf
+
+# Foreground: Ctrl-C stops every process cleanly (consumers finish their jobs first).
+run: venv
+	$(PY) scripts/setup_db.py --db $(DB) --demo
+	$(VENV)/bin/supervisord -n -c supervisor/supervisord.conf
+
+status:
+	$(SUPERVISOR) status
+
+stop:
+	$(SUPERVISOR) shutdown
 
 test: venv
 	$(PY) -m pytest

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,10 @@ class NewJob:
 
 class Backend(ABC):
     """Storage for queues, jobs, leases and dead letters."""
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """A block whose writes (by this thread) commit together or not at all."""
+        raise NotImplementedError(f"{type(self).__name__} does not support atomic blocks")
 
     @abstractmethod
     def close(self) -> None:

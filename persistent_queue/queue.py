@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, overload
 
@@ -648,6 +649,15 @@ class Queue(WorkflowMixin):
         span = validation.seconds(window, name="window", maximum=config.MAX_DELAY)
         step = validation.seconds(bucket, name="bucket", maximum=span or 1.0, allow_zero=False)
         return self.backend.throughput(since=self._clock() - span, bucket=step)
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """Make this thread's writes inside the block one transaction: all of them or none.
+
+        ``with q.atomic(): q.enqueue_many("q", lines); q.set_value("offset", "42")`` stores
+        the jobs and the offset together. Only writes belong inside (never a waiting
+        ``dequeue``), and blocks do not nest.
+        """
+        return self.backend.atomic()
 
     def schema_version(self) -> int:
         """The database's schema version (``PRAGMA user_version``)."""

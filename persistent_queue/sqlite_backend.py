@@ -152,6 +152,9 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front."""
         conn = self._conn()
+        if getattr(self._local, "atomic", False):
+            yield conn  # joins the caller's `atomic()` block, which commits or rolls back
+            return
         with translate_errors():
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -161,6 +164,18 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run this thread's writes inside the block in one transaction: all of them or none."""
+        if getattr(self._local, "atomic", False):
+            raise StorageError("atomic() blocks cannot be nested")
+        with self._transaction():
+            self._local.atomic = True
+            try:
+                yield
+            finally:
+                self._local.atomic = False
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         steps = sql.migrations("sqlite")

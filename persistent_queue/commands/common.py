@@ -1,0 +1,78 @@
+"""Helpers of every ``pq`` command: opening the queue, errors, JSON and tables.
+
+Exit codes: 0 success, 1 the operation failed (a stale lease, a database error, an unhealthy
+database), 2 bad usage or input, 3 nothing to do (e.g. ``dequeue`` found no job).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+
+from ..errors import InvalidInput, QueueError
+from ..queue import Queue
+
+EXIT_FAILED, EXIT_USAGE, EXIT_EMPTY = 1, 2, 3
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def open_queue(ctx: click.Context) -> Iterator[Queue]:
+    """The queue of ``--db``; library errors become a message and an exit code."""
+    try:
+        q = Queue(ctx.obj["db"], durability=ctx.obj["durability"])
+    except QueueError as exc:
+        fail(f"cannot open {ctx.obj['db']}: {exc}", EXIT_USAGE if isinstance(
+            exc, InvalidInput) else EXIT_FAILED)
+    try:
+        yield q
+    except QueueError as exc:
+        fail(str(exc), EXIT_USAGE if isinstance(exc, InvalidInput) else EXIT_FAILED)
+    finally:
+        q.close()
+
+
+def print_json(data: Any) -> None:
+    """Indented JSON on stdout."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def when(stamp: float | None) -> str:
+    """An epoch time as ``YYYY-MM-DD HH:MM:SS`` UTC (or ``-``)."""
+    if stamp is None:
+        return "-"
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Left-aligned columns with a header line."""
+    cells = [[("-" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def parse_json_arg(text: str) -> Any:
+    """JSON if it parses, else the text itself as a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def json_option(function: Any) -> Any:
+    """``--json``: print JSON instead of a table."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print JSON instead of a table.")(function)

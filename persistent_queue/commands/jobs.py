@@ -1,0 +1,134 @@
+"""``pq enqueue | dequeue | ack | nack | jobs list | jobs show``."""
+
+from __future__ import annotations
+
+import click
+
+from ..models import JobState
+from .common import (
+    EXIT_EMPTY,
+    EXIT_USAGE,
+    fail,
+    json_option,
+    open_queue,
+    parse_json_arg,
+    print_json,
+    table,
+    when,
+)
+
+
+def _headers(pairs: tuple[str, ...]) -> dict[str, object]:
+    headers: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--header must look like key=value, not {pair!r}", EXIT_USAGE)
+        headers[key] = parse_json_arg(value)
+    return headers
+
+
+@click.command()
+@click.argument("queue")
+@click.argument("payload")
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--delay", type=float, default=0, show_default=True, help="Seconds before it runs.")
+@click.option("--max-attempts", type=int, default=None, help="Overrides the queue's setting.")
+@click.option("--header", "header_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A header (repeatable).")
+@click.pass_context
+def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: float,
+            max_attempts: int | None, header_pairs: tuple[str, ...]) -> None:
+    """Enqueue PAYLOAD (JSON, or plain text taken as a string) on QUEUE."""
+    headers = _headers(header_pairs)
+    with open_queue(ctx) as q:
+        job = q.enqueue(queue, parse_json_arg(payload), priority=priority, delay=delay,
+                        max_attempts=max_attempts, headers=headers or None)
+    print_json(job.to_dict())
+
+
+@click.command()
+@click.argument("queue")
+@click.option("--visibility-timeout", type=float, default=None,
+              help="Lease length in seconds [default: the queue's].")
+@click.option("--wait", type=float, default=0, show_default=True,
+              help="Seconds to wait for a job.")
+@click.option("--short", is_flag=True, help="Print only '<id> <lease token>'.")
+@click.pass_context
+def dequeue(ctx: click.Context, queue: str, visibility_timeout: float | None,
+            wait: float, short: bool) -> None:
+    """Claim the next job of QUEUE and print it with its lease token (exit 3 if none)."""
+    with open_queue(ctx) as q:
+        job = q.dequeue(queue, visibility_timeout=visibility_timeout, wait=wait)
+    if job is None:
+        click.echo(f"no job ready in {queue!r}", err=True)
+        ctx.exit(EXIT_EMPTY)
+    if short:
+        click.echo(f"{job.id} {job.lease_token}")
+        return
+    print_json(job.to_dict())
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--token", required=True, help="The lease token printed by dequeue.")
+@click.pass_context
+def ack(ctx: click.Context, job_id: int, token: str) -> None:
+    """Mark claimed job JOB_ID done (exit 1 if the lease is no longer yours)."""
+    with open_queue(ctx) as q:
+        q.ack(job_id, token)
+    click.echo(f"job {job_id} acked")
+
+
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--token", required=True, help="The lease token printed by dequeue.")
+@click.option("--error", default=None, help="Why it failed (kept in the job's history).")
+@click.option("--delay", type=float, default=None, help="Retry after this many seconds.")
+@click.pass_context
+def nack(ctx: click.Context, job_id: int, token: str, error: str | None,
+         delay: float | None) -> None:
+    """Record a failed attempt of claimed job JOB_ID (retried or dead-lettered)."""
+    with open_queue(ctx) as q:
+        outcome = q.nack(job_id, error, delay=delay, lease_token=token)
+    print_json(outcome.to_dict())
+
+
+@click.group()
+def jobs() -> None:
+    """List and inspect jobs."""
+
+
+@jobs.command("list")
+@click.option("--queue", default=None)
+@click.option("--state", type=click.Choice([s.value for s in JobState]), default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--offset", type=int, default=0, show_default=True)
+@json_option
+@click.pass_context
+def list_jobs(ctx: click.Context, queue: str | None, state: str | None, limit: int,
+              offset: int, as_json: bool) -> None:
+    """Jobs, newest first."""
+    with open_queue(ctx) as q:
+        found = q.list_jobs(queue, state=state, limit=limit, offset=offset)
+    if as_json:
+        print_json([job.to_dict() for job in found])
+        return
+    rows = [{"id": j.id, "queue": j.queue, "state": j.state.value, "priority": j.priority,
+             "attempts": f"{j.attempts}/{j.max_attempts}", "created": when(j.created_at),
+             "payload": str(j.payload)[:40]} for j in found]
+    table(rows, ["id", "queue", "state", "priority", "attempts", "created", "payload"])
+
+
+@jobs.command("show")
+@click.argument("job_id", type=int)
+@click.pass_context
+def show(ctx: click.Context, job_id: int) -> None:
+    """One job (live or dead-lettered) with its history, as JSON."""
+    with open_queue(ctx) as q:
+        job = q.get_job(job_id)
+        history = q.history(job_id)
+    print_json({**job.to_dict(), "history": [event.to_dict() for event in history]})
+
+
+COMMANDS = [enqueue, dequeue, ack, nack, jobs]

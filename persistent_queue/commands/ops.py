@@ -1,0 +1,74 @@
+"""``pq cleanup | workers | doctor``: operating the database."""
+
+from __future__ import annotations
+
+import click
+
+from ..diagnostics import check
+from ..durations import parse_duration
+from ..errors import InvalidInput
+from .common import EXIT_FAILED, EXIT_USAGE, fail, json_option, open_queue, print_json, table
+from .common import when as fmt_time
+
+
+@click.command()
+@click.option("--older-than", default="7d", show_default=True,
+              help="Delete done jobs finished longer ago than this.")
+@click.option("--queue", default=None, help="Only this queue.")
+@click.option("--vacuum", is_flag=True, help="Return freed pages to the file system.")
+@click.pass_context
+def cleanup(ctx: click.Context, older_than: str, queue: str | None, vacuum: bool) -> None:
+    """Delete old done jobs (what the janitor runs on a schedule)."""
+    try:
+        age = parse_duration(older_than, name="--older-than")
+    except InvalidInput as exc:
+        fail(str(exc), EXIT_USAGE)
+    with open_queue(ctx) as q:
+        removed = q.cleanup(age, queue=queue, vacuum=vacuum)
+    click.echo(f"removed {removed} done job(s)")
+
+
+@click.command()
+@json_option
+@click.pass_context
+def workers(ctx: click.Context, as_json: bool) -> None:
+    """Registered producers and consumers; silent ones are shown as dead."""
+    with open_queue(ctx) as q:
+        found = q.workers()
+    if as_json:
+        print_json([w.to_dict() for w in found])
+        return
+    rows = [{**w.to_dict(), "queues": ",".join(w.queues), "heartbeat": fmt_time(w.heartbeat_at),
+             "started": fmt_time(w.started_at)} for w in found]
+    table(rows, ["id", "kind", "state", "pid", "queues", "started", "heartbeat", "processed",
+                 "failed"])
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
+@click.option("--min-free-mb", type=int, default=100, show_default=True,
+              help="Less free disk than this is a problem.")
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, quick: bool, min_free_mb: int, as_json: bool) -> None:
+    """Integrity check, WAL size and free disk (exit 1 if anything is wrong)."""
+    with open_queue(ctx) as q:
+        report = check(q, quick=quick, min_free_bytes=min_free_mb * 1024 * 1024)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        mib = 1024 * 1024
+        click.echo(f"database        {report.path}")
+        click.echo(f"schema version  {report.schema_version}")
+        click.echo(f"integrity       {', '.join(report.integrity[:5])}")
+        click.echo(f"journal mode    {report.journal_mode}")
+        click.echo(f"database size   {report.db_bytes / mib:.1f} MiB "
+                   f"({report.free_pages} free pages)")
+        click.echo(f"WAL size        {report.wal_bytes / mib:.1f} MiB")
+        click.echo(f"free disk       {report.disk_free_bytes / mib:.0f} MiB")
+        click.echo("status          " + ("ok" if report.ok else "; ".join(report.problems)))
+    if not report.ok:
+        ctx.exit(EXIT_FAILED)
+
+
+COMMANDS = [cleanup, workers, doctor]

@@ -1,0 +1,156 @@
+"""Logging for the processes: structured lines on stdout and the rotated job logs.
+
+``setup_logging`` sends every record to stdout as one JSON object per line (supervisord keeps
+and rotates that stream). :class:`JobLog` writes ``processed_log.csv`` (one row per finished
+attempt) and ``error_log.txt`` (one entry per failure), rotated by size. Several consumer
+processes share those files, so rotation and writes happen under a file lock.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import logging
+import logging.handlers
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: Attributes every LogRecord has; anything else came from ``extra=`` and is emitted as a field.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+PROCESSED_COLUMNS = ["time", "worker", "job_id", "queue", "attempt", "duration_ms", "result"]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message and the ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
+    """Send the root logger to stdout, as JSON lines (default) or plain text."""
+    handler = logging.StreamHandler(sys.stdout)
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A size-rotated log file that several processes may append to at once.
+
+    Each write takes an exclusive ``flock`` on ``<file>.lock``, reopens the file if another
+    process rotated it, rotates if it is full, and writes the record in one piece. A ``header``
+    line (e.g. CSV column names) starts every new file.
+    """
+
+    def __init__(self, filename: str | os.PathLike[str], *, max_bytes: int, backup_count: int,
+                 header: str | None = None) -> None:
+        Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        self.header = header
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count,
+                         encoding="utf-8", delay=True)
+        self._lock_path = f"{self.baseFilename}.lock"
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _open(self) -> io.TextIOWrapper:
+        stream = super()._open()
+        if self.header is not None and stream.tell() == 0:
+            stream.write(self.header + "\n")
+            stream.flush()
+        return stream
+
+    def _rotated_elsewhere(self) -> bool:
+        if self.stream is None:
+            return False
+        try:
+            return os.stat(self.baseFilename).st_ino != os.fstat(self.stream.fileno()).st_ino
+        except FileNotFoundError:
+            return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            with self._file_lock():
+                if self.stream is not None and self._rotated_elsewhere():
+                    self.stream.close()
+                    self.stream = None
+                super().emit(record)  # rotates first when the record would not fit
+        except Exception:  # pragma: no cover - a full disk must not stop the worker
+            self.handleError(record)
+
+
+def _csv_line(values: list[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(values)
+    return buffer.getvalue()
+
+
+class JobLog:
+    """``processed_log.csv`` and ``error_log.txt`` in ``directory``, each rotated by size."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, worker: str,
+                 max_bytes: int = 10 * 1024 * 1024, backup_count: int = 5) -> None:
+        self.worker = worker
+        folder = Path(directory)
+        self.processed_path = folder / "processed_log.csv"
+        self.error_path = folder / "error_log.txt"
+        self._processed = SharedRotatingFileHandler(
+            self.processed_path, max_bytes=max_bytes, backup_count=backup_count,
+            header=_csv_line(list(PROCESSED_COLUMNS)))
+        self._errors = SharedRotatingFileHandler(
+            self.error_path, max_bytes=max_bytes, backup_count=backup_count)
+        for handler in (self._processed, self._errors):
+            handler.setFormatter(logging.Formatter("%(message)s"))
+
+    @staticmethod
+    def _now() -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def processed(self, *, job_id: int, queue: str, attempt: int, duration: float,
+                  result: str) -> None:
+        """One row: a job attempt finished with ``result`` (acked, failed, retry, ...)."""
+        line = _csv_line([self._now(), self.worker, job_id, queue, attempt,
+                          f"{duration * 1000:.1f}", result])
+        self._processed.emit(logging.makeLogRecord({"msg": line}))
+
+    def error(self, *, job_id: int, queue: str, attempt: int, error: str) -> None:
+        """One entry: the error (with traceback) of a failed attempt."""
+        text = f"{self._now()} worker={self.worker} job={job_id} queue={queue} " \
+               f"attempt={attempt}\n{error.rstrip()}\n"
+        self._errors.emit(logging.makeLogRecord({"msg": text}))
+
+    def close(self) -> None:
+        """Close both files."""
+        self._processed.close()
+        self._errors.close()

@@ -1,0 +1,158 @@
+"""The worker loop in-process: settling results, heartbeats, lost leases, stopping, job logs."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+
+from persistent_queue import Job, JobState, Queue, Retry
+from persistent_queue.worker import EXIT_OK, Worker, WorkerConfig, load_handler
+
+
+def run_worker(q: Queue, handler: object, tmp_path: Path, *, max_jobs: int = 1,
+               **settings: object) -> Worker:
+    config = WorkerConfig(queue="work", max_jobs=max_jobs, log_dir=str(tmp_path / "logs"),
+                          wait=0.2, **settings)  # type: ignore[arg-type]
+    worker = Worker(q, config, handler)  # type: ignore[arg-type]
+    assert worker.run() == EXIT_OK
+    return worker
+
+
+def test_a_returning_handler_acks_and_logs_a_csv_row(real_queue: Queue, tmp_path: Path) -> None:
+    job = real_queue.enqueue("work", {"n": 1})
+    seen: list[Job] = []
+    worker = run_worker(real_queue, seen.append, tmp_path)
+    assert [j.id for j in seen] == [job.id]
+    assert real_queue.get_job(job.id).state is JobState.DONE
+    rows = list(csv.DictReader((tmp_path / "logs" / "processed_log.csv").open()))
+    assert rows[0]["job_id"] == str(job.id) and rows[0]["result"] == "acked"
+    assert rows[0]["worker"] == worker.id
+    registered = {w.id: w for w in real_queue.workers()}[worker.id]
+    assert registered.state == "stopped" and registered.processed == 1
+
+
+def test_an_exception_nacks_with_the_traceback(real_queue: Queue, tmp_path: Path) -> None:
+    job = real_queue.enqueue("work", 1)
+
+    def broken(job: Job) -> None:
+        raise KeyError("missing field")
+
+    run_worker(real_queue, broken, tmp_path)
+    stored = real_queue.get_job(job.id)
+    assert stored.state is JobState.READY and stored.attempts == 1
+    assert stored.last_error is not None
+    assert stored.last_error.startswith("KeyError: 'missing field'")
+    assert "Traceback (most recent call last)" in stored.last_error
+    assert "in broken" in (tmp_path / "logs" / "error_log.txt").read_text()
+
+
+def test_retry_asks_for_its_own_delay(real_queue: Queue, tmp_path: Path) -> None:
+    job = real_queue.enqueue("work", 1)
+
+    def later(job: Job) -> None:
+        raise Retry(delay=120, reason="rate limited")
+
+    before = time.time()
+    run_worker(real_queue, later, tmp_path)
+    stored = real_queue.get_job(job.id)
+    assert stored.state is JobState.READY
+    assert before + 119 <= stored.available_at <= time.time() + 121
+    assert stored.last_error == "Retry: rate limited"
+
+
+def test_heartbeats_keep_a_long_job_leased(real_queue: Queue, tmp_path: Path) -> None:
+    job = real_queue.enqueue("work", 1)
+    run_worker(real_queue, lambda job: time.sleep(1.5), tmp_path, visibility_timeout=0.5)
+    stored = real_queue.get_job(job.id)
+    assert stored.state is JobState.DONE and stored.attempts == 1
+    assert [e.event for e in real_queue.history(job.id)] == []
+
+
+def test_a_lost_lease_is_not_acked(real_queue: Queue, tmp_path: Path, db_path: Path) -> None:
+    job = real_queue.enqueue("work", 1)
+    other = Queue(db_path)
+    thief: list[Job] = []
+
+    def stolen(job: Job) -> None:  # the lease moves to another consumer while this one runs
+        other.requeue(job)
+        claimed = other.dequeue("work")
+        assert claimed is not None
+        thief.append(claimed)
+
+    run_worker(real_queue, stolen, tmp_path)
+    stored = real_queue.get_job(job.id)
+    assert stored.state is JobState.LEASED  # still the thief's, not acked by the loser
+    other.ack(thief[0])
+    other.close()
+    rows = list(csv.DictReader((tmp_path / "logs" / "processed_log.csv").open()))
+    assert rows[0]["result"] == "lease_lost"
+
+
+def test_warm_stop_finishes_the_job_in_hand(real_queue: Queue, tmp_path: Path) -> None:
+    job = real_queue.enqueue("work", 1)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(job: Job) -> None:
+        started.set()
+        release.wait(30)
+
+    worker = Worker(real_queue, WorkerConfig(queue="work", log_dir=None, wait=0.2), slow)
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(worker.run()))
+    thread.start()
+    assert started.wait(30)
+    worker.request_stop()
+    time.sleep(0.3)
+    assert real_queue.get_job(job.id).state is JobState.LEASED
+    release.set()
+    thread.join(30)
+    assert result == [EXIT_OK]
+    assert real_queue.get_job(job.id).state is JobState.DONE
+
+
+def test_idle_worker_starts_a_new_job_quickly(real_queue: Queue, tmp_path: Path) -> None:
+    started: list[float] = []
+    worker = Worker(real_queue, WorkerConfig(queue="work", log_dir=None, wait=1.0),
+                    lambda job: started.append(time.monotonic()))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: real_queue.workers(), message="registration")
+        time.sleep(0.3)  # let it settle into its long-poll
+        enqueued = time.monotonic()
+        real_queue.enqueue("work", 1)
+        wait_for(lambda: started, timeout=30, message="the job to start")
+        assert started[0] - enqueued < 2.0  # tens of ms when idle; generous under load
+    finally:
+        worker.request_stop()
+        thread.join(30)
+
+
+@pytest.mark.parametrize(
+    "spec", ["nocolon", "no_such_module_xyz:f", "json:no_such", "json:__doc__"])
+def test_bad_handler_specs_are_refused(spec: str) -> None:
+    with pytest.raises(ValueError):
+        load_handler(spec)
+
+
+def test_heartbeat_notices_a_stolen_lease_while_the_job_runs(
+        real_queue: Queue, tmp_path: Path, db_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    job = real_queue.enqueue("work", 1)
+    other = Queue(db_path)
+
+    def stolen_then_slow(job: Job) -> None:
+        other.requeue(job)
+        assert other.dequeue("work") is not None
+        time.sleep(1.0)  # several heartbeats happen meanwhile
+
+    with caplog.at_level("WARNING", logger="persistent_queue.worker"):
+        run_worker(real_queue, stolen_then_slow, tmp_path, visibility_timeout=0.3)
+    other.close()
+    assert f"lost the lease of job {job.id} while it ran" in caplog.text
+    assert real_queue.get_job(job.id).state is JobState.LEASED  # the thief's, not done
