@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from persistent_queue import QueueError
@@ -66,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Open the queue and serve it until SIGTERM/SIGINT."""
     args = parse_args(argv)
@@ -86,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                        args.host)
     app = create_app(queue, token=args.token, read_token=args.read_token,
                      max_body_bytes=args.max_body, max_wait=args.max_wait)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal under the
+    # handlers found at start-up: make those a clean exit (code 0) rather than a kill.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     proxy_headers=False, server_header=False,

@@ -70,6 +70,8 @@ async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Res
             {"error": "validation_error",
              "detail": f"wait: must be at most {state.max_wait:g} seconds"}, status_code=422)
     queue = state.queue
+    # Drain the (replayed) body so that ``is_disconnected`` reads the server's own events.
+    await request.body()
     started = time.monotonic()
     deadline = started + body.wait
     while True:
