@@ -5,10 +5,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= data/queue.db
 
-.PHONY: help venv init run test test-fast lint typecheck clean
+.PHONY: help venv init run api test test-fast lint typecheck clean
 
 help:
 	@echo "make run        set up and start the whole system under supervisord"
+	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000"
 	@echo "make test       set up and run the test suite"
 	@echo "make lint       ruff and mypy"
 
@@ -24,6 +25,9 @@ init: venv
 
 run: init
 	$(PY) -m persistent_queue --db $(DB) stats
+
+api: init
+	$(PY) api.py --db $(DB)
 
 test: venv
 	$(PY) -m pytest
