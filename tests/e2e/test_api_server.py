@@ -135,3 +135,39 @@ def test_a_long_poll_abandoned_by_its_client_does_not_keep_a_job(
         wait_for(settled, timeout=30, message="the job to be ready")
         claimed = client.get("/dequeue", params={"queue": "emails", "wait": 5}).json()
         assert claimed["id"] == job_id and claimed["attempts"] == 1
+
+
+def test_concurrent_consumers_receive_each_job_exactly_once(server: tuple[str, int]) -> None:
+    import threading
+
+    base, _ = server
+    auth = {"Authorization": "Bearer e2e-token"}
+    total = 120
+    with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
+        for n in range(total):
+            assert client.post("/enqueue", json={"queue": "work", "payload": n}).status_code == 201
+    received: list[int] = []
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def consume() -> None:
+        with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
+            while True:
+                response = client.post("/dequeue", json={"queue": "work"})
+                if response.status_code == 204:
+                    return
+                job = response.json()
+                ack = client.post("/ack", json={"id": job["id"],
+                                                "lease_token": job["lease_token"]})
+                if ack.status_code != 200:
+                    errors.append(ack.text)
+                with lock:
+                    received.append(job["payload"])
+
+    threads = [threading.Thread(target=consume) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert sorted(received) == list(range(total))
