@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from api_helpers import claim, lease
 from fastapi.testclient import TestClient
 
-from persistent_queue import Queue
+from persistent_queue import Queue, StorageError
 
 if TYPE_CHECKING:
     from tests.conftest import FakeClock
@@ -210,3 +212,15 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
     assert {"/enqueue", "/dequeue", "/ack", "/queues", "/jobs", "/dead-letters",
             "/healthz", "/metrics"} <= set(schema["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_an_app_given_a_path_opens_and_closes_its_own_queue(tmp_path: Path) -> None:
+    from persistent_queue.api import create_app
+
+    app = create_app(tmp_path / "own.db")
+    with TestClient(app) as client:
+        assert client.post("/enqueue", json={"queue": "q", "payload": 1}).status_code == 201
+    with pytest.raises(StorageError):  # closed at shutdown
+        app.state.api.queue.stats()
+    with Queue(tmp_path / "own.db") as reopened:
+        assert reopened.stats("q").ready == 1
