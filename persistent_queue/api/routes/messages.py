@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from functools import partial
 from typing import Annotated
@@ -14,9 +15,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ... import config
+from ...errors import QueueError
 from ...models import DeadLetter, Job
 from ...queue import Queue
 from ..app import ApiState, get_queue, get_state
+from ..errors import error_response
 from ..schemas import (
     NAME_REGEX,
     DequeueRequest,
@@ -31,6 +34,7 @@ from ..schemas import (
 )
 from ..strict_json import StrictJSONRoute
 
+logger = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJSONRoute, tags=["messages"])
 QueueDep = Annotated[Queue, Depends(get_queue)]
 StateDep = Annotated[ApiState, Depends(get_state)]
@@ -66,9 +70,8 @@ def send(body: EnqueueRequest, state: StateDep) -> JobOut:
 async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Response:
     """Claim one job, long-polling up to ``wait`` seconds without holding the event loop."""
     if body.wait > state.max_wait:
-        return JSONResponse(
-            {"error": "validation_error",
-             "detail": f"wait: must be at most {state.max_wait:g} seconds"}, status_code=422)
+        return error_response(422, "validation_error",
+                              f"wait: must be at most {state.max_wait:g} seconds on this server")
     queue = state.queue
     # Drain the (replayed) body so that ``is_disconnected`` reads the server's own events.
     await request.body()
@@ -86,7 +89,11 @@ async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Res
         if job is not None:
             if body.wait and await request.is_disconnected():
                 # Nobody will receive this lease: give the job straight back.
-                await to_thread.run_sync(partial(queue.requeue, job))
+                try:
+                    await to_thread.run_sync(partial(queue.requeue, job))
+                except QueueError:
+                    logger.warning("could not give back job %d after its client left", job.id,
+                                   exc_info=True, extra={"job_id": job.id})
                 return Response(status_code=204)
             state.metrics.record_claim(job, time.monotonic() - started)
             return JSONResponse(JobOut(**job.to_dict()).model_dump(mode="json"))
