@@ -109,6 +109,21 @@ class RedriveRequest(StrictModel):
     queue: QueueName
 
 
+class DeadLetterRequest(StrictModel):
+    """Why an operator moves a job to the dead-letter table."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=1024)] = "moved by an operator"
+
+
+class CleanupRequest(StrictModel):
+    """Delete done jobs finished more than ``older_than`` seconds ago."""
+
+    older_than: Annotated[float, Field(ge=0, le=100 * 365 * 86400, allow_inf_nan=False)] = (
+        7 * 86400)
+    queue: QueueName | None = None
+    vacuum: bool = False
+
+
 class JobOut(BaseModel):
     """A job as stored (``lease_token`` only on the response to a claim)."""
 

@@ -11,7 +11,16 @@ from ...errors import InvalidArgument
 from ...models import JobState
 from ...queue import Queue
 from ..app import get_queue
-from ..schemas import MAX_ID, NAME_REGEX, JobEventOut, JobOut
+from ..schemas import (
+    MAX_ID,
+    NAME_REGEX,
+    CleanupRequest,
+    CountOut,
+    DeadLetterOut,
+    DeadLetterRequest,
+    JobEventOut,
+    JobOut,
+)
 from ..strict_json import StrictJSONRoute
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["jobs"])
@@ -59,3 +68,15 @@ def job_history(job_id: IdPath, queue: QueueDep) -> list[dict[str, Any]]:
     """The job's failures, expired leases, dead-letterings and redrives, oldest first."""
     queue.get_job(job_id)
     return [event.to_dict() for event in queue.history(job_id)]
+
+
+@router.post("/jobs/{job_id}/dead-letter", response_model=DeadLetterOut)
+def dead_letter_job(job_id: IdPath, body: DeadLetterRequest, queue: QueueDep) -> dict[str, Any]:
+    """Move a job that is not finished to the dead-letter table now (an operator's action)."""
+    return queue.move_to_dead_letter_queue(job_id, body.reason).to_dict()
+
+
+@router.post("/cleanup", response_model=CountOut)
+def cleanup(body: CleanupRequest, queue: QueueDep) -> CountOut:
+    """Delete done jobs finished more than ``older_than`` seconds ago; returns how many."""
+    return CountOut(count=queue.cleanup(body.older_than, queue=body.queue, vacuum=body.vacuum))

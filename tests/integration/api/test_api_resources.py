@@ -224,3 +224,30 @@ def test_an_app_given_a_path_opens_and_closes_its_own_queue(tmp_path: Path) -> N
         app.state.api.queue.stats()
     with Queue(tmp_path / "own.db") as reopened:
         assert reopened.stats("q").ready == 1
+
+
+def test_an_operator_can_dead_letter_a_waiting_job_but_not_a_done_one(
+    client: TestClient, queue: Queue
+) -> None:
+    waiting = queue.enqueue("emails", 1)
+    moved = client.post(f"/jobs/{waiting.id}/dead-letter", json={"reason": "poison"})
+    assert moved.status_code == 200 and moved.json()["reason"] == "poison"
+    assert client.get(f"/jobs/{waiting.id}").json()["state"] == "dead"
+    done = queue.enqueue("emails", 2)
+    client.post("/ack", json=lease(claim(client)))
+    refused = client.post(f"/jobs/{done.id}/dead-letter", json={})
+    assert refused.status_code == 409 and refused.json()["error"] == "invalid_job_state"
+    assert client.post("/jobs/9999/dead-letter", json={}).status_code == 404
+
+
+def test_cleanup_deletes_old_done_jobs(
+    client: TestClient, queue: Queue, clock: FakeClock
+) -> None:
+    old = queue.enqueue("emails", 1)
+    client.post("/ack", json=lease(claim(client)))
+    clock.advance(3600)
+    queue.enqueue("emails", 2)
+    client.post("/ack", json=lease(claim(client)))
+    assert client.post("/cleanup", json={"older_than": 60}).json() == {"count": 1}
+    assert client.get(f"/jobs/{old.id}").status_code == 404
+    assert client.post("/cleanup", json={"older_than": -1}).status_code == 422
