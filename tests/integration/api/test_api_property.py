@@ -98,3 +98,20 @@ def test_hostile_query_parameters_get_a_4xx(
     for path in ("/jobs", "/dead-letters", "/dequeue", f"/queues/{quote(queue, safe='')}/stats"):
         response = client.get(path, params=params)
         assert response.status_code < 500, (path, params, response.text)
+
+
+@given(authorization=st.binary(max_size=80).filter(lambda b: b"\r" not in b and b"\n" not in b),
+       method=st.sampled_from(["GET", "POST", "DELETE", "PATCH"]),
+       path=st.sampled_from(["/queues", "/enqueue", "/dequeue", "/metrics", "/healthz"]))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True, database=None)
+def test_hostile_authorization_headers_never_get_in(
+    fuzzed_app: FastAPI, authorization: bytes, method: str, path: str
+) -> None:
+    secured = create_app(fuzzed_app.state.api.queue, token="the-token", read_token="read")
+    client = TestClient(secured, raise_server_exceptions=False)
+    response = client.request(method, path, headers={"authorization": authorization})
+    if path == "/healthz":
+        assert response.status_code < 500 or response.status_code == 503
+    else:
+        assert response.status_code in (401, 403), (authorization, response.status_code)
