@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= data/queue.db
 
-.PHONY: help venv init run stop status test test-fast lint typecheck clean
+.PHONY: help venv init run stop status api test test-fast lint typecheck clean
 
 help:
 	@echo "make run        set up and start the whole system under supervisord"
 	@echo "make status     the processes' states (while make run is going)"
 	@echo "make stop       stop supervisord and every process"
+	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000"
 	@echo "make test       set up and run the test suite"
 	@echo "make lint       ruff and mypy"
 
@@ -36,6 +37,9 @@ status:
 
 stop:
 	$(SUPERVISOR) shutdown
+
+api: init
+	$(PY) api.py --db $(DB)
 
 test: venv
 	$(PY) -m pytest

@@ -59,6 +59,10 @@ class Backend(ABC):
     def schema_version(self) -> int:
         """The schema version of the store."""
 
+    @abstractmethod
+    def quick_check(self) -> list[str]:
+        """Structural problems found in the store (empty when it is sound)."""
+
     # queues
     @abstractmethod
     def create_queue(self, name: str, *, max_attempts: int, visibility_timeout: float,

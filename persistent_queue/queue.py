@@ -663,3 +663,10 @@ class Queue(WorkflowMixin):
         """The database's schema version (``PRAGMA user_version``)."""
         return self.backend.schema_version()
 
+    def check_integrity(self) -> list[str]:
+        """Problems found by a structural check of the database; empty when it is sound.
+
+        Reads every page (SQLite's ``quick_check``), so it takes time on a large database.
+        """
+        return self.backend.quick_check()
+

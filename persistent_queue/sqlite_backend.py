@@ -208,6 +208,12 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         with translate_errors():
             return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
 
+    def quick_check(self) -> list[str]:
+        with translate_errors():
+            rows = self._conn().execute(Q["quick_check"]).fetchall()
+        problems = [str(row[0]) for row in rows]
+        return [] if problems == ["ok"] else problems
+
     # -- queues -----------------------------------------------------------------------------
 
     def create_queue(

@@ -1,0 +1,118 @@
+"""The app factory: :func:`create_app` serves one :class:`~persistent_queue.Queue` over HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+
+from .. import __version__, config
+from ..queue import Queue
+from .errors import install_error_handlers
+from .metrics import ApiMetrics
+from .middleware import BearerAuthMiddleware, BodyLimitMiddleware
+
+#: Room for the request envelope (queue name, headers, options) around a maximal payload.
+ENVELOPE_BYTES = 64 * 1024
+#: Longest long poll a client may ask for, in seconds (as SQS's 20 s).
+DEFAULT_MAX_WAIT = 20.0
+#: Threads available to long polls, apart from the pool that serves every other request.
+LONG_POLL_THREADS = 64
+
+
+@dataclass
+class ApiState:
+    """What the routes share: the queue, metrics and limits."""
+
+    queue: Queue
+    metrics: ApiMetrics
+    max_wait: float
+    integrity_interval: float
+    min_free_bytes: int
+    integrity_cache: dict[str, Any] = field(default_factory=dict)
+    _limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def long_poll_limiter(self) -> anyio.CapacityLimiter:
+        """Threads for long polls (created in the event loop on first use)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(LONG_POLL_THREADS)
+        return self._limiter
+
+
+def get_state(request: Request) -> ApiState:
+    """The app's :class:`ApiState` (a FastAPI dependency)."""
+    state: ApiState = request.app.state.api
+    return state
+
+
+def get_queue(request: Request) -> Queue:
+    """The app's queue (a FastAPI dependency)."""
+    return get_state(request).queue
+
+
+def create_app(
+    queue_or_path: Queue | str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    read_token: str | None = None,
+    max_body_bytes: int | None = None,
+    max_wait: float = DEFAULT_MAX_WAIT,
+    integrity_interval: float = 300.0,
+    min_free_bytes: int = 64 * 1024 * 1024,
+) -> FastAPI:
+    """A FastAPI app serving a queue.
+
+    Args:
+        queue_or_path: a :class:`Queue` (the caller closes it) or a database path (the app
+            opens the queue and closes it on shutdown).
+        token: when set, every route but ``/healthz`` needs ``Authorization: Bearer <token>``.
+        read_token: optionally, a second token that may only use read (GET) routes.
+        max_body_bytes: request body limit (default: the queue's payload limit + 64 KiB).
+        max_wait: longest long poll (``wait``) a client may ask for, in seconds.
+        integrity_interval: ``/healthz`` re-runs the integrity check at most this often.
+        min_free_bytes: ``/healthz`` fails when the database's disk has less free space.
+    """
+    from .routes import dead_letters, jobs, messages, queues, system
+
+    if read_token and not token:
+        raise ValueError("a read-only token needs a full token too")
+    owned = not isinstance(queue_or_path, Queue)
+    queue = queue_or_path if isinstance(queue_or_path, Queue) else Queue(queue_or_path)
+    limit = max_body_bytes or queue.max_payload_bytes + ENVELOPE_BYTES
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                queue.close()
+
+    app = FastAPI(
+        title="persistent-queue",
+        version=__version__,
+        description=(
+            "A crash-safe job queue in one SQLite file. Claim a job with `/dequeue`, then "
+            "`/ack`, `/nack`, `/extend` or `/requeue` it with its `id` and `lease_token`. "
+            "Errors are `{\"error\": code, \"detail\": message}`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.api = ApiState(
+        queue=queue, metrics=ApiMetrics(queue), max_wait=min(max_wait, config.MAX_WAIT),
+        integrity_interval=integrity_interval, min_free_bytes=min_free_bytes,
+    )
+    install_error_handlers(app)
+    for module in (messages, queues, jobs, dead_letters, system):
+        app.include_router(module.router)
+    # The last added runs first: authenticate before reading a body.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
+    if token:
+        app.add_middleware(BearerAuthMiddleware, token=token, read_token=read_token)
+    return app

@@ -1,0 +1,86 @@
+"""Prometheus metrics of the API process and of the queues it serves.
+
+Counters and the claim-latency histogram count what *this* process did; queue depth by state
+is read from the database at every scrape, so it covers every producer and consumer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..models import DeadLetter, Job
+from ..queue import Queue
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_STATES = ("waiting", "ready", "scheduled", "leased", "expired", "done", "dead")
+
+
+class QueueDepthCollector(Collector):
+    """``pq_queue_jobs{queue,state}`` and friends, from ``Queue.stats()`` at scrape time."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front: registering must not touch the database."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.queue.stats()
+        depth = GaugeMetricFamily("pq_queue_jobs", "Jobs in each queue by state.",
+                                  labels=["queue", "state"])
+        paused = GaugeMetricFamily("pq_queue_paused", "1 if the queue is paused.",
+                                   labels=["queue"])
+        oldest = GaugeMetricFamily("pq_queue_oldest_ready_age_seconds",
+                                   "Age of the oldest claimable job.", labels=["queue"])
+        for name, item in sorted(stats.items()):
+            for state in _STATES:
+                depth.add_metric([name, state], getattr(item, state))
+            paused.add_metric([name], 1 if item.paused else 0)
+            oldest.add_metric([name], item.oldest_ready_age or 0.0)
+        yield depth
+        yield paused
+        yield oldest
+
+
+class ApiMetrics:
+    """The metrics of one app (its own registry, so several apps never collide)."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.registry = CollectorRegistry()
+        self.enqueued = Counter("pq_api_enqueued", "Jobs enqueued through this API process.",
+                                ["queue"], registry=self.registry)
+        self.claimed = Counter("pq_api_claimed", "Jobs claimed through this API process.",
+                               ["queue"], registry=self.registry)
+        self.acked = Counter("pq_api_acked", "Jobs acked through this API process.",
+                             registry=self.registry)
+        self.nacked = Counter("pq_api_nacked", "Jobs nacked through this API process.",
+                              ["queue"], registry=self.registry)
+        self.dead_lettered = Counter(
+            "pq_api_dead_lettered", "Jobs dead-lettered by nacks through this API process.",
+            ["queue"], registry=self.registry)
+        self.claim_latency = Histogram(
+            "pq_claim_latency_seconds",
+            "Seconds from a claim request to its job (long-poll waiting included).",
+            ["queue"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600))
+        self.registry.register(QueueDepthCollector(queue))
+
+    def record_claim(self, job: Job, seconds: float) -> None:
+        """Count a claim that took ``seconds`` from request to job."""
+        self.claimed.labels(job.queue).inc()
+        self.claim_latency.labels(job.queue).observe(max(0.0, seconds))
+
+    def record_nack(self, outcome: Job | DeadLetter) -> None:
+        """Count a nack, and a dead-lettering if that is where the job went."""
+        self.nacked.labels(outcome.queue).inc()
+        if isinstance(outcome, DeadLetter):
+            self.dead_lettered.labels(outcome.queue).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,166 @@
+"""The hot path: enqueue, claim (with long poll), ack, nack, extend, requeue.
+
+``/send`` and ``/receive`` are aliases of ``/enqueue`` and ``GET /dequeue``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ... import config
+from ...errors import QueueError
+from ...models import DeadLetter, Job
+from ...queue import Queue
+from ..app import ApiState, get_queue, get_state
+from ..errors import error_response
+from ..schemas import (
+    NAME_REGEX,
+    DequeueRequest,
+    EnqueueRequest,
+    ExtendRequest,
+    JobOut,
+    LeaseRequest,
+    NackOut,
+    NackRequest,
+    OkOut,
+    RequeueRequest,
+)
+from ..strict_json import StrictJSONRoute
+
+logger = logging.getLogger(__name__)
+router = APIRouter(route_class=StrictJSONRoute, tags=["messages"])
+QueueDep = Annotated[Queue, Depends(get_queue)]
+StateDep = Annotated[ApiState, Depends(get_state)]
+#: A long poll claims in slices this long, checking in between that the client is still there.
+POLL_SLICE = 1.0
+
+_CLAIM_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"description": "The claimed job, with its lease token."},
+    204: {"description": "No job was ready (within `wait` seconds)."},
+}
+
+
+def _enqueue(state: ApiState, body: EnqueueRequest) -> JobOut:
+    job = state.queue.enqueue(
+        body.queue, body.payload, priority=body.priority, delay=body.delay, run_at=body.run_at,
+        max_attempts=body.max_attempts, headers=body.headers)
+    state.metrics.enqueued.labels(job.queue).inc()
+    return JobOut(**job.to_dict())
+
+
+@router.post("/enqueue", status_code=201, response_model=JobOut)
+def enqueue(body: EnqueueRequest, state: StateDep) -> JobOut:
+    """Store a job; it is durable when this returns (201)."""
+    return _enqueue(state, body)
+
+
+@router.post("/send", status_code=201, response_model=JobOut)
+def send(body: EnqueueRequest, state: StateDep) -> JobOut:
+    """Alias of ``POST /enqueue``."""
+    return _enqueue(state, body)
+
+
+async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Response:
+    """Claim one job, long-polling up to ``wait`` seconds without holding the event loop."""
+    if body.wait > state.max_wait:
+        return error_response(422, "validation_error",
+                              f"wait: must be at most {state.max_wait:g} seconds on this server")
+    queue = state.queue
+    # Drain the (replayed) body so that ``is_disconnected`` reads the server's own events.
+    await request.body()
+    started = time.monotonic()
+    deadline = started + body.wait
+    while True:
+        remaining = max(0.0, deadline - time.monotonic())
+        step = min(remaining, POLL_SLICE)
+        call = partial(queue.dequeue, body.queue, visibility_timeout=body.visibility_timeout,
+                       wait=step)
+        if body.wait:
+            job = await to_thread.run_sync(call, limiter=state.long_poll_limiter)
+        else:
+            job = await to_thread.run_sync(call)
+        if job is not None:
+            if body.wait and await request.is_disconnected():
+                # Nobody will receive this lease: give the job straight back.
+                try:
+                    await to_thread.run_sync(partial(queue.requeue, job))
+                except QueueError:
+                    logger.warning("could not give back job %d after its client left", job.id,
+                                   exc_info=True, extra={"job_id": job.id})
+                return Response(status_code=204)
+            state.metrics.record_claim(job, time.monotonic() - started)
+            return JSONResponse(JobOut(**job.to_dict()).model_dump(mode="json"))
+        if remaining <= step or await request.is_disconnected():
+            return Response(status_code=204)
+
+
+@router.post("/dequeue", response_model=JobOut, responses=_CLAIM_RESPONSES)
+async def dequeue(request: Request, body: DequeueRequest, state: StateDep) -> Response:
+    """Claim the next ready job (200 with its ``lease_token``) or 204 if none is ready."""
+    return await _claim(request, state, body)
+
+
+def _claim_query(
+    queue: Annotated[str, Query(pattern=NAME_REGEX, description="the queue's name")],
+    wait: Annotated[float, Query(ge=0, le=config.MAX_WAIT, allow_inf_nan=False,
+                                 description="long-poll seconds")] = 0,
+    visibility_timeout: Annotated[float | None, Query(
+        gt=0, le=config.MAX_VISIBILITY_TIMEOUT, allow_inf_nan=False)] = None,
+) -> DequeueRequest:
+    return DequeueRequest.model_construct(queue=queue, wait=wait,
+                                          visibility_timeout=visibility_timeout)
+
+
+ClaimQuery = Annotated[DequeueRequest, Depends(_claim_query)]
+
+
+@router.get("/dequeue", response_model=JobOut, responses=_CLAIM_RESPONSES)
+async def dequeue_get(request: Request, body: ClaimQuery, state: StateDep) -> Response:
+    """``POST /dequeue`` with query parameters."""
+    return await _claim(request, state, body)
+
+
+@router.get("/receive", response_model=JobOut, responses=_CLAIM_RESPONSES)
+async def receive(request: Request, body: ClaimQuery, state: StateDep) -> Response:
+    """Alias of ``GET /dequeue``."""
+    return await _claim(request, state, body)
+
+
+@router.post("/ack", response_model=OkOut)
+def ack(body: LeaseRequest, state: StateDep) -> OkOut:
+    """Mark a claimed job done (409 ``lease_lost`` if the lease is no longer yours)."""
+    state.queue.ack(body.id, body.lease_token)
+    state.metrics.acked.inc()
+    return OkOut()
+
+
+@router.post("/nack", response_model=NackOut)
+def nack(body: NackRequest, state: StateDep) -> NackOut:
+    """Record a failed attempt: the job is retried later or dead-lettered."""
+    outcome: Job | DeadLetter = state.queue.nack(body.id, body.error, delay=body.delay,
+                                                 lease_token=body.lease_token)
+    state.metrics.record_nack(outcome)
+    if isinstance(outcome, DeadLetter):
+        return NackOut(outcome="dead", dead_letter=outcome.to_dict())  # type: ignore[arg-type]
+    return NackOut(outcome="retry", job=outcome.to_dict())  # type: ignore[arg-type]
+
+
+@router.post("/extend", response_model=JobOut)
+def extend(body: ExtendRequest, queue: QueueDep) -> JobOut:
+    """Heartbeat: the lease now ends ``seconds`` from now."""
+    job = queue.extend(body.id, body.seconds, lease_token=body.lease_token)
+    return JobOut(**job.to_dict())
+
+
+@router.post("/requeue", response_model=JobOut)
+def requeue(body: RequeueRequest, queue: QueueDep) -> JobOut:
+    """Give a claimed job back without counting the attempt."""
+    job = queue.requeue(body.id, body.delay, lease_token=body.lease_token)
+    return JobOut(**job.to_dict())

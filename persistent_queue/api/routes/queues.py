@@ -1,0 +1,97 @@
+"""Queues as resources: list, create, read, update, delete, pause, resume, purge, stats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from ...queue import Queue
+from ..app import get_queue
+from ..schemas import (
+    NAME_REGEX,
+    CountOut,
+    CreateQueueRequest,
+    QueueOut,
+    QueueStatsOut,
+    UpdateQueueRequest,
+)
+from ..strict_json import StrictJSONRoute
+
+router = APIRouter(route_class=StrictJSONRoute, tags=["queues"])
+QueueDep = Annotated[Queue, Depends(get_queue)]
+NamePath = Annotated[str, Path(pattern=NAME_REGEX, description="the queue's name")]
+
+
+@router.get("/queues", response_model=list[QueueOut])
+def list_queues(queue: QueueDep) -> list[dict[str, Any]]:
+    """Every queue's settings, by name."""
+    return [info.to_dict() for info in queue.list_queues()]
+
+
+@router.post("/queues", status_code=201, response_model=QueueOut)
+def create_queue(body: CreateQueueRequest, queue: QueueDep) -> dict[str, Any]:
+    """Create a queue with its own settings (409 if it exists, unless ``exist_ok``)."""
+    return queue.create_queue(
+        body.name, max_attempts=body.max_attempts, visibility_timeout=body.visibility_timeout,
+        max_size=body.max_size, exist_ok=body.exist_ok).to_dict()
+
+
+@router.get("/stats", response_model=dict[str, QueueStatsOut])
+def all_stats(queue: QueueDep) -> dict[str, dict[str, Any]]:
+    """Jobs by state for every queue."""
+    return {name: item.to_dict() for name, item in queue.stats().items()}
+
+
+@router.get("/queues/{name}", response_model=QueueOut)
+def get_queue_info(name: NamePath, queue: QueueDep) -> dict[str, Any]:
+    """A queue's settings (404 if there is none)."""
+    return queue.get_queue(name).to_dict()
+
+
+@router.patch("/queues/{name}", response_model=QueueOut)
+def update_queue(name: NamePath, body: UpdateQueueRequest, queue: QueueDep) -> dict[str, Any]:
+    """Change settings; omitted fields stay as they are."""
+    queue.get_queue(name)
+    changes = {field: getattr(body, field) for field in body.model_fields_set}
+    for field in ("max_attempts", "visibility_timeout"):
+        if field in changes and changes[field] is None:
+            del changes[field]  # null means "leave as is" for settings that cannot be unset
+    return queue.update_queue(name, **changes).to_dict()
+
+
+@router.delete("/queues/{name}", status_code=204)
+def delete_queue(
+    name: NamePath, queue: QueueDep,
+    force: Annotated[bool, Query(description="delete even with unfinished jobs")] = False,
+) -> Response:
+    """Delete a queue with its history (409 while it holds unfinished jobs, unless ``force``)."""
+    queue.get_queue(name)
+    queue.delete_queue(name, force=force)
+    return Response(status_code=204)
+
+
+@router.post("/queues/{name}/pause", response_model=QueueOut)
+def pause(name: NamePath, queue: QueueDep) -> dict[str, Any]:
+    """Stop consumers claiming from this queue; producers may still enqueue."""
+    queue.get_queue(name)
+    return queue.pause(name).to_dict()
+
+
+@router.post("/queues/{name}/resume", response_model=QueueOut)
+def resume(name: NamePath, queue: QueueDep) -> dict[str, Any]:
+    """Let consumers claim again."""
+    queue.get_queue(name)
+    return queue.resume(name).to_dict()
+
+
+@router.post("/queues/{name}/purge", response_model=CountOut)
+def purge(name: NamePath, queue: QueueDep) -> CountOut:
+    """Delete every unfinished job of the queue; returns how many."""
+    return CountOut(count=queue.purge(name))
+
+
+@router.get("/queues/{name}/stats", response_model=QueueStatsOut)
+def queue_stats(name: NamePath, queue: QueueDep) -> dict[str, Any]:
+    """Jobs of one queue by state."""
+    return queue.stats(name).to_dict()
