@@ -4,45 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from persistent_queue import Queue
-
-ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
-
-
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def wait_for(
-    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.02,
-    message: str = "condition",
-) -> T:
-    """Poll ``condition`` until it returns a truthy value; fail the test after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+from tests.support import ROOT, FakeClock, wait_for  # noqa: F401 (re-exported for tests)
 
 
 @pytest.fixture

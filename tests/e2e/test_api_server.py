@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, wait_for
+from tests.support import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

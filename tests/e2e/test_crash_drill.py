@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+
+from tests.support import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

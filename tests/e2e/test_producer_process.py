@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, wait_for
 
 from persistent_queue import Queue
+from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 
 from persistent_queue import Queue
+from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 

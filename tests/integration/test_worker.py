@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 
 from persistent_queue import Job, JobState, Queue, Retry
 from persistent_queue.worker import EXIT_OK, Worker, WorkerConfig, load_handler
+from tests.support import wait_for
 
 
 def run_worker(q: Queue, handler: object, tmp_path: Path, *, max_jobs: int = 1,

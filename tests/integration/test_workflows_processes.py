@@ -10,9 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 
 from persistent_queue import Queue
+from tests.support import wait_for
 
 START_TOGETHER = """
 import os, sys, time

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import Job, JobState, Queue
+from tests.support import FakeClock
 
 
 def claim(queue: Queue, name: str = "q") -> Job:

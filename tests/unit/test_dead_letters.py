@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import (
     DeadLetter,
@@ -14,6 +13,7 @@ from persistent_queue import (
     LeaseLost,
     Queue,
 )
+from tests.support import FakeClock
 
 
 def claim(queue: Queue, name: str = "q") -> Job:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import InvalidPayload, JobState, Queue, config
+from tests.support import FakeClock
 
 
 def test_enqueue_returns_the_stored_job(queue: Queue, clock: FakeClock) -> None:

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import InvalidArgument, Job, JobNotFound, JobState, LeaseLost, Queue
+from tests.support import FakeClock
 
 Operation = Callable[[Queue, int, str], Any]
 

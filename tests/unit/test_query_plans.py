@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import Queue
 from persistent_queue.sql import queries
+from tests.support import FakeClock
 
 DONE_JOBS = 50_000
 Q = queries("sqlite")

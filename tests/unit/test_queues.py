@@ -6,7 +6,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import (
     DeadLetter,
@@ -19,6 +18,7 @@ from persistent_queue import (
     QueueStats,
 )
 from persistent_queue import Queue as PQueue
+from tests.support import FakeClock
 
 
 def claim(queue: PQueue, name: str = "q") -> Job:

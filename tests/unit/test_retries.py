@@ -6,9 +6,9 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import DeadLetter, Job, JobState, Queue, RetryPolicy
+from tests.support import FakeClock
 
 
 def claim(queue: Queue, name: str = "q") -> Job:

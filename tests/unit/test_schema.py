@@ -9,10 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 
 from persistent_queue import JobState, Queue, SchemaTooNew, sql
 from persistent_queue.sqlite_backend import _split_statements
+from tests.support import wait_for
 
 MIGRATIONS = sql.migrations("sqlite")
 LATEST = len(MIGRATIONS)

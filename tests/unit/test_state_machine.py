@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hypothesis.strategies as st
-from conftest import FakeClock
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -33,6 +32,7 @@ from persistent_queue import (
     Queue,
     RetryPolicy,
 )
+from tests.support import FakeClock
 
 QUEUE = "q"
 MAX_ATTEMPTS = 3

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import (
     InvalidArgument,
@@ -21,6 +20,7 @@ from persistent_queue import (
     Queue,
     QueueError,
 )
+from tests.support import FakeClock
 
 MiB = 1024 * 1024
 

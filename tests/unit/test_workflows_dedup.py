@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import InvalidArgument, JobState, Queue
+from tests.support import FakeClock
 
 
 def test_second_enqueue_with_the_key_returns_the_first_job(queue: Queue) -> None:

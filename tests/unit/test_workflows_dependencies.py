@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import InvalidArgument, InvalidDependency, Job, JobState, Queue
+from tests.support import FakeClock
 
 
 def _run(queue: Queue, name: str) -> Job:

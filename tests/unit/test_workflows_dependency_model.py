@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from persistent_queue import Job, JobState, Queue
+from tests.support import FakeClock
 
 OPERATIONS = st.lists(
     st.one_of(

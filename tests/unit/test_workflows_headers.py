@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import FakeClock
-
 from persistent_queue import JobState, Queue
+from tests.support import FakeClock
 
 
 def test_filter_by_a_null_header_value(queue: Queue) -> None:

@@ -7,10 +7,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import FakeClock, wait_for
 
 from persistent_queue import InvalidArgument, Queue, ScheduleNotFound
 from persistent_queue.scheduler import run_due, run_scheduler
+from tests.support import FakeClock, wait_for
 
 
 def test_interval_schedule_fires_once_per_tick(queue: Queue, clock: FakeClock) -> None:

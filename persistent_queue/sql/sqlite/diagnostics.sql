@@ -1,10 +1,8 @@
--- Read-only checks behind `pq doctor` and the crash drill's report.
+-- Read-only checks behind `pq doctor` and the crash drill's report
+-- (`quick_check` is in health.sql).
 
 -- name: integrity_check
 PRAGMA integrity_check;
-
--- name: quick_check
-PRAGMA quick_check;
 
 -- name: journal_mode
 PRAGMA journal_mode;

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from persistent_queue import JobState, Queue
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeClock
+    from tests.support import FakeClock
 
 
 def test_enqueue_returns_201_with_the_stored_job(client: TestClient, queue: Queue) -> None:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from persistent_queue import Queue, StorageError
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeClock
+    from tests.support import FakeClock
 
 
 def test_create_list_get_update_and_delete_a_queue(client: TestClient) -> None:
