@@ -188,3 +188,8 @@ class Backend(ABC):
     @abstractmethod
     def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
         """Per-queue counts of enqueued/acked/failed/dead jobs in time buckets since ``since``."""
+
+    def database_facts(self, *, integrity: bool = False) -> dict[str, Any]:
+        """Engine facts for health checks: version and settings, and with ``integrity`` the
+        result of a full integrity check (``"ok"`` or the problems found)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report database facts")
