@@ -34,7 +34,7 @@ def parse_headers(text: str) -> dict[str, Any]:
     if not text:
         return {}
     if text.startswith("{"):
-        value = parse_json(text, what="headers")
+        value = parse_json(text, what="header object")
         if not isinstance(value, dict):
             raise InvalidInput("headers must be a JSON object")
         return value
