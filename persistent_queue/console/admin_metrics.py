@@ -21,9 +21,9 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
     """Jobs per minute by series (enqueued, acked, failed, dead) as lines over time."""
     chart: alt.Chart = (
         alt.Chart(frame)
-        .mark_line(point=True)
+        .mark_line()
         .encode(
-            x=alt.X("time:T", title="minute (UTC)"),
+            x=alt.X("time:T", title="minute (UTC)", axis=alt.Axis(format="%H:%M")),
             y=alt.Y("jobs:Q", title="jobs per minute"),
             color=alt.Color("series:N", scale=_COLOURS, title=None),
             tooltip=["time:T", "series:N", "jobs:Q"],
@@ -71,11 +71,14 @@ def _workers(workers: list[WorkerInfo], now: float) -> None:
     consumers = pd.DataFrame([{"consumer": w.id, "processed": w.processed, "failed": w.failed}
                               for w in workers if w.kind == "consumer"])
     if not consumers.empty:
-        chart = (alt.Chart(consumers.melt("consumer", var_name="count", value_name="jobs"))
-                 .mark_bar().encode(y=alt.Y("consumer:N", title=None), x="jobs:Q",
-                                    color=alt.Color("count:N", title=None),
-                                    tooltip=["consumer", "count", "jobs"])
-                 .properties(height=max(80, 28 * len(consumers))))
+        long = consumers.melt("consumer", var_name="outcome", value_name="jobs")
+        chart = (alt.Chart(long)
+                 .mark_bar()
+                 .encode(x=alt.X("consumer:N", title=None, axis=alt.Axis(labelAngle=0)),
+                         xOffset="outcome:N", y=alt.Y("jobs:Q", title="jobs"),
+                         color=alt.Color("outcome:N", title=None),
+                         tooltip=["consumer:N", "outcome:N", "jobs:Q"])
+                 .properties(height=220, title="Jobs per consumer since it started"))
         st.altair_chart(chart)
 
 
@@ -94,8 +97,9 @@ def _body(window: int, focus: str) -> None:
     st.markdown("#### Jobs by state")
     st.dataframe(stats_frame(stats, queues), hide_index=True)
     st.markdown(f"#### Throughput, last {duration(window)} ({focus})")
-    frame = throughput_frame(points, None if focus == "all queues" else focus)
-    if frame.empty:
+    frame = throughput_frame(points, None if focus == "all queues" else focus,
+                             start=now - window, end=now, step=60.0)
+    if not any(p.enqueued or p.acked or p.failed or p.dead for p in points):
         st.caption("No job was enqueued, acked or failed in this window.")
     else:
         st.altair_chart(throughput_chart(frame))

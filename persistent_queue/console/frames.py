@@ -158,10 +158,20 @@ def workers_frame(workers: Sequence[WorkerInfo], now: float) -> pd.DataFrame:
                                        "processed", "failed", "last heartbeat", "started"])
 
 
-def throughput_frame(points: Sequence[ThroughputPoint], queue: str | None = None,
-                     ) -> pd.DataFrame:
-    """Long-form throughput: one row per (minute, series) summed over queues (or one queue)."""
+def throughput_frame(points: Sequence[ThroughputPoint], queue: str | None = None, *,
+                     start: float | None = None, end: float | None = None,
+                     step: float = 60.0) -> pd.DataFrame:
+    """Long-form throughput: one row per (bucket, series) summed over queues (or one queue).
+
+    With ``start`` and ``end``, buckets without any job are filled with zeros, so a chart
+    shows quiet minutes as zero instead of drawing a line across them.
+    """
     totals: dict[float, dict[str, int]] = {}
+    if start is not None and end is not None and step > 0:
+        bucket = (start // step) * step
+        while bucket <= end:
+            totals[bucket] = {"enqueued": 0, "acked": 0, "failed": 0, "dead": 0}
+            bucket += step
     for p in points:
         if queue is not None and p.queue != queue:
             continue

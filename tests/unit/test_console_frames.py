@@ -60,3 +60,10 @@ def test_throughput_frame_sums_queues_per_minute() -> None:
     assert first.to_dict() == {"enqueued": 5, "acked": 1, "failed": 1, "dead": 0}
     only_b = throughput_frame(points, "b")
     assert set(only_b["time"]) == {frame["time"].min()}
+
+
+def test_throughput_frame_fills_quiet_minutes_with_zeros() -> None:
+    points = [ThroughputPoint("a", 120.0, enqueued=2)]
+    frame = throughput_frame(points, start=0.0, end=240.0, step=60.0)
+    enqueued = frame[frame["series"] == "enqueued"]["jobs"].tolist()
+    assert enqueued == [0, 0, 2, 0, 0]
