@@ -89,11 +89,9 @@ def render_dead_letters(queue: Queue) -> None:
     letter = by_id.get(picked) if picked is not None else None
     if letter is None:
         return
-    a, b, c = st.columns(3)
-    a.metric("Attempts", letter.attempts)
-    b.metric("Created", timestamp(letter.created_at))
-    c.metric("Dead since", timestamp(letter.dead_at))
-    st.markdown(f"**Reason**: {letter.reason}")
+    st.markdown(f"**Job {letter.id}** of `{letter.queue}`: {letter.attempts} attempt(s), "
+                f"created {timestamp(letter.created_at)} UTC, dead since "
+                f"{timestamp(letter.dead_at)} UTC.  \n**Reason**: {letter.reason}")
     if letter.last_error:
         st.code(letter.last_error, language=None)
     left, right = st.columns(2)

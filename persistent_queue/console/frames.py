@@ -14,7 +14,16 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InvalidInput
-from ..models import DeadLetter, Job, JobEvent, QueueInfo, QueueStats, ThroughputPoint, WorkerInfo
+from ..models import (
+    DeadLetter,
+    Job,
+    JobEvent,
+    JobState,
+    QueueInfo,
+    QueueStats,
+    ThroughputPoint,
+    WorkerInfo,
+)
 
 
 def parse_json(text: str, *, what: str = "payload") -> Any:
@@ -100,9 +109,10 @@ def jobs_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
         "id": job.id, "queue": job.queue, "state": job.state.value, "priority": job.priority,
         "attempts": f"{job.attempts}/{job.max_attempts}",
         "created": timestamp(job.created_at),
-        "available in": duration(job.available_at - now) if job.available_at > now else "",
+        "available in": duration(job.available_at - now)
+        if job.state is JobState.READY and job.available_at > now else "",
         "lease left": duration(job.lease_expires_at - now)
-        if job.lease_expires_at and job.state.value == "leased" else "",
+        if job.lease_expires_at and job.state is JobState.LEASED else "",
         "headers": preview(job.headers, 40) if job.headers else "",
         "payload": preview(job.payload), "last error": job.last_error or "",
     } for job in jobs]

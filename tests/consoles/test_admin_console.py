@@ -182,3 +182,17 @@ def test_password_gate_and_unreadable_database(
     monkeypatch.setenv("PQ_DB", str(tmp_path))  # a directory, not a database
     broken = open_console("admin_console.py")
     assert any("Cannot open the database" in m for m in messages(broken, "error"))
+
+
+def test_no_connection_or_read_transaction_outlives_a_run(
+    open_console: Console, db: Queue, console_db: Path
+) -> None:
+    """A reader left open between reruns would stop WAL checkpoints and let the WAL grow."""
+    for n in range(200):
+        db.enqueue("emails", {"n": n})
+    app = open_console("admin_console.py")
+    for name in ("Queues", "Dead letters", "Health", "Metrics"):
+        page(app, name)
+    busy, _, _ = db.backend.execute_read("PRAGMA wal_checkpoint(TRUNCATE)")[0]
+    assert busy == 0
+    assert Path(f"{console_db}-wal").stat().st_size == 0
