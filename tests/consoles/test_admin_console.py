@@ -79,6 +79,10 @@ def test_create_pause_resume_update_and_delete_a_queue(open_console: Console, db
 
     click(app, "Create queue")
     assert "reports" in messages(app, "error")[0]  # already exists: readable, no traceback
+    app.text_input(key="create_name").set_value("no spaces allowed")
+    click(app, "Create queue")
+    assert "no spaces allowed" in messages(app, "error")[0]
+    app.text_input(key="create_name").set_value("reports")
 
     click(app, "Pause")
     assert db.get_queue("reports").paused
