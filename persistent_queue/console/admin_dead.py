@@ -29,7 +29,7 @@ def _redrive_all() -> None:
     scope = _scope()
 
     def action(q: Queue) -> list[int]:
-        names = [scope] if scope else sorted({d.queue for d in q.dead_letters(limit=10_000)})
+        names = [scope] if scope else [n for n, s in q.stats().items() if s.dead]
         moved: list[int] = []
         for name in names:
             moved += q.redrive(name)

@@ -148,7 +148,14 @@ def test_dead_letters_list_inspect_redrive_and_purge(open_console: Console, db: 
                                         "No dead letters in 'webhooks'."]
     assert [d.id for d in db.dead_letters()] == [third]
 
+    dead_letter(db, "sms", "carrier down")
     app.selectbox(key="dead_queue").set_value("(all queues)")
+    run(app)
+    click(app, "Redrive all of (all queues)")
+    assert messages(app, "success") == ["Redrove 2 dead letter(s) of every queue.",
+                                        "No dead letters."]
+    assert db.dead_letters() == []
+    dead_letter(db, "push", "token expired")
     run(app)
     click(app, "Purge dead letters")
     assert messages(app, "error") == ["tick the confirmation box to purge dead letters"]
