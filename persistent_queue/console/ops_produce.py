@@ -64,7 +64,11 @@ def render_enqueue(queue: Queue, names: list[str]) -> None:
     job = st.session_state.get(LAST_ENQUEUED)
     if job is not None:
         with st.expander(f"Created job {job.id}", expanded=True):
-            st.json(job.to_dict())
+            st.json({"id": job.id, "queue": job.queue, "state": job.state.value,
+                     "priority": job.priority, "max_attempts": job.max_attempts,
+                     "created": f"{timestamp(job.created_at)} UTC",
+                     "available": f"{timestamp(job.available_at)} UTC",
+                     "headers": job.headers, "payload": job.payload})
 
 
 def _claimed() -> Job | None:

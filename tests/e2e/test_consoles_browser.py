@@ -147,6 +147,7 @@ def test_enqueue_in_ops_console_is_counted_in_admin_console(
                 job = q.get_job(22)
             assert (job.queue, job.payload, job.headers) == (
                 "signups", {"user": "ada", "plan": "pro"}, {"tenant": "acme"})
+            expect(page.get_by_test_id("stJson").first).to_contain_text("ada")
             page.screenshot(path=str(docs / "ops_console.png"), full_page=True)
 
             page.set_viewport_size({"width": 1400, "height": 1800})
