@@ -56,3 +56,10 @@ typecheck: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: ops-console admin-console
+ops-console: init
+	PQ_DB=$(DB) $(VENV)/bin/streamlit run ops_console.py --server.port 8501
+
+admin-console: init
+	PQ_DB=$(DB) $(VENV)/bin/streamlit run admin_console.py --server.port 8502

@@ -258,3 +258,9 @@ class Backend(ABC):
         ``advance(schedule, now)`` returns the next tick after ``now`` and how many ticks were
         skipped. Returns None when the tick is not due (another scheduler fired it).
         """
+
+    @abstractmethod
+    def database_facts(self, *, integrity: bool = False) -> dict[str, Any]:
+        """Engine facts for health checks: version and settings, and with ``integrity`` the
+        result of a full integrity check (``"ok"`` or the problems found)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report database facts")

@@ -770,6 +770,18 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         return [ThroughputPoint(queue=queue, bucket=start, **counts)
                 for (queue, start), counts in sorted(points.items(), key=lambda i: i[0][::-1])]
 
+    def database_facts(self, *, integrity: bool = False) -> dict[str, Any]:
+        """SQLite version and settings; with ``integrity`` also ``PRAGMA integrity_check``."""
+        with translate_errors():
+            conn = self._conn()
+            facts: dict[str, Any] = {"engine": "sqlite", "path": str(self.path)}
+            facts["sqlite_version"] = conn.execute(Q["health_sqlite_version"]).fetchone()[0]
+            facts.update(dict(conn.execute(Q["health_settings"]).fetchone()))
+            if integrity:
+                rows = conn.execute(Q["health_integrity_check"]).fetchall()
+                facts["integrity"] = "\n".join(str(row[0]) for row in rows)
+        return facts
+
     def execute_read(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
         """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
         with translate_errors():

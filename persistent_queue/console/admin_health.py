@@ -1,0 +1,69 @@
+"""Admin console: the database's health (sizes, free disk, settings, integrity check)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from ..health import DatabaseHealth, database_health
+from ..queue import Queue
+from .frames import size
+from .session import read
+
+#: Warn when the write-ahead log is this large: a long reader may be blocking checkpoints.
+WAL_WARNING_BYTES = 64 * 1024 * 1024
+#: Warn when the disk holding the database has less than this fraction free.
+DISK_WARNING_FRACTION = 0.10
+
+
+def _warnings(report: DatabaseHealth) -> list[str]:
+    found = []
+    if report.journal_mode.lower() != "wal":
+        found.append(f"journal mode is {report.journal_mode}, not WAL: readers block writers")
+    if report.wal_bytes > WAL_WARNING_BYTES:
+        found.append(f"the WAL is {size(report.wal_bytes)}: a long-running reader may be "
+                     "holding back checkpoints")
+    if report.total_disk_bytes and (
+            report.free_disk_bytes / report.total_disk_bytes < DISK_WARNING_FRACTION):
+        found.append(f"only {size(report.free_disk_bytes)} free on the database's disk")
+    if report.integrity not in (None, "ok"):
+        found.append("the integrity check found problems (see below)")
+    return found
+
+
+def render_health(queue: Queue) -> None:
+    """Sizes, disk, engine settings and, on demand, SQLite's integrity check."""
+    st.header("System health")
+    check = st.button("Run integrity check (reads the whole file)", key="health_integrity")
+    with st.spinner("Checking…") if check else st.empty():
+        report = read(lambda q: database_health(q, integrity=check), queue)
+    if report is None:
+        return
+    problems = _warnings(report)
+    for problem in problems:
+        st.warning(problem)
+    if not problems:
+        st.success("Healthy" + (": integrity check ok." if report.integrity == "ok" else "."))
+    a, b, c, d = st.columns(4)
+    a.metric("Database file", size(report.file_bytes))
+    b.metric("WAL", size(report.wal_bytes))
+    c.metric("Free disk", size(report.free_disk_bytes))
+    d.metric("Schema version", report.schema_version)
+    if report.integrity is not None:
+        st.markdown("**Integrity check**")
+        st.code(report.integrity, language=None)
+    settings = {
+        "path": report.path,
+        "SQLite version": report.sqlite_version,
+        "journal_mode": report.journal_mode,
+        "synchronous": report.synchronous,
+        "auto_vacuum": report.auto_vacuum,
+        "page_size": report.page_size,
+        "page_count": report.page_count,
+        "freelist_count (reusable pages)": report.freelist_count,
+        "busy_timeout (ms)": report.busy_timeout_ms,
+        "disk total": size(report.total_disk_bytes),
+    }
+    st.dataframe(pd.DataFrame({"setting": list(settings),
+                               "value": [str(v) for v in settings.values()]}),
+                 hide_index=True)

@@ -1,0 +1,126 @@
+"""Admin console: live metrics, refreshed in a fragment so the rest of the app stays usable."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from ..models import QueueStats, ThroughputPoint, WorkerInfo
+from .frames import duration, stats_frame, throughput_frame, workers_frame
+from .session import page_queue, read
+
+WINDOWS = {"15 minutes": 900, "1 hour": 3600, "6 hours": 6 * 3600, "24 hours": 86400}
+_COLOURS = alt.Scale(domain=["enqueued", "acked", "failed", "dead"],
+                     range=["#4c78a8", "#54a24b", "#f58518", "#e45756"])
+
+
+def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Jobs per minute by series (enqueued, acked, failed, dead) as lines over time."""
+    chart: alt.Chart = (
+        alt.Chart(frame)
+        .mark_line()
+        .encode(
+            x=alt.X("time:T", title="minute (UTC)", axis=alt.Axis(format="%H:%M")),
+            y=alt.Y("jobs:Q", title="jobs per minute"),
+            color=alt.Color("series:N", scale=_COLOURS, title=None),
+            tooltip=["time:T", "series:N", "jobs:Q"],
+        )
+        .properties(height=260)
+    )
+    return chart
+
+
+def _totals(stats: dict[str, QueueStats]) -> None:
+    values = list(stats.values())
+    cols = st.columns(6)
+    cols[0].metric("Queues", len(values))
+    cols[1].metric("Ready now", sum(s.ready for s in values))
+    cols[2].metric("Scheduled", sum(s.scheduled for s in values))
+    cols[3].metric("Leased", sum(s.leased for s in values))
+    cols[4].metric("Dead letters", sum(s.dead for s in values))
+    ages = [s.oldest_ready_age for s in values if s.oldest_ready_age is not None]
+    cols[5].metric("Oldest ready job", duration(max(ages)) if ages else "-")
+
+
+def _retries(stats: dict[str, QueueStats], points: list[ThroughputPoint]) -> pd.DataFrame:
+    rows = []
+    for name, s in stats.items():
+        mine = [p for p in points if p.queue == name]
+        acked = sum(p.acked for p in mine)
+        failed = sum(p.failed for p in mine)
+        rows.append({"queue": name, "jobs retried (pending)": s.retries,
+                     "failed attempts (window)": failed, "acked (window)": acked,
+                     "dead (window)": sum(p.dead for p in mine),
+                     "failure rate": f"{failed / (acked + failed):.1%}" if acked + failed else "-"})
+    return pd.DataFrame(rows, columns=["queue", "jobs retried (pending)",
+                                       "failed attempts (window)", "acked (window)",
+                                       "dead (window)", "failure rate"])
+
+
+def _workers(workers: list[WorkerInfo], now: float) -> None:
+    st.markdown("#### Producers and consumers")
+    if not workers:
+        st.caption("No process has registered yet (consumers and producers register at start).")
+        return
+    running = [w for w in workers if w.state == "running"]
+    st.caption(f"{len(running)} running of {len(workers)} registered.")
+    st.dataframe(workers_frame(workers, now), hide_index=True)
+    consumers = pd.DataFrame([{"consumer": w.id, "processed": w.processed, "failed": w.failed}
+                              for w in workers if w.kind == "consumer"])
+    if not consumers.empty:
+        long = consumers.melt("consumer", var_name="outcome", value_name="jobs")
+        chart = (alt.Chart(long)
+                 .mark_bar()
+                 .encode(x=alt.X("consumer:N", title=None, axis=alt.Axis(labelAngle=0)),
+                         xOffset="outcome:N", y=alt.Y("jobs:Q", title="jobs"),
+                         color=alt.Color("outcome:N", title=None),
+                         tooltip=["consumer:N", "outcome:N", "jobs:Q"])
+                 .properties(height=220, title="Jobs per consumer since it started"))
+        st.altair_chart(chart)
+
+
+def _body(window: int, focus: str) -> None:
+    with page_queue() as queue:
+        stats = read(lambda q: q.stats(), queue)
+        queues = read(lambda q: q.list_queues(), queue)
+        points = read(lambda q: q.throughput(window=window, bucket=60), queue)
+        workers = read(lambda q: q.workers(), queue)
+        now = queue.now()
+    if stats is None or queues is None or points is None:
+        return
+    _totals(stats)
+    st.caption("Queues: " + (", ".join(f"{name} ({s.ready} ready)" for name, s in stats.items())
+                             or "none yet"))
+    st.markdown("#### Jobs by state")
+    st.dataframe(stats_frame(stats, queues), hide_index=True)
+    st.markdown(f"#### Throughput, last {duration(window)} ({focus})")
+    frame = throughput_frame(points, None if focus == "all queues" else focus,
+                             start=now - window, end=now, step=60.0)
+    if not any(p.enqueued or p.acked or p.failed or p.dead for p in points):
+        st.caption("No job was enqueued, acked or failed in this window.")
+    else:
+        st.altair_chart(throughput_chart(frame))
+    st.markdown("#### Retries")
+    st.dataframe(_retries(stats, points), hide_index=True)
+    _workers(workers or [], now)
+    st.caption(f"Updated {pd.Timestamp.now(tz='UTC').strftime('%H:%M:%S')} UTC")
+
+
+def render_metrics(refresh: float | None) -> None:
+    """Counts, throughput, retries and processes; re-read every ``refresh`` seconds."""
+    st.header("Live metrics")
+    left, right = st.columns(2)
+    window = WINDOWS[left.selectbox("Window", list(WINDOWS), index=1, key="metrics_window")]
+    with page_queue() as queue:
+        names = [q.name for q in read(lambda q: q.list_queues(), queue) or []]
+    focus = right.selectbox("Throughput of", ["all queues"] + names, key="metrics_focus")
+    every = timedelta(seconds=refresh) if refresh else None
+
+    @st.fragment(run_every=every)
+    def live() -> None:
+        _body(window, focus)
+
+    live()

@@ -1,0 +1,129 @@
+"""Admin console: create, configure, pause, purge and delete queues."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from .. import config
+from ..errors import InvalidInput
+from ..models import QueueInfo
+from ..queue import Queue
+from .frames import stats_frame
+from .session import attempt, read, show_flash
+
+WHERE = "queues"
+
+
+def _create() -> None:
+    s = st.session_state
+    size = int(s.get("create_max_size") or 0)
+    attempt(lambda q: q.create_queue(
+        (s.get("create_name") or "").strip(), max_attempts=int(s.get("create_attempts") or 1),
+        visibility_timeout=float(s.get("create_timeout") or 1.0), max_size=size or None),
+        lambda info: f"Created queue '{info.name}'.", where=WHERE)
+
+
+def _update(name: str) -> None:
+    s = st.session_state
+    size = int(s.get(f"edit_max_size_{name}") or 0)
+    attempt(lambda q: q.update_queue(
+        name, max_attempts=int(s.get(f"edit_attempts_{name}") or 1),
+        visibility_timeout=float(s.get(f"edit_timeout_{name}") or 1.0), max_size=size or None),
+        lambda info: f"Saved the settings of queue '{info.name}'.", where=WHERE)
+
+
+def _pause(name: str, paused: bool) -> None:
+    if paused:
+        attempt(lambda q: q.resume(name), lambda _: f"Resumed queue '{name}'.", where=WHERE)
+    else:
+        attempt(lambda q: q.pause(name),
+                lambda _: f"Paused queue '{name}': consumers claim nothing from it.", where=WHERE)
+
+
+def _confirmed(name: str, key: str) -> None:
+    if (st.session_state.get(key) or "").strip() != name:
+        raise InvalidInput(f"type the queue name '{name}' to confirm")
+
+
+def _purge(name: str) -> None:
+    def action(q: Queue) -> int:
+        _confirmed(name, "purge_confirm")
+        return q.purge(name)
+
+    if attempt(action, lambda n: f"Purged {n} unfinished job(s) from '{name}'.",
+               where=WHERE) is not None:
+        st.session_state["purge_confirm"] = ""
+
+
+def _delete(name: str) -> None:
+    force = bool(st.session_state.get("delete_force"))
+
+    def action(q: Queue) -> str:
+        _confirmed(name, "delete_confirm")
+        q.delete_queue(name, force=force)
+        return name
+
+    if attempt(action, lambda n: f"Deleted queue '{n}'.", where=WHERE) is not None:
+        st.session_state["delete_confirm"] = ""
+
+
+def _create_form() -> None:
+    with st.form("create_queue", clear_on_submit=False):
+        st.markdown("#### Create a queue")
+        a, b, c, d = st.columns(4)
+        a.text_input("Name", key="create_name", placeholder="emails")
+        b.number_input("Max attempts", value=config.DEFAULT_MAX_ATTEMPTS, min_value=1,
+                       max_value=config.MAX_ATTEMPTS_LIMIT, step=1, key="create_attempts")
+        c.number_input("Visibility timeout (s)", value=config.DEFAULT_VISIBILITY_TIMEOUT,
+                       min_value=1.0, max_value=config.MAX_VISIBILITY_TIMEOUT, step=5.0,
+                       key="create_timeout")
+        d.number_input("Max size (0 = unbounded)", value=0, min_value=0, step=1,
+                       key="create_max_size")
+        st.form_submit_button("Create queue", type="primary", on_click=_create)
+
+
+def _manage(info: QueueInfo) -> None:
+    name = info.name
+    st.markdown(f"#### Queue `{name}` ({'paused' if info.paused else 'running'})")
+    st.button("Resume" if info.paused else "Pause", key="pause_toggle",
+              on_click=_pause, args=(name, info.paused))
+    with st.form(f"edit_{name}"):
+        a, b, c = st.columns(3)
+        a.number_input("Max attempts", value=info.max_attempts, min_value=1,
+                       max_value=config.MAX_ATTEMPTS_LIMIT, step=1, key=f"edit_attempts_{name}")
+        b.number_input("Visibility timeout (s)", value=float(info.visibility_timeout),
+                       min_value=1.0, max_value=config.MAX_VISIBILITY_TIMEOUT, step=5.0,
+                       key=f"edit_timeout_{name}")
+        c.number_input("Max size (0 = unbounded)", value=info.max_size or 0, min_value=0,
+                       step=1, key=f"edit_max_size_{name}")
+        st.form_submit_button("Save settings", on_click=_update, args=(name,))
+    danger_left, danger_right = st.columns(2)
+    with danger_left.expander("Purge: delete every unfinished job"):
+        st.text_input(f"Type '{name}' to confirm", key="purge_confirm")
+        st.button("Purge queue", key="purge_button", on_click=_purge, args=(name,))
+    with danger_right.expander("Delete the queue"):
+        st.caption("Deletes the queue with its done jobs, dead letters and history.")
+        st.checkbox("Also delete its unfinished jobs", key="delete_force")
+        st.text_input(f"Type '{name}' to confirm", key="delete_confirm")
+        st.button("Delete queue", key="delete_button", on_click=_delete, args=(name,))
+
+
+def render_queues(queue: Queue) -> None:
+    """The queues with their counts and settings, and the forms that change them."""
+    st.header("Queues")
+    show_flash(WHERE)
+    queues = read(lambda q: q.list_queues(), queue)
+    stats = read(lambda q: q.stats(), queue)
+    if queues is None or stats is None:
+        return
+    if queues:
+        st.dataframe(stats_frame({q.name: stats[q.name] for q in queues if q.name in stats},
+                                 queues), hide_index=True)
+    else:
+        st.info("No queue yet: create one below, or enqueue a job from the ops console.")
+    _create_form()
+    if queues:
+        by_name = {q.name: q for q in queues}
+        picked = st.selectbox("Manage queue", list(by_name), key="manage_queue")
+        if picked in by_name:
+            _manage(by_name[picked])

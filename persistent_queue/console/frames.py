@@ -1,0 +1,195 @@
+"""Pure helpers for the consoles: parsing form input, formatting, and pandas DataFrames.
+
+Nothing here imports Streamlit, so it is tested like any other library code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InvalidInput
+from ..models import (
+    DeadLetter,
+    Job,
+    JobEvent,
+    JobState,
+    QueueInfo,
+    QueueStats,
+    ThroughputPoint,
+    WorkerInfo,
+)
+
+
+def parse_json(text: str, *, what: str = "payload") -> Any:
+    """Decode JSON typed in a form; ``InvalidInput`` with the line and column if malformed."""
+    if not text.strip():
+        raise InvalidInput(f"the {what} is empty: enter JSON such as {{}} or \"text\"")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"the {what} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                           f"column {exc.colno}") from None
+
+
+def parse_headers(text: str) -> dict[str, Any]:
+    """Headers typed as a JSON object or as ``key=value`` lines (values stay strings)."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        value = parse_json(text, what="header object")
+        if not isinstance(value, dict):
+            raise InvalidInput("headers must be a JSON object")
+        return value
+    headers: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"header line {number} is not key=value: {line!r}")
+        headers[key.strip()] = value.strip()
+    return headers
+
+
+def timestamp(value: float | None) -> str:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC, or an empty string."""
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: ``42s``, ``3m 05s``, ``2h 07m``, ``3d 04h``."""
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    left = int(abs(seconds))
+    if left < 60:
+        return f"{sign}{left}s"
+    if left < 3600:
+        return f"{sign}{left // 60}m {left % 60:02d}s"
+    if left < 86400:
+        return f"{sign}{left // 3600}h {left % 3600 // 60:02d}m"
+    return f"{sign}{left // 86400}d {left % 86400 // 3600:02d}h"
+
+
+def size(count: int) -> str:
+    """Bytes as ``KiB``/``MiB``/``GiB``."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"  # pragma: no cover
+
+
+def preview(value: Any, width: int = 80) -> str:
+    """A one-line JSON preview cut at ``width`` characters."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def payload_matches(job: Job | DeadLetter, needle: str) -> bool:
+    """Whether ``needle`` occurs (case-insensitively) in the job's JSON payload."""
+    text = json.dumps(job.payload, ensure_ascii=False, sort_keys=True)
+    return needle.casefold() in text.casefold()
+
+
+def jobs_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
+    """One row per job, newest data first as given."""
+    rows = [{
+        "id": job.id, "queue": job.queue, "state": job.state.value, "priority": job.priority,
+        "attempts": f"{job.attempts}/{job.max_attempts}",
+        "created": timestamp(job.created_at),
+        "available in": duration(job.available_at - now)
+        if job.state is JobState.READY and job.available_at > now else "",
+        "lease left": duration(job.lease_expires_at - now)
+        if job.lease_expires_at and job.state is JobState.LEASED else "",
+        "headers": preview(job.headers, 40) if job.headers else "",
+        "payload": preview(job.payload), "last error": job.last_error or "",
+    } for job in jobs]
+    return pd.DataFrame(rows, columns=["id", "queue", "state", "priority", "attempts", "created",
+                                       "available in", "lease left", "headers", "payload",
+                                       "last error"])
+
+
+def history_frame(events: Sequence[JobEvent]) -> pd.DataFrame:
+    """A job's history, oldest first."""
+    rows = [{"at": timestamp(e.at), "event": e.event, "attempt": e.attempt,
+             "detail": e.detail or ""} for e in events]
+    return pd.DataFrame(rows, columns=["at", "event", "attempt", "detail"])
+
+
+def stats_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo] = ()) -> pd.DataFrame:
+    """Per-queue counts by state joined with each queue's settings."""
+    info = {q.name: q for q in queues}
+    rows = []
+    for name, s in stats.items():
+        settings = info.get(name)
+        rows.append({
+            "queue": name, "paused": s.paused, "ready": s.ready, "scheduled": s.scheduled,
+            "waiting": s.waiting, "leased": s.leased, "expired leases": s.expired,
+            "done": s.done, "dead": s.dead, "retries": s.retries,
+            "oldest ready": duration(s.oldest_ready_age),
+            "max attempts": settings.max_attempts if settings else None,
+            "visibility timeout (s)": settings.visibility_timeout if settings else None,
+            "max size": settings.max_size if settings else None,
+        })
+    columns = ["queue", "paused", "ready", "scheduled", "waiting", "leased", "expired leases",
+               "done", "dead", "retries", "oldest ready", "max attempts",
+               "visibility timeout (s)", "max size"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def dead_letters_frame(letters: Sequence[DeadLetter]) -> pd.DataFrame:
+    """One row per dead letter with why it died."""
+    rows = [{"id": d.id, "queue": d.queue, "reason": d.reason, "last error": d.last_error or "",
+             "attempts": d.attempts, "created": timestamp(d.created_at),
+             "dead at": timestamp(d.dead_at), "payload": preview(d.payload)} for d in letters]
+    return pd.DataFrame(rows, columns=["id", "queue", "reason", "last error", "attempts",
+                                       "created", "dead at", "payload"])
+
+
+def workers_frame(workers: Sequence[WorkerInfo], now: float) -> pd.DataFrame:
+    """Producers and consumers with the age of their last heartbeat."""
+    rows = [{"id": w.id, "kind": w.kind, "state": w.state, "host": w.host, "pid": w.pid,
+             "queues": ", ".join(w.queues), "processed": w.processed, "failed": w.failed,
+             "last heartbeat": f"{duration(now - w.heartbeat_at)} ago",
+             "started": timestamp(w.started_at)} for w in workers]
+    return pd.DataFrame(rows, columns=["id", "kind", "state", "host", "pid", "queues",
+                                       "processed", "failed", "last heartbeat", "started"])
+
+
+def throughput_frame(points: Sequence[ThroughputPoint], queue: str | None = None, *,
+                     start: float | None = None, end: float | None = None,
+                     step: float = 60.0) -> pd.DataFrame:
+    """Long-form throughput: one row per (bucket, series) summed over queues (or one queue).
+
+    With ``start`` and ``end``, buckets without any job are filled with zeros, so a chart
+    shows quiet minutes as zero instead of drawing a line across them.
+    """
+    totals: dict[float, dict[str, int]] = {}
+    if start is not None and end is not None and step > 0:
+        bucket = (start // step) * step
+        while bucket <= end:
+            totals[bucket] = {"enqueued": 0, "acked": 0, "failed": 0, "dead": 0}
+            bucket += step
+    for p in points:
+        if queue is not None and p.queue != queue:
+            continue
+        entry = totals.setdefault(p.bucket, {"enqueued": 0, "acked": 0, "failed": 0, "dead": 0})
+        entry["enqueued"] += p.enqueued
+        entry["acked"] += p.acked
+        entry["failed"] += p.failed
+        entry["dead"] += p.dead
+    rows = [{"time": datetime.fromtimestamp(bucket, UTC), "series": series, "jobs": count}
+            for bucket, counts in sorted(totals.items()) for series, count in counts.items()]
+    return pd.DataFrame(rows, columns=["time", "series", "jobs"])

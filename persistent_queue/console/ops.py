@@ -1,0 +1,32 @@
+"""The ops console: enqueue, claim and finish jobs by hand, browse and search jobs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from .ops_browse import render_browse
+from .ops_produce import render_claim, render_enqueue
+from .session import db_path, logout_button, page_queue, read, require_login, setup_page
+
+TITLE = "persistent-queue · ops"
+
+
+def main() -> None:
+    """Render the whole ops console (one script run)."""
+    setup_page(TITLE, "📬")
+    require_login(TITLE)
+    logout_button()
+    st.title(TITLE)
+    st.caption(f"Database: `{db_path()}`")
+    with page_queue() as queue:
+        queues = read(lambda q: q.list_queues(), queue)
+        if queues is None:
+            return
+        names = [info.name for info in queues]
+        enqueue, claim, browse = st.tabs(["Enqueue", "Claim", "Browse jobs"])
+        with enqueue:
+            render_enqueue(queue, names)
+        with claim:
+            render_claim(queue, names)
+        with browse:
+            render_browse(queue, names)

@@ -1,0 +1,170 @@
+"""Both consoles as real Streamlit servers, driven by Debian's headless Chromium.
+
+Enqueue a job through the ops console's form, then see it counted in the admin console.
+Saves docs/ops_console.png and docs/admin_console.png (the README's screenshots).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from persistent_queue import Queue
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium when missing; the reason it is unavailable, or None."""
+    if Path(CHROMIUM).exists():
+        return None
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return "chromium is not installed and apt-get cannot install it (not root on Debian)"
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1200,
+                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if done.returncode != 0:
+            return f"installing chromium failed: {' '.join(command)}: {done.stderr[-300:]}"
+    return None if Path(CHROMIUM).exists() else "apt-get installed no /usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    reason = _install_chromium()
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip("playwright.sync_api", reason="playwright (test extra) is missing")
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def start_console(tmp_path: Path, subprocess_env: dict[str, str]
+                  ) -> Iterator[Callable[[str, Path], str]]:
+    """Start ``streamlit run <script>`` on a free port; yields a starter returning its URL."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(script: str, db: Path) -> str:
+        port = _free_port()
+        env = {**subprocess_env, "PQ_DB": str(db)}
+        env.pop("PQ_CONSOLE_PASSWORD", None)
+        log = (tmp_path / f"{script}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
+             "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _healthy(url) or process.poll() is not None, timeout=120,
+                 message=f"{script} to serve")
+        assert process.poll() is None, (tmp_path / f"{script}.log").read_text()
+        return url
+
+    yield start
+    for process in started:
+        process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _seed(db: Path) -> None:
+    """Some history so the admin screenshot has numbers, a chart and a consumer."""
+    with Queue(db, durability="normal") as q:
+        q.create_queue("webhooks", max_attempts=1)
+        q.enqueue_many("emails", [{"to": f"user{n}@example.com"} for n in range(20)])
+        for _ in range(12):
+            job = q.dequeue("emails")
+            assert job is not None
+            q.ack(job)
+        failing = q.dequeue("emails")
+        assert failing is not None
+        q.nack(failing, error="SMTP 451 try again later", delay=600)
+        q.enqueue("webhooks", {"url": "https://example.com/hook"})
+        hook = q.dequeue("webhooks")
+        assert hook is not None
+        q.nack(hook, error="HTTP 410 Gone")
+        q.register_worker("consumer-emails-1", kind="consumer", queues=["emails"])
+        q.heartbeat_worker("consumer-emails-1", processed=12, failed=1)
+        q.register_worker("producer-signup", kind="producer", queues=["emails"])
+
+
+def test_enqueue_in_ops_console_is_counted_in_admin_console(
+    chromium: str, start_console: Callable[[str, Path], str], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    db = tmp_path / "queue.db"
+    _seed(db)
+    ops_url = start_console("ops_console.py", db)
+    admin_url = start_console("admin_console.py", db)
+    docs = ROOT / "docs"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.set_default_timeout(90_000)
+            expect.set_options(timeout=90_000)  # generous: the machine is shared
+            page.goto(ops_url)
+            expect(page.get_by_text("Enqueue a job")).to_be_visible()
+            page.get_by_label("New queue name").fill("signups")
+            page.get_by_label("Payload (JSON)").fill('{"user": "ada", "plan": "pro"}')
+            page.get_by_label("Headers (key=value lines, or a JSON object)").fill("tenant=acme")
+            page.get_by_role("button", name="Enqueue", exact=True).click()
+            expect(page.get_by_text("Enqueued job 22 on queue 'signups'.")).to_be_visible()
+            with Queue(db) as q:
+                job = q.get_job(22)
+            assert (job.queue, job.payload, job.headers) == (
+                "signups", {"user": "ada", "plan": "pro"}, {"tenant": "acme"})
+            expect(page.get_by_test_id("stJson").first).to_contain_text("ada")
+            page.screenshot(path=str(docs / "ops_console.png"), full_page=True)
+
+            page.set_viewport_size({"width": 1400, "height": 1800})
+            page.goto(admin_url)
+            expect(page.get_by_text("signups (1 ready)").first).to_be_visible()
+            # 7 ready emails from the seed and the job enqueued above. (`first`: while the
+            # metrics fragment refreshes, the old and new element may both be in the page.)
+            ready = page.get_by_test_id("stMetric").filter(has_text="Ready now")
+            expect(ready.filter(has_text="8").first).to_be_visible()
+            charts = page.get_by_test_id("stVegaLiteChart")
+            expect(charts).to_have_count(2)  # throughput, and jobs per consumer
+            expect(charts.last.locator("canvas, svg").first).to_be_visible()
+            page.screenshot(path=str(docs / "admin_console.png"), full_page=True)
+
+            # Live metrics: a job enqueued elsewhere shows up without reloading the page.
+            with Queue(db) as q:
+                q.enqueue("signups", {"user": "grace"})
+            expect(page.get_by_text("signups (2 ready)").first).to_be_visible()
+        finally:
+            browser.close()
