@@ -143,6 +143,10 @@ def _queue_from_row(row: sqlite3.Row) -> QueueInfo:
     )
 
 
+class _StaleLease(Exception):
+    """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
+
+
 class SQLiteBackend(Backend):
     """Stores every queue in one SQLite database file."""
 
@@ -469,6 +473,23 @@ class SQLiteBackend(Backend):
             changed = conn.execute(Q["ack"], {"id": job_id, "token": token, "now": now}).rowcount
             if changed != 1:
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
+
+    def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
+        params = [{"id": job_id, "token": token, "now": now} for job_id, token in leases]
+        conn = self._conn()
+        try:
+            with self._transaction() as tx:
+                if tx.executemany(Q["ack"], params).rowcount != len(params):
+                    raise _StaleLease
+        except _StaleLease:
+            # Rolled back: find the first lease that is not current, as `ack` would.
+            with translate_errors():
+                for job_id, token in leases:
+                    if conn.execute(Q["select_leased"], {"id": job_id, "token": token,
+                                                         "now": now}).fetchone() is None:
+                        raise self._diagnose_lease(conn, job_id, token, now, "ack") from None
+            raise LeaseLost("cannot ack: a lease changed while acking; nothing was acked") \
+                from None
 
     def nack(
         self,
