@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= data/queue.db
 
-.PHONY: help venv init run stop status api test test-fast lint typecheck clean
+.PHONY: help venv init run stop status api test test-fast lint typecheck clean bench bench-quick
 
 help:
 	@echo "make run        set up and start the whole system under supervisord"
@@ -14,6 +14,7 @@ help:
 	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000"
 	@echo "make test       set up and run the test suite"
 	@echo "make lint       ruff and mypy"
+	@echo "make bench      benchmark against raw SQLite and the peers (bench/README.md)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,22 @@ lint: venv
 
 typecheck: venv
 	$(PY) -m mypy
+
+# The benchmark has its own environment: the peers it measures are not project dependencies.
+BENCH_VENV  := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e . -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python -m bench.profile
+
+bench-quick: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench --quick --out bench/results/quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

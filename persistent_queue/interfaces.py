@@ -116,6 +116,14 @@ class Backend(ABC):
     def ack(self, job_id: int, token: str, now: float) -> None:
         """Mark a leased job done; ``LeaseLost`` if the token is not current."""
 
+    def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
+        """Mark many leased jobs done, all or none; ``LeaseLost`` names the first stale one.
+
+        This default acks one by one (not atomic); backends override it with one transaction.
+        """
+        for job_id, token in leases:
+            self.ack(job_id, token, now)
+
     @abstractmethod
     def nack(self, job_id: int, token: str, *, error: str | None, delay: float | None,
              backoff: Callable[[int], float], now: float) -> Job | DeadLetter:

@@ -315,6 +315,21 @@ class Queue(WorkflowMixin):
 
     acknowledge = ack
 
+    def ack_many(self, jobs: Iterable[Job]) -> None:
+        """Mark many claimed jobs done in one transaction: all of them or none.
+
+        ``LeaseLost`` (naming the first job whose lease is not current) if any of them cannot
+        be acked; then none is. ``InvalidArgument`` if a job appears twice.
+        """
+        leases = [self._lease(job, None) for job in jobs]
+        if len(leases) > config.MAX_BATCH:
+            raise InvalidArgument(f"at most {config.MAX_BATCH} jobs per batch, not {len(leases)}")
+        ids = [job_id for job_id, _ in leases]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument("a job appears more than once in the batch")
+        if leases:
+            self.backend.ack_many(leases, self._clock())
+
     def nack(
         self,
         job: JobRef,

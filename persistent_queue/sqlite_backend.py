@@ -75,6 +75,10 @@ def _split_statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
 
 
+class _StaleLease(Exception):
+    """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
+
+
 class SQLiteBackend(SQLiteWorkflows, Backend):
     """Stores every queue in one SQLite database file (workflows: :mod:`.sqlite_workflows`)."""
 
@@ -429,6 +433,23 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             changed = conn.execute(Q["ack"], {"id": job_id, "token": token, "now": now}).rowcount
             if changed != 1:
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
+
+    def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
+        params = [{"id": job_id, "token": token, "now": now} for job_id, token in leases]
+        conn = self._conn()
+        try:
+            with self._transaction() as tx:
+                if tx.executemany(Q["ack"], params).rowcount != len(params):
+                    raise _StaleLease
+        except _StaleLease:
+            # Rolled back: find the first lease that is not current, as `ack` would.
+            with translate_errors():
+                for job_id, token in leases:
+                    if conn.execute(Q["select_leased"], {"id": job_id, "token": token,
+                                                         "now": now}).fetchone() is None:
+                        raise self._diagnose_lease(conn, job_id, token, now, "ack") from None
+            raise LeaseLost("cannot ack: a lease changed while acking; nothing was acked") \
+                from None
 
     def nack(
         self,

@@ -1,0 +1,1 @@
+"""Benchmarks of persistent-queue against raw SQLite and its peers (see bench/README.md)."""

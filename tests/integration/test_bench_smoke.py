@@ -1,0 +1,65 @@
+"""A small run of the benchmark harness (this project and raw SQLite only, no peers).
+
+The full benchmark is `make bench`; this only proves its workloads still run and still catch
+duplicates and losses, so a change to the library cannot silently break the measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import history, report, workloads  # noqa: E402
+from bench.systems import make_payload, seq_of  # noqa: E402
+
+JOBS = 300
+
+
+def test_verify_counts_duplicates_and_losses() -> None:
+    assert workloads.verify([0, 1, 2], 3) == {"acked": 3, "duplicates": 0, "losses": 0}
+    assert workloads.verify([0, 0, 2, 2, 2], 4) == {"acked": 5, "duplicates": 3, "losses": 2}
+    assert seq_of(make_payload(1234)) == 1234
+    assert len(make_payload(7)) == 200
+
+
+@pytest.mark.slow
+def test_harness_measures_this_project_and_raw_sqlite(tmp_path: Path) -> None:
+    systems: dict[str, dict[str, object]] = {}
+    for key, name in (("pq-normal", "persistent-queue (normal)"),
+                      ("raw-normal", "raw SQLite (normal)")):
+        result: dict[str, object] = {"name": name, "mode": "normal"}
+        result["enqueue"] = workloads.enqueue_per_job(key, str(tmp_path), JOBS)
+        result["enqueue_batch"] = workloads.enqueue_batch(key, str(tmp_path), JOBS, 100)
+        drained = workloads.drain(key, str(tmp_path), JOBS, 2)
+        assert (drained["acked"], drained["duplicates"], drained["losses"]) == (JOBS, 0, 0)
+        assert drained["peak_rss_mb"] > 1
+        result["drain_2"] = drained
+        batch = workloads.claim_ack_batch(key, str(tmp_path), JOBS, 100)
+        assert (batch["acked"], batch["duplicates"], batch["losses"]) == (JOBS, 0, 0)
+        result["claim_ack_batch"] = batch
+        mixed = workloads.mixed(key, str(tmp_path), 40, rate=200.0, consumers=1)
+        assert (mixed["acked"], mixed["losses"]) == (40, 0)
+        assert 0 <= mixed["p50_ms"] <= mixed["p99_ms"] < 60_000
+        result["mixed"] = mixed
+        idle = workloads.idle_cpu(key, str(tmp_path), 0.3)
+        assert 0 <= idle["cpu_percent"] < 100
+        result["idle"] = idle
+        systems[key] = result
+
+    lat = history.run(str(tmp_path), done=500, ready=60, samples=20)
+    assert all(math.isfinite(lat[f"{label}_{mode}"]["p99_ms"])
+               for label in ("empty", "history") for mode in ("normal", "full"))
+
+    text = report.table(systems)
+    assert "persistent-queue (normal)" in text and "x)" in text  # ratios to raw SQLite
+    path = report.write_json({"meta": {"jobs": JOBS}, "systems": systems, "history": lat},
+                             str(tmp_path / "results"))
+    assert json.loads(Path(path).read_text())["systems"]["pq-normal"]["drain_2"]["losses"] == 0
