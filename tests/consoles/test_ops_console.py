@@ -10,7 +10,7 @@ from console_helpers import click, messages, run
 from streamlit.testing.v1 import AppTest
 
 from persistent_queue import JobState, Queue
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 Console = Callable[[str], AppTest]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

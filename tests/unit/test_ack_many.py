@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock
 
 from persistent_queue import InvalidArgument, JobState, LeaseLost, Queue
+from tests.support import FakeClock
 
 
 def test_ack_many_marks_every_job_done(queue: Queue) -> None:
