@@ -1,7 +1,8 @@
 """Both consoles as real Streamlit servers, driven by Debian's headless Chromium.
 
 Enqueue a job through the ops console's form, then see it counted in the admin console.
-Saves docs/ops_console.png and docs/admin_console.png (the README's screenshots).
+Screenshots go to the test's temporary folder; with PQ_SAVE_SCREENSHOTS=1 they replace
+docs/ops_console.png and docs/admin_console.png (the README's screenshots).
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def test_enqueue_in_ops_console_is_counted_in_admin_console(
     _seed(db)
     ops_url = start_console("ops_console.py", db)
     admin_url = start_console("admin_console.py", db)
-    docs = ROOT / "docs"
+    docs = ROOT / "docs" if os.environ.get("PQ_SAVE_SCREENSHOTS") == "1" else tmp_path
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
                                              headless=True)
