@@ -1,8 +1,9 @@
 """The ``pq`` command line (also ``python -m persistent_queue``).
 
-Exit codes: 0 success, 1 the operation failed (e.g. a stale lease, an unhealthy database),
-2 bad usage or input, 3 nothing to do (e.g. ``dequeue`` found no job). Errors are one line
-on stderr, never a traceback.
+Exit codes: 0 success, 1 the operation failed (e.g. a stale lease, an unhealthy database, no
+such schedule, a topic without subscribers), 2 bad usage or input (e.g. an invalid
+dependency), 3 nothing to do (e.g. ``dequeue`` found no job), 4 the queue is full (retry
+later). Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import sys
 import click
 
 from .commands import register
-from .commands.common import EXIT_EMPTY, EXIT_FAILED, EXIT_USAGE, open_queue
+from .commands.common import EXIT_EMPTY, EXIT_FAILED, EXIT_FULL, EXIT_USAGE, open_queue
 from .config import DEFAULT_DB_PATH
 
-__all__ = ["EXIT_EMPTY", "EXIT_FAILED", "EXIT_USAGE", "cli", "main"]
+__all__ = ["EXIT_EMPTY", "EXIT_FAILED", "EXIT_FULL", "EXIT_USAGE", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

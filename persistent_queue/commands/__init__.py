@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from . import dlq, jobs, ops, queues
+from . import dlq, jobs, ops, queues, workflows
 
 
 def register(group: click.Group) -> None:
     """Add every subcommand to the root ``pq`` group."""
-    for module in (jobs, queues, dlq, ops):
+    for module in (jobs, queues, dlq, ops, workflows):
         for command in module.COMMANDS:
             group.add_command(command)

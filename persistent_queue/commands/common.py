@@ -1,7 +1,9 @@
 """Helpers of every ``pq`` command: opening the queue, errors, JSON and tables.
 
 Exit codes: 0 success, 1 the operation failed (a stale lease, a database error, an unhealthy
-database), 2 bad usage or input, 3 nothing to do (e.g. ``dequeue`` found no job).
+database, no such schedule, a topic without subscribers), 2 bad usage or input (including an
+invalid dependency), 3 nothing to do (e.g. ``dequeue`` found no job), 4 the queue is full
+(``max_size`` reached: retry later).
 """
 
 from __future__ import annotations
@@ -15,16 +17,23 @@ from typing import Any, NoReturn
 
 import click
 
-from ..errors import InvalidInput, QueueError
+from ..errors import InvalidInput, QueueError, QueueFull
 from ..queue import Queue
 
-EXIT_FAILED, EXIT_USAGE, EXIT_EMPTY = 1, 2, 3
+EXIT_FAILED, EXIT_USAGE, EXIT_EMPTY, EXIT_FULL = 1, 2, 3, 4
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def exit_code(exc: QueueError) -> int:
+    """The exit code of a library error (see the module docstring)."""
+    if isinstance(exc, InvalidInput):
+        return EXIT_USAGE
+    return EXIT_FULL if isinstance(exc, QueueFull) else EXIT_FAILED
 
 
 @contextmanager
@@ -37,8 +46,10 @@ def open_queue(ctx: click.Context) -> Iterator[Queue]:
             exc, InvalidInput) else EXIT_FAILED)
     try:
         yield q
+    except QueueFull as exc:
+        fail(f"queue full (retry later): {exc}", EXIT_FULL)
     except QueueError as exc:
-        fail(str(exc), EXIT_USAGE if isinstance(exc, InvalidInput) else EXIT_FAILED)
+        fail(str(exc), exit_code(exc))
     finally:
         q.close()
 
@@ -70,6 +81,32 @@ def parse_json_arg(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def parse_headers(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--header key=value`` pairs as a dict (values parsed as JSON when they parse)."""
+    headers: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--header must look like key=value, not {pair!r}", EXIT_USAGE)
+        headers[key] = parse_json_arg(value)
+    return headers
+
+
+def parse_time(text: str, *, name: str) -> float:
+    """Epoch seconds from a number or an ISO 8601 time (UTC unless it names a zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{name} must be epoch seconds or an ISO 8601 time, not {text!r}", EXIT_USAGE)
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
 
 
 def json_option(function: Any) -> Any:

@@ -7,25 +7,15 @@ import click
 from ..models import JobState
 from .common import (
     EXIT_EMPTY,
-    EXIT_USAGE,
-    fail,
     json_option,
     open_queue,
+    parse_headers,
     parse_json_arg,
+    parse_time,
     print_json,
     table,
     when,
 )
-
-
-def _headers(pairs: tuple[str, ...]) -> dict[str, object]:
-    headers: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            fail(f"--header must look like key=value, not {pair!r}", EXIT_USAGE)
-        headers[key] = parse_json_arg(value)
-    return headers
 
 
 @click.command()
@@ -33,18 +23,36 @@ def _headers(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.argument("payload")
 @click.option("--priority", type=int, default=0, show_default=True)
 @click.option("--delay", type=float, default=0, show_default=True, help="Seconds before it runs.")
+@click.option("--run-at", default=None, metavar="TIME",
+              help="Not before this time (epoch seconds or ISO 8601, UTC by default).")
 @click.option("--max-attempts", type=int, default=None, help="Overrides the queue's setting.")
 @click.option("--header", "header_pairs", multiple=True, metavar="KEY=VALUE",
               help="A header (repeatable).")
+@click.option("--depends-on", "depends_on", type=int, multiple=True, metavar="JOB_ID",
+              help="Wait until this job is acked (repeatable).")
+@click.option("--dedup-key", default=None,
+              help="Return the unfinished job with this key instead of a new one.")
+@click.option("--dedup-window", type=float, default=None,
+              help="Also while that job finished less than this many seconds ago.")
 @click.pass_context
 def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: float,
-            max_attempts: int | None, header_pairs: tuple[str, ...]) -> None:
-    """Enqueue PAYLOAD (JSON, or plain text taken as a string) on QUEUE."""
-    headers = _headers(header_pairs)
+            run_at: str | None, max_attempts: int | None, header_pairs: tuple[str, ...],
+            depends_on: tuple[int, ...], dedup_key: str | None,
+            dedup_window: float | None) -> None:
+    """Enqueue PAYLOAD (JSON, or plain text taken as a string) on QUEUE.
+
+    Prints the job as JSON; ``"deduplicated": true`` means an existing job was returned.
+    """
+    headers = parse_headers(header_pairs)
+    at = None if run_at is None else parse_time(run_at, name="--run-at")
     with open_queue(ctx) as q:
         job = q.enqueue(queue, parse_json_arg(payload), priority=priority, delay=delay,
-                        max_attempts=max_attempts, headers=headers or None)
+                        run_at=at, max_attempts=max_attempts, headers=headers or None,
+                        depends_on=depends_on or None, dedup_key=dedup_key,
+                        dedup_window=dedup_window)
     print_json(job.to_dict())
+    if job.deduplicated:
+        click.echo(f"deduplicated: existing job {job.id}", err=True)
 
 
 @click.command()

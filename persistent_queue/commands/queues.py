@@ -12,14 +12,15 @@ from .common import json_option, open_queue, print_json, table
 @json_option
 @click.pass_context
 def stats(ctx: click.Context, queue: str | None, as_json: bool) -> None:
-    """Jobs per state, for every queue or one."""
+    """Jobs per state, for every queue or one, with dedup hits and enqueues refused as full."""
     with open_queue(ctx) as q:
         found = q.stats() if queue is None else {queue: q.stats(queue)}
     rows = [s.to_dict() for s in found.values()]
     if as_json:
         print_json(rows)
         return
-    table(rows, ["queue", "waiting", "ready", "scheduled", "leased", "done", "dead", "paused"])
+    table(rows, ["queue", "waiting", "ready", "scheduled", "leased", "done", "dead", "paused",
+                 "dedup_hits", "rejected_full"])
 
 
 @click.group()
