@@ -78,7 +78,7 @@ def create_app(
         integrity_interval: ``/healthz`` re-runs the integrity check at most this often.
         min_free_bytes: ``/healthz`` fails when the database's disk has less free space.
     """
-    from .routes import dead_letters, jobs, messages, queues, system
+    from .routes import dead_letters, jobs, messages, queues, system, workflows
 
     if read_token and not token:
         raise ValueError("a read-only token needs a full token too")
@@ -109,7 +109,7 @@ def create_app(
         integrity_interval=integrity_interval, min_free_bytes=min_free_bytes,
     )
     install_error_handlers(app)
-    for module in (messages, queues, jobs, dead_letters, system):
+    for module in (messages, queues, jobs, dead_letters, workflows, system):
         app.include_router(module.router)
     # The last added runs first: authenticate before reading a body.
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)

@@ -16,16 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     DatabaseBusy,
+    InvalidDependency,
     InvalidInput,
     InvalidJobState,
     JobNotFound,
     LeaseLost,
+    NoSubscribers,
     PayloadTooLarge,
     QueueAlreadyExists,
     QueueError,
     QueueFull,
     QueueNotEmpty,
     QueueNotFound,
+    ScheduleNotFound,
     StorageError,
     StorageFull,
 )
@@ -35,9 +38,12 @@ logger = logging.getLogger(__name__)
 #: Most specific first: the first class the error is an instance of decides.
 STATUS_BY_ERROR: list[tuple[type[QueueError], int, str]] = [
     (PayloadTooLarge, 413, "payload_too_large"),
+    (InvalidDependency, 422, "invalid_dependency"),
     (InvalidInput, 422, "invalid_input"),
     (JobNotFound, 404, "job_not_found"),
     (QueueNotFound, 404, "queue_not_found"),
+    (ScheduleNotFound, 404, "schedule_not_found"),
+    (NoSubscribers, 404, "no_subscribers"),
     (LeaseLost, 409, "lease_lost"),
     (QueueAlreadyExists, 409, "queue_already_exists"),
     (QueueNotEmpty, 409, "queue_not_empty"),

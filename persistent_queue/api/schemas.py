@@ -48,6 +48,16 @@ class EnqueueRequest(StrictModel):
                                           description="epoch seconds; not with delay")] = None
     headers: Headers | None = None
     max_attempts: Attempts | None = None
+    depends_on: Annotated[list[JobId] | None, Field(
+        max_length=config.MAX_DEPENDENCIES,
+        description="ids of jobs that must be acked first (the job waits until then)")] = None
+    dedup_key: Annotated[str | None, Field(
+        min_length=1, max_length=config.MAX_DEDUP_KEY_CHARS,
+        description="while a job of this queue with this key is unfinished, return it "
+                    "instead (200, deduplicated: true)")] = None
+    dedup_window: Annotated[float | None, Field(
+        ge=0, le=config.MAX_DELAY, allow_inf_nan=False,
+        description="also while that job finished less than this many seconds ago")] = None
 
 
 class DequeueRequest(StrictModel):
@@ -142,6 +152,10 @@ class JobOut(BaseModel):
     updated_at: float
     finished_at: float | None = None
     last_error: str | None = None
+    depends_on: list[int] = Field(default_factory=list)
+    dedup_key: str | None = None
+    deduplicated: bool = Field(
+        default=False, description="true when an existing job with the dedup key was returned")
 
 
 class DeadLetterOut(BaseModel):
@@ -206,6 +220,8 @@ class QueueStatsOut(BaseModel):
     oldest_ready_age: float | None
     retries: int
     pending: int
+    dedup_hits: int = Field(default=0, description="enqueues answered with an existing job")
+    rejected_full: int = Field(default=0, description="enqueues refused by max_size")
 
 
 class WorkerOut(BaseModel):

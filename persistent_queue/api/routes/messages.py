@@ -47,24 +47,40 @@ _CLAIM_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _enqueue(state: ApiState, body: EnqueueRequest) -> JobOut:
+_ENQUEUE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": JobOut, "description": "Deduplicated: the existing job with the dedup key."},
+    422: {"description": "Invalid input (``invalid_dependency``: a depends_on id names no job)."},
+    429: {"description": "The queue is full (max_size); retry later."},
+}
+
+
+def _enqueue(state: ApiState, body: EnqueueRequest, response: Response) -> JobOut:
     job = state.queue.enqueue(
         body.queue, body.payload, priority=body.priority, delay=body.delay, run_at=body.run_at,
-        max_attempts=body.max_attempts, headers=body.headers)
-    state.metrics.enqueued.labels(job.queue).inc()
+        max_attempts=body.max_attempts, headers=body.headers, depends_on=body.depends_on,
+        dedup_key=body.dedup_key, dedup_window=body.dedup_window)
+    if job.deduplicated:
+        response.status_code = 200
+    else:
+        state.metrics.enqueued.labels(job.queue).inc()
     return JobOut(**job.to_dict())
 
 
-@router.post("/enqueue", status_code=201, response_model=JobOut)
-def enqueue(body: EnqueueRequest, state: StateDep) -> JobOut:
-    """Store a job; it is durable when this returns (201)."""
-    return _enqueue(state, body)
+@router.post("/enqueue", status_code=201, response_model=JobOut, responses=_ENQUEUE_RESPONSES)
+def enqueue(body: EnqueueRequest, state: StateDep, response: Response) -> JobOut:
+    """Store a job; it is durable when this returns (201).
+
+    With ``depends_on`` the job waits until those jobs are acked. With a ``dedup_key`` that an
+    unfinished job of the queue already has, that job is returned instead: 200 with
+    ``"deduplicated": true``.
+    """
+    return _enqueue(state, body, response)
 
 
-@router.post("/send", status_code=201, response_model=JobOut)
-def send(body: EnqueueRequest, state: StateDep) -> JobOut:
+@router.post("/send", status_code=201, response_model=JobOut, responses=_ENQUEUE_RESPONSES)
+def send(body: EnqueueRequest, state: StateDep, response: Response) -> JobOut:
     """Alias of ``POST /enqueue``."""
-    return _enqueue(state, body)
+    return _enqueue(state, body, response)
 
 
 async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Response:
