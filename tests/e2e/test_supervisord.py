@@ -15,7 +15,7 @@ from tests.support import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-OURS = ["producer", "consumer:consumer_00", "consumer:consumer_01", "janitor"]
+OURS = ["producer", "consumer:consumer_00", "consumer:consumer_01", "janitor", "scheduler"]
 
 
 def copy_project(target: Path) -> None:
@@ -62,8 +62,13 @@ def test_supervisord_runs_and_stops_the_system(tmp_path: Path,
         with Queue(project / "data" / "queue.db") as q:
             wait_for(lambda: [j.state for j in q.list_jobs("emails")] == [JobState.DONE],
                      timeout=120, interval=0.2, message="the line to be published and acked")
+            # The supervised scheduler fires a schedule declared while it runs.
+            q.schedule("reports", {"kind": "tick"}, every=0.5, name="tick", start_at=q.now())
+            wait_for(lambda: q.stats().get("reports") is not None
+                     and q.stats("reports").ready >= 1,
+                     timeout=120, interval=0.2, message="the scheduler to fire the schedule")
             kinds = sorted(w.kind for w in q.workers() if w.state == "running")
-            assert kinds == ["consumer", "consumer", "producer"]
+            assert kinds == ["consumer", "consumer", "producer", "scheduler"]
         restarted = subprocess.run([*ctl, "restart", "consumer:consumer_00"],
                                    capture_output=True, text=True, timeout=120)
         assert "started" in restarted.stdout
