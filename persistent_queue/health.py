@@ -1,12 +1,13 @@
-"""Database health for operators and probes: file sizes, free disk, engine settings.
+"""Database health, the one source for ``pq doctor``, ``/healthz`` and the admin console.
 
 >>> from persistent_queue import Queue
 >>> from persistent_queue.health import database_health
 >>> report = database_health(Queue("data/queue.db"))
->>> report.ok, report.file_bytes, report.sqlite_version
+>>> report.ok, report.file_bytes, report.wal_bytes, report.problems
 
-Cheap by default (a few pragmas and ``stat`` calls); ``integrity=True`` adds SQLite's full
-``integrity_check``, which reads every page (seconds on a large file).
+Cheap by default (a few pragmas and ``stat`` calls). ``integrity="quick"`` adds SQLite's
+``quick_check`` and ``integrity=True`` (or ``"full"``) its ``integrity_check``; both read
+every page (seconds on a large file).
 """
 
 from __future__ import annotations
@@ -16,20 +17,30 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .queue import Queue
 
+#: Less free disk than this (bytes) makes the database unhealthy.
+MIN_FREE_BYTES = 100 * 1024 * 1024
+#: A write-ahead log larger than this is a warning: a long reader may be blocking checkpoints.
+WAL_WARNING_BYTES = 64 * 1024 * 1024
+#: Less than this fraction of the disk free is a warning.
+DISK_WARNING_FRACTION = 0.10
+
 _SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 _AUTO_VACUUM = {0: "NONE", 1: "FULL", 2: "INCREMENTAL"}
+
+Integrity = bool | Literal["quick", "full"]
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseHealth:
     """One reading of the database's health.
 
-    ``integrity`` is None unless the check was asked for; then ``"ok"`` or SQLite's report.
+    ``integrity`` is None unless a check was asked for; then ``"ok"`` or SQLite's report.
     ``free_disk_bytes``/``total_disk_bytes`` describe the file system holding the database.
+    ``problems`` make the database unhealthy (``ok`` is False); ``warnings`` need a look.
     """
 
     path: str
@@ -47,12 +58,15 @@ class DatabaseHealth:
     freelist_count: int
     busy_timeout_ms: int
     integrity: str | None = None
+    min_free_bytes: int = MIN_FREE_BYTES
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """False when the integrity check (if run) found problems or WAL is not in use."""
-        return self.integrity in (None, "ok") and self.journal_mode.lower() == "wal"
+        """No problem found (integrity if checked, WAL mode, free disk)."""
+        return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, with ``ok`` included."""
@@ -68,26 +82,64 @@ def _size(path: Path) -> int:
         return 0
 
 
-def database_health(queue: Queue, *, integrity: bool = False) -> DatabaseHealth:
+def _mib(count: int) -> str:
+    return f"{count / (1024 * 1024):.0f} MiB"
+
+
+def _integrity(queue: Queue, integrity: Integrity) -> tuple[dict[str, Any], str | None]:
+    if integrity == "quick":
+        facts = queue.backend.database_facts()
+        found = queue.check_integrity()
+        return facts, "ok" if not found else "\n".join(found)
+    facts = queue.backend.database_facts(integrity=bool(integrity))
+    report = facts.get("integrity")
+    return facts, None if report is None else str(report)
+
+
+def _findings(journal_mode: str, integrity: str | None, wal_bytes: int, free: int, total: int,
+              min_free_bytes: int) -> tuple[list[str], list[str]]:
+    problems, warnings = [], []
+    if integrity not in (None, "ok"):
+        problems.append("integrity check failed: " + "; ".join(integrity.splitlines()[:5]))
+    if journal_mode.lower() != "wal":
+        problems.append(f"journal mode is {journal_mode}, not WAL: readers block writers")
+    if free < min_free_bytes:
+        problems.append(f"only {_mib(free)} free on the database's disk "
+                        f"(at least {_mib(min_free_bytes)} needed)")
+    elif total and free / total < DISK_WARNING_FRACTION:
+        warnings.append(f"only {_mib(free)} free on the database's disk")
+    if wal_bytes > WAL_WARNING_BYTES:
+        warnings.append(f"the WAL is {_mib(wal_bytes)}: a long-running reader may be holding "
+                        "back checkpoints")
+    return problems, warnings
+
+
+def database_health(queue: Queue, *, integrity: Integrity = False,
+                    min_free_bytes: int = MIN_FREE_BYTES) -> DatabaseHealth:
     """Measure the health of ``queue``'s database (see :class:`DatabaseHealth`).
 
-    Raises ``StorageError`` if the database cannot be read.
+    ``integrity``: False (no check), ``"quick"`` (``quick_check``) or True/``"full"``
+    (``integrity_check``). Raises ``StorageError`` if the database cannot be read.
     """
-    facts = queue.backend.database_facts(integrity=integrity)
+    facts, checked = _integrity(queue, integrity)
     path = Path(str(facts.get("path", os.fspath(queue.db))))
     folder = path.parent if path.parent.exists() else Path(".")
     disk = shutil.disk_usage(folder)
     synchronous = facts.get("synchronous")
     auto_vacuum = facts.get("auto_vacuum")
+    wal_bytes = _size(path.with_name(path.name + "-wal"))
+    journal_mode = str(facts.get("journal_mode", ""))
+    problems, warnings = _findings(journal_mode, checked, wal_bytes, disk.free, disk.total,
+                                   min_free_bytes)
     return DatabaseHealth(
         path=str(path),
         file_bytes=_size(path),
-        wal_bytes=_size(path.with_name(path.name + "-wal")),
+        wal_bytes=wal_bytes,
         free_disk_bytes=disk.free,
         total_disk_bytes=disk.total,
         sqlite_version=str(facts.get("sqlite_version", "")),
         schema_version=int(facts.get("user_version", queue.schema_version())),
-        journal_mode=str(facts.get("journal_mode", "")),
+        journal_mode=journal_mode,
         synchronous=_SYNCHRONOUS.get(synchronous, str(synchronous))
         if isinstance(synchronous, int) else str(synchronous),
         auto_vacuum=_AUTO_VACUUM.get(auto_vacuum, str(auto_vacuum))
@@ -96,6 +148,9 @@ def database_health(queue: Queue, *, integrity: bool = False) -> DatabaseHealth:
         page_count=int(facts.get("page_count", 0)),
         freelist_count=int(facts.get("freelist_count", 0)),
         busy_timeout_ms=int(facts.get("busy_timeout_ms", 0)),
-        integrity=facts.get("integrity"),
+        integrity=checked,
+        min_free_bytes=min_free_bytes,
+        problems=problems,
+        warnings=warnings,
         settings={k: v for k, v in facts.items() if k not in ("path", "integrity")},
     )

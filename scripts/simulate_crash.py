@@ -30,7 +30,7 @@ import _common
 import click
 
 from persistent_queue import JobState, Queue
-from persistent_queue.diagnostics import check
+from persistent_queue.health import database_health
 
 QUEUE = "drill"
 POISON_ATTEMPTS = 3
@@ -124,7 +124,7 @@ def _report(q: Queue, enqueued: set[int], poison_id: int | None, workdir: Path,
     record = workdir / "completed.txt"
     runs = Counter(int(line) for line in record.read_text().split()) if record.exists() else {}
     lost = sorted(enqueued - set(done) - set(dead) - pending)
-    health = check(q)
+    health = database_health(q, integrity=True)
     report = {
         "enqueued": len(enqueued),
         "acked": len(done),
@@ -138,7 +138,7 @@ def _report(q: Queue, enqueued: set[int], poison_id: int | None, workdir: Path,
         "consumers_killed_by_poison": max(fleet.crashes, 0),
         "consumer_starts": fleet.starts,
         "warm_stop_exit_codes": stop_codes,
-        "integrity_check": "ok" if health.integrity == ["ok"] else "; ".join(health.integrity),
+        "integrity_check": health.integrity,
         "seconds": round(seconds, 1),
     }
     if poison_id is not None:

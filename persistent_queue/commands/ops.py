@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ..diagnostics import check
 from ..durations import parse_duration
 from ..errors import InvalidInput
+from ..health import database_health
 from .common import EXIT_FAILED, EXIT_USAGE, fail, json_option, open_queue, print_json, table
 from .common import when as fmt_time
 
@@ -53,19 +53,23 @@ def workers(ctx: click.Context, as_json: bool) -> None:
 def doctor(ctx: click.Context, quick: bool, min_free_mb: int, as_json: bool) -> None:
     """Integrity check, WAL size and free disk (exit 1 if anything is wrong)."""
     with open_queue(ctx) as q:
-        report = check(q, quick=quick, min_free_bytes=min_free_mb * 1024 * 1024)
+        report = database_health(q, integrity="quick" if quick else "full",
+                                 min_free_bytes=min_free_mb * 1024 * 1024)
     if as_json:
         print_json(report.to_dict())
     else:
         mib = 1024 * 1024
+        integrity = (report.integrity or "-").splitlines()
         click.echo(f"database        {report.path}")
-        click.echo(f"schema version  {report.schema_version}")
-        click.echo(f"integrity       {', '.join(report.integrity[:5])}")
+        click.echo(f"schema version  {report.schema_version} (SQLite {report.sqlite_version})")
+        click.echo(f"integrity       {', '.join(integrity[:5])}")
         click.echo(f"journal mode    {report.journal_mode}")
-        click.echo(f"database size   {report.db_bytes / mib:.1f} MiB "
-                   f"({report.free_pages} free pages)")
+        click.echo(f"database size   {report.file_bytes / mib:.1f} MiB "
+                   f"({report.freelist_count} free pages)")
         click.echo(f"WAL size        {report.wal_bytes / mib:.1f} MiB")
-        click.echo(f"free disk       {report.disk_free_bytes / mib:.0f} MiB")
+        click.echo(f"free disk       {report.free_disk_bytes / mib:.0f} MiB")
+        for warning in report.warnings:
+            click.echo(f"warning         {warning}")
         click.echo("status          " + ("ok" if report.ok else "; ".join(report.problems)))
     if not report.ok:
         ctx.exit(EXIT_FAILED)

@@ -5,30 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from ..health import DatabaseHealth, database_health
+from ..health import database_health
 from ..queue import Queue
 from .frames import size
 from .session import read
-
-#: Warn when the write-ahead log is this large: a long reader may be blocking checkpoints.
-WAL_WARNING_BYTES = 64 * 1024 * 1024
-#: Warn when the disk holding the database has less than this fraction free.
-DISK_WARNING_FRACTION = 0.10
-
-
-def _warnings(report: DatabaseHealth) -> list[str]:
-    found = []
-    if report.journal_mode.lower() != "wal":
-        found.append(f"journal mode is {report.journal_mode}, not WAL: readers block writers")
-    if report.wal_bytes > WAL_WARNING_BYTES:
-        found.append(f"the WAL is {size(report.wal_bytes)}: a long-running reader may be "
-                     "holding back checkpoints")
-    if report.total_disk_bytes and (
-            report.free_disk_bytes / report.total_disk_bytes < DISK_WARNING_FRACTION):
-        found.append(f"only {size(report.free_disk_bytes)} free on the database's disk")
-    if report.integrity not in (None, "ok"):
-        found.append("the integrity check found problems (see below)")
-    return found
 
 
 def render_health(queue: Queue) -> None:
@@ -39,7 +19,7 @@ def render_health(queue: Queue) -> None:
         report = read(lambda q: database_health(q, integrity=check), queue)
     if report is None:
         return
-    problems = _warnings(report)
+    problems = [*report.problems, *report.warnings]
     for problem in problems:
         st.warning(problem)
     if not problems:

@@ -102,7 +102,9 @@ def test_cleanup_workers_doctor(pq, db_path: Path) -> None:  # type: ignore[no-u
     assert pq("cleanup", "--older-than", "a week").exit_code == EXIT_USAGE
     assert "c1" in pq("workers").output
     report = json.loads(pq("doctor", "--json").output)
-    assert report["ok"] and report["integrity"] == ["ok"] and report["journal_mode"] == "wal"
+    assert report["ok"] and report["integrity"] == "ok" and report["journal_mode"] == "wal"
+    assert report["wal_bytes"] >= 0 and report["problems"] == []
+    assert "WAL size" in pq("doctor", "--quick").output
     unhealthy = pq("doctor", "--min-free-mb", str(10**12))
     assert unhealthy.exit_code == EXIT_FAILED and "free on the database's disk" in unhealthy.output
 

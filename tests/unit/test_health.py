@@ -28,3 +28,12 @@ def test_integrity_check_on_demand(real_queue: Queue) -> None:
     real_queue.enqueue("emails", {"n": 1})
     report = database_health(real_queue, integrity=True)
     assert report.integrity == "ok" and report.ok
+
+
+def test_quick_check_and_problems(real_queue: Queue) -> None:
+    real_queue.enqueue("emails", {"n": 1})
+    report = database_health(real_queue, integrity="quick", min_free_bytes=2**62)
+    assert report.integrity == "ok"
+    assert not report.ok and report.problems == [report.problems[0]]
+    assert "free on the database's disk" in report.problems[0]
+    assert report.to_dict()["problems"] == report.problems

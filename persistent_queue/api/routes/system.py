@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -13,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ... import config
 from ...errors import InvalidArgument, QueueError
+from ...health import WAL_WARNING_BYTES, DatabaseHealth, database_health
 from ...queue import Queue
 from ..app import ApiState, get_queue, get_state
 from ..metrics import CONTENT_TYPE
@@ -59,19 +58,27 @@ def _check(checks: dict[str, dict[str, Any]], name: str, ok: bool, **detail: Any
     checks[name] = {"ok": ok, **detail}
 
 
-def _integrity(state: ApiState) -> tuple[bool, list[str], float]:
-    """The cached result of the last integrity check, re-run when older than the interval."""
+def _health(state: ApiState) -> tuple[DatabaseHealth, str, float]:
+    """A health reading; its integrity part is the cached ``quick_check``, re-run when older
+    than the interval (it reads every page)."""
     cache = state.integrity_cache
     with _integrity_lock:
         if time.monotonic() - cache.get("at", -1e18) > state.integrity_interval:
-            problems = state.queue.check_integrity()
-            cache.update(at=time.monotonic(), problems=problems, checked_at=time.time())
-    return not cache["problems"], list(cache["problems"])[:10], cache["checked_at"]
+            report = database_health(state.queue, integrity="quick",
+                                     min_free_bytes=state.min_free_bytes)
+            cache.update(at=time.monotonic(), integrity=report.integrity, checked_at=time.time())
+            return report, str(report.integrity), cache["checked_at"]
+    report = database_health(state.queue, min_free_bytes=state.min_free_bytes)
+    return report, str(cache["integrity"]), cache["checked_at"]
 
 
 @router.get("/healthz", responses={503: {"description": "a check failed"}})
 def healthz(state: StateDep) -> JSONResponse:
-    """Database reachable, writable and sound; disk space and WAL size. No token needed."""
+    """Database reachable, writable and sound; disk space and WAL size. No token needed.
+
+    The figures come from :func:`persistent_queue.health.database_health`, as ``pq doctor``'s
+    and the admin console's do.
+    """
     queue = state.queue
     checks: dict[str, dict[str, Any]] = {}
     try:
@@ -85,22 +92,20 @@ def healthz(state: StateDep) -> JSONResponse:
     except QueueError as exc:
         _check(checks, "writable", False, error=str(exc))
     try:
-        ok, problems, checked_at = _integrity(state)
-        _check(checks, "integrity", ok, problems=problems, checked_at=checked_at)
-    except QueueError as exc:
+        report, integrity, checked_at = _health(state)
+    except (QueueError, OSError) as exc:
         _check(checks, "integrity", False, error=str(exc))
-    path = getattr(queue.backend, "path", None)
-    if isinstance(path, Path):
-        try:
-            free = shutil.disk_usage(path.parent).free
-            _check(checks, "disk", free >= state.min_free_bytes, free_bytes=free,
-                   min_free_bytes=state.min_free_bytes)
-        except OSError as exc:
-            _check(checks, "disk", False, error=str(exc))
-        wal = Path(f"{path}-wal")
-        size = wal.stat().st_size if wal.exists() else 0
-        _check(checks, "wal", True, bytes=size)
-        _check(checks, "database", True, bytes=path.stat().st_size if path.exists() else 0)
+    else:
+        problems = [] if integrity == "ok" else integrity.splitlines()[:10]
+        _check(checks, "integrity", not problems, problems=problems, checked_at=checked_at)
+        _check(checks, "journal", report.journal_mode.lower() == "wal",
+               journal_mode=report.journal_mode)
+        _check(checks, "disk", report.free_disk_bytes >= state.min_free_bytes,
+               free_bytes=report.free_disk_bytes, min_free_bytes=state.min_free_bytes)
+        _check(checks, "wal", True, bytes=report.wal_bytes,
+               warning_bytes=WAL_WARNING_BYTES, large=report.wal_bytes > WAL_WARNING_BYTES)
+        _check(checks, "database", True, bytes=report.file_bytes,
+               free_pages=report.freelist_count)
     healthy = all(item["ok"] for item in checks.values())
     return JSONResponse({"status": "ok" if healthy else "fail", "checks": checks},
                         status_code=200 if healthy else 503)

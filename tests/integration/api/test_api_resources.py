@@ -176,6 +176,14 @@ def test_healthz_reports_every_check(client: TestClient) -> None:
     assert body["status"] == "ok"
     assert set(body["checks"]) >= {"reachable", "writable", "integrity", "disk", "wal"}
     assert body["checks"]["disk"]["free_bytes"] > 0
+    assert body["checks"]["integrity"] == {"ok": True, "problems": [],
+                                           "checked_at": body["checks"]["integrity"]["checked_at"]}
+    # The same reading as pq doctor and the admin console: one source, database_health.
+    from persistent_queue.health import database_health
+
+    report = database_health(client.app.state.api.queue)  # type: ignore[attr-defined]
+    assert body["checks"]["wal"]["bytes"] == report.wal_bytes > 0
+    assert body["checks"]["journal"] == {"ok": True, "journal_mode": "wal"}
 
 
 def test_healthz_fails_when_the_disk_is_below_the_minimum(queue: Queue) -> None:
