@@ -1,4 +1,4 @@
-"""The admin console: live metrics, queue management, dead letters and database health."""
+"""The admin console: metrics, queues, topics and schedules, dead letters, database health."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from .admin_dead import render_dead_letters
 from .admin_health import render_health
 from .admin_metrics import render_metrics
 from .admin_queues import render_queues
+from .admin_workflows import render_workflows
 from .session import db_path, logout_button, page_queue, require_login, setup_page
 
 TITLE = "persistent-queue · admin"
-PAGES = ["Metrics", "Queues", "Dead letters", "Health"]
+PAGES = ["Metrics", "Queues", "Workflows", "Dead letters", "Health"]
 REFRESH = {"every 2 s": 2.0, "every 5 s": 5.0, "every 15 s": 15.0, "every 60 s": 60.0,
            "off": None}
 
@@ -32,6 +33,8 @@ def main() -> None:
     with page_queue() as queue:
         if page == "Queues":
             render_queues(queue)
+        elif page == "Workflows":
+            render_workflows(queue)
         elif page == "Dead letters":
             render_dead_letters(queue)
         else:

@@ -59,6 +59,16 @@ def parse_headers(text: str) -> dict[str, Any]:
     return headers
 
 
+def parse_ids(text: str, *, what: str = "depends on") -> list[int]:
+    """Job ids typed as ``3, 4 5``; ``InvalidInput`` naming the first bad one."""
+    ids = []
+    for part in text.replace(",", " ").split():
+        if not part.isdigit() or int(part) < 1:
+            raise InvalidInput(f"{what}: {part!r} is not a job id")
+        ids.append(int(part))
+    return ids
+
+
 def timestamp(value: float | None) -> str:
     """Epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC, or an empty string."""
     if value is None:
@@ -138,13 +148,15 @@ def stats_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo] = (
             "queue": name, "paused": s.paused, "ready": s.ready, "scheduled": s.scheduled,
             "waiting": s.waiting, "leased": s.leased, "expired leases": s.expired,
             "done": s.done, "dead": s.dead, "retries": s.retries,
+            "dedup hits": s.dedup_hits, "rejected full": s.rejected_full,
             "oldest ready": duration(s.oldest_ready_age),
             "max attempts": settings.max_attempts if settings else None,
             "visibility timeout (s)": settings.visibility_timeout if settings else None,
             "max size": settings.max_size if settings else None,
         })
     columns = ["queue", "paused", "ready", "scheduled", "waiting", "leased", "expired leases",
-               "done", "dead", "retries", "oldest ready", "max attempts",
+               "done", "dead", "retries", "dedup hits", "rejected full", "oldest ready",
+               "max attempts",
                "visibility timeout (s)", "max size"]
     return pd.DataFrame(rows, columns=columns)
 

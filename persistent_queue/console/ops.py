@@ -1,4 +1,4 @@
-"""The ops console: enqueue, claim and finish jobs by hand, browse and search jobs."""
+"""The ops console: enqueue and publish jobs, claim and finish them by hand, browse jobs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import streamlit as st
 
 from .ops_browse import render_browse
 from .ops_produce import render_claim, render_enqueue
+from .ops_topics import render_publish
 from .session import db_path, logout_button, page_queue, read, require_login, setup_page
 
 TITLE = "persistent-queue · ops"
@@ -23,9 +24,12 @@ def main() -> None:
         if queues is None:
             return
         names = [info.name for info in queues]
-        enqueue, claim, browse = st.tabs(["Enqueue", "Claim", "Browse jobs"])
+        enqueue, publish, claim, browse = st.tabs(["Enqueue", "Publish", "Claim",
+                                                   "Browse jobs"])
         with enqueue:
             render_enqueue(queue, names)
+        with publish:
+            render_publish(queue)
         with claim:
             render_claim(queue, names)
         with browse:

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from ..errors import JobNotFound
 from ..models import Job, JobState
 from ..queue import Queue
 from .frames import (
@@ -91,9 +92,17 @@ def render_browse(queue: Queue, names: list[str]) -> None:
         note = f" (scanned {result.scanned} jobs for the text)" if result.scanned else ""
         more = "; more on the next page" if result.more else ""
         st.caption(f"Jobs {first}-{first + len(result.jobs) - 1}{more}{note}. "
-                   "Dead jobs are listed with state 'dead'.")
+                   "Dead jobs are listed with state 'dead'; jobs waiting for their "
+                   "dependencies with state 'waiting'.")
         st.dataframe(jobs_frame(result.jobs, now), hide_index=True)
     render_detail(queue, [job.id for job in result.jobs])
+
+
+def _state_of(queue: Queue, job_id: int) -> str:
+    try:
+        return queue.get_job(job_id).state.value
+    except JobNotFound:
+        return "deleted"
 
 
 def render_detail(queue: Queue, ids: list[int]) -> None:
@@ -128,6 +137,13 @@ def render_detail(queue: Queue, ids: list[int]) -> None:
                        if job.lease_expires_at and job.state is JobState.LEASED else ""),
     }
     st.table({k: [v] for k, v in times.items() if v})
+    if job.depends_on:
+        states = read(lambda q: {i: _state_of(q, i) for i in job.depends_on}, queue) or {}
+        st.markdown("**Depends on** " + ", ".join(
+            f"job {i} ({states.get(i, '?')})" for i in job.depends_on)
+            + (": it waits until all are acked." if job.state is JobState.WAITING else "."))
+    if job.dedup_key:
+        st.caption(f"Dedup key: `{job.dedup_key}`")
     if job.last_error:
         st.markdown("**Last error**")
         st.code(job.last_error, language=None)

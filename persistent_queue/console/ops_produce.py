@@ -9,9 +9,9 @@ import streamlit as st
 
 from .. import config
 from ..errors import InvalidInput
-from ..models import Job
+from ..models import Job, JobState
 from ..queue import Queue
-from .frames import duration, parse_headers, parse_json, timestamp
+from .frames import duration, parse_headers, parse_ids, parse_json, timestamp
 from .session import attempt, flash, show_flash
 
 CLAIMED = "pq_claimed"
@@ -33,10 +33,19 @@ def _enqueue() -> None:
         attempts = int(s.get("enq_attempts") or 0)
         return q.enqueue(name, payload, priority=int(s.get("enq_priority") or 0),
                          delay=float(s.get("enq_delay") or 0.0),
-                         max_attempts=attempts or None, headers=headers or None)
+                         max_attempts=attempts or None, headers=headers or None,
+                         depends_on=parse_ids(s.get("enq_depends", "")) or None,
+                         dedup_key=(s.get("enq_dedup") or "").strip() or None)
 
-    job = attempt(action, lambda j: f"Enqueued job {j.id} on queue '{j.queue}'.",
-                  where="enqueue")
+    def said(job: Job) -> str:
+        if job.deduplicated:
+            return (f"Deduplicated: existing job {job.id} on queue '{job.queue}' has this "
+                    "dedup key; nothing new was stored.")
+        waits = (f"; it waits for job(s) {', '.join(map(str, job.depends_on))}"
+                 if job.depends_on and job.state is JobState.WAITING else "")
+        return f"Enqueued job {job.id} on queue '{job.queue}'{waits}."
+
+    job = attempt(action, said, where="enqueue")
     s[LAST_ENQUEUED] = job
 
 
@@ -59,6 +68,11 @@ def render_enqueue(queue: Queue, names: list[str]) -> None:
                            max_value=config.MAX_ATTEMPTS_LIMIT, key="enq_attempts")
         st.text_area("Headers (key=value lines, or a JSON object)", value="", height=80,
                      key="enq_headers")
+        deps, dedup = st.columns(2)
+        deps.text_input("Depends on (job ids, comma separated)", key="enq_depends",
+                        placeholder="runs only after these jobs are acked")
+        dedup.text_input("Dedup key", key="enq_dedup",
+                         placeholder="returns the unfinished job with this key instead")
         st.form_submit_button("Enqueue", type="primary", on_click=_enqueue)
     show_flash("enqueue")
     job = st.session_state.get(LAST_ENQUEUED)
@@ -66,6 +80,8 @@ def render_enqueue(queue: Queue, names: list[str]) -> None:
         with st.expander(f"Created job {job.id}", expanded=True):
             st.json({"id": job.id, "queue": job.queue, "state": job.state.value,
                      "priority": job.priority, "max_attempts": job.max_attempts,
+                     "depends_on": list(job.depends_on), "dedup_key": job.dedup_key,
+                     "deduplicated": job.deduplicated,
                      "created": f"{timestamp(job.created_at)} UTC",
                      "available": f"{timestamp(job.available_at)} UTC",
                      "headers": job.headers, "payload": job.payload})

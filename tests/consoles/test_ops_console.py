@@ -198,4 +198,4 @@ def test_password_gate_shows_nothing_before_login(
     assert messages(app, "error") == ["Wrong password."] and not app.tabs
     app.text_input[0].set_value("s3cret")
     click(app, "Log in")
-    assert [t.label for t in app.tabs] == ["Enqueue", "Claim", "Browse jobs"]
+    assert [t.label for t in app.tabs] == ["Enqueue", "Publish", "Claim", "Browse jobs"]
