@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from .. import config
 
@@ -58,6 +67,12 @@ class EnqueueRequest(StrictModel):
     dedup_window: Annotated[float | None, Field(
         ge=0, le=config.MAX_DELAY, allow_inf_nan=False,
         description="also while that job finished less than this many seconds ago")] = None
+
+    @model_validator(mode="after")
+    def _window_needs_key(self) -> EnqueueRequest:
+        if self.dedup_window is not None and self.dedup_key is None:
+            raise ValueError("dedup_window needs a dedup_key")
+        return self
 
 
 class DequeueRequest(StrictModel):

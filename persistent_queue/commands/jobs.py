@@ -7,6 +7,8 @@ import click
 from ..models import JobState
 from .common import (
     EXIT_EMPTY,
+    EXIT_USAGE,
+    fail,
     json_option,
     open_queue,
     parse_headers,
@@ -43,6 +45,8 @@ def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: 
 
     Prints the job as JSON; ``"deduplicated": true`` means an existing job was returned.
     """
+    if dedup_window is not None and dedup_key is None:
+        fail("--dedup-window needs --dedup-key", EXIT_USAGE)
     headers = parse_headers(header_pairs)
     at = None if run_at is None else parse_time(run_at, name="--run-at")
     with open_queue(ctx) as q:

@@ -54,6 +54,7 @@ def test_enqueue_dedup_key_returns_the_existing_job(pq) -> None:  # type: ignore
     stats = json.loads(pq("stats", "--json").stdout)
     assert stats[0]["dedup_hits"] == 1
     assert "dedup_hits" in pq("stats").stdout.splitlines()[0]
+    assert pq("enqueue", "mail", "hi", "--dedup-window", "5").exit_code == EXIT_USAGE
 
 
 def test_enqueue_headers_max_attempts_and_run_at(pq) -> None:  # type: ignore[no-untyped-def]

@@ -49,6 +49,8 @@ def test_dedup_window_keeps_a_finished_job(client: TestClient, clock: FakeClock)
     assert client.post("/enqueue", json=body).json()["id"] == first["id"]
     clock.advance(31)
     assert client.post("/enqueue", json=body).status_code == 201
+    alone = client.post("/enqueue", json={"queue": "mail", "payload": 1, "dedup_window": 5})
+    assert alone.status_code == 422 and "dedup_window needs a dedup_key" in alone.json()["detail"]
 
 
 def test_run_at_delays_the_job(client: TestClient, clock: FakeClock) -> None:
