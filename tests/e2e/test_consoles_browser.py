@@ -74,13 +74,15 @@ def start_console(tmp_path: Path, subprocess_env: dict[str, str]
 
     def start(script: str, db: Path) -> str:
         port = _free_port()
-        env = {**subprocess_env, "PQ_DB": str(db)}
+        # Run from the test's folder with a relative database path, as `make run` does from
+        # the project (the console shows the path: it should read data/queue.db).
+        env = {**subprocess_env, "PQ_DB": str(db.relative_to(tmp_path))}
         env.pop("PQ_CONSOLE_PASSWORD", None)
         log = (tmp_path / f"{script}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-             "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / script), "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
         started.append(process)
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _healthy(url) or process.poll() is not None, timeout=120,
@@ -125,7 +127,8 @@ def test_enqueue_in_ops_console_is_counted_in_admin_console(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    db = tmp_path / "queue.db"
+    db = tmp_path / "data" / "queue.db"
+    db.parent.mkdir()
     _seed(db)
     ops_url = start_console("ops_console.py", db)
     admin_url = start_console("admin_console.py", db)
