@@ -314,6 +314,12 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             }
             for job in jobs
         ]
+        if len(jobs) == 1 and jobs[0].dedup_key is None and not jobs[0].depends_on:
+            with translate_errors():
+                inserted = self._conn().execute(Q["insert_job_if_queue"], rows[0]).fetchall()
+            if inserted:
+                (job_id, max_attempts), = inserted
+                return [self._new_job(jobs[0], job_id, queue, max_attempts, now)]
         with self._transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
             if info.max_size is not None or any(
@@ -330,23 +336,16 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 first_id = last - len(rows) + 1
         return [
-            Job(
-                id=first_id + index,
-                queue=queue,
-                payload=job.payload,
-                headers=job.headers,
-                priority=job.priority,
-                state=JobState.READY,
-                attempts=0,
-                max_attempts=job.max_attempts or info.max_attempts,
-                lease_token=None,
-                lease_expires_at=None,
-                created_at=now,
-                available_at=job.available_at,
-                updated_at=now,
-            )
+            self._new_job(job, first_id + index, queue, job.max_attempts or info.max_attempts,
+                          now)
             for index, job in enumerate(jobs)
         ]
+
+    @staticmethod
+    def _new_job(job: NewJob, job_id: int, queue: str, max_attempts: int, now: float) -> Job:
+        # Positional (fields in declaration order): this runs once per enqueued job.
+        return Job(job_id, queue, job.payload, job.headers, job.priority, JobState.READY, 0,
+                   max_attempts, None, None, now, job.available_at, now)
 
     def _ensure_queue(
         self, conn: sqlite3.Connection, name: str, defaults: tuple[int, float], now: float

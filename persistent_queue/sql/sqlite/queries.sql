@@ -39,6 +39,17 @@ VALUES (:queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
         :available_at, :now, :now)
 RETURNING *;
 
+-- name: insert_job_if_queue
+-- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
+-- No row inserted (a new or bounded queue) means: take the transactional path instead.
+INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at)
+SELECT :queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
+       :available_at, :now, :now
+FROM queues WHERE name = :queue AND max_size IS NULL
+RETURNING id, COALESCE(max_attempts,
+                       (SELECT q.max_attempts FROM queues q WHERE q.name = :queue));
+
 -- name: claim
 UPDATE jobs
 SET state = 'leased',
