@@ -45,6 +45,7 @@ from .models import (
     WorkerInfo,
 )
 from .sqlite_rows import dead_letter_from_row as _dead_letter_from_row
+from .sqlite_rows import job_from_claim as _job_from_claim
 from .sqlite_rows import job_from_row as _job_from_row
 from .sqlite_rows import loads as _loads
 from .sqlite_rows import queue_from_row as _queue_from_row
@@ -373,9 +374,12 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
                   "now": now}
         with translate_errors():
-            rows = self._conn().execute(Q["claim"], params).fetchall()
-        jobs = [_job_from_row(row, lease_token=True) for row in rows]
-        jobs.sort(key=lambda job: (-job.priority, job.id))
+            cursor = self._conn().cursor()
+            cursor.row_factory = None  # plain tuples, read by position
+            rows = cursor.execute(Q["claim"], params).fetchall()
+        jobs = [_job_from_claim(row) for row in rows]
+        if len(jobs) > 1:
+            jobs.sort(key=lambda job: (-job.priority, job.id))
         return jobs
 
     def has_claimable(self, queue: str, now: float) -> bool:

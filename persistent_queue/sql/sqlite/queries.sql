@@ -73,8 +73,11 @@ WHERE id IN (
     ORDER BY priority DESC, id
     LIMIT :limit
 )
-RETURNING *, COALESCE(max_attempts, (SELECT max_attempts FROM queues WHERE name = :queue))
-    AS effective_max_attempts;
+-- Explicit columns, in the order `sqlite_rows.job_from_claim` reads them by position.
+RETURNING id, queue, payload, headers, priority, attempts,
+    COALESCE(max_attempts, (SELECT max_attempts FROM queues WHERE name = :queue)),
+    lease_token, lease_expires_at, created_at, available_at, updated_at, last_error,
+    dedup_key, depends_on;
 
 -- name: peek_claimable
 SELECT 1 FROM jobs
