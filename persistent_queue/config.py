@@ -39,7 +39,7 @@ DEFAULT_BACKOFF_BASE: Final = 1.0
 DEFAULT_BACKOFF_CAP: Final = 300.0
 
 #: How often a waiting ``dequeue(wait=...)`` checks the database for new commits (seconds).
-DEFAULT_POLL_INTERVAL: Final = 0.01
+DEFAULT_POLL_INTERVAL: Final = 0.025
 
 #: Exhausted expired leases are moved to the dead-letter table at most this often (seconds).
 REAP_INTERVAL: Final = 1.0

@@ -228,10 +228,17 @@ class Queue(WorkflowMixin):
         """Store many jobs in one transaction: all of them or, on any error, none."""
         name = validation.queue_name(queue)
         now = self._clock()
-        jobs = [
-            self._new_job(payload, priority=priority, delay=delay, run_at=None,
-                          max_attempts=max_attempts, headers=headers, now=now)
-            for payload in payloads
+        payloads = list(payloads)
+        if not payloads:
+            return []
+        # The arguments every job shares are checked once, with the first payload.
+        first = self._new_job(payloads[0], priority=priority, delay=delay, run_at=None,
+                              max_attempts=max_attempts, headers=headers, now=now)
+        encode, limit = validation.payload, self.max_payload_bytes
+        jobs = [first] + [
+            NewJob(payload, encode(payload, max_bytes=limit), dict(first.headers),
+                   first.headers_json, first.priority, first.available_at, first.max_attempts)
+            for payload in payloads[1:]
         ]
         if len(jobs) > config.MAX_BATCH:
             raise InvalidArgument(f"at most {config.MAX_BATCH} jobs per batch, not {len(jobs)}")

@@ -45,6 +45,7 @@ from .models import (
     WorkerInfo,
 )
 from .sqlite_rows import dead_letter_from_row as _dead_letter_from_row
+from .sqlite_rows import job_from_claim as _job_from_claim
 from .sqlite_rows import job_from_row as _job_from_row
 from .sqlite_rows import loads as _loads
 from .sqlite_rows import queue_from_row as _queue_from_row
@@ -314,6 +315,12 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             }
             for job in jobs
         ]
+        if len(jobs) == 1 and jobs[0].dedup_key is None and not jobs[0].depends_on:
+            with translate_errors():
+                inserted = self._conn().execute(Q["insert_job_if_queue"], rows[0]).fetchall()
+            if inserted:
+                (job_id, max_attempts), = inserted
+                return [self._new_job(jobs[0], job_id, queue, max_attempts, now)]
         with self._transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
             if info.max_size is not None or any(
@@ -330,23 +337,16 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 first_id = last - len(rows) + 1
         return [
-            Job(
-                id=first_id + index,
-                queue=queue,
-                payload=job.payload,
-                headers=job.headers,
-                priority=job.priority,
-                state=JobState.READY,
-                attempts=0,
-                max_attempts=job.max_attempts or info.max_attempts,
-                lease_token=None,
-                lease_expires_at=None,
-                created_at=now,
-                available_at=job.available_at,
-                updated_at=now,
-            )
+            self._new_job(job, first_id + index, queue, job.max_attempts or info.max_attempts,
+                          now)
             for index, job in enumerate(jobs)
         ]
+
+    @staticmethod
+    def _new_job(job: NewJob, job_id: int, queue: str, max_attempts: int, now: float) -> Job:
+        # Positional (fields in declaration order): this runs once per enqueued job.
+        return Job(job_id, queue, job.payload, job.headers, job.priority, JobState.READY, 0,
+                   max_attempts, None, None, now, job.available_at, now)
 
     def _ensure_queue(
         self, conn: sqlite3.Connection, name: str, defaults: tuple[int, float], now: float
@@ -374,9 +374,12 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
                   "now": now}
         with translate_errors():
-            rows = self._conn().execute(Q["claim"], params).fetchall()
-        jobs = [_job_from_row(row, lease_token=True) for row in rows]
-        jobs.sort(key=lambda job: (-job.priority, job.id))
+            cursor = self._conn().cursor()
+            cursor.row_factory = None  # plain tuples, read by position
+            rows = cursor.execute(Q["claim"], params).fetchall()
+        jobs = [_job_from_claim(row) for row in rows]
+        if len(jobs) > 1:
+            jobs.sort(key=lambda job: (-job.priority, job.id))
         return jobs
 
     def has_claimable(self, queue: str, now: float) -> bool:
@@ -391,10 +394,15 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         return None if value is None else float(value)
 
     def wait_for_change(self, timeout: float, poll_interval: float) -> bool:
-        """Sleep until another connection commits, or ``timeout`` passes. Returns if it did."""
+        """Sleep until another connection commits, or ``timeout`` passes. Returns if it did.
+
+        The first checks come sooner (a quarter, then half the interval): work often arrives
+        right after a consumer runs dry, while a long idle wait costs one check per interval.
+        """
         conn = self._conn()
         local = self._local
         deadline = time.monotonic() + timeout
+        step = poll_interval / 4
         with translate_errors():
             while True:
                 version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -404,7 +412,8 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                time.sleep(min(poll_interval, remaining))
+                time.sleep(min(step, remaining))
+                step = min(step * 2, poll_interval)
 
     def _diagnose_lease(self, conn: sqlite3.Connection, job_id: int, token: str,
                         now: float, action: str) -> Exception:

@@ -58,6 +58,24 @@ def job_from_row(row: sqlite3.Row, *, lease_token: bool = False) -> Job:
     )
 
 
+_LEASED = JobState.LEASED
+_loads_json = json.loads
+
+
+def job_from_claim(row: tuple[Any, ...]) -> Job:
+    """A claimed job from a plain tuple in the column order of the ``claim`` statement."""
+    (job_id, queue, payload, headers, priority, attempts, max_attempts, lease_token,
+     lease_expires_at, created_at, available_at, updated_at, last_error, dedup_key,
+     depends_on) = row
+    return Job(
+        job_id, queue, _loads_json(payload),
+        _loads_json(headers) or {} if headers is not None else {},
+        priority, _LEASED, attempts, max_attempts, lease_token, lease_expires_at,
+        created_at, available_at, updated_at, None, last_error, dedup_key, False,
+        tuple(_loads_json(depends_on) or ()) if depends_on is not None else (),
+    )
+
+
 def dead_letter_from_row(row: sqlite3.Row) -> DeadLetter:
     return DeadLetter(
         id=row["id"],

@@ -26,6 +26,7 @@ HOT_PATH = [
     "claim",
     "ack",
     "insert_job",
+    "insert_job_if_queue",
     "select_leased",
     "extend",
     "peek_claimable",

@@ -57,15 +57,23 @@ def _statements(queue: Queue, action: object) -> list[str]:
         action()  # type: ignore[operator]
     finally:
         conn.set_trace_callback(None)
-    return [s for s in seen if not s.startswith("--")]
+    return [s for s in seen if not s.startswith("-- TRIGGER")]
 
 
 def test_default_enqueue_costs_no_extra_statement(queue: Queue) -> None:
     queue.enqueue("jobs", 0)  # the queue exists from now on
     seen = _statements(queue, lambda: queue.enqueue("jobs", 1))
-    assert len(seen) == 4, seen  # BEGIN IMMEDIATE, get_queue, insert_job, COMMIT
-    assert seen[0] == "BEGIN IMMEDIATE" and seen[-1] == "COMMIT"
+    assert len(seen) == 1, seen  # one autocommit statement: no BEGIN, no COMMIT
+    assert "INSERT INTO jobs" in seen[0] and "FROM queues WHERE name" in seen[0]
     assert all("dedup" not in s and "job_dependencies" not in s for s in seen)
+
+
+def test_enqueue_into_a_new_queue_creates_it_in_one_transaction(queue: Queue) -> None:
+    seen = _statements(queue, lambda: queue.enqueue("fresh", 1))
+    assert "FROM queues WHERE name" in seen[0]  # found no queue: inserted nothing
+    assert seen[1] == "BEGIN IMMEDIATE" and seen[-1] == "COMMIT", seen
+    assert queue.get_queue("fresh") is not None
+    assert [job.payload for job in queue.list_jobs("fresh")] == [1]
 
 
 def test_ack_is_still_one_statement(queue: Queue) -> None:

@@ -39,6 +39,17 @@ VALUES (:queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
         :available_at, :now, :now)
 RETURNING *;
 
+-- name: insert_job_if_queue
+-- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
+-- No row inserted (a new or bounded queue) means: take the transactional path instead.
+INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at)
+SELECT :queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
+       :available_at, :now, :now
+FROM queues WHERE name = :queue AND max_size IS NULL
+RETURNING id, COALESCE(max_attempts,
+                       (SELECT q.max_attempts FROM queues q WHERE q.name = :queue));
+
 -- name: claim
 UPDATE jobs
 SET state = 'leased',
@@ -62,8 +73,11 @@ WHERE id IN (
     ORDER BY priority DESC, id
     LIMIT :limit
 )
-RETURNING *, COALESCE(max_attempts, (SELECT max_attempts FROM queues WHERE name = :queue))
-    AS effective_max_attempts;
+-- Explicit columns, in the order `sqlite_rows.job_from_claim` reads them by position.
+RETURNING id, queue, payload, headers, priority, attempts,
+    COALESCE(max_attempts, (SELECT max_attempts FROM queues WHERE name = :queue)),
+    lease_token, lease_expires_at, created_at, available_at, updated_at, last_error,
+    dedup_key, depends_on;
 
 -- name: peek_claimable
 SELECT 1 FROM jobs
