@@ -154,12 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average {meta['loadavg_start'][0]:.2f} at start, "
           f"{meta['loadavg_end'][0]:.2f} at end")
     if args.only_paired:
-        print(f"wrote {report.write_json(results, args.out, 'results-paired.json')}")
+        print(f"wrote {os.path.relpath(report.write_json(results, args.out, 'results-paired.json'))}")
         return 0
-    print(f"wrote {report.write_json(results, args.out)}")
+    print(f"wrote {os.path.relpath(report.write_json(results, args.out))}")
     try:
         for path in report.charts(results, args.out):
-            print(f"wrote {path}")
+            print(f"wrote {os.path.relpath(path)}")
     except ImportError:
         print("matplotlib is not installed: no charts (run `make bench`)")
     return 0

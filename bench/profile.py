@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from persistent_queue import Queue
 
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             fn()
             profiler.stop()
             text = profiler.output_text(unicode=False, color=False, show_all=False)
+            # Paths relative to the project, so a profile reads the same on every machine.
+            text = text.replace(str(Path(__file__).resolve().parent.parent) + os.sep, "")
             path = os.path.join(args.out, f"profile-{name}.txt")
             with open(path, "w") as fh:
                 fh.write(f"# {name}, {args.jobs:,} jobs, durability={args.mode}\n{text}")
