@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average {meta['loadavg_start'][0]:.2f} at start, "
           f"{meta['loadavg_end'][0]:.2f} at end")
     if args.only_paired:
-        print(f"wrote {os.path.relpath(report.write_json(results, args.out, 'results-paired.json'))}")
+        paired_json = report.write_json(results, args.out, "results-paired.json")
+        print(f"wrote {os.path.relpath(paired_json)}")
         return 0
     print(f"wrote {os.path.relpath(report.write_json(results, args.out))}")
     try:
