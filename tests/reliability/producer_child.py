@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from persistent_queue import Queue
 
 
-def main(db: str, prefix: str, count: int, out: str) -> None:
+def main(db: str, prefix: str, count: int, out: str, pause: float) -> None:
     path = Path(out)
     done = 0
     if path.exists():
@@ -27,7 +28,8 @@ def main(db: str, prefix: str, count: int, out: str) -> None:
             fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             os.write(fd, f"{key} {job.id}\n".encode())
             os.close(fd)
+            time.sleep(pause)  # a client's send rate, so the kills land mid-stream
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]))
