@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from persistent_queue import Job, Queue
+
 
 @dataclass(frozen=True, slots=True)
 class AckRecord:
@@ -124,18 +126,19 @@ def check(enqueued: Iterable[int], records: Iterable[AckRecord],
     )
 
 
-def final_rows(queue: object, name: str) -> list[FinalRow]:
-    """The final rows of queue ``name``: its jobs plus its dead letters (state ``dead``)."""
-    from persistent_queue import Queue
-
-    assert isinstance(queue, Queue)
-    rows, offset = [], 0
+def all_jobs(queue: Queue, name: str) -> list[Job]:
+    """Every job row of queue ``name``, oldest first, read page by page."""
+    jobs: list[Job] = []
     while True:
-        page = queue.list_jobs(name, limit=5000, offset=offset, newest_first=False)
-        rows += [FinalRow(j.id, j.state.value, j.attempts) for j in page]
-        offset += len(page)
+        page = queue.list_jobs(name, limit=5000, offset=len(jobs), newest_first=False)
+        jobs += page
         if len(page) < 5000:
-            break
+            return jobs
+
+
+def final_rows(queue: Queue, name: str) -> list[FinalRow]:
+    """The final rows of queue ``name``: its jobs plus its dead letters (state ``dead``)."""
+    rows = [FinalRow(j.id, j.state.value, j.attempts) for j in all_jobs(queue, name)]
     rows += [FinalRow(d.id, "dead", d.attempts)
              for d in queue.dead_letters(name, limit=10_000)]
     return rows

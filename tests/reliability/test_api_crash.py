@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from persistent_queue import Queue
-from tests.reliability.checker import integrity_check
+from tests.reliability.checker import all_jobs, integrity_check
 from tests.reliability.soak import report, scale
 from tests.reliability.supervised import free_port
 from tests.support import ROOT, wait_for
@@ -83,7 +83,7 @@ def test_killed_api_never_acknowledges_a_job_it_lost(
         stop.set()
         sender.join(timeout=60)
     with Queue(db) as q:
-        jobs = q.list_jobs("api", limit=10_000)
+        jobs = all_jobs(q, "api")
     stored = {j.id: j.payload["n"] for j in jobs}  # type: ignore[index]
     copies = Counter(stored.values())
     report("api-crash", kills=kills, acknowledged=len(acknowledged), rows=len(jobs),

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue
-from tests.reliability.checker import integrity_check
+from tests.reliability.checker import all_jobs, integrity_check
 from tests.reliability.soak import SOAK, report, scale
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600 if SOAK else 300)]
@@ -66,7 +66,7 @@ def test_killed_producers_store_each_key_once(tmp_path: Path,
             assert key not in confirmed
             confirmed[key] = int(job_id)
     with Queue(db) as q:
-        jobs = q.list_jobs("dedup", limit=PRODUCERS * KEYS * 2)
+        jobs = all_jobs(q, "dedup")
         stats = q.stats("dedup")
         integrity = integrity_check(db)
     stored = Counter(j.dedup_key for j in jobs)
