@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= data/queue.db
 
-.PHONY: help venv init run stop status api test test-fast lint typecheck clean bench bench-quick
+.PHONY: help venv init run stop status api test test-fast soak lint typecheck clean bench bench-quick
 
 help:
 	@echo "make run        set up and start the whole system under supervisord"
@@ -13,6 +13,7 @@ help:
 	@echo "make stop       stop supervisord and every process"
 	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000"
 	@echo "make test       set up and run the test suite"
+	@echo "make soak       the reliability suite in its long mode (docs/RELIABILITY.md)"
 	@echo "make lint       ruff and mypy"
 	@echo "make bench      benchmark against raw SQLite and the peers (bench/README.md)"
 
@@ -44,6 +45,10 @@ api: init
 
 test: venv
 	$(PY) -m pytest
+
+# The reliability suite with the long figures of docs/RELIABILITY.md (hours, not minutes).
+soak: venv
+	PQ_SOAK=1 $(PY) -m pytest tests/reliability -s -p no:cacheprovider -o timeout=7200
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow and not e2e" -x -q

@@ -34,6 +34,10 @@ MAX_JSON_DEPTH: Final = 64
 #: Seconds a writer waits for SQLite's write lock before giving up with DatabaseBusy.
 DEFAULT_BUSY_TIMEOUT: Final = 60.0
 
+#: Bytes the WAL file is truncated to after a checkpoint resets it (SQLite's
+#: ``journal_size_limit``): a WAL grown behind a long reader does not keep its size forever.
+WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
+
 #: Retry backoff after a nack: ``min(cap, base * 2 ** (attempts - 1))``, jittered to 50-100 %.
 DEFAULT_BACKOFF_BASE: Final = 1.0
 DEFAULT_BACKOFF_CAP: Final = 300.0

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import sql
-from .config import Durability
+from .config import WAL_SIZE_LIMIT, Durability
 from .errors import (
     InvalidJobState,
     JobNotFound,
@@ -120,6 +120,7 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         synchronous = "FULL" if self.durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute(f"PRAGMA journal_size_limit = {int(WAL_SIZE_LIMIT)}")
         conn.execute("PRAGMA foreign_keys = OFF")
         return conn
 

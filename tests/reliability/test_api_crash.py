@@ -1,0 +1,94 @@
+"""5b. API crashes: ``api.py`` SIGKILLed 500 ms after each start while clients enqueue and retry.
+
+``/enqueue`` takes no dedup key yet, so a retried request whose answer was lost may store the
+job twice (at-least-once); what must never happen is a 2xx for a job that is not stored.
+Pass: every job id answered with a 201 is stored, with the payload that client sent; copies
+of one payload beyond the first come only from requests cut by a kill (<= kills);
+``integrity_check`` ok. Long: 60 s of kills; short: 15 s.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from persistent_queue import Queue
+from tests.reliability.checker import all_jobs, integrity_check
+from tests.reliability.soak import report, scale
+from tests.reliability.supervised import free_port
+from tests.support import ROOT, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+SECONDS = float(scale(15, 60))
+UP_FOR = 0.5
+
+
+def _up(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=2).status_code in (200, 503)
+    except httpx.HTTPError:
+        return False
+
+
+def test_killed_api_never_acknowledges_a_job_it_lost(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    db = tmp_path / "queue.db"
+    with Queue(db) as q:
+        q.create_queue("api")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, str(ROOT / "api.py"), "--db", str(db), "--port", str(port)]
+    env = {k: v for k, v in subprocess_env.items() if k != "PQ_API_TOKEN"}
+    acknowledged: dict[int, int] = {}  # job id -> the number the client sent
+    stop = threading.Event()
+    cut = []
+
+    def client() -> None:  # sends numbers in order; a number is retried until it gets a 201
+        number = 0
+        with httpx.Client(base_url=base, timeout=5) as http:
+            while not stop.is_set():
+                try:
+                    answer = http.post("/enqueue", json={"queue": "api", "payload": {"n": number}})
+                except httpx.HTTPError:
+                    cut.append(number)
+                    stop.wait(0.05)
+                    continue
+                assert answer.status_code == 201, answer.text
+                acknowledged[answer.json()["id"]] = number
+                number += 1
+
+    sender = threading.Thread(target=client)
+    kills, started = 0, time.monotonic()
+    sender.start()
+    try:
+        while time.monotonic() - started < SECONDS:
+            server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            try:
+                wait_for(lambda: _up(base), timeout=120, interval=0.05, message="the API")
+                time.sleep(UP_FOR)  # the kill cadence, not a synchronisation
+            finally:
+                server.kill()
+                server.wait()
+                kills += 1
+    finally:
+        stop.set()
+        sender.join(timeout=60)
+    with Queue(db) as q:
+        jobs = all_jobs(q, "api")
+    stored = {j.id: j.payload["n"] for j in jobs}  # type: ignore[index]
+    copies = Counter(stored.values())
+    report("api-crash", kills=kills, acknowledged=len(acknowledged), rows=len(jobs),
+           extra_copies=sum(n - 1 for n in copies.values()))
+    assert len(acknowledged) > 20 and kills >= 3
+    assert all(stored.get(i) == n for i, n in acknowledged.items())  # no 2xx job lost
+    assert sum(n - 1 for n in copies.values()) <= kills
+    assert integrity_check(db) == "ok"
