@@ -328,7 +328,7 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 job.dedup_key is not None or job.depends_on for job in jobs
             ):
                 return self._enqueue_workflow(conn, info, jobs, now)
-            insert = Q["insert_job"].replace("RETURNING *", "")
+            insert = Q["insert_job"]
             if len(rows) == 1:
                 first_id = conn.execute(insert, rows[0]).lastrowid
                 assert first_id is not None

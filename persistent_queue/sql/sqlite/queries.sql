@@ -36,8 +36,7 @@ SELECT count(*) FROM jobs WHERE queue = :name AND state IN ('waiting', 'ready', 
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
                   available_at, created_at, updated_at)
 VALUES (:queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
-        :available_at, :now, :now)
-RETURNING *;
+        :available_at, :now, :now);
 
 -- name: insert_job_if_queue
 -- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
