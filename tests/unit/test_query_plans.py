@@ -27,6 +27,7 @@ HOT_PATH = [
     "ack",
     "insert_job",
     "insert_job_if_queue",
+    "insert_workflow_job",
     "select_leased",
     "extend",
     "peek_claimable",
@@ -46,7 +47,7 @@ PARAMS = {
     "now": 1_700_000_000.0, "id": 25_000, "token": "0" * 32, "until": 1_700_000_060.0,
     "priority": 0, "payload": "{}", "headers": None, "max_attempts": None,
     "available_at": 1_700_000_000.0, "error": None, "reason": "r", "before": 1.0,
-    "batch": 1000,
+    "batch": 1000, "state": "ready", "dedup_key": "k", "depends_on": None,
 }
 
 

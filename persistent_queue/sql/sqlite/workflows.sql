@@ -19,7 +19,7 @@ INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attemp
                   available_at, created_at, updated_at, dedup_key, depends_on)
 VALUES (:queue, :state, :priority, :payload, :headers, 0, :max_attempts,
         :available_at, :now, :now, :dedup_key, :depends_on)
-RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = :queue))
     AS effective_max_attempts;
 
 -- name: insert_dependency
