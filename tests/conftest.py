@@ -1,4 +1,10 @@
-"""Fixtures shared by every test: a real database under tmp_path and a controllable clock."""
+"""Fixtures shared by every test: a real database and a controllable clock.
+
+Every test that uses ``db_path``, ``db_url``, ``queue`` or ``real_queue`` runs twice: on SQLite
+(a file under tmp_path) and on PostgreSQL (a fresh database in the session's throw-away
+cluster, see tests/postgres_support.py). A test about SQLite itself (PRAGMAs, query plans,
+the file) is marked ``sqlite_only`` and runs once.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,37 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue
+from tests.postgres_support import BACKENDS, database_target, pg_session, pg_url  # noqa: F401
 from tests.support import ROOT, FakeClock, wait_for  # noqa: F401 (re-exported for tests)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that needs a database on each backend (SQLite only if so marked)."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    names = ["sqlite"] if metafunc.definition.get_closest_marker("sqlite_only") else BACKENDS
+    metafunc.parametrize(
+        "backend",
+        [pytest.param(n, marks=[pytest.mark.postgres] if n == "postgresql" else []) for n in names],
+        indirect=True)
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "queue.db"
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend under test: ``"sqlite"`` or ``"postgresql"``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def db_path(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
+    """The test's database: a file under tmp_path (SQLite) or a fresh PostgreSQL URL."""
+    return database_target(backend, tmp_path, request)
+
+
+@pytest.fixture
+def db_url(db_path: Path | str) -> str:
+    """The test's database as the string processes take with ``--db``/``PQ_DB``."""
+    return str(db_path)
 
 
 @pytest.fixture
@@ -24,7 +55,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def queue(db_path: Path, clock: FakeClock) -> Iterator[Queue]:
+def queue(db_path: Path | str, clock: FakeClock) -> Iterator[Queue]:
     """A queue on a fresh database whose time only moves with ``clock.advance``."""
     q = Queue(db_path, clock=clock, durability="normal")
     yield q
@@ -32,7 +63,7 @@ def queue(db_path: Path, clock: FakeClock) -> Iterator[Queue]:
 
 
 @pytest.fixture
-def real_queue(db_path: Path) -> Iterator[Queue]:
+def real_queue(db_path: Path | str) -> Iterator[Queue]:
     """A queue on a fresh database with the real clock."""
     q = Queue(db_path, durability="normal")
     yield q
