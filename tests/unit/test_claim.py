@@ -286,6 +286,7 @@ def test_threads_sharing_one_queue_object_claim_each_job_once(db_path: Path) -> 
     q.close()
 
 
+@pytest.mark.sqlite_only
 def test_polling_an_empty_queue_does_not_wait_for_the_write_lock(db_path: Path) -> None:
     import sqlite3
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from persistent_queue import Queue
 from persistent_queue.health import database_health
 
 
+@pytest.mark.sqlite_only
 def test_reports_sizes_settings_and_schema(real_queue: Queue, db_path: Path) -> None:
     real_queue.enqueue_many("emails", [{"n": n} for n in range(50)])
     report = database_health(real_queue)

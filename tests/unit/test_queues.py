@@ -311,6 +311,7 @@ def test_throughput_only_covers_the_window(queue: PQueue, clock: FakeClock) -> N
     assert sum(p.enqueued for p in points) == 1
 
 
+@pytest.mark.sqlite_only
 def test_cleanup_with_vacuum_returns_the_space_to_the_file_system(
     queue: PQueue, db_path: Path
 ) -> None:

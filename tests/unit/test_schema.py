@@ -61,6 +61,7 @@ def test_a_fresh_file_gets_the_schema_and_wal(tmp_path: Path) -> None:
         conn.close()
 
 
+@pytest.mark.sqlite_only
 def test_reopening_a_current_file_changes_nothing(db_path: Path) -> None:
     with Queue(db_path) as q:
         job = q.enqueue("q", 1)
@@ -70,6 +71,7 @@ def test_reopening_a_current_file_changes_nothing(db_path: Path) -> None:
     assert schema_dump(db_path) == before
 
 
+@pytest.mark.sqlite_only
 def test_a_version_0_database_without_tables_is_migrated_on_open(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE unrelated (x)")  # a real, non-empty SQLite file at version 0
@@ -103,6 +105,7 @@ def test_a_partly_migrated_database_is_brought_up_to_date(tmp_path: Path, applie
     assert schema_dump(old) == schema_dump(fresh)
 
 
+@pytest.mark.sqlite_only
 def test_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:
     with Queue(db_path) as q:
         q.enqueue("q", 1)
@@ -119,6 +122,7 @@ def test_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:
     assert schema_dump(db_path) == before
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize(("durability", "synchronous"), [("full", 2), ("normal", 1)])
 def test_durability_maps_to_synchronous(
     db_path: Path, durability: str, synchronous: int
@@ -134,6 +138,7 @@ def test_durability_maps_to_synchronous(
         assert seen == [synchronous]
 
 
+@pytest.mark.sqlite_only
 def test_full_durability_is_the_default(db_path: Path) -> None:
     with Queue(db_path) as q:
         assert q.durability == "full"

@@ -36,11 +36,13 @@ def _assert_indexed(plan: list[str], label: str) -> None:
     assert any(step.startswith("SEARCH") for step in plan), f"{label}: {plan}"
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("name", WORKFLOW_STATEMENTS)
 def test_workflow_statement_searches_an_index(queue: Queue, name: str) -> None:
     _assert_indexed(_plan(queue, Q[name]), name)
 
 
+@pytest.mark.sqlite_only
 def test_release_trigger_searches_indexes(queue: Queue) -> None:
     text = queue.backend.execute_read(  # type: ignore[attr-defined]
         "SELECT sql FROM sqlite_master WHERE name = 'jobs_release_dependents'")[0][0]
@@ -60,6 +62,7 @@ def _statements(queue: Queue, action: object) -> list[str]:
     return [s for s in seen if not s.startswith("-- TRIGGER")]
 
 
+@pytest.mark.sqlite_only
 def test_default_enqueue_costs_no_extra_statement(queue: Queue) -> None:
     queue.enqueue("jobs", 0)  # the queue exists from now on
     seen = _statements(queue, lambda: queue.enqueue("jobs", 1))
@@ -68,6 +71,7 @@ def test_default_enqueue_costs_no_extra_statement(queue: Queue) -> None:
     assert all("dedup" not in s and "job_dependencies" not in s for s in seen)
 
 
+@pytest.mark.sqlite_only
 def test_enqueue_into_a_new_queue_creates_it_in_one_transaction(queue: Queue) -> None:
     seen = _statements(queue, lambda: queue.enqueue("fresh", 1))
     assert "FROM queues WHERE name" in seen[0]  # found no queue: inserted nothing
@@ -76,6 +80,7 @@ def test_enqueue_into_a_new_queue_creates_it_in_one_transaction(queue: Queue) ->
     assert [job.payload for job in queue.list_jobs("fresh")] == [1]
 
 
+@pytest.mark.sqlite_only
 def test_ack_is_still_one_statement(queue: Queue) -> None:
     queue.enqueue("jobs", 1)
     claimed = queue.dequeue("jobs")

@@ -182,6 +182,7 @@ def test_unknown_routes_and_methods_are_clean_errors(client: TestClient) -> None
     assert client.put("/enqueue").status_code == 405
 
 
+@pytest.mark.sqlite_only
 def test_a_locked_database_is_503_with_retry_after(db_path: Path) -> None:
     queue = Queue(db_path, durability="normal", busy_timeout=0.05)
     holder = sqlite3.connect(db_path, isolation_level=None)
