@@ -1,11 +1,13 @@
 """The crash drill: kill -9 real consumers mid-job and prove that no job is lost.
 
     python scripts/simulate_crash.py [--jobs 500] [--consumers 3] [--duration 15] [--poison]
+                                     [--db data/drill.db | --db postgresql://user@host/db]
 
 Enqueues N jobs, runs several real ``consumer.py`` processes, ``SIGKILL``s a random one every
 so often (restarting it at once, as supervisord would), then lets the queue drain and prints
 a report: enqueued, acked, lost, delivered more than once, dead-lettered and the result of
-``PRAGMA integrity_check``. ``--poison`` adds a job that kills every consumer that takes it;
+the database's integrity check (``PRAGMA integrity_check`` on SQLite, a consistency query on
+PostgreSQL). ``--poison`` adds a job that kills every consumer that takes it;
 it must end in the dead-letter table after its ``max_attempts``.
 
 Exit codes: 0 nothing lost and the database intact, 1 a job was lost, the database is
@@ -39,7 +41,7 @@ POISON_ATTEMPTS = 3
 class Fleet:
     """Consumer processes, restarted when they die (like supervisord's autorestart)."""
 
-    def __init__(self, db: Path, workdir: Path, count: int, concurrency: int) -> None:
+    def __init__(self, db: str, workdir: Path, count: int, concurrency: int) -> None:
         self.db, self.workdir, self.concurrency = db, workdir, concurrency
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self.starts = 0
@@ -52,7 +54,7 @@ class Fleet:
         """(Re)start consumer ``index``."""
         log = open(self.workdir / f"consumer-{index}.log", "ab")  # noqa: SIM115
         self.procs[index] = subprocess.Popen(
-            [sys.executable, str(_common.ROOT / "consumer.py"), "--db", str(self.db),
+            [sys.executable, str(_common.ROOT / "consumer.py"), "--db", self.db,
              "--queue", QUEUE, "--handler", "persistent_queue.handlers:drill",
              "--concurrency", str(self.concurrency), "--wait", "0.5", "--durability", "normal",
              "--log-dir", str(self.workdir / "logs"), "--log-format", "text"],
@@ -162,17 +164,18 @@ def _report(q: Queue, enqueued: set[int], poison_id: int | None, workdir: Path,
               show_default=True, help="Lease length: how soon a killed job comes back.")
 @click.option("--max-attempts", type=click.IntRange(1, 1000), default=25, show_default=True)
 @click.option("--poison", is_flag=True, help="Add a job that kills every consumer taking it.")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Database file [default: a new one in a temporary directory].")
+@click.option("--db", default=None,
+              help="Database file or postgresql:// URL [default: a new file in a temporary "
+                   "directory]. Use an empty database: the drill counts every job in it.")
 @click.option("--seed", type=int, default=None, help="Random seed (to repeat a run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def main(count: int, consumers: int, concurrency: int, duration: float, kill_every: float,
          job_seconds: float, visibility_timeout: float, max_attempts: int, poison: bool,
-         db: Path | None, seed: int | None, as_json: bool) -> None:
+         db: str | None, seed: int | None, as_json: bool) -> None:
     """Run the crash drill and print its report."""
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="pq-drill-"))
-    db = db or workdir / "queue.db"
+    db = db or str(workdir / "queue.db")
     started = time.monotonic()
     with Queue(db, durability="normal") as q:
         q.create_queue(QUEUE, max_attempts=max_attempts, visibility_timeout=visibility_timeout,

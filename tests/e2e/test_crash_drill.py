@@ -13,9 +13,12 @@ from tests.support import ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def test_short_drill_with_a_poison_job_loses_nothing(subprocess_env: dict[str, str]) -> None:
+def test_short_drill_with_a_poison_job_loses_nothing(
+    db_url: str, subprocess_env: dict[str, str]
+) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "simulate_crash.py"), "--jobs", "120",
+        [sys.executable, str(ROOT / "scripts" / "simulate_crash.py"), "--db", db_url,
+         "--jobs", "120",
          "--consumers", "2", "--concurrency", "2", "--duration", "3", "--kill-every", "0.5",
          "--job-seconds", "0.1", "--visibility-timeout", "1", "--poison", "--seed", "7",
          "--json"],

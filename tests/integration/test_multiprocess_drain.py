@@ -1,4 +1,4 @@
-"""Real OS processes sharing one database file: exactly-once draining, no lock errors.
+"""Real OS processes sharing one database (file or server): exactly-once draining, no lock errors.
 
 Workers are separate Python interpreters started together (a file is the starting gun);
 each reports what it did in a JSON file that the test reads afterwards.
@@ -83,10 +83,10 @@ report.write_text(json.dumps({"counts": counts, "errors": errors}))
 """
 
 
-def run_workers(tmp_path: Path, env: dict[str, str], script: str, count: int,
+def run_workers(db: Path | str, tmp_path: Path, env: dict[str, str], script: str, count: int,
                 *extra: str) -> list[dict[str, object]]:
     """Start ``count`` processes, release them at once, return their reports."""
-    db, go = tmp_path / "queue.db", tmp_path / "go"
+    go = tmp_path / "go"
     reports = [tmp_path / f"report-{n}.json" for n in range(count)]
     children = [
         subprocess.Popen([sys.executable, "-c", script, str(db), str(go), str(report), *extra],
@@ -110,15 +110,15 @@ def run_workers(tmp_path: Path, env: dict[str, str], script: str, count: int,
 
 
 def test_four_processes_drain_5000_jobs_each_acked_exactly_once(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    db_path: Path | str, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    with Queue(tmp_path / "queue.db", durability="normal") as q:
+    with Queue(db_path, durability="normal") as q:
         q.create_queue("drain", visibility_timeout=600)  # no lease may expire mid-test
         ids = [job.id for start in range(0, 5000, 1000)
                for job in q.enqueue_many("drain", list(range(start, start + 1000)))]
     assert len(set(ids)) == 5000
 
-    reports = run_workers(tmp_path, subprocess_env, DRAIN, 4)
+    reports = run_workers(db_path, tmp_path, subprocess_env, DRAIN, 4)
 
     for report in reports:
         assert report["errors"] == [] and report["lost"] == 0
@@ -126,7 +126,7 @@ def test_four_processes_drain_5000_jobs_each_acked_exactly_once(
     acked = [job_id for report in reports for job_id in report["acked"]]  # type: ignore[attr-defined]
     assert len(acked) == len(set(acked)), "a job was acked twice"
     assert set(acked) == set(ids), "a job was lost"
-    with Queue(tmp_path / "queue.db") as q:
+    with Queue(db_path) as q:
         stats = q.stats("drain")
         assert (stats.done, stats.pending, stats.dead) == (5000, 0, 0)
         assert q.stats("drain").retries == 0
@@ -134,19 +134,19 @@ def test_four_processes_drain_5000_jobs_each_acked_exactly_once(
 
 
 def test_eight_processes_hammering_never_see_a_locked_database(
-    tmp_path: Path, subprocess_env: dict[str, str]
+    db_path: Path | str, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    with Queue(tmp_path / "queue.db", durability="normal") as q:
+    with Queue(db_path, durability="normal") as q:
         q.create_queue("hammer", visibility_timeout=600, max_attempts=100)
 
-    reports = run_workers(tmp_path, subprocess_env, HAMMER, 8, "500")
+    reports = run_workers(db_path, tmp_path, subprocess_env, HAMMER, 8, "500")
 
     errors = [error for report in reports for error in report["errors"]]  # type: ignore[attr-defined]
     assert errors == [], errors[:5]
     totals = {key: sum(r["counts"][key] for r in reports)  # type: ignore[index]
               for key in ("enqueued", "acked", "nacked", "extended")}
     assert totals["acked"] > 0 and totals["nacked"] > 0
-    with Queue(tmp_path / "queue.db") as q:
+    with Queue(db_path) as q:
         stats = q.stats("hammer")
         assert stats.done == totals["acked"]
         assert stats.done + stats.pending + stats.dead == totals["enqueued"]

@@ -144,9 +144,17 @@ def final_rows(queue: Queue, name: str) -> list[FinalRow]:
     return rows
 
 
-def integrity_check(db: Path) -> str:
-    """SQLite's full ``PRAGMA integrity_check`` on the file, read on a fresh connection."""
+def integrity_check(db: Path | str) -> str:
+    """SQLite's full ``PRAGMA integrity_check`` on the file, read on a fresh connection; on
+    PostgreSQL the backend's consistency check ("ok" when it finds nothing)."""
     import sqlite3
+
+    if "://" in str(db):
+        from persistent_queue import Queue
+
+        with Queue(db) as q:
+            found = q.check_integrity()
+        return "ok" if not found else "; ".join(found)
 
     conn = sqlite3.connect(db)
     try:

@@ -17,7 +17,7 @@ HANDLER = "tests.reliability.handlers:record"
 class Fleet:
     """``count`` consumers of ``queue`` on ``db``, each writing ack records to ``acks``."""
 
-    def __init__(self, db: Path, queue: str, workdir: Path, count: int,
+    def __init__(self, db: Path | str, queue: str, workdir: Path, count: int,
                  env: dict[str, str], *, concurrency: int = 1) -> None:
         self.db, self.queue, self.workdir, self.concurrency = db, queue, workdir, concurrency
         self.acks = workdir / "acks"

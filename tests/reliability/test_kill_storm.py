@@ -26,9 +26,11 @@ KILL_SECONDS = float(scale(6, 10_000))  # long: kill until the queue is drained
 KILL_EVERY = 0.2
 
 
-def test_kill_storm_loses_nothing(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+def test_kill_storm_loses_nothing(
+    db_path: Path | str, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
     rng = random.Random(8)
-    db = tmp_path / "queue.db"
+    db = db_path
     with Queue(db, durability="normal") as q:
         q.create_queue("storm", visibility_timeout=2.0, max_attempts=1000)
         enqueued = [job.id for start in range(0, JOBS, 1000)
