@@ -31,6 +31,7 @@ from .models import (
     ThroughputPoint,
     WorkerInfo,
 )
+from .postgres_url import is_postgres_url, mask_url
 from .retry import RetryPolicy
 from .workflows import WorkflowMixin, check_dedup_key, check_dependencies
 
@@ -44,11 +45,16 @@ def _open_backend(
     target: str | os.PathLike[str], durability: Durability, busy_timeout: float
 ) -> Backend:
     text = os.fspath(target)
+    if is_postgres_url(text):
+        from .postgres_backend import PostgresBackend
+
+        return PostgresBackend(text, durability=durability, busy_timeout=busy_timeout)
     if "://" in text:
         scheme, _, rest = text.partition("://")
         if scheme != "sqlite":
             raise InvalidArgument(
-                f"unsupported database URL scheme {scheme!r}: use a file path or sqlite:///path"
+                f"unsupported database URL scheme {scheme!r}: use a file path, sqlite:///path "
+                "or postgresql://user@host:port/database"
             )
         text = rest
     from .sqlite_backend import SQLiteBackend
@@ -60,7 +66,9 @@ class Queue(WorkflowMixin):
     """A persistent job queue: every named queue lives in one database.
 
     Args:
-        db: path of the SQLite file (created with its parent directories), or ``sqlite:///path``.
+        db: path of the SQLite file (created with its parent directories), ``sqlite:///path``,
+            or a PostgreSQL URL ``postgresql://user@host:port/database`` (password from the
+            URL or libpq's environment; it never appears in a message or repr).
         durability: ``"full"`` (an acknowledged write survives power loss) or ``"normal"``
             (it survives a process crash; faster).
         visibility_timeout: default lease length for queues created implicitly.
@@ -125,7 +133,7 @@ class Queue(WorkflowMixin):
         self.close()
 
     def __repr__(self) -> str:
-        return f"Queue({os.fspath(self.db)!r}, durability={self.durability!r})"
+        return f"Queue({mask_url(os.fspath(self.db))!r}, durability={self.durability!r})"
 
     def now(self) -> float:
         """The queue's clock reading (seconds since the epoch)."""

@@ -1,0 +1,249 @@
+"""Connections, transactions, migrations and wake-ups of the PostgreSQL backend.
+
+One connection per thread and per process (a connection inherited through ``fork`` is never
+touched), in autocommit mode with explicit transactions, as the SQLite backend does.
+``wait_for_change`` listens on the thread's own connection for the notifications that every
+statement making work claimable sends on commit, so an idle consumer wakes at once without
+polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+
+from . import sql
+from .config import Durability
+from .errors import SchemaTooNew, StorageError
+from .postgres_rows import translate_errors
+from .postgres_url import mask_url, scrub
+
+logger = logging.getLogger(__name__)
+
+Q = sql.queries("postgres")
+
+Connection = psycopg.Connection[DictRow]
+
+#: The channel every claimable change is announced on (payload: the queue's name).
+CHANNEL = "persistent_queue"
+#: The advisory lock that serialises migrations (any constant unique to this library).
+MIGRATION_LOCK = 0x7071_7565_7565  # "pqueue"
+
+
+class _Listening:
+    """Per-thread wake-up state: set by psycopg when a notification arrives mid-query."""
+
+    __slots__ = ("changed", "own_pid")
+
+    def __init__(self, own_pid: int) -> None:
+        self.changed = False
+        self.own_pid = own_pid
+
+    def __call__(self, notify: psycopg.Notify) -> None:
+        if notify.pid != self.own_pid:
+            self.changed = True
+
+
+class PostgresConnections:
+    """The connection handling half of :class:`~.postgres_backend.PostgresBackend`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        durability: Durability = "full",
+        busy_timeout: float = 60.0,
+    ) -> None:
+        self.url = url
+        self.display_url = mask_url(url)
+        self.durability = durability
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[tuple[int, Connection]] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        with translate_errors():
+            self._migrate(self._conn())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.display_url!r})"
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connect(self) -> Connection:
+        try:
+            conn = psycopg.connect(
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=max(1, round(self.busy_timeout)),
+            )
+        except psycopg.Error as exc:
+            # libpq's message names host and port; never the password, but scrub it anyway.
+            message = scrub(str(exc).strip(), self.url)
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {self.display_url}: {message}"
+            ) from None
+        synchronous = "on" if self.durability == "full" else "off"
+        lock_timeout = f"{max(1, round(self.busy_timeout * 1000))}ms"
+        with translate_errors():
+            conn.execute(
+                "SELECT set_config('synchronous_commit', %s, false),"
+                " set_config('lock_timeout', %s, false)",
+                (synchronous, lock_timeout),
+            )
+        return conn
+
+    def _conn(self) -> Connection:
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            if not conn.closed or getattr(local, "atomic", False):
+                return conn
+            # The server closed it (restart, idle timeout): open a new one below.
+        if self._closed:
+            raise StorageError("this queue has been closed")
+        conn = self._connect()
+        local.conn, local.pid, local.listening = conn, os.getpid(), None
+        with self._connections_lock:
+            self._connections.append((os.getpid(), conn))
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this backend opened (in this process)."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for pid, conn in connections:
+            if pid != os.getpid():
+                continue  # a parent's connection, inherited by fork: never touch it
+            try:
+                conn.close()
+            except psycopg.Error:  # pragma: no cover - closing a broken connection
+                logger.debug("error closing connection", exc_info=True)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """``BEGIN`` ... ``COMMIT`` on the thread's connection (rolled back on any error)."""
+        conn = self._conn()
+        if getattr(self._local, "atomic", False):
+            yield conn  # joins the caller's `atomic()` block, which commits or rolls back
+            return
+        with translate_errors(), conn.transaction():
+            yield conn
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run this thread's writes inside the block in one transaction: all of them or none."""
+        if getattr(self._local, "atomic", False):
+            raise StorageError("atomic() blocks cannot be nested")
+        with self._transaction():
+            self._local.atomic = True
+            try:
+                yield
+            finally:
+                self._local.atomic = False
+
+    def _notify(self, conn: Connection, queue: str) -> None:
+        """Announce (on commit) that ``queue`` may have claimable work."""
+        conn.execute(Q["notify"], {"queue": queue})
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _migrate(self, conn: Connection) -> None:
+        steps = sql.migrations("postgres")
+        latest = len(steps)
+        version = self._stored_version(conn)
+        if version == latest:
+            return
+        if version > latest:
+            raise self._too_new(version, latest)
+        with conn.transaction():
+            conn.execute(Q["migration_lock"], {"key": MIGRATION_LOCK})
+            conn.execute(Q["create_schema_migrations"])
+            version = self._stored_version(conn)  # another process may have migrated
+            if version > latest:
+                raise self._too_new(version, latest)
+            for number, name, script in steps:
+                if number <= version:
+                    continue
+                logger.info("migrating %s to schema %d (%s)", self.display_url, number, name)
+                conn.execute(script, prepare=False)
+                conn.execute(Q["record_migration"], {"version": number, "name": name})
+
+    @staticmethod
+    def _stored_version(conn: Connection) -> int:
+        row = conn.execute(Q["schema_migrations_exists"]).fetchone()
+        if row is None or not row["present"]:
+            return 0
+        row = conn.execute(Q["schema_version"]).fetchone()
+        return 0 if row is None else int(row["version"])
+
+    def _too_new(self, version: int, latest: int) -> SchemaTooNew:
+        return SchemaTooNew(
+            f"{self.display_url} has schema version {version}; this version of "
+            f"persistent-queue knows up to {latest}. Upgrade persistent-queue to open it."
+        )
+
+    def schema_version(self) -> int:
+        with translate_errors():
+            return self._stored_version(self._conn())
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float, poll_interval: float) -> bool:
+        """Block until another connection commits claimable work, or ``timeout`` passes.
+
+        The thread's connection starts listening on its first wait, and that first call
+        returns True at once: work committed before the LISTEN would not be announced, so the
+        caller must look again. From then on every notification is kept (psycopg hands those
+        that arrive during other statements to :class:`_Listening`), so none is lost between a
+        failed claim and the next wait. ``poll_interval`` is not needed: this never polls.
+        """
+        del poll_interval
+        conn = self._conn()
+        local = self._local
+        with translate_errors():
+            listening: _Listening | None = local.listening
+            if listening is None:
+                listening = _Listening(conn.info.backend_pid)
+                conn.add_notify_handler(listening)
+                conn.execute(f"LISTEN {CHANNEL}")
+                local.listening = listening
+                return True
+            deadline = time.monotonic() + timeout
+            while True:
+                if listening.changed or self._drain(conn, listening):
+                    listening.changed = False
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                select.select([conn.fileno()], [], [], remaining)
+
+    @staticmethod
+    def _drain(conn: Connection, listening: _Listening) -> bool:
+        """Read what the server sent while idle; True if another connection notified."""
+        changed = False
+        with conn.lock:
+            pgconn = conn.pgconn
+            pgconn.consume_input()
+            if pgconn.status != psycopg.pq.ConnStatus.OK:
+                raise psycopg.OperationalError("the server closed the connection")
+            while (notify := pgconn.notifies()) is not None:
+                changed |= notify.be_pid != listening.own_pid
+        return changed
+
+    def execute_read(self, query: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[Any]:
+        """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
+        with translate_errors():
+            return self._conn().execute(query.encode("utf-8"), params or None).fetchall()

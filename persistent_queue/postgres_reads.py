@@ -1,0 +1,273 @@
+"""Reading and housekeeping for the PostgreSQL backend: jobs, history, stats, cleanup,
+the worker registry, stored values, throughput and database facts.
+
+A base of :class:`~persistent_queue.postgres_backend.PostgresBackend`; the transitions that
+change a job's state live there.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from . import sql
+from .errors import JobNotFound
+from .models import (
+    DeadLetter,
+    Job,
+    JobEvent,
+    JobState,
+    QueueStats,
+    ThroughputPoint,
+    WorkerInfo,
+)
+from .postgres_connection import Connection, PostgresConnections
+from .postgres_rows import dead_letter_from_row, job_from_row, loads, translate_errors
+
+Q = sql.queries("postgres")
+
+
+class PostgresReads(PostgresConnections):
+    """Read-mostly operations of the PostgreSQL backend."""
+
+    if TYPE_CHECKING:  # provided by the workflow mixin
+        def _workflow_counters(self, conn: Connection) -> dict[str, tuple[int, int]]: ...
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job:
+        with translate_errors():
+            conn = self._conn()
+            row = conn.execute(Q["get_job"], {"id": job_id}).fetchone()
+            if row is not None:
+                return job_from_row(row)
+            dead = conn.execute(Q["get_dead_letter"], {"id": job_id}).fetchone()
+        if dead is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        letter = dead_letter_from_row(dead)
+        return Job(
+            id=letter.id, queue=letter.queue, payload=letter.payload, headers=letter.headers,
+            priority=letter.priority, state=JobState.DEAD, attempts=letter.attempts,
+            max_attempts=letter.max_attempts or letter.attempts, lease_token=None,
+            lease_expires_at=None, created_at=letter.created_at, available_at=letter.dead_at,
+            updated_at=letter.dead_at, finished_at=letter.dead_at,
+            last_error=letter.last_error, dedup_key=dead.get("dedup_key"),
+            depends_on=tuple(loads(dead.get("depends_on")) or ()),
+        )
+
+    def list_jobs(
+        self,
+        queue: str | None,
+        *,
+        state: JobState | None,
+        headers: dict[str, Any],
+        limit: int,
+        offset: int,
+        newest_first: bool,
+    ) -> list[Job]:
+        clauses: list[str] = []
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if queue is not None:
+            clauses.append("queue = %(queue)s")
+            params["queue"] = queue
+        if state is not None:
+            clauses.append("state = %(state)s")
+            params["state"] = state.value
+        for index, (key, value) in enumerate(sorted(headers.items())):
+            # Keys and values are parameters; only the parameter names are formatted in.
+            params[f"hkey{index}"] = key
+            alternatives = [value]
+            if isinstance(value, bool):  # as in SQLite, where JSON true reads as 1
+                alternatives.append(int(value))
+            elif isinstance(value, int | float) and value in (0, 1):
+                alternatives.append(bool(value))
+            params[f"hval{index}"] = [json.dumps(item) for item in alternatives]
+            clauses.append(f"headers::jsonb -> %(hkey{index})s "  # noqa: S608
+                           f"= ANY (%(hval{index})s::jsonb[])")
+        where = " AND ".join(clauses) or "true"
+        order = "DESC" if newest_first else "ASC"
+        query = (
+            "SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q "  # noqa: S608
+            f"WHERE q.name = jobs.queue)) AS effective_max_attempts FROM jobs WHERE {where} "
+            f"ORDER BY id {order} LIMIT %(limit)s OFFSET %(offset)s"
+        )
+        with translate_errors():
+            return [job_from_row(row) for row in self._conn().execute(query, params)]
+
+    def history(self, job_id: int) -> list[JobEvent]:
+        with translate_errors():
+            rows = self._conn().execute(Q["job_events"], {"job_id": job_id}).fetchall()
+        return [
+            JobEvent(job_id=r["job_id"], queue=r["queue"], at=r["at"], event=r["event"],
+                     attempt=r["attempt"], detail=r["detail"])
+            for r in rows
+        ]
+
+    def dead_letters(self, queue: str | None, *, limit: int, offset: int) -> list[DeadLetter]:
+        with translate_errors():
+            if queue is None:
+                rows = self._conn().execute(Q["list_all_dead_letters"],
+                                            {"limit": limit, "offset": offset})
+            else:
+                rows = self._conn().execute(Q["list_dead_letters"],
+                                            {"queue": queue, "limit": limit, "offset": offset})
+            return [dead_letter_from_row(row) for row in rows]
+
+    def stats(self, now: float) -> dict[str, QueueStats]:
+        with translate_errors():
+            conn = self._conn()
+            with conn.transaction():
+                if not getattr(self._local, "atomic", False):
+                    # One consistent snapshot for all the counts.
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                counts = self._stats_counts(conn, now)
+        return {
+            name: QueueStats(
+                queue=name,
+                waiting=entry.get("waiting", 0),
+                ready=entry.get("ready_now", 0),
+                scheduled=entry.get("scheduled", 0),
+                leased=entry.get("leased", 0),
+                expired=entry.get("expired", 0),
+                done=entry.get("done", 0),
+                dead=entry.get("dead", 0),
+                paused=bool(entry.get("paused", False)),
+                oldest_ready_age=entry.get("oldest_ready_age"),
+                retries=entry.get("retries", 0),
+                dedup_hits=entry.get("dedup_hits", 0),
+                rejected_full=entry.get("rejected_full", 0),
+            )
+            for name, entry in sorted(counts.items())
+        }
+
+    def _stats_counts(self, conn: Connection, now: float) -> dict[str, dict[str, Any]]:
+        counts: dict[str, dict[str, Any]] = {
+            row["name"]: {"paused": row["paused"]} for row in conn.execute(Q["list_queues"])
+        }
+        for row in conn.execute(Q["count_by_state"]):
+            counts.setdefault(row["queue"], {})[row["state"]] = row["n"]
+        for row in conn.execute(Q["count_pending_detail"], {"now": now}):
+            entry = counts.setdefault(row["queue"], {})
+            entry["ready_now"] = row["ready_now"]
+            entry["scheduled"] = row["scheduled"]
+            entry["expired"] = row["expired"]
+            if row["oldest_ready_at"] is not None:
+                entry["oldest_ready_age"] = max(0.0, now - row["oldest_ready_at"])
+        for row in conn.execute(Q["count_dead"]):
+            counts.setdefault(row["queue"], {})["dead"] = row["n"]
+        for row in conn.execute(Q["count_retries"]):
+            counts.setdefault(row["queue"], {})["retries"] = row["n"]
+        for name, (hits, rejected) in self._workflow_counters(conn).items():
+            counts.setdefault(name, {}).update(dedup_hits=hits, rejected_full=rejected)
+        return counts
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool) -> int:
+        """Delete done jobs finished before ``before``, in short transactions."""
+        with translate_errors():
+            conn = self._conn()
+            if queue is not None:
+                names = [queue]
+            else:
+                names = [row["name"] for row in conn.execute(Q["list_queues"])]
+                names += [row["queue"] for row in conn.execute(Q["orphan_queues"])]
+        removed = 0
+        for name in names:
+            while True:
+                with self._transaction() as tx:
+                    count = tx.execute(Q["cleanup_done"], {"queue": name, "before": before,
+                                                           "batch": batch}).rowcount
+                removed += count
+                if count < batch:
+                    break
+        while True:
+            with self._transaction() as tx:
+                count = tx.execute(Q["cleanup_events"], {"batch": batch}).rowcount
+            if count < batch:
+                break
+        if vacuum:
+            with translate_errors():
+                # Autocommit: VACUUM cannot run inside a transaction block.
+                self._conn().execute("VACUUM (ANALYZE) jobs, job_events, dead_letters")
+        return removed
+
+    # -- processes and stored values --------------------------------------------------------
+
+    def register_worker(self, worker_id: str, *, kind: str, host: str, pid: int,
+                        queues: list[str], now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(Q["register_worker"], {"id": worker_id, "kind": kind, "host": host,
+                                                "pid": pid, "queues": json.dumps(queues),
+                                                "now": now})
+
+    def heartbeat_worker(self, worker_id: str, *, processed: int, failed: int,
+                         now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(Q["heartbeat_worker"], {"id": worker_id, "processed": processed,
+                                                 "failed": failed, "now": now})
+
+    def stop_worker(self, worker_id: str, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(Q["stop_worker"], {"id": worker_id, "now": now})
+
+    def workers(self, *, stale_before: float) -> list[WorkerInfo]:
+        with self._transaction() as conn:
+            conn.execute(Q["mark_stale_workers"], {"before": stale_before})
+            rows = conn.execute(Q["list_workers"]).fetchall()
+        return [
+            WorkerInfo(id=r["id"], kind=r["kind"], host=r["host"], pid=r["pid"],
+                       queues=json.loads(r["queues"]), state=r["state"],
+                       started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
+                       stopped_at=r["stopped_at"], processed=r["processed"], failed=r["failed"])
+            for r in rows
+        ]
+
+    def kv_get(self, key: str) -> str | None:
+        with translate_errors():
+            row = self._conn().execute(Q["kv_get"], {"key": key}).fetchone()
+        return None if row is None else str(row["value"])
+
+    def kv_set(self, key: str, value: str, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(Q["kv_set"], {"key": key, "value": value, "now": now})
+
+    def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
+        points: dict[tuple[str, float], dict[str, int]] = {}
+        params = {"since": float(since), "bucket": float(bucket)}
+        with translate_errors():
+            conn = self._conn()
+            for field_name in ("enqueued", "acked", "failed", "dead"):
+                for row in conn.execute(Q[f"throughput_{field_name}"], params):
+                    key = (row["queue"], float(row["bucket"]))
+                    points.setdefault(key, {})[field_name] = row["n"]
+        return [ThroughputPoint(queue=queue, bucket=start, **counts)
+                for (queue, start), counts in sorted(points.items(), key=lambda i: i[0][::-1])]
+
+    # -- health -----------------------------------------------------------------------------
+
+    def quick_check(self) -> list[str]:
+        """Broken invariants of the stored queue (empty when it is sound)."""
+        with translate_errors():
+            rows = self._conn().execute(Q["quick_check"]).fetchall()
+        return [str(row["problem"]) for row in rows]
+
+    def database_facts(self, *, integrity: bool = False) -> dict[str, Any]:
+        """Server version and settings; with ``integrity`` also the invariant checks."""
+        with translate_errors():
+            conn = self._conn()
+            facts: dict[str, Any] = {"engine": "postgresql", "backend": "postgresql",
+                                     "url": self.display_url}
+            row = conn.execute(Q["health_server_version"]).fetchone()
+            facts["server_version"] = None if row is None else row["server_version"]
+            settings = conn.execute(Q["health_settings"]).fetchone() or {}
+            facts.update(settings)
+            page_size = int(settings.get("page_size") or 8192)
+            facts["page_count"] = int(settings.get("database_bytes") or 0) // page_size
+            facts["freelist_count"] = 0
+            facts["journal_mode"] = "wal"  # PostgreSQL always logs ahead of writing
+            facts["busy_timeout_ms"] = round(self.busy_timeout * 1000)
+        if integrity:
+            problems = self.quick_check()
+            facts["integrity"] = "\n".join(problems) if problems else "ok"
+        return facts

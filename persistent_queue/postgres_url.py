@@ -1,0 +1,51 @@
+"""PostgreSQL database URLs: recognising them and showing them without their password.
+
+Kept free of any driver import so that :mod:`persistent_queue.queue` can tell a URL from a
+file path without loading psycopg.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote, urlsplit
+
+SCHEMES = ("postgresql", "postgres")
+
+_PASSWORD_IN_NETLOC = re.compile(r"^(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+_PASSWORD_PARAM = re.compile(r"(?P<key>[?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def is_postgres_url(text: str) -> bool:
+    """Whether ``text`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.lower() in SCHEMES
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for messages, logs and reprs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    rest = _PASSWORD_IN_NETLOC.sub(lambda m: f"{m['user']}:***@", rest, count=1)
+    rest = _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", rest)
+    return f"{scheme}{sep}{rest}"
+
+
+def password_of(url: str) -> str | None:
+    """The password written in the URL, if any (to scrub it from driver messages)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    match = re.search(r"[?&]password=([^&#]*)", url, re.IGNORECASE)
+    return password or (match.group(1) if match else None)
+
+
+def scrub(message: str, url: str) -> str:
+    """``message`` with the URL's password (and the URL itself) masked."""
+    password = password_of(url)
+    message = message.replace(url, mask_url(url))
+    if password:
+        for secret in {password, unquote(password)}:
+            message = message.replace(secret, "***")
+    return message

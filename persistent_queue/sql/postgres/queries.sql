@@ -1,0 +1,310 @@
+-- The state machine of the PostgreSQL backend, one named statement per transition, mirroring
+-- sql/sqlite/queries.sql. Every statement that acts on a lease names the expected state AND the
+-- lease token, so a stale consumer changes nothing. `%(now)s` always comes from the caller's
+-- clock. Statements that make work claimable notify channel `persistent_queue` with the queue's
+-- name (delivered on commit) so waiting consumers wake at once.
+
+-- name: notify
+SELECT pg_notify('persistent_queue', %(queue)s);
+
+-- name: ensure_queue
+INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
+VALUES (%(name)s, %(max_attempts)s, %(visibility_timeout)s, NULL, 0, %(now)s, %(now)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: create_queue
+-- No row returned: the name exists (perhaps created concurrently a moment ago).
+INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
+VALUES (%(name)s, %(max_attempts)s, %(visibility_timeout)s, %(max_size)s, 0, %(now)s, %(now)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
+-- name: get_queue
+SELECT * FROM queues WHERE name = %(name)s;
+
+-- name: lock_queue
+-- The queue's row, locked until the transaction ends (serialises deletes and bounds).
+SELECT * FROM queues WHERE name = %(name)s FOR UPDATE;
+
+-- name: list_queues
+SELECT * FROM queues ORDER BY name;
+
+-- name: delete_queue
+DELETE FROM queues WHERE name = %(name)s;
+
+-- name: delete_queue_jobs
+DELETE FROM jobs WHERE queue = %(name)s;
+
+-- name: delete_queue_dead_letters
+DELETE FROM dead_letters WHERE queue = %(name)s;
+
+-- name: delete_queue_events
+DELETE FROM job_events WHERE queue = %(name)s;
+
+-- name: count_unfinished
+SELECT count(*) AS n FROM jobs
+WHERE queue = %(name)s AND state IN ('waiting', 'ready', 'leased');
+
+-- name: insert_jobs
+-- A batch in one statement: one row per array element, ids in the order of the arrays
+-- (the identity is drawn in the ORDER BY's order). Notifies once, on commit.
+WITH inserted AS (
+    INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                      available_at, created_at, updated_at)
+    SELECT %(queue)s::text, 'ready', t.priority, t.payload, t.headers, 0, t.max_attempts,
+           t.available_at, %(now)s::double precision, %(now)s::double precision
+    FROM unnest(%(priorities)s::integer[], %(payloads)s::text[], %(headers)s::text[],
+                %(max_attempts)s::integer[], %(available_ats)s::double precision[])
+         WITH ORDINALITY AS t(priority, payload, headers, max_attempts, available_at, ord)
+    ORDER BY t.ord
+    RETURNING id
+)
+SELECT inserted.id FROM inserted, (SELECT pg_notify('persistent_queue', %(queue)s)) AS woken
+ORDER BY inserted.id;
+
+-- name: insert_job_if_queue
+-- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
+-- No row returned (a new or bounded queue) means: take the transactional path instead.
+WITH q AS (
+    SELECT name, max_attempts FROM queues WHERE name = %(queue)s AND max_size IS NULL
+), inserted AS (
+    INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                      available_at, created_at, updated_at)
+    SELECT q.name, 'ready', %(priority)s::integer, %(payload)s::text, %(headers)s::text, 0,
+           %(max_attempts)s::integer, %(available_at)s::double precision,
+           %(now)s::double precision, %(now)s::double precision
+    FROM q
+    RETURNING id, max_attempts
+)
+SELECT inserted.id, COALESCE(inserted.max_attempts, q.max_attempts) AS max_attempts,
+       pg_notify('persistent_queue', q.name) AS woken
+FROM inserted, q;
+
+-- name: claim
+-- One statement: pick the claimable rows no other transaction holds (SKIP LOCKED), lease them.
+-- An expired lease on a job with attempts left is claimable again (its last attempt is
+-- dead-lettered by `find_exhausted_leases` instead).
+WITH q AS (
+    SELECT visibility_timeout, max_attempts FROM queues
+    WHERE name = %(queue)s AND paused = 0
+), picked AS MATERIALIZED (
+    SELECT j.id FROM jobs AS j, q
+    WHERE j.queue = %(queue)s
+      AND j.state IN ('ready', 'leased')
+      AND j.available_at <= %(now)s
+      AND (j.state = 'ready' OR j.attempts < COALESCE(j.max_attempts, q.max_attempts))
+    ORDER BY j.priority DESC, j.id
+    LIMIT %(limit)s
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE jobs AS j
+SET state = 'leased',
+    attempts = j.attempts + 1,
+    lease_token = replace(gen_random_uuid()::text, '-', ''),
+    lease_expires_at = %(now)s + COALESCE(%(visibility_timeout)s::double precision,
+                                          q.visibility_timeout),
+    available_at = %(now)s + COALESCE(%(visibility_timeout)s::double precision,
+                                      q.visibility_timeout),
+    last_error = CASE WHEN j.state = 'leased' THEN 'lease expired before ack'
+                      ELSE j.last_error END,
+    updated_at = %(now)s
+FROM picked, q
+WHERE j.id = picked.id
+-- Explicit columns, in the order `sqlite_rows.job_from_claim` reads them by position.
+RETURNING j.id, j.queue, j.payload, j.headers, j.priority, j.attempts,
+    COALESCE(j.max_attempts, q.max_attempts),
+    j.lease_token, j.lease_expires_at, j.created_at, j.available_at, j.updated_at,
+    j.last_error, j.dedup_key, j.depends_on;
+
+-- name: peek_claimable
+SELECT 1 FROM jobs
+WHERE queue = %(queue)s
+  AND state IN ('ready', 'leased')
+  AND available_at <= %(now)s
+LIMIT 1;
+
+-- name: next_available_at
+SELECT min(available_at) AS at FROM jobs
+WHERE queue = %(queue)s AND state IN ('ready', 'leased');
+
+-- name: ack
+UPDATE jobs
+SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
+    finished_at = %(now)s, updated_at = %(now)s
+WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
+  AND lease_expires_at > %(now)s;
+
+-- name: ack_many
+-- Rows are locked in id order, so two batches that overlap cannot deadlock.
+WITH wanted AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS t(id, token)
+), locked AS (
+    SELECT j.id FROM jobs AS j JOIN wanted AS w ON w.id = j.id
+    WHERE j.state = 'leased' AND j.lease_token = w.token AND j.lease_expires_at > %(now)s
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE jobs AS j
+SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
+    finished_at = %(now)s, updated_at = %(now)s
+FROM locked
+WHERE j.id = locked.id;
+
+-- name: select_leased
+-- The row a fenced operation acts on (locked), or nothing if the caller's lease is not current.
+SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = j.queue))
+    AS effective_max_attempts
+FROM jobs AS j
+WHERE j.id = %(id)s AND j.state = 'leased' AND j.lease_token = %(token)s
+  AND j.lease_expires_at > %(now)s
+FOR UPDATE OF j;
+
+-- name: retry_later
+UPDATE jobs
+SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
+    available_at = %(available_at)s, last_error = %(error)s, updated_at = %(now)s
+WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s;
+
+-- name: requeue
+UPDATE jobs
+SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
+    attempts = greatest(attempts - 1, 0), available_at = %(available_at)s, updated_at = %(now)s
+WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
+  AND lease_expires_at > %(now)s
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
+    AS effective_max_attempts;
+
+-- name: extend
+UPDATE jobs
+SET lease_expires_at = %(until)s, available_at = %(until)s, updated_at = %(now)s
+WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
+  AND lease_expires_at > %(now)s
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
+    AS effective_max_attempts;
+
+-- name: insert_dead_letter
+INSERT INTO dead_letters (id, queue, priority, payload, headers, attempts, max_attempts,
+                          created_at, reason, last_error, dead_at, dedup_key, depends_on)
+SELECT id, queue, priority, payload, headers, attempts, max_attempts,
+       created_at, %(reason)s::text, COALESCE(%(error)s::text, last_error),
+       %(now)s::double precision, dedup_key, depends_on
+FROM jobs WHERE id = %(id)s
+RETURNING *;
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = %(id)s;
+
+-- name: find_exhausted_leases
+-- Leases that expired on their last allowed attempt: these jobs crashed every consumer.
+-- Rows another transaction is working on are left to it (SKIP LOCKED).
+SELECT j.id, j.queue, j.attempts FROM jobs AS j
+WHERE j.state = 'leased' AND j.lease_expires_at <= %(now)s
+  AND j.attempts >= COALESCE(j.max_attempts,
+                             (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue))
+ORDER BY j.id
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: any_exhausted_lease
+SELECT 1 FROM jobs AS j
+WHERE j.state = 'leased' AND j.lease_expires_at <= %(now)s
+  AND j.attempts >= COALESCE(j.max_attempts,
+                             (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue))
+LIMIT 1;
+
+-- name: insert_event
+INSERT INTO job_events (job_id, queue, at, event, attempt, detail)
+VALUES (%(job_id)s, %(queue)s, %(now)s, %(event)s, %(attempt)s, %(detail)s);
+
+-- name: get_job
+SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = j.queue))
+    AS effective_max_attempts
+FROM jobs AS j WHERE j.id = %(id)s;
+
+-- name: lock_job
+SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = j.queue))
+    AS effective_max_attempts
+FROM jobs AS j WHERE j.id = %(id)s
+FOR UPDATE OF j;
+
+-- name: get_dead_letter
+SELECT * FROM dead_letters WHERE id = %(id)s;
+
+-- name: lock_dead_letter
+SELECT * FROM dead_letters WHERE id = %(id)s FOR UPDATE;
+
+-- name: job_events
+SELECT * FROM job_events WHERE job_id = %(job_id)s ORDER BY id;
+
+-- name: list_dead_letters
+SELECT * FROM dead_letters WHERE queue = %(queue)s ORDER BY id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: list_all_dead_letters
+SELECT * FROM dead_letters ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: redrive_one
+-- The job comes back under its own id (the identity never hands that id out again).
+INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at, last_error, dedup_key, depends_on)
+OVERRIDING SYSTEM VALUE
+SELECT id, queue, 'ready', priority, payload, headers, 0, max_attempts,
+       %(now)s::double precision, created_at, %(now)s::double precision, last_error,
+       dedup_key, depends_on
+FROM dead_letters WHERE id = %(id)s
+ON CONFLICT (id) DO NOTHING;
+
+-- name: dead_letter_ids_of_queue
+SELECT id, queue FROM dead_letters WHERE queue = %(queue)s ORDER BY id FOR UPDATE;
+
+-- name: delete_dead_letter
+DELETE FROM dead_letters WHERE id = %(id)s;
+
+-- name: purge_dead_letters
+DELETE FROM dead_letters WHERE queue = %(queue)s AND dead_at <= %(before)s;
+
+-- name: purge_all_dead_letters
+DELETE FROM dead_letters WHERE dead_at <= %(before)s;
+
+-- name: purge_queue
+DELETE FROM jobs WHERE queue = %(queue)s AND state IN ('waiting', 'ready', 'leased');
+
+-- name: count_by_state
+SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
+
+-- name: count_pending_detail
+-- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
+SELECT queue,
+       count(*) FILTER (WHERE state = 'ready' AND available_at <= %(now)s) AS ready_now,
+       count(*) FILTER (WHERE state = 'ready' AND available_at > %(now)s) AS scheduled,
+       count(*) FILTER (WHERE state = 'leased' AND available_at <= %(now)s) AS expired,
+       min(available_at) FILTER (WHERE state = 'ready' AND available_at <= %(now)s)
+           AS oldest_ready_at
+FROM jobs WHERE state IN ('ready', 'leased')
+GROUP BY queue;
+
+-- name: count_dead
+SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue;
+
+-- name: count_retries
+SELECT queue, count(*) AS n FROM job_events
+WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
+
+-- name: cleanup_done
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE queue = %(queue)s AND state = 'done' AND finished_at <= %(before)s
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: cleanup_events
+-- History of jobs that no longer exist (cleaned up, purged or deleted with their queue).
+DELETE FROM job_events WHERE id IN (
+    SELECT e.id FROM job_events AS e
+    WHERE NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = e.job_id)
+      AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.id = e.job_id)
+    LIMIT %(batch)s
+);
+
+-- name: orphan_queues
+SELECT DISTINCT queue FROM jobs WHERE queue NOT IN (SELECT name FROM queues);

@@ -1,0 +1,57 @@
+-- The registry of producers and consumers, and small durable values (kv).
+
+-- name: register_worker
+INSERT INTO workers (id, kind, host, pid, queues, state, started_at, heartbeat_at)
+VALUES (%(id)s, %(kind)s, %(host)s, %(pid)s, %(queues)s, 'running', %(now)s, %(now)s)
+ON CONFLICT (id) DO UPDATE SET
+    kind = excluded.kind, host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+    state = 'running', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+    stopped_at = NULL;
+
+-- name: heartbeat_worker
+UPDATE workers
+SET heartbeat_at = %(now)s, state = 'running',
+    processed = processed + %(processed)s, failed = failed + %(failed)s
+WHERE id = %(id)s;
+
+-- name: stop_worker
+UPDATE workers SET state = 'stopped', stopped_at = %(now)s, heartbeat_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: mark_stale_workers
+UPDATE workers SET state = 'dead', stopped_at = heartbeat_at
+WHERE state = 'running' AND heartbeat_at < %(before)s;
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY kind, started_at;
+
+-- name: forget_workers
+DELETE FROM workers WHERE state != 'running' AND heartbeat_at < %(before)s;
+
+-- name: kv_get
+SELECT value FROM kv WHERE key = %(key)s;
+
+-- name: kv_set
+INSERT INTO kv (key, value, updated_at) VALUES (%(key)s, %(value)s, %(now)s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: throughput_enqueued
+-- Dead-lettered jobs were enqueued too: they count where they were created.
+SELECT queue, floor(created_at / %(bucket)s) * %(bucket)s AS bucket, count(*) AS n
+FROM (SELECT queue, created_at FROM jobs WHERE created_at >= %(since)s
+      UNION ALL
+      SELECT queue, created_at FROM dead_letters WHERE created_at >= %(since)s) AS created
+GROUP BY 1, 2;
+
+-- name: throughput_acked
+SELECT queue, floor(finished_at / %(bucket)s) * %(bucket)s AS bucket, count(*) AS n
+FROM jobs WHERE state = 'done' AND finished_at >= %(since)s GROUP BY 1, 2;
+
+-- name: throughput_failed
+SELECT queue, floor(at / %(bucket)s) * %(bucket)s AS bucket, count(*) AS n
+FROM job_events WHERE event IN ('failed', 'lease_expired') AND at >= %(since)s
+GROUP BY 1, 2;
+
+-- name: throughput_dead
+SELECT queue, floor(dead_at / %(bucket)s) * %(bucket)s AS bucket, count(*) AS n
+FROM dead_letters WHERE dead_at >= %(since)s GROUP BY 1, 2;
