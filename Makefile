@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-DB     ?= data/queue.db
+DB     ?= $(or $(PQ_DB),data/queue.db)
 
 .PHONY: help venv init run stop status api test test-fast soak lint typecheck clean bench bench-quick
 
@@ -25,14 +25,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 init: venv
-	$(PY) -m persistent_queue --db $(DB) init
+	$(PY) -m persistent_queue --db '$(DB)' init
 
 SUPERVISOR := $(VENV)/bin/supervisorctl -c supervisor/supervisord.conf
 
 # Foreground: Ctrl-C stops every process cleanly (consumers finish their jobs first).
 run: venv
-	$(PY) scripts/setup_db.py --db $(DB) --demo
-	$(VENV)/bin/supervisord -n -c supervisor/supervisord.conf
+	$(PY) scripts/setup_db.py --db '$(DB)' --demo
+	PQ_DB='$(DB)' $(VENV)/bin/supervisord -n -c supervisor/supervisord.conf
 
 status:
 	$(SUPERVISOR) status
@@ -41,7 +41,7 @@ stop:
 	$(SUPERVISOR) shutdown
 
 api: init
-	$(PY) api.py --db $(DB)
+	$(PY) api.py --db '$(DB)'
 
 test: venv
 	$(PY) -m pytest
@@ -81,7 +81,7 @@ clean:
 
 .PHONY: ops-console admin-console
 ops-console: init
-	PQ_DB=$(DB) $(VENV)/bin/streamlit run ops_console.py --server.port 8501
+	PQ_DB='$(DB)' $(VENV)/bin/streamlit run ops_console.py --server.port 8501
 
 admin-console: init
-	PQ_DB=$(DB) $(VENV)/bin/streamlit run admin_console.py --server.port 8502
+	PQ_DB='$(DB)' $(VENV)/bin/streamlit run admin_console.py --server.port 8502

@@ -16,6 +16,7 @@ import sys
 
 from persistent_queue import QueueError
 from persistent_queue.config import DEFAULT_DB_PATH
+from persistent_queue.postgres_url import mask_url
 
 logger = logging.getLogger("persistent_queue.api.server")
 
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=int(_env_number(parser, "PQ_API_PORT", 8000, int)),
                         help="TCP port (PQ_API_PORT; default 8000)")
     parser.add_argument("--db", default=os.environ.get("PQ_DB", DEFAULT_DB_PATH),
-                        help="database file (PQ_DB; default data/queue.db)")
+                        help="database file or postgresql:// URL (PQ_DB; default data/queue.db)")
     parser.add_argument("--durability", choices=["full", "normal"],
                         default=os.environ.get("PQ_DURABILITY", "full"),
                         help="fsync policy (PQ_DURABILITY; default full)")
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         queue = Queue(args.db, durability=args.durability)
     except QueueError as exc:
-        print(f"error: cannot open {args.db}: {exc}", file=sys.stderr)
+        print(f"error: cannot open {mask_url(args.db)}: {exc}", file=sys.stderr)
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
         logger.warning("binding %s without PQ_API_TOKEN: anyone who can reach it has full access",

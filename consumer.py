@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # handlers such as tas
 from persistent_queue import Queue, QueueError  # noqa: E402
 from persistent_queue.config import DEFAULT_DB_PATH  # noqa: E402
 from persistent_queue.logs import setup_logging  # noqa: E402
+from persistent_queue.postgres_url import mask_url  # noqa: E402
 from persistent_queue.worker import (  # noqa: E402
     EXIT_ERROR,
     EXIT_USAGE,
@@ -27,8 +28,9 @@ from persistent_queue.worker import (  # noqa: E402
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH, show_default=True,
-              show_envvar=True, help="Database file.")
+@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
+              show_default=mask_url(DEFAULT_DB_PATH), show_envvar=True,
+              help="Database file or postgresql:// URL.")
 @click.option("--queue", "queue_name", envvar="PQ_QUEUE", required=True, show_envvar=True,
               help="Queue to consume.")
 @click.option("--handler", envvar="PQ_HANDLER", default="persistent_queue.handlers:echo",
@@ -66,7 +68,7 @@ def main(db: str, queue_name: str, handler: str, concurrency: int,
     try:
         q = Queue(db, durability="normal" if durability == "normal" else "full")
     except QueueError as exc:
-        click.echo(f"error: cannot open {db}: {exc}", err=True)
+        click.echo(f"error: cannot open {mask_url(db)}: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     with q:
         try:

@@ -18,6 +18,7 @@ from persistent_queue import Queue, QueueError
 from persistent_queue.config import DEFAULT_DB_PATH
 from persistent_queue.errors import InvalidInput
 from persistent_queue.logs import setup_logging
+from persistent_queue.postgres_url import mask_url
 from persistent_queue.publisher import Publisher, PublishOptions, parse_rate
 from persistent_queue.signals import on_stop_signals
 from persistent_queue.worker import default_worker_id
@@ -26,8 +27,9 @@ EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH, show_default=True,
-              show_envvar=True, help="Database file.")
+@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
+              show_default=mask_url(DEFAULT_DB_PATH), show_envvar=True,
+              help="Database file or postgresql:// URL.")
 @click.option("--queue", "queue_name", envvar="PQ_QUEUE", required=True, show_envvar=True,
               help="Queue to publish to.")
 @click.option("--input", "source", envvar="PQ_INPUT", default=None, show_envvar=True,
@@ -78,7 +80,7 @@ def main(db: str, queue_name: str, source: str | None, follow: bool, fmt: str,
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except QueueError as exc:
-        click.echo(f"error: cannot open {db}: {exc}", err=True)
+        click.echo(f"error: cannot open {mask_url(db)}: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     publisher = Publisher(q, options, worker_id=default_worker_id("producer"))
     try:

@@ -15,13 +15,15 @@ import click
 from .commands import register
 from .commands.common import EXIT_EMPTY, EXIT_FAILED, EXIT_FULL, EXIT_USAGE, open_queue
 from .config import DEFAULT_DB_PATH
+from .postgres_url import mask_url
 
 __all__ = ["EXIT_EMPTY", "EXIT_FAILED", "EXIT_FULL", "EXIT_USAGE", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH, show_default=True,
-              help="Database file (or PQ_DB).")
+@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
+              show_default=mask_url(DEFAULT_DB_PATH),
+              help="Database file or postgresql:// URL (or PQ_DB).")
 @click.option("--durability", envvar="PQ_DURABILITY", type=click.Choice(["full", "normal"]),
               default="full", show_default=True, help="fsync policy (or PQ_DURABILITY).")
 @click.pass_context
@@ -35,7 +37,8 @@ def cli(ctx: click.Context, db: str, durability: str) -> None:
 def init(ctx: click.Context) -> None:
     """Create the database (or migrate it to the current schema)."""
     with open_queue(ctx) as q:
-        click.echo(f"database {ctx.obj['db']} ready (schema version {q.schema_version()})")
+        click.echo(f"database {mask_url(ctx.obj['db'])} ready "
+                   f"(schema version {q.schema_version()})")
 
 
 register(cli)

@@ -8,6 +8,12 @@
 Cheap by default (a few pragmas and ``stat`` calls). ``integrity="quick"`` adds SQLite's
 ``quick_check`` and ``integrity=True`` (or ``"full"``) its ``integrity_check``; both read
 every page (seconds on a large file).
+
+On PostgreSQL the report describes the server as a client sees it: ``path`` is the URL with
+its password masked, ``file_bytes`` the database's size, ``server_version`` the server's; the
+disk belongs to the server, so there are no disk or WAL figures (0) and no disk checks, and
+the integrity check is the backend's consistency query. Using more than
+``CONNECTIONS_WARNING_FRACTION`` of ``max_connections`` is a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ MIN_FREE_BYTES = 100 * 1024 * 1024
 WAL_WARNING_BYTES = 64 * 1024 * 1024
 #: Less than this fraction of the disk free is a warning.
 DISK_WARNING_FRACTION = 0.10
+#: More than this fraction of the server's ``max_connections`` in use is a warning.
+CONNECTIONS_WARNING_FRACTION = 0.8
 
 _SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 _AUTO_VACUUM = {0: "NONE", 1: "FULL", 2: "INCREMENTAL"}
@@ -39,8 +47,11 @@ class DatabaseHealth:
     """One reading of the database's health.
 
     ``integrity`` is None unless a check was asked for; then ``"ok"`` or SQLite's report.
-    ``free_disk_bytes``/``total_disk_bytes`` describe the file system holding the database.
-    ``problems`` make the database unhealthy (``ok`` is False); ``warnings`` need a look.
+    ``free_disk_bytes``/``total_disk_bytes`` describe the file system holding the database
+    (0 on PostgreSQL: the disk is the server's). ``backend`` is ``"sqlite"`` or
+    ``"postgresql"``; ``server_version``, ``connections`` and ``max_connections`` are
+    PostgreSQL's. ``problems`` make the database unhealthy (``ok`` is False); ``warnings``
+    need a look.
     """
 
     path: str
@@ -62,6 +73,15 @@ class DatabaseHealth:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    backend: str = "sqlite"
+    server_version: str = ""
+    connections: int = 0
+    max_connections: int = 0
+
+    @property
+    def server(self) -> bool:
+        """Whether the database is a server (PostgreSQL) rather than a local file."""
+        return self.backend != "sqlite"
 
     @property
     def ok(self) -> bool:
@@ -122,6 +142,8 @@ def database_health(queue: Queue, *, integrity: Integrity = False,
     (``integrity_check``). Raises ``StorageError`` if the database cannot be read.
     """
     facts, checked = _integrity(queue, integrity)
+    if str(facts.get("backend", "sqlite")) != "sqlite":
+        return _server_health(queue, facts, checked)
     path = Path(str(facts.get("path", os.fspath(queue.db))))
     folder = path.parent if path.parent.exists() else Path(".")
     disk = shutil.disk_usage(folder)
@@ -153,4 +175,45 @@ def database_health(queue: Queue, *, integrity: Integrity = False,
         problems=problems,
         warnings=warnings,
         settings={k: v for k, v in facts.items() if k not in ("path", "integrity")},
+    )
+
+
+def _server_health(queue: Queue, facts: dict[str, Any], checked: str | None) -> DatabaseHealth:
+    """The report for a database server: no file, no local disk, connection headroom."""
+    from .postgres_url import mask_url
+
+    problems: list[str] = []
+    warnings: list[str] = []
+    if checked not in (None, "ok"):
+        problems.append("integrity check failed: " + "; ".join(checked.splitlines()[:5]))
+    connections = int(facts.get("connections") or 0)
+    max_connections = int(facts.get("max_connections") or 0)
+    if max_connections and connections > CONNECTIONS_WARNING_FRACTION * max_connections:
+        warnings.append(f"{connections} of the server's {max_connections} connections are in "
+                        "use on this database")
+    hidden = ("url", "integrity", "path")
+    return DatabaseHealth(
+        path=str(facts.get("url") or mask_url(os.fspath(queue.db))),
+        file_bytes=int(facts.get("database_bytes") or 0),
+        wal_bytes=0,
+        free_disk_bytes=0,
+        total_disk_bytes=0,
+        sqlite_version="",
+        schema_version=int(facts.get("user_version", queue.schema_version())),
+        journal_mode=str(facts.get("journal_mode", "wal")),
+        synchronous=str(facts.get("synchronous", "")),
+        auto_vacuum="autovacuum",
+        page_size=int(facts.get("page_size") or 0),
+        page_count=int(facts.get("page_count") or 0),
+        freelist_count=0,
+        busy_timeout_ms=int(facts.get("busy_timeout_ms") or 0),
+        integrity=checked,
+        min_free_bytes=0,
+        problems=problems,
+        warnings=warnings,
+        settings={k: v for k, v in facts.items() if k not in hidden},
+        backend=str(facts.get("backend")),
+        server_version=str(facts.get("server_version") or ""),
+        connections=connections,
+        max_connections=max_connections,
     )

@@ -22,6 +22,7 @@ from persistent_queue.config import DEFAULT_DB_PATH
 from persistent_queue.durations import parse_duration
 from persistent_queue.errors import InvalidInput
 from persistent_queue.logs import setup_logging
+from persistent_queue.postgres_url import mask_url
 from persistent_queue.signals import on_stop_signals
 
 logger = logging.getLogger("janitor")
@@ -37,7 +38,8 @@ def run_once(q: Queue, older_than: float, dead_older_than: float | None, vacuum:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH, show_default=True)
+@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
+              show_default=mask_url(DEFAULT_DB_PATH))
 @click.option("--older-than", default="7d", show_default=True,
               help="Delete done jobs finished longer ago than this.")
 @click.option("--dead-older-than", default=None, help="Also delete dead letters this old.")

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import InvalidInput, QueueError, QueueFull
+from ..postgres_url import mask_url
 from ..queue import Queue
 
 EXIT_FAILED, EXIT_USAGE, EXIT_EMPTY, EXIT_FULL = 1, 2, 3, 4
@@ -42,7 +43,7 @@ def open_queue(ctx: click.Context) -> Iterator[Queue]:
     try:
         q = Queue(ctx.obj["db"], durability=ctx.obj["durability"])
     except QueueError as exc:
-        fail(f"cannot open {ctx.obj['db']}: {exc}", EXIT_USAGE if isinstance(
+        fail(f"cannot open {mask_url(ctx.obj['db'])}: {exc}", EXIT_USAGE if isinstance(
             exc, InvalidInput) else EXIT_FAILED)
     try:
         yield q

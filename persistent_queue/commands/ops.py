@@ -45,13 +45,15 @@ def workers(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check.")
+@click.option("--quick", is_flag=True, help="PRAGMA quick_check instead of integrity_check "
+              "(SQLite; PostgreSQL always runs its consistency query).")
 @click.option("--min-free-mb", type=int, default=100, show_default=True,
               help="Less free disk than this is a problem.")
 @json_option
 @click.pass_context
 def doctor(ctx: click.Context, quick: bool, min_free_mb: int, as_json: bool) -> None:
-    """Integrity check, WAL size and free disk (exit 1 if anything is wrong)."""
+    """Integrity check, WAL size and free disk; on PostgreSQL the server's version, database
+    size and connections (exit 1 if anything is wrong)."""
     with open_queue(ctx) as q:
         report = database_health(q, integrity="quick" if quick else "full",
                                  min_free_bytes=min_free_mb * 1024 * 1024)
@@ -61,13 +63,21 @@ def doctor(ctx: click.Context, quick: bool, min_free_mb: int, as_json: bool) -> 
         mib = 1024 * 1024
         integrity = (report.integrity or "-").splitlines()
         click.echo(f"database        {report.path}")
-        click.echo(f"schema version  {report.schema_version} (SQLite {report.sqlite_version})")
-        click.echo(f"integrity       {', '.join(integrity[:5])}")
-        click.echo(f"journal mode    {report.journal_mode}")
-        click.echo(f"database size   {report.file_bytes / mib:.1f} MiB "
-                   f"({report.freelist_count} free pages)")
-        click.echo(f"WAL size        {report.wal_bytes / mib:.1f} MiB")
-        click.echo(f"free disk       {report.free_disk_bytes / mib:.0f} MiB")
+        if report.server:
+            click.echo(f"schema version  {report.schema_version} "
+                       f"(PostgreSQL {report.server_version})")
+            click.echo(f"integrity       {', '.join(integrity[:5])}")
+            click.echo(f"database size   {report.file_bytes / mib:.1f} MiB")
+            click.echo(f"connections     {report.connections} of {report.max_connections}")
+            click.echo(f"synchronous     {report.synchronous}")
+        else:
+            click.echo(f"schema version  {report.schema_version} (SQLite {report.sqlite_version})")
+            click.echo(f"integrity       {', '.join(integrity[:5])}")
+            click.echo(f"journal mode    {report.journal_mode}")
+            click.echo(f"database size   {report.file_bytes / mib:.1f} MiB "
+                       f"({report.freelist_count} free pages)")
+            click.echo(f"WAL size        {report.wal_bytes / mib:.1f} MiB")
+            click.echo(f"free disk       {report.free_disk_bytes / mib:.0f} MiB")
         for warning in report.warnings:
             click.echo(f"warning         {warning}")
         click.echo("status          " + ("ok" if report.ok else "; ".join(report.problems)))

@@ -7,7 +7,7 @@ import streamlit as st
 from .ops_browse import render_browse
 from .ops_produce import render_claim, render_enqueue
 from .ops_topics import render_publish
-from .session import db_path, logout_button, page_queue, read, require_login, setup_page
+from .session import db_label, logout_button, page_queue, read, require_login, setup_page
 
 TITLE = "persistent-queue · ops"
 
@@ -18,7 +18,7 @@ def main() -> None:
     require_login(TITLE)
     logout_button()
     st.title(TITLE)
-    st.caption(f"Database: `{db_path()}`")
+    st.caption(f"Database: `{db_label()}`")
     with page_queue() as queue:
         queues = read(lambda q: q.list_queues(), queue)
         if queues is None:

@@ -29,8 +29,15 @@ _FLASH_KEY = "pq_flash"
 
 
 def db_path() -> str:
-    """The database the consoles show: ``PQ_DB`` or ``data/queue.db``."""
+    """The database the consoles show: ``PQ_DB`` or ``data/queue.db`` (a file or a URL)."""
     return os.environ.get("PQ_DB") or "data/queue.db"
+
+
+def db_label() -> str:
+    """:func:`db_path` as shown on a page: a URL's password masked."""
+    from ..postgres_url import mask_url
+
+    return mask_url(db_path())
 
 
 @contextmanager
@@ -50,7 +57,7 @@ def page_queue() -> Iterator[Queue]:
     try:
         queue = Queue(db_path(), durability="full", busy_timeout=10.0)
     except (QueueError, OSError, ValueError) as exc:
-        st.error(f"Cannot open the database {db_path()!r}: {exc}")
+        st.error(f"Cannot open the database {db_label()!r}: {exc}")
         st.stop()
         raise  # st.stop() raises; this keeps type checkers informed
     try:

@@ -39,17 +39,21 @@ def status(ctl: list[str]) -> dict[str, str]:
     return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
 
 
-def test_supervisord_runs_and_stops_the_system(tmp_path: Path,
+def test_supervisord_runs_and_stops_the_system(backend: str, db_url: str, tmp_path: Path,
                                                subprocess_env: dict[str, str]) -> None:
+    """As `make run`: setup_db.py, then supervisord with PQ_DB in its environment."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("needs the project's virtualenv")
     project = tmp_path / "p"
     project.mkdir()
     copy_project(project)
+    db = "data/queue.db" if backend == "sqlite" else db_url  # relative: the project's
     env = {k: v for k, v in subprocess_env.items() if k != "PYTHONPATH"}
+    env["PQ_DB"] = db
     venv_bin = project / ".venv" / "bin"
-    subprocess.run([str(venv_bin / "python"), "scripts/setup_db.py", "--db",
-                    "data/queue.db", "--demo"], cwd=project, env=env, check=True, timeout=60)
+    subprocess.run([str(venv_bin / "python"), "scripts/setup_db.py", "--demo"], cwd=project,
+                   env=env, check=True, timeout=60)
+    target = project / db if backend == "sqlite" else db
     config = "supervisor/supervisord.conf"
     daemon = subprocess.Popen([str(venv_bin / "supervisord"), "-n", "-c", config], cwd=project,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -59,7 +63,7 @@ def test_supervisord_runs_and_stops_the_system(tmp_path: Path,
                  timeout=120, interval=0.5, message=f"{OURS} RUNNING")
         with (project / "data" / "input.txt").open("a") as handle:
             handle.write("ops@example.com\n")
-        with Queue(project / "data" / "queue.db") as q:
+        with Queue(target) as q:
             wait_for(lambda: [j.state for j in q.list_jobs("emails")] == [JobState.DONE],
                      timeout=120, interval=0.2, message="the line to be published and acked")
             # The supervised scheduler fires a schedule declared while it runs.
@@ -76,7 +80,7 @@ def test_supervisord_runs_and_stops_the_system(tmp_path: Path,
         assert (project / "logs" / "consumer_00.log").exists()
         subprocess.run([*ctl, "shutdown"], capture_output=True, timeout=120)
         assert daemon.wait(timeout=120) == 0
-        with Queue(project / "data" / "queue.db") as q:
+        with Queue(target) as q:
             assert {w.state for w in q.workers()} == {"stopped"}  # everyone said goodbye
     finally:
         if daemon.poll() is None:

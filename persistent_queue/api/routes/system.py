@@ -98,14 +98,20 @@ def healthz(state: StateDep) -> JSONResponse:
     else:
         problems = [] if integrity == "ok" else integrity.splitlines()[:10]
         _check(checks, "integrity", not problems, problems=problems, checked_at=checked_at)
-        _check(checks, "journal", report.journal_mode.lower() == "wal",
-               journal_mode=report.journal_mode)
-        _check(checks, "disk", report.free_disk_bytes >= state.min_free_bytes,
-               free_bytes=report.free_disk_bytes, min_free_bytes=state.min_free_bytes)
-        _check(checks, "wal", True, bytes=report.wal_bytes,
-               warning_bytes=WAL_WARNING_BYTES, large=report.wal_bytes > WAL_WARNING_BYTES)
-        _check(checks, "database", True, bytes=report.file_bytes,
-               free_pages=report.freelist_count)
+        if report.server:  # the disk and the WAL are the server's business
+            _check(checks, "server", True, backend=report.backend,
+                   version=report.server_version, connections=report.connections,
+                   max_connections=report.max_connections)
+            _check(checks, "database", True, bytes=report.file_bytes)
+        else:
+            _check(checks, "journal", report.journal_mode.lower() == "wal",
+                   journal_mode=report.journal_mode)
+            _check(checks, "disk", report.free_disk_bytes >= state.min_free_bytes,
+                   free_bytes=report.free_disk_bytes, min_free_bytes=state.min_free_bytes)
+            _check(checks, "wal", True, bytes=report.wal_bytes, warning_bytes=WAL_WARNING_BYTES,
+                   large=report.wal_bytes > WAL_WARNING_BYTES)
+            _check(checks, "database", True, bytes=report.file_bytes,
+                   free_pages=report.freelist_count)
     healthy = all(item["ok"] for item in checks.values())
     return JSONResponse({"status": "ok" if healthy else "fail", "checks": checks},
                         status_code=200 if healthy else 503)
