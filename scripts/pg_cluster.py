@@ -1,11 +1,12 @@
 """A local PostgreSQL cluster for tests, benchmarks and trying the system on PostgreSQL.
 
-    python scripts/pg_cluster.py start [--dir data/pg] [--port N] [--database queue]
+    python scripts/pg_cluster.py start [--dir data/pg] [--port N] [--database queue] [--fresh]
     python scripts/pg_cluster.py url   [--dir data/pg] [--database queue]
     python scripts/pg_cluster.py stop  [--dir data/pg] [--remove]
 
 ``start`` creates the cluster on first use (``initdb``), starts the server on 127.0.0.1 and a
-unix socket inside the directory, creates the database and prints its URL; ``url`` prints it
+unix socket inside the directory, creates the database (``--fresh``: drops it first) and
+prints its URL; ``url`` prints it
 again; ``stop`` stops the server (``--remove`` also deletes the directory).
 
 From Python, a throw-away cluster in its own temporary directory, removed on exit (also on
@@ -333,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one, "
                         "remembered in the directory)")
     parser.add_argument("--database", default="queue", help="database to create and print")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start: drop the database first (an empty one for a drill)")
     parser.add_argument("--remove", action="store_true", help="stop: delete the directory too")
     args = parser.parse_args(argv)
     try:
@@ -342,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "start":
             if not cluster.running():
                 cluster.start()
+            if args.fresh:
+                cluster.drop_database(args.database)
             try:
                 cluster.create_database(args.database)
             except Exception as exc:

@@ -15,16 +15,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def console_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The database the consoles under test read (through PQ_DB), without a password."""
-    path = tmp_path / "console.db"
+def console_db(db_path: Path | str, monkeypatch: pytest.MonkeyPatch) -> Path | str:
+    """The database the consoles under test read (through PQ_DB), without a password: a file
+    under tmp_path or a fresh PostgreSQL database."""
+    path = db_path
     monkeypatch.setenv("PQ_DB", str(path))
     monkeypatch.delenv("PQ_CONSOLE_PASSWORD", raising=False)
     return path
 
 
 @pytest.fixture
-def db(console_db: Path) -> Iterator[Queue]:
+def db(console_db: Path | str) -> Iterator[Queue]:
     """The library's view of the consoles' database (real clock)."""
     q = Queue(console_db, durability="normal")
     yield q
@@ -32,7 +33,7 @@ def db(console_db: Path) -> Iterator[Queue]:
 
 
 @pytest.fixture
-def open_console(console_db: Path) -> Callable[[str], AppTest]:
+def open_console(console_db: Path | str) -> Callable[[str], AppTest]:
     """Start ``ops_console.py`` or ``admin_console.py`` and run it once."""
 
     def start(script: str) -> AppTest:

@@ -195,6 +195,7 @@ def test_password_gate_and_unreadable_database(
     assert any("Cannot open the database" in m for m in messages(broken, "error"))
 
 
+@pytest.mark.sqlite_only
 def test_no_connection_or_read_transaction_outlives_a_run(
     open_console: Console, db: Queue, console_db: Path
 ) -> None:

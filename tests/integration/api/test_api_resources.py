@@ -169,6 +169,7 @@ def test_throughput_counts_enqueued_and_acked(client: TestClient, queue: Queue) 
     assert too_fine.status_code == 422
 
 
+@pytest.mark.sqlite_only  # file, WAL and disk checks; tests/postgres has the server's
 def test_healthz_reports_every_check(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -186,6 +187,7 @@ def test_healthz_reports_every_check(client: TestClient) -> None:
     assert body["checks"]["journal"] == {"ok": True, "journal_mode": "wal"}
 
 
+@pytest.mark.sqlite_only
 def test_healthz_fails_when_the_disk_is_below_the_minimum(queue: Queue) -> None:
     from persistent_queue.api import create_app
 
