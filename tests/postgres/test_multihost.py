@@ -22,7 +22,7 @@ import pytest
 
 from persistent_queue import Queue
 from tests.postgres.hosts import Host, namespaces_available, separate_hosts
-from tests.postgres_support import pg_cluster, unavailable_reason
+from tests.postgres_support import pg_cluster, require_postgres, unavailable_reason
 from tests.support import ROOT, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.e2e]
@@ -52,6 +52,8 @@ class Network:
 def network() -> Iterator[Network]:
     reason = unavailable_reason()
     if reason is not None:
+        if require_postgres():
+            pytest.fail(f"PQ_REQUIRE_POSTGRES is set but PostgreSQL cannot run: {reason}")
         pytest.skip(f"PostgreSQL not available: {reason}")
     with contextlib_hosts() as hosts:
         listen = ["127.0.0.1", *(h.server_address for h in hosts if h is not None)]
@@ -112,6 +114,15 @@ class Consumers:
         self.kills += 1
         self.procs[index] = self._start(index)
 
+    def wait_ready(self, q: Queue) -> None:
+        """Until every consumer has registered (its signal handlers are in place): a SIGTERM
+        before that would kill it rather than stop it warmly."""
+        def ready() -> bool:
+            running = {w.pid for w in q.workers() if w.state == "running"}
+            return all(p.pid in running for p in self.procs if p.poll() is None)
+
+        wait_for(ready, timeout=120, message=f"consumers to register\n{self.logs()}")
+
     def stop(self) -> list[int | None]:
         for proc in self.procs:
             if proc.poll() is None:
@@ -164,6 +175,7 @@ def test_consumers_on_separate_hosts_do_every_job_exactly_once(
                          message=f"connections from {sorted(wanted)}")
             wait_for(lambda: q.stats(QUEUE).done == len(ids), timeout=240,
                      message=f"3000 jobs done\n{consumers.logs()}")
+            consumers.wait_ready(q)
         finally:
             codes = consumers.stop()
         assert codes == [0] * CONSUMERS, consumers.logs()
@@ -193,6 +205,7 @@ def test_kill_minus_9_across_hosts_loses_nothing(
                 consumers.kill_one(rng)
             wait_for(lambda: q.stats(QUEUE).done == len(ids), timeout=300,
                      message=f"1500 jobs done\n{consumers.logs()}")
+            consumers.wait_ready(q)
         finally:
             codes = consumers.stop()
         assert codes == [0] * CONSUMERS, consumers.logs()
