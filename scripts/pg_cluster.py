@@ -164,6 +164,12 @@ class Cluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         if _as_root():
             shutil.chown(self.directory, SUPERUSER, SUPERUSER)
+            reachable = subprocess.run(["runuser", "-u", SUPERUSER, "--", "test", "-w",
+                                        str(self.directory)], check=False, timeout=30)
+            if reachable.returncode != 0:
+                raise PostgresUnavailable(
+                    f"the {SUPERUSER} user, which runs the server, cannot reach "
+                    f"{self.directory}: pick a directory whose parents it may enter")
         self._run([self.bindir / "initdb", "-D", self.data_dir, "-U", SUPERUSER,
                    "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
 
@@ -223,7 +229,7 @@ class Cluster:
 
     # -- databases ---------------------------------------------------------------------------
 
-    def execute(self, sql: str) -> None:
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         """Run one maintenance statement (outside a transaction) as the superuser, on the
         ``postgres`` database over one kept-open connection."""
         import psycopg
@@ -232,7 +238,7 @@ class Cluster:
             if self._admin is None or self._admin.closed:
                 self._admin = psycopg.connect(self.url(), autocommit=True, connect_timeout=30)
             try:
-                self._admin.execute(sql)  # type: ignore[arg-type]
+                self._admin.execute(sql, params)
             except psycopg.OperationalError:
                 self._admin.close()
                 raise
@@ -263,6 +269,11 @@ class Cluster:
                     raise
                 time.sleep(0.1)
         return name
+
+    def end_sessions(self, name: str) -> None:
+        """Disconnect every session on database ``name``."""
+        self.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
 
     def drop_database(self, name: str) -> None:
         """Drop a database, disconnecting whoever still uses it."""
