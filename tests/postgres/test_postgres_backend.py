@@ -262,6 +262,30 @@ def test_a_connection_killed_by_the_server_is_replaced(cluster: _Cluster, url: s
     q.close()
 
 
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
+    url: str,
+) -> None:
+    q = Queue(url, durability="normal")
+    q.enqueue("q", {"n": 1})
+    parent_pid = q.backend._conn().info.backend_pid  # type: ignore[attr-defined]
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            job = q.dequeue("q")
+            if job is not None and q.backend._conn().info.backend_pid != parent_pid:  # type: ignore[attr-defined]
+                q.ack(job)
+                code = 0
+            q.close()  # must not close the parent's connection
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert q.backend._conn().info.backend_pid == parent_pid  # type: ignore[attr-defined]
+    assert q.stats()["q"].done == 1  # the parent's connection still works
+    q.close()
+
+
 # -- wake-ups ----------------------------------------------------------------------------------
 
 
