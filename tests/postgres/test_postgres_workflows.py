@@ -37,6 +37,14 @@ def url(pg: Databases) -> Iterator[str]:
         yield address
 
 
+@pytest.fixture(scope="module")
+def schema_url(pg: Databases) -> Iterator[str]:
+    """One migrated database shared by the module's read-only tests (query plans)."""
+    with pg.fresh() as address:
+        Queue(address).close()
+        yield address
+
+
 @pytest.fixture
 def queue(url: str) -> Iterator[Queue]:
     with Queue(url, clock=lambda: START, durability="normal") as q:
@@ -195,3 +203,94 @@ def _blocked_backends(url: str) -> int:
                            "WHERE datname = current_database() "
                            "AND wait_event_type = 'Lock'").fetchone()
     return 0 if row is None else int(row[0])
+
+
+INDEXED_STATEMENTS = [
+    "lock_bounded_queue", "count_occupied", "find_dedup", "lock_live_parents",
+    "lock_dead_parents", "lock_parents_of", "waiting_dependents", "dead_dependents",
+    "unmet_dependencies", "subscribers", "due_schedules", "next_schedule_at", "get_schedule",
+    "lock_due_schedule", "advance_schedule", "count_dedup_hit", "count_rejected_full",
+    "make_waiting", "restore_waiting", "delete_schedule",
+]
+PARAMS: dict[str, object] = {"id": 1, "ids": [1, 2], "queue": "q", "key": "k", "topic": "t",
+                             "now": 1.0, "name": "n", "tick": 1.0, "next_run_at": 2.0,
+                             "job_id": 1, "missed": 0, "n": 1}
+
+
+def _scans(url: str, statement: str) -> list[str]:
+    """The tables a statement reads without an index (sequential scans forbidden)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        row = conn.execute("EXPLAIN (FORMAT JSON) " + statement, PARAMS).fetchone()
+    assert row is not None
+    found: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node["Node Type"] == "Seq Scan":
+            found.append(node["Relation Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(row[0][0]["Plan"])
+    return found
+
+
+@pytest.mark.parametrize("name", INDEXED_STATEMENTS)
+def test_workflow_statements_search_an_index(schema_url: str, name: str) -> None:
+    from persistent_queue.sql import queries
+
+    assert _scans(schema_url, queries("postgres")[name]) == []
+
+
+def test_release_trigger_searches_indexes(schema_url: str) -> None:
+    from persistent_queue.sql import migrations
+
+    script = migrations("postgres")[1][2]
+    body = script[script.index("FOR released IN") + len("FOR released IN"):]
+    body = body[:body.index("    LOOP")]
+    statement = body.replace("NEW.id", "%(id)s").replace("NEW.updated_at", "%(now)s")
+    assert statement.strip().startswith("UPDATE jobs")
+    assert _scans(schema_url, statement) == []
+
+
+def _woken_by(url: str, action: Callable[[], object]) -> float:
+    """Seconds a consumer blocked in ``wait_for_change`` takes to wake after ``action``."""
+    import threading
+    import time
+
+    listening = threading.Event()
+    woke: list[float] = []
+    with Queue(url, clock=lambda: START, durability="normal") as consumer:
+
+        def wait() -> None:
+            consumer.backend.wait_for_change(0, 0.1)  # the first call starts listening
+            listening.set()
+            if consumer.backend.wait_for_change(DEADLINE, 0.1):
+                woke.append(time.monotonic())
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        assert listening.wait(DEADLINE)
+        started = time.monotonic()
+        action()
+        waiter.join(DEADLINE)
+    assert woke, "the consumer was not woken"
+    return woke[0] - started
+
+
+@pytest.mark.parametrize("how", ["publish", "release", "schedule"])
+def test_workflows_wake_waiting_consumers(queue: Queue, url: str, how: str) -> None:
+    actions: dict[str, Callable[[], object]] = {
+        "publish": lambda: queue.publish("events", {"kind": "signup"}),
+        "release": lambda: queue.ack(leased),
+        "schedule": lambda: queue.run_due_schedules(START + 10),
+    }
+    queue.subscribe("events", queue="inbox")
+    queue.schedule("reports", 1, every=10, start_at=START + 10)
+    parent = queue.enqueue("parents", 1)
+    queue.enqueue("children", 2, depends_on=[parent])
+    leased = queue.dequeue("parents")
+    assert leased is not None
+    assert _woken_by(url, actions[how]) < DEADLINE / 2  # woken, not timed out
