@@ -155,6 +155,9 @@ class PostgresBackend(PostgresWorkflows, PostgresReads, Backend):
             if info.max_size is not None or any(
                 job.dedup_key is not None or job.depends_on for job in jobs
             ):
+                # Bounds and dedup keys are read-then-write: one such enqueue per queue at a
+                # time (SQLite's single writer gives the same for free).
+                info = self._queue_row(conn, queue, lock=True)
                 stored = self._enqueue_workflow(conn, info, jobs, now)
                 self._notify(conn, queue)
                 return stored

@@ -323,4 +323,4 @@ def test_bad_queue_settings_are_refused_at_construction(
 
 
 def test_an_unsupported_url_scheme_is_refused(tmp_path: Path) -> None:
-    reject(InvalidArgument, lambda: Queue("postgres://localhost/db"))
+    reject(InvalidArgument, lambda: Queue("mysql://localhost/db"))

@@ -4,6 +4,10 @@
 -- clock. Statements that make work claimable notify channel `persistent_queue` with the queue's
 -- name (delivered on commit) so waiting consumers wake at once.
 
+-- Fenced statements test the lease's end as `lease_expires_at - now > 0`: the same condition
+-- as `lease_expires_at > now`, but one the planner cannot answer from the `jobs_leases` index,
+-- so the row is always found by its primary key (a range over every live lease otherwise).
+
 -- name: notify
 SELECT pg_notify('persistent_queue', %(queue)s);
 
@@ -132,7 +136,7 @@ UPDATE jobs
 SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
     finished_at = %(now)s, updated_at = %(now)s
 WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
-  AND lease_expires_at > %(now)s;
+  AND lease_expires_at - %(now)s > 0;
 
 -- name: ack_many
 -- Rows are locked in id order, so two batches that overlap cannot deadlock.
@@ -140,7 +144,7 @@ WITH wanted AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS t(id, token)
 ), locked AS (
     SELECT j.id FROM jobs AS j JOIN wanted AS w ON w.id = j.id
-    WHERE j.state = 'leased' AND j.lease_token = w.token AND j.lease_expires_at > %(now)s
+    WHERE j.state = 'leased' AND j.lease_token = w.token AND j.lease_expires_at - %(now)s > 0
     ORDER BY j.id
     FOR UPDATE OF j
 )
@@ -156,7 +160,7 @@ SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE 
     AS effective_max_attempts
 FROM jobs AS j
 WHERE j.id = %(id)s AND j.state = 'leased' AND j.lease_token = %(token)s
-  AND j.lease_expires_at > %(now)s
+  AND j.lease_expires_at - %(now)s > 0
 FOR UPDATE OF j;
 
 -- name: retry_later
@@ -170,7 +174,7 @@ UPDATE jobs
 SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
     attempts = greatest(attempts - 1, 0), available_at = %(available_at)s, updated_at = %(now)s
 WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
-  AND lease_expires_at > %(now)s
+  AND lease_expires_at - %(now)s > 0
 RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
     AS effective_max_attempts;
 
@@ -178,7 +182,7 @@ RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q
 UPDATE jobs
 SET lease_expires_at = %(until)s, available_at = %(until)s, updated_at = %(now)s
 WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
-  AND lease_expires_at > %(now)s
+  AND lease_expires_at - %(now)s > 0
 RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
     AS effective_max_attempts;
 

@@ -1,0 +1,417 @@
+"""Behaviour only the PostgreSQL backend has: URLs and masked passwords, SKIP LOCKED claims,
+LISTEN/NOTIFY wake-ups, migrations under an advisory lock, lock timeouts, query plans.
+
+Runs on a throw-away cluster started for this module (skipped only when the PostgreSQL server
+programs are not installed).
+"""
+
+from __future__ import annotations
+
+import glob
+import inspect
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from persistent_queue import Queue
+from persistent_queue.errors import (
+    DatabaseBusy,
+    InvalidArgument,
+    LeaseLost,
+    SchemaTooNew,
+    StorageError,
+)
+from persistent_queue.postgres_connection import PostgresConnections
+from persistent_queue.postgres_url import is_postgres_url, mask_url, scrub
+from persistent_queue.sql import migrations, queries
+from tests.support import FakeClock, wait_for
+
+psycopg = pytest.importorskip("psycopg")
+
+BINDIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+BINDIR = next((Path(d) for d in BINDIRS if (Path(d) / "initdb").is_file()), None)
+if BINDIR is None and shutil.which("initdb"):
+    BINDIR = Path(shutil.which("initdb") or "").parent
+LATEST = len(migrations("postgres"))
+Q = queries("postgres")
+
+
+class _Cluster:
+    """A PostgreSQL server in a temporary directory, on 127.0.0.1 and a free port."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.directory = Path(tempfile.mkdtemp(prefix="pq-pg-core-"))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.names = itertools.count(1)
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+        data = self.directory / "data"
+        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres")
+        options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c full_page_writes=off -c max_connections=300")
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.directory / "log"), "-w",
+                  "-t", "120", "start", "-o", options)
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def url(self, name: str = "postgres", password: str | None = None) -> str:
+        user = "postgres" if password is None else f"postgres:{password}"
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{name}"
+
+    def admin(self, statement: str) -> None:
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(statement)
+
+    def new_database(self) -> str:
+        name = f"t{next(self.names)}"
+        self.admin(f"CREATE DATABASE {name}")
+        return name
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[_Cluster]:
+    if BINDIR is None:
+        pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed")
+    server = _Cluster(BINDIR)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def url(cluster: _Cluster) -> Iterator[str]:
+    name = cluster.new_database()
+    yield cluster.url(name)
+    cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pq(url: str) -> Iterator[Queue]:
+    q = Queue(url, clock=FakeClock(), durability="normal")
+    yield q
+    q.close()
+
+
+def _in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+# -- URLs and passwords ----------------------------------------------------------------------
+
+
+def test_postgres_urls_are_recognised_and_other_schemes_are_refused(tmp_path: Path) -> None:
+    assert is_postgres_url("postgresql://u@h:5432/db") and is_postgres_url("postgres://h/db")
+    assert is_postgres_url("PostgreSQL://h/db")
+    assert not is_postgres_url(str(tmp_path / "queue.db"))
+    assert not is_postgres_url("sqlite:///x.db")
+    with pytest.raises(InvalidArgument, match="postgresql://"):
+        Queue("mysql://localhost/db")
+    with Queue(f"sqlite:///{tmp_path}/q.db") as q:  # the SQLite spellings still work
+        assert q.enqueue("q", 1).id == 1
+
+
+def test_passwords_are_masked_in_urls_and_messages() -> None:
+    assert mask_url("postgresql://app:s3cret@db:5432/q") == "postgresql://app:***@db:5432/q"
+    assert mask_url("postgres://db/q?sslmode=require&password=s3cret&x=1") == (
+        "postgres://db/q?sslmode=require&password=***&x=1")
+    assert mask_url("postgresql://app@db/q") == "postgresql://app@db/q"
+    url = "postgresql://app:p%40ss@db/q"
+    assert "p%40ss" not in scrub(f"failed for {url}", url)
+    assert "p@ss" not in scrub("password p@ss rejected", url)
+
+
+def test_a_refused_connection_is_a_storage_error_without_the_password() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket closes
+    url = f"postgresql://app:TopSecret99@127.0.0.1:{port}/q?connect_timeout=5"
+    with pytest.raises(StorageError) as caught:
+        Queue(url, busy_timeout=2)
+    assert type(caught.value) is StorageError
+    assert "TopSecret99" not in str(caught.value) and "app:***@" in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_the_queue_repr_never_shows_the_password(cluster: _Cluster, url: str) -> None:
+    cluster.admin("ALTER USER postgres PASSWORD 'Hunter2Hunter2'")  # trust auth ignores it
+    with Queue(url.replace("postgres@", "postgres:Hunter2Hunter2@")) as q:
+        assert "Hunter2Hunter2" not in repr(q) and "Hunter2Hunter2" not in repr(q.backend)
+        facts = q.backend.database_facts()
+        assert "Hunter2Hunter2" not in str(facts) and facts["backend"] == "postgresql"
+
+
+# -- claims ------------------------------------------------------------------------------------
+
+
+def test_a_claim_skips_rows_another_transaction_holds_instead_of_waiting(url: str) -> None:
+    holder = Queue(url, durability="normal", busy_timeout=30)
+    q = Queue(url, durability="normal", busy_timeout=30)
+    holder.enqueue_many("q", [{"n": n} for n in range(4)])
+    claimed_first = threading.Event()
+    release = threading.Event()
+
+    def hold() -> list[int]:
+        with holder.atomic():  # the claim's row locks last until this block ends
+            ids = [job.id for job in holder.dequeue_many("q", 2)]
+            claimed_first.set()
+            release.wait(60)
+        return ids
+
+    thread, held = _in_thread(hold)
+    try:
+        assert claimed_first.wait(60)
+        started = time.monotonic()
+        mine = [job.id for job in q.dequeue_many("q", 4)]
+        assert time.monotonic() - started < 10  # did not queue behind the open transaction
+    finally:
+        release.set()
+        thread.join(60)
+    assert len(mine) == 2 and set(mine).isdisjoint(held[0])  # type: ignore[arg-type]
+    holder.close()
+    q.close()
+
+
+def test_concurrent_claims_from_many_connections_never_share_a_job(url: str) -> None:
+    q = Queue(url, durability="normal")
+    total = 400
+    q.enqueue_many("q", [{"n": n} for n in range(total)])
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            jobs = q.dequeue_many("q", 7)
+            if not jobs:
+                return
+            with lock:
+                claimed.extend(job.id for job in jobs)
+            q.ack_many(jobs)
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(claimed) == total and len(set(claimed)) == total
+    assert q.stats()["q"].done == total
+    q.close()
+
+
+def test_batch_enqueue_returns_ids_in_order_and_matching_rows(pq: Queue) -> None:
+    jobs = pq.enqueue_many("q", [{"n": n} for n in range(50)], priority=3)
+    ids = [job.id for job in jobs]
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert [pq.get_job(i).payload for i in ids] == [{"n": n} for n in range(50)]
+
+
+def test_a_lock_held_too_long_is_database_busy(cluster: _Cluster, url: str) -> None:
+    q = Queue(url, durability="normal", busy_timeout=0.3)
+    q.enqueue("q", 1)
+    job = q.dequeue("q")
+    assert job is not None
+    with psycopg.connect(url) as other:  # a transaction holding the job's row
+        other.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", (job.id,))
+        with pytest.raises(DatabaseBusy):
+            q.ack(job)
+    q.ack(job)  # the lock is gone: the lease is still good
+    with pytest.raises(LeaseLost):
+        q.ack(job)
+    q.close()
+
+
+def test_a_connection_killed_by_the_server_is_replaced(cluster: _Cluster, url: str) -> None:
+    q = Queue(url, durability="normal")
+    q.enqueue("q", 1)
+    pid = q.backend._conn().info.backend_pid  # type: ignore[attr-defined]
+    cluster.admin(f"SELECT pg_terminate_backend({pid})")
+    try:
+        q.stats()
+    except StorageError as exc:  # the first use may learn that the connection died
+        assert "connection" in str(exc)
+    assert q.stats()["q"].ready == 1
+    q.close()
+
+
+# -- wake-ups ----------------------------------------------------------------------------------
+
+
+def test_a_waiting_consumer_wakes_on_notify_not_on_a_poll(url: str) -> None:
+    consumer = Queue(url, durability="normal", poll_interval=10)
+    producer = Queue(url, durability="normal")
+    producer.create_queue("q")
+    backend = consumer.backend
+    assert backend.wait_for_change(0, 10) is True  # arms the LISTEN: the caller looks again
+    assert backend.wait_for_change(0.05, 10) is False
+
+    thread, result = _in_thread(lambda: consumer.dequeue("q", wait=60))
+    wait_for(lambda: _blocked_in_select(thread), message="the consumer waits on the socket")
+    started = time.monotonic()
+    producer.enqueue("q", {"n": 1})
+    thread.join(60)
+    latency = time.monotonic() - started
+    # A poll every 10 s (first look after 2.5 s) could not be this quick.
+    assert latency < 2.0, latency
+    assert result and result[0] is not None and result[0].payload == {"n": 1}  # type: ignore[attr-defined]
+    consumer.close()
+    producer.close()
+
+
+def _blocked_in_select(thread: threading.Thread) -> bool:
+    """Whether ``thread`` sits in the ``select`` of ``wait_for_change`` (after arming)."""
+    source, first = inspect.getsourcelines(PostgresConnections.wait_for_change)
+    line = first + next(i for i, text in enumerate(source) if "select.select(" in text)
+    frame = sys._current_frames().get(thread.ident or 0)
+    return (frame is not None and frame.f_code.co_name == "wait_for_change"
+            and frame.f_lineno == line)
+
+
+def test_a_notification_before_the_wait_is_not_lost_and_own_commits_do_not_wake(
+    url: str,
+) -> None:
+    consumer = Queue(url, durability="normal")
+    producer = Queue(url, durability="normal")
+    backend = consumer.backend
+    backend.wait_for_change(0, 1)  # listening from here on
+    consumer.enqueue("q", 1)  # this connection's own commit
+    assert backend.wait_for_change(0.2, 1) is False
+    assert consumer.dequeue("q") is not None  # a failed claim would come here...
+    producer.enqueue("q", 2)  # ...and work committed before the wait starts
+    started = time.monotonic()
+    assert backend.wait_for_change(30, 1) is True
+    assert time.monotonic() - started < 5
+    assert backend.wait_for_change(0.1, 1) is False  # drained: no stale wake-up
+    consumer.close()
+    producer.close()
+
+
+def test_resuming_a_paused_queue_wakes_waiting_consumers(url: str) -> None:
+    consumer = Queue(url, durability="normal")
+    admin = Queue(url, durability="normal")
+    admin.enqueue("q", 1)
+    admin.pause("q")
+    backend = consumer.backend
+    backend.wait_for_change(0, 1)
+    admin.resume("q")
+    assert backend.wait_for_change(30, 1) is True
+    consumer.close()
+    admin.close()
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def test_concurrent_first_opens_migrate_exactly_once(url: str) -> None:
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_queue() -> None:
+        try:
+            barrier.wait(60)
+            with Queue(url) as q:
+                assert q.schema_version() == LATEST
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_queue) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    assert [row[0] for row in rows] == list(range(1, LATEST + 1))
+
+
+def test_a_newer_schema_is_refused_and_left_alone(url: str) -> None:
+    Queue(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (%s, 'from the future', 0)",
+                     (LATEST + 1,))
+    with pytest.raises(SchemaTooNew, match=f"version {LATEST + 1}"):
+        Queue(url)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == (
+            LATEST + 1)
+
+
+@pytest.mark.parametrize(("durability", "setting"), [("full", "on"), ("normal", "off")])
+def test_durability_maps_to_synchronous_commit(url: str, durability: str,
+                                               setting: str) -> None:
+    with Queue(url, durability=durability) as q:  # type: ignore[arg-type]
+        rows = q.backend.execute_read("SHOW synchronous_commit")  # type: ignore[attr-defined]
+        assert rows[0]["synchronous_commit"] == setting
+
+
+# -- query plans -------------------------------------------------------------------------------
+
+
+def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
+    backend = pq.backend
+    conn = backend._conn()  # type: ignore[attr-defined]
+    now = pq.now()
+    pq.create_queue("q")
+    conn.execute(
+        "INSERT INTO jobs (queue, state, priority, payload, attempts, available_at, "
+        "created_at, updated_at, finished_at) SELECT 'q', 'done', 0, '{}', 1, %(now)s, "
+        "%(now)s, %(now)s, %(now)s FROM generate_series(1, 30000)", {"now": now})
+    pq.enqueue_many("q", [{"n": n} for n in range(20)])
+    leased = pq.dequeue_many("q", 10)
+    conn.execute("ANALYZE")
+
+    def plan(name: str, params: dict[str, object]) -> str:
+        rows = conn.execute("EXPLAIN " + Q[name], params).fetchall()
+        return "\n".join(row["QUERY PLAN"] for row in rows)
+
+    lease = {"id": leased[0].id, "token": "t", "now": now}
+    plans = {
+        "claim": plan("claim", {"queue": "q", "limit": 5, "visibility_timeout": None,
+                                "now": now}),
+        "peek_claimable": plan("peek_claimable", {"queue": "q", "now": now}),
+        "next_available_at": plan("next_available_at", {"queue": "q"}),
+        "ack": plan("ack", lease),
+        "ack_many": plan("ack_many", {"ids": [j.id for j in leased],
+                                      "tokens": ["t"] * len(leased), "now": now}),
+        "select_leased": plan("select_leased", lease),
+        "insert_job_if_queue": plan("insert_job_if_queue", {
+            "queue": "q", "priority": 0, "payload": "{}", "headers": None,
+            "max_attempts": None, "available_at": now, "now": now}),
+    }
+    for name, text in plans.items():
+        assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
+    assert "jobs_claim" in plans["claim"] and "jobs_claim" in plans["peek_claimable"]
+    assert "jobs_claim" in plans["next_available_at"]
+    for name in ("ack", "ack_many", "select_leased"):
+        assert "jobs_pkey" in plans[name], f"{name}:\n{plans[name]}"
+    # The queue's settings come from `queues` (a few rows: a scan may be cheapest there).
+    assert "Insert on jobs" in plans["insert_job_if_queue"]
