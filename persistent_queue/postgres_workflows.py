@@ -7,12 +7,13 @@
 
 SQLite runs one writer at a time; PostgreSQL runs writers side by side under READ COMMITTED,
 where each statement sees what had committed when it began. Each invariant therefore names a
-lock, always taken in this order within a transaction (so enqueues cannot deadlock each other):
+lock, always taken in this order within a transaction, queue by queue in name order (so
+enqueues and publishes cannot deadlock each other):
 
-1. dedup keys: a transaction-scoped advisory lock per (queue, key), sorted; a second enqueue
-   of the key waits until the first commits and then finds its job (exactly once);
-2. bounded queues: the queue's row ``FOR UPDATE``; counting and inserting are serialised, so
+1. bounded queues: the queue's row ``FOR UPDATE``; counting and inserting are serialised, so
    concurrent enqueues never exceed ``max_size``;
+2. dedup keys: a transaction-scoped advisory lock per (queue, key), sorted; a second enqueue
+   of the key waits until the first commits and then finds its job (exactly once);
 3. dependencies: the parents' rows ``FOR SHARE``, in id order; an ack or a dead-lettering of a
    parent waits for the new job's edges to commit (the release trigger then sees them). The
    release trigger itself locks the waiting children, so of two parents acked at once the
@@ -92,14 +93,14 @@ class PostgresWorkflows:
     def _enqueue_workflow(self, conn: Connection, info: QueueInfo,
                           jobs: Sequence[NewJob], now: float) -> list[Job]:
         """Store jobs that use a dedup key, dependencies or a bounded queue (inside a txn)."""
-        keys = sorted({dedup_lock_key(info.name, job.dedup_key)
-                       for job in jobs if job.dedup_key is not None})
-        if keys:
-            conn.execute(Q["lock_dedup_keys"], {"space": DEDUP_LOCK_SPACE, "keys": keys})
         max_size = info.max_size
         if max_size is not None:
             row = conn.execute(Q["lock_bounded_queue"], {"queue": info.name}).fetchone()
             max_size = None if row is None else row["max_size"]  # as of the lock
+        keys = sorted({dedup_lock_key(info.name, job.dedup_key)
+                       for job in jobs if job.dedup_key is not None})
+        if keys:
+            conn.execute(Q["lock_dedup_keys"], {"space": DEDUP_LOCK_SPACE, "keys": keys})
         results: list[Job | None] = [None] * len(jobs)
         fresh: list[int] = []
         hits = 0
