@@ -6,26 +6,26 @@
 ``sql/postgres/workflows.sql``.
 
 SQLite runs one writer at a time; PostgreSQL runs writers side by side under READ COMMITTED,
-where each statement sees what had committed when it began. Each invariant therefore names a
-lock, always taken in this order within a transaction, queue by queue in name order (so
-enqueues and publishes cannot deadlock each other):
+where each statement sees what had committed when it began. Each invariant therefore rests on
+a row lock, taken queue by queue in name order and in this order within a queue (so enqueues,
+publishes and schedules cannot deadlock each other):
 
-1. bounded queues: the queue's row ``FOR UPDATE``; counting and inserting are serialised, so
-   concurrent enqueues never exceed ``max_size``;
-2. dedup keys: a transaction-scoped advisory lock per (queue, key), sorted; a second enqueue
-   of the key waits until the first commits and then finds its job (exactly once);
-3. dependencies: the parents' rows ``FOR SHARE``, in id order; an ack or a dead-lettering of a
+1. bounded queues and dedup keys: the queue's row ``FOR UPDATE`` (the core's ``enqueue`` takes
+   it too). Counting and inserting are serialised, so concurrent enqueues never exceed
+   ``max_size``; a second enqueue of a key waits until the first commits and its next
+   statement finds that job, so a key stores exactly one job. Enqueues without either take
+   no queue lock;
+2. dependencies: the parents' rows ``FOR SHARE``, in id order; an ack or a dead-lettering of a
    parent waits for the new job's edges to commit (the release trigger then sees them). The
    release trigger itself locks the waiting children, so of two parents acked at once the
    second sees the first and releases the child (see ``002_workflows.sql``);
-4. schedules: the schedule's row ``FOR UPDATE SKIP LOCKED``; a second scheduler skips a tick
+3. schedules: the schedule's row ``FOR UPDATE SKIP LOCKED``; a second scheduler skips a tick
    being fired, and the compare-and-set on ``next_run_at`` backs it up.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -45,20 +45,6 @@ if TYPE_CHECKING:
 Q = sql.queries("postgres")
 
 DEPENDENCY_FAILED = "dependency failed"
-
-#: The first key of the two-key advisory locks that guard dedup keys (``pq`` + 1): keeps them
-#: apart from any other advisory lock in the database.
-DEDUP_LOCK_SPACE = 0x70710001
-
-
-def dedup_lock_key(queue: str, key: str) -> int:
-    """A stable signed 32-bit hash of (queue, key), the same in every process.
-
-    Two different keys may share a hash; they then only wait for each other, never merge.
-    """
-    digest = hashlib.blake2b(f"{queue}\x00{key}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
 
 def _schedule_from_row(row: dict[str, Any]) -> ScheduleInfo:
     return ScheduleInfo(
@@ -94,13 +80,9 @@ class PostgresWorkflows:
                           jobs: Sequence[NewJob], now: float) -> list[Job]:
         """Store jobs that use a dedup key, dependencies or a bounded queue (inside a txn)."""
         max_size = info.max_size
-        if max_size is not None:
-            row = conn.execute(Q["lock_bounded_queue"], {"queue": info.name}).fetchone()
+        if max_size is not None or any(job.dedup_key is not None for job in jobs):
+            row = conn.execute(Q["lock_queue_row"], {"queue": info.name}).fetchone()
             max_size = None if row is None else row["max_size"]  # as of the lock
-        keys = sorted({dedup_lock_key(info.name, job.dedup_key)
-                       for job in jobs if job.dedup_key is not None})
-        if keys:
-            conn.execute(Q["lock_dedup_keys"], {"space": DEDUP_LOCK_SPACE, "keys": keys})
         results: list[Job | None] = [None] * len(jobs)
         fresh: list[int] = []
         hits = 0

@@ -88,9 +88,10 @@ def race(url: str, tmp_path: Path, subprocess_env: dict[str, str]) -> Race:
     return run
 
 
+@pytest.mark.slow
 def test_a_dedup_key_stores_one_job_across_racing_processes(queue: Queue, race: Race) -> None:
     queue.create_queue("orders")
-    keys = 150
+    keys = 120
     reports = race("dedup", *[str(keys)] * 4)
     jobs = queue.list_jobs("orders", limit=10_000)
     assert len(jobs) == keys  # one job per key, whoever got there first
@@ -99,6 +100,20 @@ def test_a_dedup_key_stores_one_job_across_racing_processes(queue: Queue, race: 
         assert report["ids"] == by_key
     assert sum(report["created"] for report in reports) == keys
     assert queue.stats("orders").dedup_hits == 3 * keys
+
+
+@pytest.mark.slow
+def test_publish_and_enqueue_of_the_same_keys_neither_duplicate_nor_deadlock(
+        queue: Queue, race: Race) -> None:
+    queue.create_queue("b-bounded", max_size=10_000)
+    queue.subscribe("events", queue="a-open")
+    queue.subscribe("events", queue="b-bounded")
+    keys = 100
+    reports = race("mixed", *[str(keys)] * 4)  # any deadlock would fail a child
+    assert sum(report["created"] for report in reports) == 2 * keys
+    for name in ("a-open", "b-bounded"):
+        stored = [job.dedup_key for job in queue.list_jobs(name, limit=10_000)]
+        assert sorted(stored) == sorted(f"key-{n}" for n in range(keys))
 
 
 def test_a_bounded_queue_never_exceeds_its_size(queue: Queue, race: Race) -> None:
@@ -206,7 +221,7 @@ def _blocked_backends(url: str) -> int:
 
 
 INDEXED_STATEMENTS = [
-    "lock_bounded_queue", "count_occupied", "find_dedup", "lock_live_parents",
+    "lock_queue_row", "count_occupied", "find_dedup", "lock_live_parents",
     "lock_dead_parents", "lock_parents_of", "waiting_dependents", "dead_dependents",
     "unmet_dependencies", "subscribers", "due_schedules", "next_schedule_at", "get_schedule",
     "lock_due_schedule", "advance_schedule", "count_dedup_hit", "count_rejected_full",

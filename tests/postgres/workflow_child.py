@@ -38,6 +38,20 @@ def dedup(q: Queue, keys: int) -> dict[str, object]:
     return {"ids": ids, "created": created}
 
 
+def mixed(q: Queue, keys: int) -> dict[str, object]:
+    """Publish and enqueue the same keys into the topic's queues, alternating by process."""
+    created = 0
+    for n in range(keys):
+        key = f"key-{n}"
+        if (n + os.getpid()) % 2:
+            created += sum(not job.deduplicated
+                           for job in q.publish("events", {"n": n}, dedup_key=key))
+        else:
+            for name in ("b-bounded", "a-open"):  # the other order than publish's
+                created += not q.enqueue(name, {"n": n}, dedup_key=key).deduplicated
+    return {"created": created}
+
+
 def bounded(q: Queue, attempts: int) -> dict[str, object]:
     """Try ``attempts`` enqueues into the bounded queue; report how many fit."""
     stored = 0
@@ -73,6 +87,8 @@ def main() -> None:
         _wait_for_start(barrier)
         if mode == "dedup":
             result = dedup(q, int(arg))
+        elif mode == "mixed":
+            result = mixed(q, int(arg))
         elif mode == "bounded":
             result = bounded(q, int(arg))
         elif mode == "schedules":

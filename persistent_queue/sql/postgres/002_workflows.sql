@@ -4,8 +4,8 @@
 --
 -- SQLite serialises every writer; PostgreSQL runs writers side by side under READ COMMITTED,
 -- so each workflow invariant here names the lock that keeps it (see postgres_workflows.py):
--- dedup keys an advisory lock per (queue, key), bounded queues the queue's row, dependencies
--- the rows of the jobs involved, schedules the schedule's row.
+-- dedup keys and bounded queues the queue's row, dependencies the rows of the jobs involved,
+-- schedules the schedule's row.
 
 -- Idempotent enqueue: the key a producer gave, kept with the job (and its dead letter).
 ALTER TABLE jobs ADD COLUMN dedup_key text;

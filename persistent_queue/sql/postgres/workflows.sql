@@ -1,18 +1,11 @@
 -- Workflows: dependencies, topics, idempotent enqueue, bounded queues and schedules.
 -- None of these run on the default enqueue path (no key, no dependencies, unbounded queue).
--- The same statements as sql/sqlite/workflows.sql, plus the row and advisory locks that
+-- The same statements as sql/sqlite/workflows.sql, plus the row locks that
 -- stand in for SQLite's single writer (see postgres_workflows.py for the order they are taken).
 
--- name: lock_dedup_keys
--- One transaction-scoped advisory lock per (queue, key) hash, in the order given (sorted by
--- the caller so two batches cannot deadlock). Held to commit: a second enqueue of the key
--- waits here, and its next statement sees the first one's job.
-SELECT pg_advisory_xact_lock(%(space)s, key)
-FROM unnest(%(keys)s::integer[]) WITH ORDINALITY AS k (key, n)
-ORDER BY n;
-
--- name: lock_bounded_queue
--- Concurrent enqueues into one bounded queue count and insert one after another.
+-- name: lock_queue_row
+-- Enqueues into a bounded queue, or with a dedup key, run one after another per queue: each
+-- counts and looks for its key only after the previous one committed.
 SELECT max_size FROM queues WHERE name = %(queue)s FOR UPDATE;
 
 -- name: count_occupied
