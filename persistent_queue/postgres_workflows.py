@@ -1,39 +1,317 @@
-"""Workflow storage for the PostgreSQL backend (placeholder until the workflow mixin lands).
+"""Workflow storage for the PostgreSQL backend: dependencies, topics, dedup keys, bounds, schedules.
 
-Only the hooks the core calls exist here; every workflow operation reports that it is not
-available on PostgreSQL yet.
+:class:`PostgresWorkflows` is a mixin of
+:class:`~persistent_queue.postgres_backend.PostgresBackend`, method for method the twin of
+:class:`~persistent_queue.sqlite_workflows.SQLiteWorkflows`; its SQL is in
+``sql/postgres/workflows.sql``.
+
+SQLite runs one writer at a time; PostgreSQL runs writers side by side under READ COMMITTED,
+where each statement sees what had committed when it began. Each invariant therefore rests on
+a row lock, taken queue by queue in name order and in this order within a queue (so enqueues,
+publishes and schedules cannot deadlock each other):
+
+1. bounded queues and dedup keys: the queue's row ``FOR UPDATE`` (the core's ``enqueue`` takes
+   it too). Counting and inserting are serialised, so concurrent enqueues never exceed
+   ``max_size``; a second enqueue of a key waits until the first commits and its next
+   statement finds that job, so a key stores exactly one job. Enqueues without either take
+   no queue lock;
+2. dependencies: the parents' rows ``FOR SHARE``, in id order; an ack or a dead-lettering of a
+   parent waits for the new job's edges to commit (the release trigger then sees them). The
+   release trigger itself locks the waiting children, so of two parents acked at once the
+   second sees the first and releases the child (see ``002_workflows.sql``);
+3. schedules: the schedule's row ``FOR UPDATE SKIP LOCKED``; a second scheduler skips a tick
+   being fired, and the compare-and-set on ``next_run_at`` backs it up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NoReturn
+import dataclasses
+import json
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from . import sql
+from .errors import InvalidDependency, NoSubscribers, QueueFull
 from .interfaces import NewJob
-from .models import Job, QueueInfo
+from .models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo, Subscription
+from .postgres_rows import job_from_row, loads, translate_errors
 
+if TYPE_CHECKING:
+    from contextlib import _GeneratorContextManager
 
-def _unsupported(*_args: Any, **_kwargs: Any) -> NoReturn:
-    raise NotImplementedError("workflows are not available on PostgreSQL yet")
+    from .postgres_connection import Connection
+
+Q = sql.queries("postgres")
+
+DEPENDENCY_FAILED = "dependency failed"
+
+def _schedule_from_row(row: dict[str, Any]) -> ScheduleInfo:
+    return ScheduleInfo(
+        name=row["name"], queue=row["queue"], payload=json.loads(row["payload"]),
+        headers=loads(row["headers"]) or {}, priority=row["priority"],
+        max_attempts=row["max_attempts"], every=row["every"], cron=row["cron"],
+        timezone=row["timezone"], next_run_at=row["next_run_at"],
+        last_run_at=row["last_run_at"], last_job_id=row["last_job_id"], runs=row["runs"],
+        missed=row["missed"], created_at=row["created_at"], updated_at=row["updated_at"],
+    )
 
 
 class PostgresWorkflows:
-    """Workflow operations of the PostgreSQL backend (placeholder mixin)."""
+    """Workflow operations of the PostgreSQL backend (a mixin: see the module docstring)."""
 
-    def _enqueue_workflow(self, conn: Any, info: QueueInfo, jobs: Sequence[NewJob],
-                          now: float) -> list[Job]:
-        _unsupported()
+    _local: threading.local
 
-    def _after_dead_letter(self, conn: Any, job_id: int, now: float) -> None:
-        """No dependents can exist without workflows."""
+    if TYPE_CHECKING:  # provided by PostgresBackend
+        def _transaction(self) -> _GeneratorContextManager[Connection]: ...
+        def _conn(self) -> Connection: ...
+        def _notify(self, conn: Connection, queue: str) -> None: ...
+        def _ensure_queue(self, conn: Connection, name: str,
+                          defaults: tuple[int, float], now: float) -> QueueInfo: ...
+        def _dead_letter(self, conn: Connection, job_id: int, queue: str, reason: str,
+                         error: str | None, attempts: int, now: float) -> DeadLetter: ...
+        @staticmethod
+        def _event(conn: Connection, job_id: int, queue: str, event: str,
+                   attempt: int | None, detail: str | None, now: float) -> None: ...
 
-    def _after_redrive(self, conn: Any, job_id: int, now: float) -> None:
-        """No dependents can exist without workflows."""
+    # -- enqueue with workflow options ------------------------------------------------------
 
-    def _workflow_counters(self, conn: Any) -> dict[str, tuple[int, int]]:
+    def _enqueue_workflow(self, conn: Connection, info: QueueInfo,
+                          jobs: Sequence[NewJob], now: float) -> list[Job]:
+        """Store jobs that use a dedup key, dependencies or a bounded queue (inside a txn)."""
+        max_size = info.max_size
+        if max_size is not None or any(job.dedup_key is not None for job in jobs):
+            row = conn.execute(Q["lock_queue_row"], {"queue": info.name}).fetchone()
+            max_size = None if row is None else row["max_size"]  # as of the lock
+        results: list[Job | None] = [None] * len(jobs)
+        fresh: list[int] = []
+        hits = 0
+        for index, job in enumerate(jobs):
+            existing = self._find_duplicate(conn, info.name, job, now)
+            if existing is not None:
+                results[index] = existing
+                hits += 1
+            else:
+                fresh.append(index)
+        if max_size is not None:
+            counted = conn.execute(Q["count_occupied"], {"queue": info.name}).fetchone()
+            occupied = 0 if counted is None else counted["n"]
+            if occupied + len(fresh) > max_size:
+                raise QueueFull(
+                    f"queue {info.name!r} holds {occupied} ready or leased job(s) of at most "
+                    f"{max_size}; {len(fresh)} more do not fit", info.name
+                )
+        if hits:
+            conn.execute(Q["count_dedup_hit"], {"queue": info.name, "n": hits})
+        ready = False
+        for index in fresh:
+            stored = results[index] = self._insert_workflow_job(conn, info.name, jobs[index], now)
+            ready = ready or stored.state is JobState.READY
+        if ready:  # wake the queue's consumers at commit, as the default enqueue does
+            self._notify(conn, info.name)
+        return [job for job in results if job is not None]
+
+    def _find_duplicate(self, conn: Connection, queue: str, job: NewJob,
+                        now: float) -> Job | None:
+        if job.dedup_key is None:
+            return None
+        row = conn.execute(Q["find_dedup"], {"queue": queue, "key": job.dedup_key}).fetchone()
+        if row is None:
+            return None
+        if row["state"] == "done" and row["finished_at"] + job.dedup_window <= now:
+            return None
+        return dataclasses.replace(job_from_row(row), deduplicated=True)
+
+    def _lock_parents(self, conn: Connection, parents: Sequence[int]) -> dict[int, str]:
+        """The states of ``parents`` ('dead' when dead-lettered), each row share-locked.
+
+        A parent moved between ``jobs`` and ``dead_letters`` while this waited for its lock
+        is looked up again: the move has committed by then, so the next look finds it.
+        """
+        ids = sorted(set(parents))
+        states: dict[int, str] = {}
+        for _ in range(3):
+            missing = [i for i in ids if i not in states]
+            if not missing:
+                break
+            for row in conn.execute(Q["lock_live_parents"], {"ids": missing}):
+                states[row["id"]] = row["state"]
+            missing = [i for i in missing if i not in states]
+            for row in conn.execute(Q["lock_dead_parents"], {"ids": missing}):
+                states[row["id"]] = "dead"
+        return states
+
+    def _insert_workflow_job(self, conn: Connection, queue: str, job: NewJob,
+                             now: float) -> Job:
+        states = self._lock_parents(conn, job.depends_on) if job.depends_on else {}
+        unmet, dead = 0, 0
+        for parent in job.depends_on:
+            state = states.get(parent)
+            if state is None:
+                raise InvalidDependency(f"depends_on names job {parent}, which does not exist")
+            unmet += state != "done"
+            dead += state == "dead"
+        row = conn.execute(Q["insert_workflow_job"], {
+            "queue": queue, "state": "waiting" if unmet else "ready",
+            "priority": job.priority, "payload": job.payload_json, "headers": job.headers_json,
+            "max_attempts": job.max_attempts, "available_at": job.available_at, "now": now,
+            "dedup_key": job.dedup_key,
+            "depends_on": json.dumps(list(job.depends_on)) if job.depends_on else None,
+        }).fetchone()
+        assert row is not None
+        stored = job_from_row(row)
+        for parent in job.depends_on:
+            conn.execute(Q["insert_dependency"], {"job_id": stored.id, "depends_on": parent})
+        if dead:
+            self._dead_letter(conn, stored.id, queue, DEPENDENCY_FAILED,
+                              "a job it depends on was dead-lettered before it was enqueued",
+                              0, now)
+            return dataclasses.replace(stored, state=JobState.DEAD, finished_at=now)
+        return stored
+
+    def count_rejected_full(self, queue: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(Q["count_rejected_full"], {"queue": queue})
+
+    def _workflow_counters(self, conn: Connection) -> dict[str, tuple[int, int]]:
+        """Dedup hits and full-queue rejections per queue (for stats)."""
         return {row["name"]: (row["dedup_hits"], row["rejected_full"])
-                for row in conn.execute("SELECT name, dedup_hits, rejected_full FROM queues")}
+                for row in conn.execute(Q["workflow_counters"])}
 
-    count_rejected_full = subscribe = unsubscribe = subscriptions = publish = _unsupported
-    upsert_schedule = delete_schedule = get_schedule = list_schedules = _unsupported
-    due_schedules = next_schedule_at = fire_schedule = _unsupported
+    # -- dependency cascades (called by the core inside its transaction) --------------------
+
+    def _after_dead_letter(self, conn: Connection, job_id: int, now: float) -> None:
+        """Dead-letter every job waiting for ``job_id``, transitively."""
+        pending = getattr(self._local, "cascade", None)
+        if pending is not None:  # already inside a cascade: let the outer loop handle it
+            pending.append(job_id)
+            return
+        pending = self._local.cascade = [job_id]
+        try:
+            while pending:
+                parent = pending.pop()
+                for row in conn.execute(Q["waiting_dependents"], {"id": parent}).fetchall():
+                    self._dead_letter(conn, row["id"], row["queue"], DEPENDENCY_FAILED,
+                                      f"job {parent} it depends on was dead-lettered",
+                                      row["attempts"], now)
+        finally:
+            self._local.cascade = None
+
+    def _after_redrive(self, conn: Connection, job_id: int, now: float) -> None:
+        """A redriven job waits for unfinished dependencies; its dead dependents come back."""
+        conn.execute(Q["lock_parents_of"], {"id": job_id})  # an ack of one waits for us
+        unmet = conn.execute(Q["unmet_dependencies"], {"id": job_id}).fetchone()
+        assert unmet is not None
+        if unmet["unmet"]:
+            conn.execute(Q["make_waiting"], {"id": job_id, "now": now})
+        pending = [job_id]
+        while pending:
+            parent = pending.pop()
+            for row in conn.execute(Q["dead_dependents"], {"id": parent}).fetchall():
+                conn.execute(Q["lock_parents_of"], {"id": row["id"]})
+                counts = conn.execute(Q["unmet_dependencies"], {"id": row["id"]}).fetchone()
+                if counts is not None and counts["dead"]:
+                    continue  # another of its dependencies is still dead
+                conn.execute(Q["restore_waiting"], {"id": row["id"], "now": now})
+                conn.execute(Q["delete_dead_letter"], {"id": row["id"]})
+                self._event(conn, row["id"], row["queue"], "redriven", 0,
+                            f"job {parent} it depends on was redriven", now)
+                pending.append(row["id"])
+
+    # -- topics -----------------------------------------------------------------------------
+
+    def subscribe(self, topic: str, queue: str, now: float) -> bool:
+        with self._transaction() as conn:
+            return conn.execute(Q["subscribe"], {"topic": topic, "queue": queue,
+                                                 "now": now}).rowcount == 1
+
+    def unsubscribe(self, topic: str, queue: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute(Q["unsubscribe"], {"topic": topic, "queue": queue}).rowcount == 1
+
+    def subscriptions(self, topic: str | None) -> list[Subscription]:
+        with translate_errors():
+            rows = self._conn().execute(Q["list_subscriptions"]).fetchall()
+        return [Subscription(topic=r["topic"], queue=r["queue"], created_at=r["created_at"])
+                for r in rows if topic is None or r["topic"] == topic]
+
+    def publish(self, topic: str, job: NewJob, *, now: float,
+                queue_defaults: tuple[int, float]) -> list[Job]:
+        with self._transaction() as conn:
+            queues = [r["queue"] for r in conn.execute(Q["subscribers"], {"topic": topic})]
+            if not queues:
+                raise NoSubscribers(f"no queue subscribes to topic {topic!r}; nothing was "
+                                    "published (subscribe a queue first)")
+            # Queues in name order: two publishes lock the same queues in the same order.
+            return [self._enqueue_workflow(conn, self._ensure_queue(conn, name, queue_defaults,
+                                                                    now), [job], now)[0]
+                    for name in queues]
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def upsert_schedule(self, schedule: ScheduleInfo, *, keep_next_run: bool) -> ScheduleInfo:
+        params = {
+            "name": schedule.name, "queue": schedule.queue,
+            "payload": json.dumps(schedule.payload, separators=(",", ":"), ensure_ascii=False),
+            "headers": json.dumps(schedule.headers) if schedule.headers else None,
+            "priority": schedule.priority, "max_attempts": schedule.max_attempts,
+            "every": schedule.every, "cron": schedule.cron, "timezone": schedule.timezone,
+            "next_run_at": schedule.next_run_at, "now": schedule.updated_at,
+        }
+        with self._transaction() as conn:
+            row = conn.execute(Q["lock_schedule"], {"name": schedule.name}).fetchone()
+            if row is not None and keep_next_run and all(
+                row[key] == params[key] for key in
+                ("queue", "payload", "headers", "priority", "max_attempts", "every", "cron",
+                 "timezone")
+            ):
+                return _schedule_from_row(row)  # declared again unchanged: keep its ticks
+            stored = conn.execute(Q["upsert_schedule"], params).fetchone()
+            assert stored is not None
+            return _schedule_from_row(stored)
+
+    def delete_schedule(self, name: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute(Q["delete_schedule"], {"name": name}).rowcount == 1
+
+    def get_schedule(self, name: str) -> ScheduleInfo | None:
+        with translate_errors():
+            row = self._conn().execute(Q["get_schedule"], {"name": name}).fetchone()
+        return None if row is None else _schedule_from_row(row)
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        with translate_errors():
+            return [_schedule_from_row(r) for r in self._conn().execute(Q["list_schedules"])]
+
+    def due_schedules(self, now: float) -> list[str]:
+        with translate_errors():
+            return [r["name"] for r in self._conn().execute(Q["due_schedules"], {"now": now})]
+
+    def next_schedule_at(self) -> float | None:
+        with translate_errors():
+            row = self._conn().execute(Q["next_schedule_at"]).fetchone()
+        value = None if row is None else row["next_run_at"]
+        return None if value is None else float(value)
+
+    def fire_schedule(self, name: str, *, now: float,
+                      advance: Callable[[ScheduleInfo, float], tuple[float, int]],
+                      queue_defaults: tuple[int, float]) -> Job | None:
+        with self._transaction() as conn:
+            row = conn.execute(Q["lock_due_schedule"], {"name": name}).fetchone()
+            if row is None or row["next_run_at"] > now:
+                return None  # deleted, being fired by another scheduler, or fired already
+            schedule = _schedule_from_row(row)
+            next_run_at, missed = advance(schedule, now)
+            headers = {**schedule.headers, "schedule": name,
+                       "scheduled_for": schedule.next_run_at}
+            job = NewJob(payload=schedule.payload, payload_json=row["payload"], headers=headers,
+                         headers_json=json.dumps(headers), priority=schedule.priority,
+                         available_at=now, max_attempts=schedule.max_attempts)
+            info = self._ensure_queue(conn, schedule.queue, queue_defaults, now)
+            stored = self._enqueue_workflow(conn, info, [job], now)[0]
+            changed = conn.execute(Q["advance_schedule"], {
+                "name": name, "tick": schedule.next_run_at, "next_run_at": next_run_at,
+                "now": now, "job_id": stored.id, "missed": missed,
+            }).rowcount
+            assert changed == 1, "the schedule row is locked by this transaction"
+            return stored

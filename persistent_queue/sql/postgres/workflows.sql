@@ -1,0 +1,160 @@
+-- Workflows: dependencies, topics, idempotent enqueue, bounded queues and schedules.
+-- None of these run on the default enqueue path (no key, no dependencies, unbounded queue).
+-- The same statements as sql/sqlite/workflows.sql, plus the row locks that
+-- stand in for SQLite's single writer (see postgres_workflows.py for the order they are taken).
+
+-- name: lock_queue_row
+-- Enqueues into a bounded queue, or with a dedup key, run one after another per queue: each
+-- counts and looks for its key only after the previous one committed.
+SELECT max_size FROM queues WHERE name = %(queue)s FOR UPDATE;
+
+-- name: count_occupied
+-- Jobs that count against a bounded queue's max_size (served by jobs_claim).
+SELECT count(*) AS n FROM jobs WHERE queue = %(queue)s AND state IN ('ready', 'leased');
+
+-- name: find_dedup
+-- The newest job of the queue holding the key (served by jobs_dedup).
+SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+    AS effective_max_attempts
+FROM jobs
+WHERE queue = %(queue)s AND dedup_key = %(key)s
+ORDER BY id DESC
+LIMIT 1;
+
+-- name: insert_workflow_job
+INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at, dedup_key, depends_on)
+VALUES (%(queue)s, %(state)s, %(priority)s, %(payload)s, %(headers)s, 0, %(max_attempts)s,
+        %(available_at)s, %(now)s, %(now)s, %(dedup_key)s, %(depends_on)s)
+RETURNING *, COALESCE(max_attempts,
+                      (SELECT q.max_attempts FROM queues q WHERE q.name = %(queue)s))
+    AS effective_max_attempts;
+
+-- name: insert_dependency
+INSERT INTO job_dependencies (job_id, depends_on) VALUES (%(job_id)s, %(depends_on)s)
+ON CONFLICT DO NOTHING;
+
+-- name: lock_live_parents
+-- The states of the live jobs a new job depends on, share-locked in id order: an ack or a
+-- dead-lettering of one of them waits for this enqueue to commit (and then sees its edges).
+SELECT id, state FROM jobs WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR SHARE;
+
+-- name: lock_dead_parents
+-- The dead-lettered ones, share-locked so a redrive of them waits for this enqueue.
+SELECT id FROM dead_letters WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR SHARE;
+
+-- name: lock_parents_of
+-- A redriven job's live dependencies, share-locked before their states are read.
+SELECT p.id FROM job_dependencies AS e JOIN jobs AS p ON p.id = e.depends_on
+WHERE e.job_id = %(id)s
+ORDER BY p.id
+FOR SHARE OF p;
+
+-- name: job_state
+SELECT state FROM jobs WHERE id = %(id)s
+UNION ALL
+SELECT 'dead' FROM dead_letters WHERE id = %(id)s;
+
+-- name: waiting_dependents
+-- Dependents to dead-letter when a job dies (served by job_dependencies_parent), locked so
+-- a concurrent change of one of them is seen after it commits.
+SELECT j.id, j.queue, j.attempts
+FROM job_dependencies AS d JOIN jobs AS j ON j.id = d.job_id
+WHERE d.depends_on = %(id)s AND j.state = 'waiting'
+ORDER BY j.id
+FOR UPDATE OF j;
+
+-- name: dead_dependents
+-- Dependents that died with a job and come back when it is redriven.
+SELECT x.id, x.queue
+FROM job_dependencies AS d JOIN dead_letters AS x ON x.id = d.job_id
+WHERE d.depends_on = %(id)s AND x.reason = 'dependency failed'
+ORDER BY x.id
+FOR UPDATE OF x;
+
+-- name: unmet_dependencies
+-- How many of a job's dependencies are not done yet, and how many of those are dead.
+SELECT count(*) AS unmet, count(x.id) AS dead
+FROM job_dependencies AS e
+LEFT JOIN jobs AS p ON p.id = e.depends_on
+LEFT JOIN dead_letters AS x ON x.id = e.depends_on
+WHERE e.job_id = %(id)s
+  AND ((p.id IS NOT NULL AND p.state <> 'done') OR x.id IS NOT NULL);
+
+-- name: restore_waiting
+-- The dead letter back into `jobs` under its own id (the identity never hands it out).
+INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at, last_error, dedup_key, depends_on)
+OVERRIDING SYSTEM VALUE
+SELECT id, queue, 'waiting', priority, payload, headers, 0, max_attempts,
+       %(now)s, created_at, %(now)s, last_error, dedup_key, depends_on
+FROM dead_letters WHERE id = %(id)s;
+
+-- name: make_waiting
+UPDATE jobs SET state = 'waiting', updated_at = %(now)s WHERE id = %(id)s AND state = 'ready';
+
+-- name: count_dedup_hit
+UPDATE queues SET dedup_hits = dedup_hits + %(n)s WHERE name = %(queue)s;
+
+-- name: count_rejected_full
+UPDATE queues SET rejected_full = rejected_full + 1 WHERE name = %(queue)s;
+
+-- name: workflow_counters
+SELECT name, dedup_hits, rejected_full FROM queues;
+
+-- name: subscribe
+INSERT INTO subscriptions (topic, queue, created_at) VALUES (%(topic)s, %(queue)s, %(now)s)
+ON CONFLICT (topic, queue) DO NOTHING;
+
+-- name: unsubscribe
+DELETE FROM subscriptions WHERE topic = %(topic)s AND queue = %(queue)s;
+
+-- name: subscribers
+SELECT queue FROM subscriptions WHERE topic = %(topic)s ORDER BY queue;
+
+-- name: list_subscriptions
+SELECT topic, queue, created_at FROM subscriptions ORDER BY topic, queue;
+
+-- name: upsert_schedule
+INSERT INTO schedules (name, queue, payload, headers, priority, max_attempts, every, cron,
+                       timezone, next_run_at, created_at, updated_at)
+VALUES (%(name)s, %(queue)s, %(payload)s, %(headers)s, %(priority)s, %(max_attempts)s,
+        %(every)s, %(cron)s, %(timezone)s, %(next_run_at)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET
+    queue = excluded.queue, payload = excluded.payload, headers = excluded.headers,
+    priority = excluded.priority, max_attempts = excluded.max_attempts,
+    every = excluded.every, cron = excluded.cron, timezone = excluded.timezone,
+    next_run_at = excluded.next_run_at, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: get_schedule
+SELECT * FROM schedules WHERE name = %(name)s;
+
+-- name: lock_schedule
+-- The schedule row for a change: a concurrent declaration waits, then sees this one.
+SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE;
+
+-- name: lock_due_schedule
+-- The schedule row for firing a tick. A row another scheduler is firing is skipped (that
+-- scheduler fires the tick); after its commit the row's `next_run_at` has moved.
+SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE SKIP LOCKED;
+
+-- name: list_schedules
+SELECT * FROM schedules ORDER BY name;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE name = %(name)s;
+
+-- name: due_schedules
+-- Names of schedules whose tick has come (served by schedules_due).
+SELECT name FROM schedules WHERE next_run_at <= %(now)s ORDER BY next_run_at, name;
+
+-- name: next_schedule_at
+SELECT min(next_run_at) AS next_run_at FROM schedules;
+
+-- name: advance_schedule
+-- Compare-and-set on the tick just fired: a second scheduler that fired it finds no row.
+UPDATE schedules
+SET next_run_at = %(next_run_at)s, last_run_at = %(now)s, last_job_id = %(job_id)s,
+    runs = runs + 1, missed = missed + %(missed)s, updated_at = %(now)s
+WHERE name = %(name)s AND next_run_at = %(tick)s;
