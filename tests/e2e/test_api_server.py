@@ -37,13 +37,14 @@ def listening_addresses(port: int) -> set[str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[tuple[str, int]]:
+def server(db_url: str, tmp_path: Path, subprocess_env: dict[str, str]
+           ) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**subprocess_env, "PQ_API_TOKEN": "e2e-token"}
     env.pop("PQ_API_HOST", None)
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "api.py"), "--port", str(port),
-         "--db", str(tmp_path / "queue.db")],
+         "--db", db_url],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
 

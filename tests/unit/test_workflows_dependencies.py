@@ -159,5 +159,5 @@ def test_cleanup_of_done_dependents_forgets_their_edges(queue: Queue, clock: Fak
     clock.advance(10)
     assert queue.cleanup(older_than=1) == 2
     rows = queue.backend.execute_read(  # type: ignore[attr-defined]
-        "SELECT count(*) FROM job_dependencies")
-    assert rows[0][0] == 0
+        "SELECT count(*) AS edges FROM job_dependencies")
+    assert rows[0]["edges"] == 0
