@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,22 @@ def pg_url(pg_session: SessionCluster) -> Iterator[str]:
     yield pg_session.url(name)
     with contextlib.suppress(Exception):
         pg_session.release(name)
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, request: pytest.FixtureRequest) -> Iterator[Path | str]:
+    """A new empty database for each example of a property test (the ``db_path`` fixture
+    gives one per test)."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="pq-example-") as folder:
+            yield Path(folder) / "queue.db"
+        return
+    session: SessionCluster = request.getfixturevalue("pg_session")
+    name = session.new_database()
+    try:
+        yield session.url(name)
+    finally:
+        session.release(name)
 
 
 def database_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -22,6 +23,7 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
 from persistent_queue import (
@@ -32,12 +34,15 @@ from persistent_queue import (
     Queue,
     RetryPolicy,
 )
+from tests.postgres_support import SessionCluster
 from tests.support import FakeClock
 
 QUEUE = "q"
 MAX_ATTEMPTS = 3
 VISIBILITY = 10.0
 SEED = 1234
+#: Examples on PostgreSQL (each runs against the server: slower than a local file).
+POSTGRES_EXAMPLES = 15
 
 
 @dataclass
@@ -65,18 +70,25 @@ class ModelJob:
 class QueueMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.dir = Path(tempfile.mkdtemp(prefix="pq-model-"))
         self.clock = FakeClock()
-        self.q = Queue(self.dir / "queue.db", clock=self.clock, durability="normal",
+        self.q = Queue(self.open_database(), clock=self.clock, durability="normal",
                        retry_policy=RetryPolicy(base=2.0, cap=8.0, rng=random.Random(SEED)))
         self.q.create_queue(QUEUE, max_attempts=MAX_ATTEMPTS, visibility_timeout=VISIBILITY)
         self.backoff = RetryPolicy(base=2.0, cap=8.0, rng=random.Random(SEED))
         self.jobs: dict[int, ModelJob] = {}
         self.leases: list[tuple[int, str]] = []  # every lease ever handed out
 
+    def open_database(self) -> Path | str:
+        """A new, empty database for one example (a SQLite file here)."""
+        self.dir = Path(tempfile.mkdtemp(prefix="pq-model-"))
+        return self.dir / "queue.db"
+
+    def close_database(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def teardown(self) -> None:
         self.q.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close_database()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -315,3 +327,20 @@ QueueMachine.TestCase.settings = settings(
     derandomize=False,
 )
 TestQueueAgainstModel = QueueMachine.TestCase
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_queue_against_model_on_postgresql(pg_session: SessionCluster) -> None:
+    """The same machine, each example on a fresh PostgreSQL database."""
+
+    class OnPostgres(QueueMachine):
+        def open_database(self) -> str:
+            self.database = pg_session.new_database()
+            return pg_session.url(self.database)
+
+        def close_database(self) -> None:
+            pg_session.release(self.database)
+
+    run_state_machine_as_test(OnPostgres, settings=settings(
+        QueueMachine.TestCase.settings, max_examples=POSTGRES_EXAMPLES))

@@ -3,14 +3,12 @@ with its dependencies' states."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from persistent_queue import Job, JobState, Queue
+from tests.postgres_support import fresh_database
 from tests.support import FakeClock
 
 OPERATIONS = st.lists(
@@ -44,11 +42,14 @@ def _pick(items: list[int], index: int) -> int | None:
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(OPERATIONS)
-def test_job_states_agree_with_their_dependencies(ops: list[tuple[str, list[int]]]) -> None:
-    with tempfile.TemporaryDirectory() as folder, Queue(
-        Path(folder) / "q.db", clock=FakeClock(), durability="normal", max_attempts=1
+def test_job_states_agree_with_their_dependencies(
+    backend: str, request: pytest.FixtureRequest, ops: list[tuple[str, list[int]]]
+) -> None:
+    with fresh_database(backend, request) as target, Queue(
+        target, clock=FakeClock(), durability="normal", max_attempts=1
     ) as queue:
         ids: list[int] = []
         for op, args in ops:
