@@ -64,8 +64,10 @@ def find_bindir() -> Path:
     """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``."""
     candidates: list[Path] = []
     env_dir = os.environ.get("PQ_PG_BINDIR")
-    if env_dir:
-        candidates.append(Path(env_dir))
+    if env_dir:  # only there
+        if all((Path(env_dir) / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+            return Path(env_dir)
+        raise PostgresUnavailable(f"PQ_PG_BINDIR={env_dir} holds no initdb, pg_ctl and postgres")
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
@@ -85,7 +87,7 @@ def find_bindir() -> Path:
     raise PostgresUnavailable(
         "PostgreSQL server programs (initdb, pg_ctl, postgres) not found: looked in "
         "`pg_config --bindir`, /usr/lib/postgresql/*/bin and PATH. Install them (Debian/Ubuntu: "
-        "apt-get install postgresql) or set PQ_PG_BINDIR.")
+        "apt-get install postgresql) or set PQ_PG_BINDIR to their directory.")
 
 
 def postgres_available() -> bool:

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue
-from tests.postgres_support import BACKENDS, database_target, pg_session, pg_url  # noqa: F401
+from tests.postgres_support import (  # noqa: F401 (fixtures)
+    BACKENDS,
+    database_target,
+    pg_session,
+    pg_url,
+    require_postgres,
+)
 from tests.support import ROOT, FakeClock, wait_for  # noqa: F401 (re-exported for tests)
 
 
@@ -29,6 +35,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "backend",
         [pytest.param(n, marks=[pytest.mark.postgres] if n == "postgresql" else []) for n in names],
         indirect=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With ``PQ_REQUIRE_POSTGRES`` set (CI), a skipped PostgreSQL test is a failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and item.get_closest_marker("postgres") and require_postgres():
+        report.outcome = "failed"
+        report.longrepr = f"PQ_REQUIRE_POSTGRES is set, but the test was skipped: {report.longrepr}"
 
 
 @pytest.fixture

@@ -94,3 +94,22 @@ def test_the_cluster_script_starts_reports_and_removes_a_cluster() -> None:
     assert not folder.exists()
     assert run("status").returncode == 1
     shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_without_postgresql_its_tests_skip_unless_required(subprocess_env: dict[str, str]
+                                                           ) -> None:
+    test = "tests/unit/test_enqueue.py::test_enqueue_returns_the_stored_job"
+    env = {**subprocess_env, "PQ_PG_BINDIR": "/nonexistent"}
+    env.pop("PQ_REQUIRE_POSTGRES", None)
+
+    def run(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "-rs", test], env={**env, **extra}, capture_output=True,
+                              text=True, timeout=240, cwd=ROOT)
+
+    relaxed = run()
+    assert relaxed.returncode == 0, relaxed.stdout
+    assert "1 passed, 1 skipped" in relaxed.stdout and "PQ_PG_BINDIR" in relaxed.stdout
+    strict = run(PQ_REQUIRE_POSTGRES="1")
+    assert strict.returncode == 1 and "1 passed, 1 error" in strict.stdout, strict.stdout
+    assert "PQ_REQUIRE_POSTGRES is set" in strict.stdout
