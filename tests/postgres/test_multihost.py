@@ -48,8 +48,9 @@ class Network:
         return self.cluster.url(self.database)
 
 
-@pytest.fixture
-def network() -> Iterator[Network]:
+@pytest.fixture(scope="module")
+def lan() -> Iterator[tuple[pg_cluster.Cluster, list[Host | None]]]:
+    """A server reachable from every consumer host (one for the module)."""
     reason = unavailable_reason()
     if reason is not None:
         if require_postgres():
@@ -60,7 +61,13 @@ def network() -> Iterator[Network]:
         with pg_cluster.throwaway_cluster(listen=listen) as cluster:
             if any(hosts):
                 cluster.add_hba("host all all 10.231.0.0/16 trust")
-            yield Network(cluster, cluster.create_database("multihost"), hosts)
+            yield cluster, hosts
+
+
+@pytest.fixture
+def network(lan: tuple[pg_cluster.Cluster, list[Host | None]]) -> Network:
+    cluster, hosts = lan
+    return Network(cluster, cluster.create_database(), hosts)
 
 
 class contextlib_hosts:  # noqa: N801 (used like a function)
