@@ -24,7 +24,7 @@ from psycopg.rows import DictRow, dict_row
 from . import sql
 from .config import Durability
 from .errors import SchemaTooNew, StorageError
-from .postgres_rows import translate_errors
+from .postgres_rows import read_row, translate_errors
 from .postgres_url import mask_url, scrub
 
 logger = logging.getLogger(__name__)
@@ -244,6 +244,10 @@ class PostgresConnections:
         return changed
 
     def execute_read(self, query: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[Any]:
-        """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
+        """Run a read-only statement of the library's own (diagnostics, EXPLAIN).
+
+        Rows read by position or by column name, as the SQLite backend's ``sqlite3.Row``.
+        """
         with translate_errors():
-            return self._conn().execute(query.encode("utf-8"), params or None).fetchall()
+            cursor = self._conn().cursor(row_factory=read_row)
+            return cursor.execute(query, params or None).fetchall()
