@@ -148,6 +148,14 @@ def test_passwords_are_masked_in_urls_and_messages() -> None:
     url = "postgresql://app:p%40ss@db/q"
     assert "p%40ss" not in scrub(f"failed for {url}", url)
     assert "p@ss" not in scrub("password p@ss rejected", url)
+    short = "postgresql://app:b@db/q"  # a short password must not garble other words
+    assert scrub("bad value for b", short) == "bad value for ***"
+
+
+def test_a_malformed_url_is_invalid_input_without_the_password() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Queue("postgresql://app:Sw0rdfish1@[bad/q")
+    assert "Sw0rdfish1" not in str(caught.value) and "app:***@" in str(caught.value)
 
 
 def test_a_refused_connection_is_a_storage_error_without_the_password() -> None:
