@@ -435,6 +435,10 @@ def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
         "ack_many": plan("ack_many", {"ids": [j.id for j in leased],
                                       "tokens": ["t"] * len(leased), "now": now}),
         "select_leased": plan("select_leased", lease),
+        "insert_jobs": plan("insert_jobs", {
+            "queue": "q", "now": now, "priorities": [0, 1], "payloads": ["{}", "[]"],
+            "headers": [None, None], "max_attempts": [None, 3], "available_ats": [now, now]}),
+        "find_exhausted_leases": plan("find_exhausted_leases", {"now": now}),
         "insert_job_if_queue": plan("insert_job_if_queue", {
             "queue": "q", "priority": 0, "payload": "{}", "headers": None,
             "max_attempts": None, "available_at": now, "now": now}),
@@ -443,6 +447,7 @@ def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
         assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
     assert "jobs_claim" in plans["claim"] and "jobs_claim" in plans["peek_claimable"]
     assert "jobs_claim" in plans["next_available_at"]
+    assert "jobs_leases" in plans["find_exhausted_leases"]
     for name in ("ack", "ack_many", "select_leased"):
         assert "jobs_pkey" in plans[name], f"{name}:\n{plans[name]}"
     # The queue's settings come from `queues` (a few rows: a scan may be cheapest there).
