@@ -397,6 +397,19 @@ def test_a_newer_schema_is_refused_and_left_alone(url: str) -> None:
             LATEST + 1)
 
 
+def test_quick_check_reports_broken_invariants(pq: Queue) -> None:
+    job = pq.enqueue("q", {"n": 1})
+    assert pq.check_integrity() == []
+    assert pq.backend.database_facts(integrity=True)["integrity"] == "ok"
+    with psycopg.connect(pq.db, autocommit=True) as conn:  # a live job also dead-lettered
+        conn.execute("INSERT INTO dead_letters (id, queue, priority, payload, attempts, "
+                     "created_at, reason, dead_at) VALUES (%s, 'q', 0, '{}', 1, 0, 'x', 0)",
+                     (job.id,))
+    problems = pq.check_integrity()
+    assert problems == [f"job {job.id} is both live and dead-lettered"]
+    assert pq.backend.database_facts(integrity=True)["integrity"] == problems[0]
+
+
 @pytest.mark.parametrize(("durability", "setting"), [("full", "on"), ("normal", "off")])
 def test_durability_maps_to_synchronous_commit(url: str, durability: str,
                                                setting: str) -> None:
