@@ -294,6 +294,21 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
     q.close()
 
 
+def test_connections_of_finished_threads_are_closed(url: str) -> None:
+    q = Queue(url, durability="normal")
+    q.enqueue("q", 1)
+    for _ in range(15):  # thread-per-task callers: each thread opens its own connection
+        thread = threading.Thread(target=q.stats)
+        thread.start()
+        thread.join(60)
+    # Each new thread's first connection closed the connections of the threads before it.
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE datname = current_database()").fetchone()
+    assert row is not None and row[0] <= 3, row  # the queue's, the last thread's, this one
+    q.close()
+
+
 # -- wake-ups ----------------------------------------------------------------------------------
 
 
