@@ -34,8 +34,6 @@ Q = sql.queries("postgres")
 
 Connection = psycopg.Connection[DictRow]
 
-#: The channel every claimable change is announced on (payload: the queue's name).
-CHANNEL = "persistent_queue"
 #: The advisory lock that serialises migrations (any constant unique to this library).
 MIGRATION_LOCK = 0x7071_7565_7565  # "pqueue"
 
@@ -78,8 +76,12 @@ class PostgresConnections:
         self._connections: list[tuple[int, threading.Thread, Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
-        with translate_errors():
-            self._migrate(self._conn())
+        try:
+            with translate_errors():
+                self._migrate(self._conn())
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
@@ -101,11 +103,8 @@ class PostgresConnections:
         synchronous = "on" if self.durability == "full" else "off"
         lock_timeout = f"{max(1, round(self.busy_timeout * 1000))}ms"
         with translate_errors():
-            conn.execute(
-                "SELECT set_config('synchronous_commit', %s, false),"
-                " set_config('lock_timeout', %s, false)",
-                (synchronous, lock_timeout),
-            )
+            conn.execute(Q["session_settings"], {"synchronous": synchronous,
+                                                 "lock_timeout": lock_timeout})
         return conn
 
     def _conn(self) -> Connection:
@@ -241,7 +240,7 @@ class PostgresConnections:
             if listening is None:
                 listening = _Listening(conn.info.backend_pid)
                 conn.add_notify_handler(listening)
-                conn.execute(f"LISTEN {CHANNEL}")
+                conn.execute(Q["listen"])
                 local.listening = listening
                 return True
             deadline = time.monotonic() + timeout
