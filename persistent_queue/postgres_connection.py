@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
 from . import sql
 from .config import Durability
-from .errors import SchemaTooNew, StorageError
-from .postgres_rows import translate_errors
+from .errors import InvalidArgument, SchemaTooNew, StorageError
+from .postgres_rows import read_row, translate_errors
 from .postgres_url import mask_url, scrub
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ Q = sql.queries("postgres")
 
 Connection = psycopg.Connection[DictRow]
 
-#: The channel every claimable change is announced on (payload: the queue's name).
-CHANNEL = "persistent_queue"
 #: The advisory lock that serialises migrations (any constant unique to this library).
 MIGRATION_LOCK = 0x7071_7565_7565  # "pqueue"
 
@@ -65,14 +64,24 @@ class PostgresConnections:
     ) -> None:
         self.url = url
         self.display_url = mask_url(url)
+        try:
+            self._conninfo = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise InvalidArgument(
+                f"invalid PostgreSQL URL {self.display_url}: {scrub(str(exc), url)}"
+            ) from None
         self.durability = durability
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._connections: list[tuple[int, Connection]] = []
+        self._connections: list[tuple[int, threading.Thread, Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
-        with translate_errors():
-            self._migrate(self._conn())
+        try:
+            with translate_errors():
+                self._migrate(self._conn())
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
@@ -80,13 +89,11 @@ class PostgresConnections:
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> Connection:
+        options: dict[str, Any] = {}
+        if "connect_timeout" not in self._conninfo:  # the URL's own setting wins
+            options["connect_timeout"] = max(1, round(self.busy_timeout))
         try:
-            conn = psycopg.connect(
-                self.url,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=max(1, round(self.busy_timeout)),
-            )
+            conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, **options)
         except psycopg.Error as exc:
             # libpq's message names host and port; never the password, but scrub it anyway.
             message = scrub(str(exc).strip(), self.url)
@@ -96,11 +103,8 @@ class PostgresConnections:
         synchronous = "on" if self.durability == "full" else "off"
         lock_timeout = f"{max(1, round(self.busy_timeout * 1000))}ms"
         with translate_errors():
-            conn.execute(
-                "SELECT set_config('synchronous_commit', %s, false),"
-                " set_config('lock_timeout', %s, false)",
-                (synchronous, lock_timeout),
-            )
+            conn.execute(Q["session_settings"], {"synchronous": synchronous,
+                                                 "lock_timeout": lock_timeout})
         return conn
 
     def _conn(self) -> Connection:
@@ -114,16 +118,35 @@ class PostgresConnections:
             raise StorageError("this queue has been closed")
         conn = self._connect()
         local.conn, local.pid, local.listening = conn, os.getpid(), None
-        with self._connections_lock:
-            self._connections.append((os.getpid(), conn))
+        self._remember(conn)
         return conn
+
+    def _remember(self, conn: Connection) -> None:
+        """Keep ``conn`` for ``close()``; close those of this process's finished threads.
+
+        Each connection holds a server process: a thread-per-task caller would otherwise leave
+        one idle connection per finished thread until ``close()``. Connections inherited
+        through ``fork`` belong to the parent and are never touched.
+        """
+        pid = os.getpid()
+        with self._connections_lock:
+            finished = [c for p, thread, c in self._connections
+                        if p == pid and (not thread.is_alive() or c.closed)]
+            self._connections = [entry for entry in self._connections
+                                 if all(entry[2] is not c for c in finished)]
+            self._connections.append((pid, threading.current_thread(), conn))
+        for old in finished:
+            try:
+                old.close()
+            except psycopg.Error:  # pragma: no cover - closing a broken connection
+                logger.debug("error closing connection", exc_info=True)
 
     def close(self) -> None:
         """Close every connection this backend opened (in this process)."""
         self._closed = True
         with self._connections_lock:
             connections, self._connections = self._connections, []
-        for pid, conn in connections:
+        for pid, _thread, conn in connections:
             if pid != os.getpid():
                 continue  # a parent's connection, inherited by fork: never touch it
             try:
@@ -217,7 +240,7 @@ class PostgresConnections:
             if listening is None:
                 listening = _Listening(conn.info.backend_pid)
                 conn.add_notify_handler(listening)
-                conn.execute(f"LISTEN {CHANNEL}")
+                conn.execute(Q["listen"])
                 local.listening = listening
                 return True
             deadline = time.monotonic() + timeout
@@ -244,6 +267,10 @@ class PostgresConnections:
         return changed
 
     def execute_read(self, query: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[Any]:
-        """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
+        """Run a read-only statement of the library's own (diagnostics, EXPLAIN).
+
+        Rows read by position or by column name, as the SQLite backend's ``sqlite3.Row``.
+        """
         with translate_errors():
-            return self._conn().execute(query.encode("utf-8"), params or None).fetchall()
+            cursor = self._conn().cursor(row_factory=read_row)
+            return cursor.execute(query, params or None).fetchall()

@@ -148,6 +148,14 @@ def test_passwords_are_masked_in_urls_and_messages() -> None:
     url = "postgresql://app:p%40ss@db/q"
     assert "p%40ss" not in scrub(f"failed for {url}", url)
     assert "p@ss" not in scrub("password p@ss rejected", url)
+    short = "postgresql://app:b@db/q"  # a short password must not garble other words
+    assert scrub("bad value for b", short) == "bad value for ***"
+
+
+def test_a_malformed_url_is_invalid_input_without_the_password() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Queue("postgresql://app:Sw0rdfish1@[bad/q")
+    assert "Sw0rdfish1" not in str(caught.value) and "app:***@" in str(caught.value)
 
 
 def test_a_refused_connection_is_a_storage_error_without_the_password() -> None:
@@ -286,6 +294,21 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
     q.close()
 
 
+def test_connections_of_finished_threads_are_closed(url: str) -> None:
+    q = Queue(url, durability="normal")
+    q.enqueue("q", 1)
+    for _ in range(15):  # thread-per-task callers: each thread opens its own connection
+        thread = threading.Thread(target=q.stats)
+        thread.start()
+        thread.join(60)
+    # Each new thread's first connection closed the connections of the threads before it.
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE datname = current_database()").fetchone()
+    assert row is not None and row[0] <= 3, row  # the queue's, the last thread's, this one
+    q.close()
+
+
 # -- wake-ups ----------------------------------------------------------------------------------
 
 
@@ -389,6 +412,19 @@ def test_a_newer_schema_is_refused_and_left_alone(url: str) -> None:
             LATEST + 1)
 
 
+def test_quick_check_reports_broken_invariants(pq: Queue) -> None:
+    job = pq.enqueue("q", {"n": 1})
+    assert pq.check_integrity() == []
+    assert pq.backend.database_facts(integrity=True)["integrity"] == "ok"
+    with psycopg.connect(pq.db, autocommit=True) as conn:  # a live job also dead-lettered
+        conn.execute("INSERT INTO dead_letters (id, queue, priority, payload, attempts, "
+                     "created_at, reason, dead_at) VALUES (%s, 'q', 0, '{}', 1, 0, 'x', 0)",
+                     (job.id,))
+    problems = pq.check_integrity()
+    assert problems == [f"job {job.id} is both live and dead-lettered"]
+    assert pq.backend.database_facts(integrity=True)["integrity"] == problems[0]
+
+
 @pytest.mark.parametrize(("durability", "setting"), [("full", "on"), ("normal", "off")])
 def test_durability_maps_to_synchronous_commit(url: str, durability: str,
                                                setting: str) -> None:
@@ -427,6 +463,10 @@ def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
         "ack_many": plan("ack_many", {"ids": [j.id for j in leased],
                                       "tokens": ["t"] * len(leased), "now": now}),
         "select_leased": plan("select_leased", lease),
+        "insert_jobs": plan("insert_jobs", {
+            "queue": "q", "now": now, "priorities": [0, 1], "payloads": ["{}", "[]"],
+            "headers": [None, None], "max_attempts": [None, 3], "available_ats": [now, now]}),
+        "find_exhausted_leases": plan("find_exhausted_leases", {"now": now}),
         "insert_job_if_queue": plan("insert_job_if_queue", {
             "queue": "q", "priority": 0, "payload": "{}", "headers": None,
             "max_attempts": None, "available_at": now, "now": now}),
@@ -435,6 +475,7 @@ def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
         assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
     assert "jobs_claim" in plans["claim"] and "jobs_claim" in plans["peek_claimable"]
     assert "jobs_claim" in plans["next_available_at"]
+    assert "jobs_leases" in plans["find_exhausted_leases"]
     for name in ("ack", "ack_many", "select_leased"):
         assert "jobs_pkey" in plans[name], f"{name}:\n{plans[name]}"
     # The queue's settings come from `queues` (a few rows: a scan may be cheapest there).
