@@ -137,8 +137,9 @@ class PostgresWorkflows:
             for row in conn.execute(Q["lock_live_parents"], {"ids": missing}):
                 states[row["id"]] = row["state"]
             missing = [i for i in missing if i not in states]
-            for row in conn.execute(Q["lock_dead_parents"], {"ids": missing}):
-                states[row["id"]] = "dead"
+            if missing:
+                for row in conn.execute(Q["lock_dead_parents"], {"ids": missing}):
+                    states[row["id"]] = "dead"
         return states
 
     def _insert_workflow_job(self, conn: Connection, queue: str, job: NewJob,
@@ -160,8 +161,9 @@ class PostgresWorkflows:
         }).fetchone()
         assert row is not None
         stored = job_from_row(row)
-        for parent in job.depends_on:
-            conn.execute(Q["insert_dependency"], {"job_id": stored.id, "depends_on": parent})
+        if job.depends_on:
+            conn.execute(Q["insert_dependencies"], {"job_id": stored.id,
+                                                    "parents": list(job.depends_on)})
         if dead:
             self._dead_letter(conn, stored.id, queue, DEPENDENCY_FAILED,
                               "a job it depends on was dead-lettered before it was enqueued",

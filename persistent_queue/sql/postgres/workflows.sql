@@ -30,8 +30,10 @@ RETURNING *, COALESCE(max_attempts,
                       (SELECT q.max_attempts FROM queues q WHERE q.name = %(queue)s))
     AS effective_max_attempts;
 
--- name: insert_dependency
-INSERT INTO job_dependencies (job_id, depends_on) VALUES (%(job_id)s, %(depends_on)s)
+-- name: insert_dependencies
+-- Every edge of a new job in one statement.
+INSERT INTO job_dependencies (job_id, depends_on)
+SELECT %(job_id)s, parent FROM unnest(%(parents)s::bigint[]) AS parent
 ON CONFLICT DO NOTHING;
 
 -- name: lock_live_parents
