@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
 from . import sql
 from .config import Durability
-from .errors import SchemaTooNew, StorageError
-from .postgres_rows import translate_errors
+from .errors import InvalidArgument, SchemaTooNew, StorageError
+from .postgres_rows import read_row, translate_errors
 from .postgres_url import mask_url, scrub
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,12 @@ class PostgresConnections:
     ) -> None:
         self.url = url
         self.display_url = mask_url(url)
+        try:
+            self._conninfo = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise InvalidArgument(
+                f"invalid PostgreSQL URL {self.display_url}: {scrub(str(exc), url)}"
+            ) from None
         self.durability = durability
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -80,13 +87,11 @@ class PostgresConnections:
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> Connection:
+        options: dict[str, Any] = {}
+        if "connect_timeout" not in self._conninfo:  # the URL's own setting wins
+            options["connect_timeout"] = max(1, round(self.busy_timeout))
         try:
-            conn = psycopg.connect(
-                self.url,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=max(1, round(self.busy_timeout)),
-            )
+            conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, **options)
         except psycopg.Error as exc:
             # libpq's message names host and port; never the password, but scrub it anyway.
             message = scrub(str(exc).strip(), self.url)
@@ -244,6 +249,10 @@ class PostgresConnections:
         return changed
 
     def execute_read(self, query: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[Any]:
-        """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
+        """Run a read-only statement of the library's own (diagnostics, EXPLAIN).
+
+        Rows read by position or by column name, as the SQLite backend's ``sqlite3.Row``.
+        """
         with translate_errors():
-            return self._conn().execute(query.encode("utf-8"), params or None).fetchall()
+            cursor = self._conn().cursor(row_factory=read_row)
+            return cursor.execute(query, params or None).fetchall()

@@ -7,7 +7,7 @@ plain tuples read by position as in :mod:`persistent_queue.sqlite_rows`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +19,8 @@ from .models import DeadLetter, Job, JobState, QueueInfo
 from .sqlite_rows import job_from_claim, loads
 
 __all__ = [
+    "ReadRow",
+    "read_row",
     "dead_letter_from_row",
     "job_from_claim",
     "job_from_row",
@@ -53,6 +55,32 @@ def translate_errors() -> Iterator[None]:
         raise StorageError(f"lost the connection to PostgreSQL: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+
+class ReadRow(tuple[Any, ...]):
+    """A result row readable by position and by column name, like ``sqlite3.Row``."""
+
+    _names: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], names: dict[str, int]) -> ReadRow:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(self._names[key])
+        return super().__getitem__(key)
+
+    def keys(self) -> list[str]:
+        """The column names, in order."""
+        return list(self._names)
+
+
+def read_row(cursor: Any) -> Callable[[Sequence[Any]], ReadRow]:
+    """psycopg row factory making :class:`ReadRow` rows (for diagnostics)."""
+    names = {column.name: index for index, column in enumerate(cursor.description or ())}
+    return lambda values: ReadRow(values, names)
 
 
 def _first_line(exc: BaseException) -> str:

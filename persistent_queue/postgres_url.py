@@ -47,5 +47,7 @@ def scrub(message: str, url: str) -> str:
     message = message.replace(url, mask_url(url))
     if password:
         for secret in {password, unquote(password)}:
-            message = message.replace(secret, "***")
+            # Whole words only: a short password must not garble the words around it.
+            pattern = rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])"
+            message = re.sub(pattern, "***", message)
     return message

@@ -148,6 +148,14 @@ def test_passwords_are_masked_in_urls_and_messages() -> None:
     url = "postgresql://app:p%40ss@db/q"
     assert "p%40ss" not in scrub(f"failed for {url}", url)
     assert "p@ss" not in scrub("password p@ss rejected", url)
+    short = "postgresql://app:b@db/q"  # a short password must not garble other words
+    assert scrub("bad value for b", short) == "bad value for ***"
+
+
+def test_a_malformed_url_is_invalid_input_without_the_password() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Queue("postgresql://app:Sw0rdfish1@[bad/q")
+    assert "Sw0rdfish1" not in str(caught.value) and "app:***@" in str(caught.value)
 
 
 def test_a_refused_connection_is_a_storage_error_without_the_password() -> None:
@@ -259,6 +267,30 @@ def test_a_connection_killed_by_the_server_is_replaced(cluster: _Cluster, url: s
     except StorageError as exc:  # the first use may learn that the connection died
         assert "connection" in str(exc)
     assert q.stats()["q"].ready == 1
+    q.close()
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
+    url: str,
+) -> None:
+    q = Queue(url, durability="normal")
+    q.enqueue("q", {"n": 1})
+    parent_pid = q.backend._conn().info.backend_pid  # type: ignore[attr-defined]
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            job = q.dequeue("q")
+            if job is not None and q.backend._conn().info.backend_pid != parent_pid:  # type: ignore[attr-defined]
+                q.ack(job)
+                code = 0
+            q.close()  # must not close the parent's connection
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert q.backend._conn().info.backend_pid == parent_pid  # type: ignore[attr-defined]
+    assert q.stats()["q"].done == 1  # the parent's connection still works
     q.close()
 
 
@@ -403,6 +435,10 @@ def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
         "ack_many": plan("ack_many", {"ids": [j.id for j in leased],
                                       "tokens": ["t"] * len(leased), "now": now}),
         "select_leased": plan("select_leased", lease),
+        "insert_jobs": plan("insert_jobs", {
+            "queue": "q", "now": now, "priorities": [0, 1], "payloads": ["{}", "[]"],
+            "headers": [None, None], "max_attempts": [None, 3], "available_ats": [now, now]}),
+        "find_exhausted_leases": plan("find_exhausted_leases", {"now": now}),
         "insert_job_if_queue": plan("insert_job_if_queue", {
             "queue": "q", "priority": 0, "payload": "{}", "headers": None,
             "max_attempts": None, "available_at": now, "now": now}),
@@ -411,6 +447,7 @@ def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
         assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
     assert "jobs_claim" in plans["claim"] and "jobs_claim" in plans["peek_claimable"]
     assert "jobs_claim" in plans["next_available_at"]
+    assert "jobs_leases" in plans["find_exhausted_leases"]
     for name in ("ack", "ack_many", "select_leased"):
         assert "jobs_pkey" in plans[name], f"{name}:\n{plans[name]}"
     # The queue's settings come from `queues` (a few rows: a scan may be cheapest there).
