@@ -202,6 +202,25 @@ def test_the_second_of_two_overlapping_parent_acks_waits_and_releases(queue: Que
     assert queue.get_job(child.id).state is JobState.READY
 
 
+def test_a_job_redriven_while_its_dependency_is_acked_is_not_stranded(queue: Queue,
+                                                                      url: str) -> None:
+    parent = queue.enqueue("parents", 1)
+    child = queue.enqueue("children", 2, depends_on=[parent])
+    queue.move_to_dead_letter_queue(child.id, reason="operator")
+    claimed = queue.dequeue("parents")
+    assert claimed is not None
+    with Queue(url, clock=lambda: START, durability="normal") as other:
+        with queue.atomic():  # the redrive's transaction stays open ...
+            assert queue.redrive(child.id) == [child.id]
+            acker = _in_thread(lambda: other.ack(claimed))
+            # ... and the ack waits for it: the redrive share-locked the dependency's row.
+            wait_for(lambda: _blocked_backends(url) >= 1, timeout=DEADLINE,
+                     message="the ack to wait for the redrive")
+        acker.join(DEADLINE)
+        assert not acker.is_alive() and acker.error is None
+    assert queue.get_job(child.id).state is JobState.READY
+
+
 class _Thread:
     def __init__(self, action: Callable[[], object]) -> None:
         import threading
