@@ -262,6 +262,12 @@ class PostgresWorkflows:
         }
         with self._transaction() as conn:
             row = conn.execute(Q["lock_schedule"], {"name": schedule.name}).fetchone()
+            if row is None:
+                created = conn.execute(Q["insert_schedule"], params).fetchone()
+                if created is not None:
+                    return _schedule_from_row(created)
+                # Declared by another process at the same moment: that one is the current.
+                row = conn.execute(Q["lock_schedule"], {"name": schedule.name}).fetchone()
             if row is not None and keep_next_run and all(
                 row[key] == params[key] for key in
                 ("queue", "payload", "headers", "priority", "max_attempts", "every", "cron",

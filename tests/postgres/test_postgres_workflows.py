@@ -221,6 +221,21 @@ def test_a_job_redriven_while_its_dependency_is_acked_is_not_stranded(queue: Que
     assert queue.get_job(child.id).state is JobState.READY
 
 
+def test_a_schedule_declared_by_two_processes_at_once_keeps_the_first_tick(
+        queue: Queue, url: str) -> None:
+    with Queue(url, clock=lambda: START + 5, durability="normal") as later:
+        with queue.atomic():  # the first declaration is not committed yet ...
+            first = queue.schedule("reports", {"kind": "daily"}, every=60)
+            declaring = _in_thread(lambda: later.schedule("reports", {"kind": "daily"},
+                                                          every=60))
+            wait_for(lambda: _blocked_backends(url) >= 1, timeout=DEADLINE,
+                     message="the second declaration to wait for the first")
+        declaring.join(DEADLINE)
+        assert not declaring.is_alive() and declaring.error is None
+    # ... and the second, unchanged, keeps its tick, as it would have after the commit.
+    assert queue.get_schedule("reports").next_run_at == first.next_run_at == START + 60
+
+
 class _Thread:
     def __init__(self, action: Callable[[], object]) -> None:
         import threading

@@ -129,6 +129,15 @@ ON CONFLICT (name) DO UPDATE SET
     next_run_at = excluded.next_run_at, updated_at = excluded.updated_at
 RETURNING *;
 
+-- name: insert_schedule
+-- A new schedule; no row when another transaction created it first (after waiting for it).
+INSERT INTO schedules (name, queue, payload, headers, priority, max_attempts, every, cron,
+                       timezone, next_run_at, created_at, updated_at)
+VALUES (%(name)s, %(queue)s, %(payload)s, %(headers)s, %(priority)s, %(max_attempts)s,
+        %(every)s, %(cron)s, %(timezone)s, %(next_run_at)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
 -- name: get_schedule
 SELECT * FROM schedules WHERE name = %(name)s;
 
