@@ -159,5 +159,5 @@ def test_cleanup_of_done_dependents_forgets_their_edges(queue: Queue, clock: Fak
     clock.advance(10)
     assert queue.cleanup(older_than=1) == 2
     rows = queue.backend.execute_read(  # type: ignore[attr-defined]
-        "SELECT count(*) AS n FROM job_dependencies")
-    assert rows[0]["n"] == 0  # by name: sqlite3.Row and PostgreSQL's dict rows alike
+        "SELECT count(*) FROM job_dependencies")
+    assert rows[0][0] == 0
