@@ -19,8 +19,8 @@ publishes and schedules cannot deadlock each other):
    parent waits for the new job's edges to commit (the release trigger then sees them). The
    release trigger itself locks the waiting children, so of two parents acked at once the
    second sees the first and releases the child (see ``002_workflows.sql``);
-3. schedules: the schedule's row ``FOR UPDATE SKIP LOCKED``; a second scheduler skips a tick
-   being fired, and the compare-and-set on ``next_run_at`` backs it up.
+3. schedules: the schedule's row ``FOR UPDATE``; a second scheduler waits for the first to
+   commit, then finds the tick moved on; the compare-and-set on ``next_run_at`` backs it up.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ class PostgresWorkflows:
         with self._transaction() as conn:
             row = conn.execute(Q["lock_due_schedule"], {"name": name}).fetchone()
             if row is None or row["next_run_at"] > now:
-                return None  # deleted, being fired by another scheduler, or fired already
+                return None  # deleted, or another scheduler fired this tick first
             schedule = _schedule_from_row(row)
             next_run_at, missed = advance(schedule, now)
             headers = {**schedule.headers, "schedule": name,

@@ -93,7 +93,7 @@ CREATE TABLE subscriptions (
 
 -- Recurring schedules. `next_run_at` is the next tick; firing a tick locks the row, enqueues
 -- the job and moves `next_run_at` in one transaction, so concurrent schedulers cannot fire it
--- twice (the second skips the locked row, then finds the tick moved).
+-- twice (the second waits for the row, then finds the tick moved).
 CREATE TABLE schedules (
     name         text    PRIMARY KEY,
     queue        text    NOT NULL,

@@ -146,9 +146,11 @@ SELECT * FROM schedules WHERE name = %(name)s;
 SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE;
 
 -- name: lock_due_schedule
--- The schedule row for firing a tick. A row another scheduler is firing is skipped (that
--- scheduler fires the tick); after its commit the row's `next_run_at` has moved.
-SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE SKIP LOCKED;
+-- The schedule row for firing a tick. A second scheduler waits for the first to commit and
+-- then reads the row as it committed it (`next_run_at` moved on), as SQLite's writer lock
+-- makes it. Not SKIP LOCKED: a scheduler whose clock is ahead would skip, run on and later
+-- coalesce ticks the other was about to fire.
+SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE;
 
 -- name: list_schedules
 SELECT * FROM schedules ORDER BY name;
