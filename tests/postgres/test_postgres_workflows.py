@@ -275,7 +275,7 @@ def _blocked_backends(url: str) -> int:
 
 
 INDEXED_STATEMENTS = [
-    "lock_queue_row", "count_occupied", "find_dedup", "lock_live_parents",
+    "lock_queue", "count_occupied", "find_dedup", "lock_live_parents",
     "lock_dead_parents", "lock_parents_of", "waiting_dependents", "dead_dependents",
     "unmet_dependencies", "subscribers", "due_schedules", "next_schedule_at", "get_schedule",
     "lock_due_schedule", "advance_schedule", "count_dedup_hit", "count_rejected_full",

@@ -1,12 +1,8 @@
 -- Workflows: dependencies, topics, idempotent enqueue, bounded queues and schedules.
 -- None of these run on the default enqueue path (no key, no dependencies, unbounded queue).
--- The same statements as sql/sqlite/workflows.sql, plus the row locks that
--- stand in for SQLite's single writer (see postgres_workflows.py for the order they are taken).
-
--- name: lock_queue_row
--- Enqueues into a bounded queue, or with a dedup key, run one after another per queue: each
--- counts and looks for its key only after the previous one committed.
-SELECT max_size FROM queues WHERE name = %(queue)s FOR UPDATE;
+-- The same statements as sql/sqlite/workflows.sql, plus the row locks that stand in for
+-- SQLite's single writer (see postgres_workflows.py for the order they are taken; the queue's
+-- row is locked by `lock_queue` in queries.sql).
 
 -- name: count_occupied
 -- Jobs that count against a bounded queue's max_size (served by jobs_claim).
