@@ -46,6 +46,7 @@ Q = sql.queries("postgres")
 
 DEPENDENCY_FAILED = "dependency failed"
 
+
 def _schedule_from_row(row: dict[str, Any]) -> ScheduleInfo:
     return ScheduleInfo(
         name=row["name"], queue=row["queue"], payload=json.loads(row["payload"]),

@@ -48,11 +48,6 @@ WHERE e.job_id = %(id)s
 ORDER BY p.id
 FOR SHARE OF p;
 
--- name: job_state
-SELECT state FROM jobs WHERE id = %(id)s
-UNION ALL
-SELECT 'dead' FROM dead_letters WHERE id = %(id)s;
-
 -- name: waiting_dependents
 -- Dependents to dead-letter when a job dies (served by job_dependencies_parent), locked so
 -- a concurrent change of one of them is seen after it commits.
