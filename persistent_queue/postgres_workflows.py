@@ -10,17 +10,17 @@ where each statement sees what had committed when it began. Each invariant there
 a row lock, taken queue by queue in name order and in this order within a queue (so enqueues,
 publishes and schedules cannot deadlock each other):
 
-1. bounded queues and dedup keys: the queue's row ``FOR UPDATE`` (the core's ``enqueue`` takes
-   it too). Counting and inserting are serialised, so concurrent enqueues never exceed
-   ``max_size``; a second enqueue of a key waits until the first commits and its next
-   statement finds that job, so a key stores exactly one job. Enqueues without either take
-   no queue lock;
+1. bounded queues and dedup keys: the queue's row ``FOR UPDATE``, taken by the caller of
+   ``_enqueue_workflow`` (the core's ``enqueue``, ``publish``, ``fire_schedule``). Counting
+   and inserting are serialised, so concurrent enqueues never exceed ``max_size``; a second
+   enqueue of a key waits until the first commits and its next statement finds that job, so
+   a key stores exactly one job. Enqueues without either take no queue lock;
 2. dependencies: the parents' rows ``FOR SHARE``, in id order; an ack or a dead-lettering of a
    parent waits for the new job's edges to commit (the release trigger then sees them). The
    release trigger itself locks the waiting children, so of two parents acked at once the
    second sees the first and releases the child (see ``002_workflows.sql``);
-3. schedules: the schedule's row ``FOR UPDATE SKIP LOCKED``; a second scheduler skips a tick
-   being fired, and the compare-and-set on ``next_run_at`` backs it up.
+3. schedules: the schedule's row ``FOR UPDATE``; a second scheduler waits for the first to
+   commit, then finds the tick moved on; the compare-and-set on ``next_run_at`` backs it up.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ Q = sql.queries("postgres")
 
 DEPENDENCY_FAILED = "dependency failed"
 
+
 def _schedule_from_row(row: dict[str, Any]) -> ScheduleInfo:
     return ScheduleInfo(
         name=row["name"], queue=row["queue"], payload=json.loads(row["payload"]),
@@ -66,6 +67,8 @@ class PostgresWorkflows:
         def _transaction(self) -> _GeneratorContextManager[Connection]: ...
         def _conn(self) -> Connection: ...
         def _notify(self, conn: Connection, queue: str) -> None: ...
+        @staticmethod
+        def _queue_row(conn: Connection, name: str, *, lock: bool = False) -> QueueInfo: ...
         def _ensure_queue(self, conn: Connection, name: str,
                           defaults: tuple[int, float], now: float) -> QueueInfo: ...
         def _dead_letter(self, conn: Connection, job_id: int, queue: str, reason: str,
@@ -78,11 +81,13 @@ class PostgresWorkflows:
 
     def _enqueue_workflow(self, conn: Connection, info: QueueInfo,
                           jobs: Sequence[NewJob], now: float) -> list[Job]:
-        """Store jobs that use a dedup key, dependencies or a bounded queue (inside a txn)."""
+        """Store jobs that use a dedup key, dependencies or a bounded queue (inside a txn).
+
+        The caller has locked the queue's row if the queue is bounded or a job has a dedup
+        key, and read ``info`` under that lock (:meth:`_locked_queue`; the core's ``enqueue``
+        does the same); it also notifies the queue.
+        """
         max_size = info.max_size
-        if max_size is not None or any(job.dedup_key is not None for job in jobs):
-            row = conn.execute(Q["lock_queue_row"], {"queue": info.name}).fetchone()
-            max_size = None if row is None else row["max_size"]  # as of the lock
         results: list[Job | None] = [None] * len(jobs)
         fresh: list[int] = []
         hits = 0
@@ -103,13 +108,17 @@ class PostgresWorkflows:
                 )
         if hits:
             conn.execute(Q["count_dedup_hit"], {"queue": info.name, "n": hits})
-        ready = False
         for index in fresh:
-            stored = results[index] = self._insert_workflow_job(conn, info.name, jobs[index], now)
-            ready = ready or stored.state is JobState.READY
-        if ready:  # wake the queue's consumers at commit, as the default enqueue does
-            self._notify(conn, info.name)
+            results[index] = self._insert_workflow_job(conn, info.name, jobs[index], now)
         return [job for job in results if job is not None]
+
+    def _locked_queue(self, conn: Connection, name: str, job: NewJob,
+                      defaults: tuple[int, float], now: float) -> QueueInfo:
+        """The queue (created if need be), its row locked if ``job`` needs the lock."""
+        info = self._ensure_queue(conn, name, defaults, now)
+        if info.max_size is not None or job.dedup_key is not None:
+            info = self._queue_row(conn, name, lock=True)
+        return info
 
     def _find_duplicate(self, conn: Connection, queue: str, job: NewJob,
                         now: float) -> Job | None:
@@ -137,8 +146,9 @@ class PostgresWorkflows:
             for row in conn.execute(Q["lock_live_parents"], {"ids": missing}):
                 states[row["id"]] = row["state"]
             missing = [i for i in missing if i not in states]
-            for row in conn.execute(Q["lock_dead_parents"], {"ids": missing}):
-                states[row["id"]] = "dead"
+            if missing:
+                for row in conn.execute(Q["lock_dead_parents"], {"ids": missing}):
+                    states[row["id"]] = "dead"
         return states
 
     def _insert_workflow_job(self, conn: Connection, queue: str, job: NewJob,
@@ -160,8 +170,9 @@ class PostgresWorkflows:
         }).fetchone()
         assert row is not None
         stored = job_from_row(row)
-        for parent in job.depends_on:
-            conn.execute(Q["insert_dependency"], {"job_id": stored.id, "depends_on": parent})
+        if job.depends_on:
+            conn.execute(Q["insert_dependencies"], {"job_id": stored.id,
+                                                    "parents": list(job.depends_on)})
         if dead:
             self._dead_letter(conn, stored.id, queue, DEPENDENCY_FAILED,
                               "a job it depends on was dead-lettered before it was enqueued",
@@ -242,10 +253,12 @@ class PostgresWorkflows:
             if not queues:
                 raise NoSubscribers(f"no queue subscribes to topic {topic!r}; nothing was "
                                     "published (subscribe a queue first)")
-            # Queues in name order: two publishes lock the same queues in the same order.
-            return [self._enqueue_workflow(conn, self._ensure_queue(conn, name, queue_defaults,
-                                                                    now), [job], now)[0]
-                    for name in queues]
+            stored = []
+            for name in queues:  # in name order: publishes lock queues in the same order
+                info = self._locked_queue(conn, name, job, queue_defaults, now)
+                stored.append(self._enqueue_workflow(conn, info, [job], now)[0])
+                self._notify(conn, name)
+            return stored
 
     # -- schedules --------------------------------------------------------------------------
 
@@ -260,6 +273,12 @@ class PostgresWorkflows:
         }
         with self._transaction() as conn:
             row = conn.execute(Q["lock_schedule"], {"name": schedule.name}).fetchone()
+            if row is None:
+                created = conn.execute(Q["insert_schedule"], params).fetchone()
+                if created is not None:
+                    return _schedule_from_row(created)
+                # Declared by another process at the same moment: that one is the current.
+                row = conn.execute(Q["lock_schedule"], {"name": schedule.name}).fetchone()
             if row is not None and keep_next_run and all(
                 row[key] == params[key] for key in
                 ("queue", "payload", "headers", "priority", "max_attempts", "every", "cron",
@@ -299,7 +318,7 @@ class PostgresWorkflows:
         with self._transaction() as conn:
             row = conn.execute(Q["lock_due_schedule"], {"name": name}).fetchone()
             if row is None or row["next_run_at"] > now:
-                return None  # deleted, being fired by another scheduler, or fired already
+                return None  # deleted, or another scheduler fired this tick first
             schedule = _schedule_from_row(row)
             next_run_at, missed = advance(schedule, now)
             headers = {**schedule.headers, "schedule": name,
@@ -307,8 +326,9 @@ class PostgresWorkflows:
             job = NewJob(payload=schedule.payload, payload_json=row["payload"], headers=headers,
                          headers_json=json.dumps(headers), priority=schedule.priority,
                          available_at=now, max_attempts=schedule.max_attempts)
-            info = self._ensure_queue(conn, schedule.queue, queue_defaults, now)
+            info = self._locked_queue(conn, schedule.queue, job, queue_defaults, now)
             stored = self._enqueue_workflow(conn, info, [job], now)[0]
+            self._notify(conn, schedule.queue)
             changed = conn.execute(Q["advance_schedule"], {
                 "name": name, "tick": schedule.next_run_at, "next_run_at": next_run_at,
                 "now": now, "job_id": stored.id, "missed": missed,

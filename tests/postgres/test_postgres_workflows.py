@@ -182,6 +182,60 @@ def test_a_child_enqueued_while_its_parent_is_acked_is_not_stranded(queue: Queue
     assert queue.get_job(child.id).state is JobState.READY
 
 
+def test_the_second_of_two_overlapping_parent_acks_waits_and_releases(queue: Queue,
+                                                                       url: str) -> None:
+    """Deterministic twin of the race above: the first ack's transaction stays open."""
+    first = queue.enqueue("parents", "a")
+    second = queue.enqueue("parents", "b")
+    child = queue.enqueue("children", "c", depends_on=[first, second])
+    leases = {job.payload: job for job in queue.dequeue_many("parents", 2)}
+    with Queue(url, clock=lambda: START, durability="normal") as other:
+        with queue.atomic():
+            queue.ack(leases["a"])  # sees b unfinished: the child keeps waiting
+            acker = _in_thread(lambda: other.ack(leases["b"]))
+            # The second ack locks the waiting child before it looks at a: it must wait.
+            wait_for(lambda: _blocked_backends(url) >= 1, timeout=DEADLINE,
+                     message="the second ack to wait for the first")
+            assert acker.is_alive()
+        acker.join(DEADLINE)
+        assert not acker.is_alive() and acker.error is None
+    assert queue.get_job(child.id).state is JobState.READY
+
+
+def test_a_job_redriven_while_its_dependency_is_acked_is_not_stranded(queue: Queue,
+                                                                      url: str) -> None:
+    parent = queue.enqueue("parents", 1)
+    child = queue.enqueue("children", 2, depends_on=[parent])
+    queue.move_to_dead_letter_queue(child.id, reason="operator")
+    claimed = queue.dequeue("parents")
+    assert claimed is not None
+    with Queue(url, clock=lambda: START, durability="normal") as other:
+        with queue.atomic():  # the redrive's transaction stays open ...
+            assert queue.redrive(child.id) == [child.id]
+            acker = _in_thread(lambda: other.ack(claimed))
+            # ... and the ack waits for it: the redrive share-locked the dependency's row.
+            wait_for(lambda: _blocked_backends(url) >= 1, timeout=DEADLINE,
+                     message="the ack to wait for the redrive")
+        acker.join(DEADLINE)
+        assert not acker.is_alive() and acker.error is None
+    assert queue.get_job(child.id).state is JobState.READY
+
+
+def test_a_schedule_declared_by_two_processes_at_once_keeps_the_first_tick(
+        queue: Queue, url: str) -> None:
+    with Queue(url, clock=lambda: START + 5, durability="normal") as later:
+        with queue.atomic():  # the first declaration is not committed yet ...
+            first = queue.schedule("reports", {"kind": "daily"}, every=60)
+            declaring = _in_thread(lambda: later.schedule("reports", {"kind": "daily"},
+                                                          every=60))
+            wait_for(lambda: _blocked_backends(url) >= 1, timeout=DEADLINE,
+                     message="the second declaration to wait for the first")
+        declaring.join(DEADLINE)
+        assert not declaring.is_alive() and declaring.error is None
+    # ... and the second, unchanged, keeps its tick, as it would have after the commit.
+    assert queue.get_schedule("reports").next_run_at == first.next_run_at == START + 60
+
+
 class _Thread:
     def __init__(self, action: Callable[[], object]) -> None:
         import threading
@@ -221,7 +275,7 @@ def _blocked_backends(url: str) -> int:
 
 
 INDEXED_STATEMENTS = [
-    "lock_queue_row", "count_occupied", "find_dedup", "lock_live_parents",
+    "lock_queue", "count_occupied", "find_dedup", "lock_live_parents",
     "lock_dead_parents", "lock_parents_of", "waiting_dependents", "dead_dependents",
     "unmet_dependencies", "subscribers", "due_schedules", "next_schedule_at", "get_schedule",
     "lock_due_schedule", "advance_schedule", "count_dedup_hit", "count_rejected_full",
@@ -260,14 +314,26 @@ def test_workflow_statements_search_an_index(schema_url: str, name: str) -> None
 
 
 def test_release_trigger_searches_indexes(schema_url: str) -> None:
+    import re
+
     from persistent_queue.sql import migrations
 
     script = migrations("postgres")[1][2]
-    body = script[script.index("FOR released IN") + len("FOR released IN"):]
-    body = body[:body.index("    LOOP")]
-    statement = body.replace("NEW.id", "%(id)s").replace("NEW.updated_at", "%(now)s")
-    assert statement.strip().startswith("UPDATE jobs")
-    assert _scans(schema_url, statement) == []
+    body = script[script.index("FUNCTION jobs_release_dependents"):]
+    body = body[:body.index("$$;")]
+    statements = [
+        body[body.index("FOR child IN") + len("FOR child IN"):body.index("    LOOP")],
+        body[body.index("SELECT queue INTO"):body.index("FOR UPDATE;") + len("FOR UPDATE")]
+        .replace("INTO child_queue", ""),
+        body[body.index("CONTINUE WHEN EXISTS (") + len("CONTINUE WHEN EXISTS ("):
+             body.index("        );")],
+        body[body.index("UPDATE jobs SET state = 'ready'"):body.index("WHERE id = child;")
+             + len("WHERE id = child")],
+    ]
+    for statement in statements:
+        statement = re.sub(r"\bchild\b|NEW\.id", "%(id)s", statement)
+        statement = statement.replace("NEW.updated_at", "%(now)s")
+        assert _scans(schema_url, statement) == [], statement
 
 
 def _woken_by(url: str, action: Callable[[], object]) -> float:

@@ -30,38 +30,34 @@ CREATE TABLE job_dependencies (
 CREATE INDEX job_dependencies_parent ON job_dependencies (depends_on, job_id);
 
 -- The last ack of a job's dependencies makes it ready, inside the ack's own statement (and so
--- its transaction). Two dependencies acked at once in two transactions: each ack first locks
--- the waiting dependents, so the second waits for the first to commit; each statement of a
--- PL/pgSQL function takes a fresh snapshot under READ COMMITTED, so the second's check then
--- sees the first ack and releases the job. Released queues are notified like an enqueue.
+-- its transaction). Two dependencies acked at once in two transactions: each ack locks the
+-- waiting dependent before looking at its other dependencies, so the second waits for the
+-- first to commit; each statement of a PL/pgSQL function takes a fresh snapshot under READ
+-- COMMITTED, so the second's look then sees the first ack and releases the job. Dependents
+-- are visited in id order (no deadlock between two acks) and every statement is keyed by an
+-- id, so the plans stay index lookups whatever the table statistics say. A released job's
+-- queue is notified like an enqueue.
 CREATE FUNCTION jobs_release_dependents() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    released record;
+    child bigint;
+    child_queue text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on = NEW.id) THEN
-        RETURN NULL;  -- nobody waits for this job: the common case, one index probe
-    END IF;
-    PERFORM 1 FROM jobs
-    WHERE id IN (SELECT d.job_id FROM job_dependencies AS d WHERE d.depends_on = NEW.id)
-      AND state = 'waiting'
-    ORDER BY id
-    FOR UPDATE;
-    FOR released IN
-        UPDATE jobs
-        SET state = 'ready', updated_at = NEW.updated_at
-        WHERE id IN (SELECT d.job_id FROM job_dependencies AS d WHERE d.depends_on = NEW.id)
-          AND state = 'waiting'
-          AND NOT EXISTS (
-              SELECT 1 FROM job_dependencies AS e
-              LEFT JOIN jobs AS p ON p.id = e.depends_on
-              LEFT JOIN dead_letters AS x ON x.id = e.depends_on
-              WHERE e.job_id = jobs.id
-                AND ((p.id IS NOT NULL AND p.state <> 'done') OR x.id IS NOT NULL)
-          )
-        RETURNING queue
+    FOR child IN
+        SELECT d.job_id FROM job_dependencies AS d WHERE d.depends_on = NEW.id ORDER BY d.job_id
     LOOP
+        SELECT queue INTO child_queue FROM jobs WHERE id = child AND state = 'waiting'
+        FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;  -- released already, dead-lettered, or cleaned up
+        CONTINUE WHEN EXISTS (
+            SELECT 1 FROM job_dependencies AS e
+            LEFT JOIN jobs AS p ON p.id = e.depends_on
+            LEFT JOIN dead_letters AS x ON x.id = e.depends_on
+            WHERE e.job_id = child
+              AND ((p.id IS NOT NULL AND p.state <> 'done') OR x.id IS NOT NULL)
+        );
+        UPDATE jobs SET state = 'ready', updated_at = NEW.updated_at WHERE id = child;
         -- Identical notifications of one transaction are delivered once.
-        PERFORM pg_notify('persistent_queue', released.queue);
+        PERFORM pg_notify('persistent_queue', child_queue);
     END LOOP;
     RETURN NULL;
 END;
@@ -97,7 +93,7 @@ CREATE TABLE subscriptions (
 
 -- Recurring schedules. `next_run_at` is the next tick; firing a tick locks the row, enqueues
 -- the job and moves `next_run_at` in one transaction, so concurrent schedulers cannot fire it
--- twice (the second skips the locked row, then finds the tick moved).
+-- twice (the second waits for the row, then finds the tick moved).
 CREATE TABLE schedules (
     name         text    PRIMARY KEY,
     queue        text    NOT NULL,

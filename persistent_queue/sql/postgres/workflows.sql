@@ -1,12 +1,8 @@
 -- Workflows: dependencies, topics, idempotent enqueue, bounded queues and schedules.
 -- None of these run on the default enqueue path (no key, no dependencies, unbounded queue).
--- The same statements as sql/sqlite/workflows.sql, plus the row locks that
--- stand in for SQLite's single writer (see postgres_workflows.py for the order they are taken).
-
--- name: lock_queue_row
--- Enqueues into a bounded queue, or with a dedup key, run one after another per queue: each
--- counts and looks for its key only after the previous one committed.
-SELECT max_size FROM queues WHERE name = %(queue)s FOR UPDATE;
+-- The same statements as sql/sqlite/workflows.sql, plus the row locks that stand in for
+-- SQLite's single writer (see postgres_workflows.py for the order they are taken; the queue's
+-- row is locked by `lock_queue` in queries.sql).
 
 -- name: count_occupied
 -- Jobs that count against a bounded queue's max_size (served by jobs_claim).
@@ -30,8 +26,10 @@ RETURNING *, COALESCE(max_attempts,
                       (SELECT q.max_attempts FROM queues q WHERE q.name = %(queue)s))
     AS effective_max_attempts;
 
--- name: insert_dependency
-INSERT INTO job_dependencies (job_id, depends_on) VALUES (%(job_id)s, %(depends_on)s)
+-- name: insert_dependencies
+-- Every edge of a new job in one statement.
+INSERT INTO job_dependencies (job_id, depends_on)
+SELECT %(job_id)s, parent FROM unnest(%(parents)s::bigint[]) AS parent
 ON CONFLICT DO NOTHING;
 
 -- name: lock_live_parents
@@ -49,11 +47,6 @@ SELECT p.id FROM job_dependencies AS e JOIN jobs AS p ON p.id = e.depends_on
 WHERE e.job_id = %(id)s
 ORDER BY p.id
 FOR SHARE OF p;
-
--- name: job_state
-SELECT state FROM jobs WHERE id = %(id)s
-UNION ALL
-SELECT 'dead' FROM dead_letters WHERE id = %(id)s;
 
 -- name: waiting_dependents
 -- Dependents to dead-letter when a job dies (served by job_dependencies_parent), locked so
@@ -127,6 +120,15 @@ ON CONFLICT (name) DO UPDATE SET
     next_run_at = excluded.next_run_at, updated_at = excluded.updated_at
 RETURNING *;
 
+-- name: insert_schedule
+-- A new schedule; no row when another transaction created it first (after waiting for it).
+INSERT INTO schedules (name, queue, payload, headers, priority, max_attempts, every, cron,
+                       timezone, next_run_at, created_at, updated_at)
+VALUES (%(name)s, %(queue)s, %(payload)s, %(headers)s, %(priority)s, %(max_attempts)s,
+        %(every)s, %(cron)s, %(timezone)s, %(next_run_at)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING *;
+
 -- name: get_schedule
 SELECT * FROM schedules WHERE name = %(name)s;
 
@@ -135,9 +137,11 @@ SELECT * FROM schedules WHERE name = %(name)s;
 SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE;
 
 -- name: lock_due_schedule
--- The schedule row for firing a tick. A row another scheduler is firing is skipped (that
--- scheduler fires the tick); after its commit the row's `next_run_at` has moved.
-SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE SKIP LOCKED;
+-- The schedule row for firing a tick. A second scheduler waits for the first to commit and
+-- then reads the row as it committed it (`next_run_at` moved on), as SQLite's writer lock
+-- makes it. Not SKIP LOCKED: a scheduler whose clock is ahead would skip, run on and later
+-- coalesce ticks the other was about to fire.
+SELECT * FROM schedules WHERE name = %(name)s FOR UPDATE;
 
 -- name: list_schedules
 SELECT * FROM schedules ORDER BY name;
