@@ -25,7 +25,10 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def namespaces_available() -> str | None:
-    """None when network namespaces can be created here, else why not."""
+    """None when network namespaces can be created here, else why not
+    (``PQ_TEST_NETNS=0`` turns them off)."""
+    if os.environ.get("PQ_TEST_NETNS") == "0":
+        return "PQ_TEST_NETNS=0"
     if os.geteuid() != 0:
         return "network namespaces need root"
     if shutil.which("ip") is None:
