@@ -96,6 +96,7 @@ def test_the_cluster_script_starts_reports_and_removes_a_cluster() -> None:
     shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_without_postgresql_its_tests_skip_unless_required(subprocess_env: dict[str, str]
                                                            ) -> None:
     test = "tests/unit/test_enqueue.py::test_enqueue_returns_the_stored_job"
