@@ -34,8 +34,6 @@ Q = sql.queries("postgres")
 
 Connection = psycopg.Connection[DictRow]
 
-#: The channel every claimable change is announced on (payload: the queue's name).
-CHANNEL = "persistent_queue"
 #: The advisory lock that serialises migrations (any constant unique to this library).
 MIGRATION_LOCK = 0x7071_7565_7565  # "pqueue"
 
@@ -75,11 +73,15 @@ class PostgresConnections:
         self.durability = durability
         self.busy_timeout = busy_timeout
         self._local = threading.local()
-        self._connections: list[tuple[int, Connection]] = []
+        self._connections: list[tuple[int, threading.Thread, Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
-        with translate_errors():
-            self._migrate(self._conn())
+        try:
+            with translate_errors():
+                self._migrate(self._conn())
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.display_url!r})"
@@ -101,11 +103,8 @@ class PostgresConnections:
         synchronous = "on" if self.durability == "full" else "off"
         lock_timeout = f"{max(1, round(self.busy_timeout * 1000))}ms"
         with translate_errors():
-            conn.execute(
-                "SELECT set_config('synchronous_commit', %s, false),"
-                " set_config('lock_timeout', %s, false)",
-                (synchronous, lock_timeout),
-            )
+            conn.execute(Q["session_settings"], {"synchronous": synchronous,
+                                                 "lock_timeout": lock_timeout})
         return conn
 
     def _conn(self) -> Connection:
@@ -119,16 +118,35 @@ class PostgresConnections:
             raise StorageError("this queue has been closed")
         conn = self._connect()
         local.conn, local.pid, local.listening = conn, os.getpid(), None
-        with self._connections_lock:
-            self._connections.append((os.getpid(), conn))
+        self._remember(conn)
         return conn
+
+    def _remember(self, conn: Connection) -> None:
+        """Keep ``conn`` for ``close()``; close those of this process's finished threads.
+
+        Each connection holds a server process: a thread-per-task caller would otherwise leave
+        one idle connection per finished thread until ``close()``. Connections inherited
+        through ``fork`` belong to the parent and are never touched.
+        """
+        pid = os.getpid()
+        with self._connections_lock:
+            finished = [c for p, thread, c in self._connections
+                        if p == pid and (not thread.is_alive() or c.closed)]
+            self._connections = [entry for entry in self._connections
+                                 if all(entry[2] is not c for c in finished)]
+            self._connections.append((pid, threading.current_thread(), conn))
+        for old in finished:
+            try:
+                old.close()
+            except psycopg.Error:  # pragma: no cover - closing a broken connection
+                logger.debug("error closing connection", exc_info=True)
 
     def close(self) -> None:
         """Close every connection this backend opened (in this process)."""
         self._closed = True
         with self._connections_lock:
             connections, self._connections = self._connections, []
-        for pid, conn in connections:
+        for pid, _thread, conn in connections:
             if pid != os.getpid():
                 continue  # a parent's connection, inherited by fork: never touch it
             try:
@@ -222,7 +240,7 @@ class PostgresConnections:
             if listening is None:
                 listening = _Listening(conn.info.backend_pid)
                 conn.add_notify_handler(listening)
-                conn.execute(f"LISTEN {CHANNEL}")
+                conn.execute(Q["listen"])
                 local.listening = listening
                 return True
             deadline = time.monotonic() + timeout

@@ -119,7 +119,7 @@ class PostgresReads(PostgresConnections):
             with conn.transaction():
                 if not getattr(self._local, "atomic", False):
                     # One consistent snapshot for all the counts.
-                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    conn.execute(Q["snapshot"])
                 counts = self._stats_counts(conn, now)
         return {
             name: QueueStats(
@@ -189,7 +189,7 @@ class PostgresReads(PostgresConnections):
         if vacuum:
             with translate_errors():
                 # Autocommit: VACUUM cannot run inside a transaction block.
-                self._conn().execute("VACUUM (ANALYZE) jobs, job_events, dead_letters")
+                self._conn().execute(Q["vacuum"])
         return removed
 
     # -- processes and stored values --------------------------------------------------------

@@ -294,6 +294,21 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
     q.close()
 
 
+def test_connections_of_finished_threads_are_closed(url: str) -> None:
+    q = Queue(url, durability="normal")
+    q.enqueue("q", 1)
+    for _ in range(15):  # thread-per-task callers: each thread opens its own connection
+        thread = threading.Thread(target=q.stats)
+        thread.start()
+        thread.join(60)
+    # Each new thread's first connection closed the connections of the threads before it.
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE datname = current_database()").fetchone()
+    assert row is not None and row[0] <= 3, row  # the queue's, the last thread's, this one
+    q.close()
+
+
 # -- wake-ups ----------------------------------------------------------------------------------
 
 
@@ -395,6 +410,19 @@ def test_a_newer_schema_is_refused_and_left_alone(url: str) -> None:
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == (
             LATEST + 1)
+
+
+def test_quick_check_reports_broken_invariants(pq: Queue) -> None:
+    job = pq.enqueue("q", {"n": 1})
+    assert pq.check_integrity() == []
+    assert pq.backend.database_facts(integrity=True)["integrity"] == "ok"
+    with psycopg.connect(pq.db, autocommit=True) as conn:  # a live job also dead-lettered
+        conn.execute("INSERT INTO dead_letters (id, queue, priority, payload, attempts, "
+                     "created_at, reason, dead_at) VALUES (%s, 'q', 0, '{}', 1, 0, 'x', 0)",
+                     (job.id,))
+    problems = pq.check_integrity()
+    assert problems == [f"job {job.id} is both live and dead-lettered"]
+    assert pq.backend.database_facts(integrity=True)["integrity"] == problems[0]
 
 
 @pytest.mark.parametrize(("durability", "setting"), [("full", "on"), ("normal", "off")])
