@@ -231,20 +231,16 @@ class Queue(WorkflowMixin):
         payloads = list(payloads)
         if not payloads:
             return []
+        if len(payloads) > config.MAX_BATCH:
+            raise InvalidArgument(
+                f"at most {config.MAX_BATCH} jobs per batch, not {len(payloads)}")
         # The arguments every job shares are checked once, with the first payload.
         first = self._new_job(payloads[0], priority=priority, delay=delay, run_at=None,
                               max_attempts=max_attempts, headers=headers, now=now)
-        encode, limit = validation.payload, self.max_payload_bytes
-        jobs = [first] + [
-            NewJob(payload, encode(payload, max_bytes=limit), dict(first.headers),
-                   first.headers_json, first.priority, first.available_at, first.max_attempts)
-            for payload in payloads[1:]
-        ]
-        if len(jobs) > config.MAX_BATCH:
-            raise InvalidArgument(f"at most {config.MAX_BATCH} jobs per batch, not {len(jobs)}")
-        if not jobs:
-            return []
-        return self._store(name, jobs, block=False, timeout=None)
+        texts = [first.payload_json]
+        texts += validation.payloads(payloads[1:], max_bytes=self.max_payload_bytes)
+        return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,
+                                            queue_defaults=self._defaults)
 
     # -- consuming --------------------------------------------------------------------------
 

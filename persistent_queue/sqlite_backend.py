@@ -48,6 +48,7 @@ from .sqlite_rows import dead_letter_from_row as _dead_letter_from_row
 from .sqlite_rows import job_from_claim as _job_from_claim
 from .sqlite_rows import job_from_row as _job_from_row
 from .sqlite_rows import loads as _loads
+from .sqlite_rows import make_job as _make_job
 from .sqlite_rows import queue_from_row as _queue_from_row
 from .sqlite_rows import translate_errors
 from .sqlite_workflows import SQLiteWorkflows
@@ -55,6 +56,7 @@ from .sqlite_workflows import SQLiteWorkflows
 logger = logging.getLogger(__name__)
 
 Q = sql.queries("sqlite")
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -343,6 +345,38 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             for index, job in enumerate(jobs)
         ]
 
+    def enqueue_uniform(self, queue: str, template: NewJob, payloads: Sequence[Any],
+                        payload_jsons: Sequence[str], *, now: float,
+                        queue_defaults: tuple[int, float]) -> list[Job]:
+        if len(payloads) == 1:
+            return self.enqueue(queue, [template], now=now, queue_defaults=queue_defaults)
+        with self._transaction() as conn:
+            info = self._ensure_queue(conn, queue, queue_defaults, now)
+            if info.max_size is not None:  # bounded: counted and checked row by row
+                return self._enqueue_workflow(conn, info, [
+                    NewJob(payload, text, dict(template.headers), template.headers_json,
+                           template.priority, template.available_at, template.max_attempts)
+                    for payload, text in zip(payloads, payload_jsons, strict=True)
+                ], now)
+            last_id = conn.execute(Q["insert_jobs_batch"], {
+                "queue": queue, "priority": template.priority, "headers": template.headers_json,
+                "max_attempts": template.max_attempts, "available_at": template.available_at,
+                "now": now, "payloads": _dumps(payload_jsons),
+            }).lastrowid
+        assert last_id is not None
+        # One statement inside one write transaction: AUTOINCREMENT ids are consecutive.
+        first_id = last_id - len(payloads) + 1
+        headers, priority, available_at = template.headers, template.priority, \
+            template.available_at
+        max_attempts = template.max_attempts or info.max_attempts
+        ready, make = JobState.READY, _make_job
+        return [
+            make(first_id + index, queue, payload, dict(headers) if headers else {}, priority,
+                 ready, 0, max_attempts, None, None, now, available_at, now, None, None, None,
+                 False, ())
+            for index, payload in enumerate(payloads)
+        ]
+
     @staticmethod
     def _new_job(job: NewJob, job_id: int, queue: str, max_attempts: int, now: float) -> Job:
         # Positional (fields in declaration order): this runs once per enqueued job.
@@ -445,11 +479,11 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
 
     def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
-        params = [{"id": job_id, "token": token, "now": now} for job_id, token in leases]
+        params = {"leases": _dumps(leases), "now": now}
         conn = self._conn()
         try:
             with self._transaction() as tx:
-                if tx.executemany(Q["ack"], params).rowcount != len(params):
+                if tx.execute(Q["ack_batch"], params).rowcount != len(leases):
                     raise _StaleLease
         except _StaleLease:
             # Rolled back: find the first lease that is not current, as `ack` would.

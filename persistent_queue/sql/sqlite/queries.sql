@@ -38,6 +38,16 @@ INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attemp
 VALUES (:queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
         :available_at, :now, :now);
 
+-- name: insert_jobs_batch
+-- `enqueue_many`: jobs that differ only in their payload, in one statement. The payload texts
+-- arrive as one JSON array of strings, so SQLite loops over the rows (in array order) and
+-- AUTOINCREMENT's bookkeeping runs once per batch instead of once per row.
+INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at)
+SELECT :queue, 'ready', :priority, value, :headers, 0, :max_attempts,
+       :available_at, :now, :now
+FROM json_each(:payloads);
+
 -- name: insert_job_if_queue
 -- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
 -- No row inserted (a new or bounded queue) means: take the transactional path instead.
@@ -96,6 +106,18 @@ UPDATE jobs
 SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
     finished_at = :now, updated_at = :now
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
+
+-- name: ack_batch
+-- `ack_many` in one statement: :leases is a JSON array of [id, token] pairs. The caller
+-- compares the number of rows changed with the number of leases (and rolls back if short).
+UPDATE jobs
+SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
+    finished_at = :now, updated_at = :now
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token
+      FROM json_each(:leases)) AS lease
+WHERE jobs.id = lease.id AND +jobs.state = 'leased' AND jobs.lease_token = lease.token
+  -- `+`: never drive the update from an index of every live lease (after ANALYZE it would).
+  AND +jobs.lease_expires_at > :now;
 
 -- name: select_leased
 -- The row a fenced operation acts on, or nothing if the caller's lease is not current.
