@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any
 
-from . import history, paired, report, workloads
+from . import concurrent, history, paired, report, workloads
 from .systems import PEERS, SYSTEMS, open_system, system_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,6 +84,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="interleaved rounds of this project vs raw SQLite (5; 0 skips)")
     parser.add_argument("--only-paired", action="store_true",
                         help="run only the interleaved rounds (results-paired.json)")
+    parser.add_argument("--concurrent-threads", default=None,
+                        help="thread counts of the concurrent-enqueue workload (1,4,16; "
+                             "empty skips it)")
+    parser.add_argument("--concurrent-rounds", type=int, default=None,
+                        help="alternating rounds of the concurrent-enqueue variants (3)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--workdir", default=None, help="where the databases go (a temp dir)")
     args = parser.parse_args(argv)
@@ -94,6 +99,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.history_done = 20_000 if args.quick else 1_000_000
     if args.paired_rounds is None:
         args.paired_rounds = 2 if args.quick else 5
+    if args.concurrent_threads is None:
+        args.concurrent_threads = "1,8" if args.quick else "1,4,16"
+    args.concurrent_threads = [int(t) for t in args.concurrent_threads.split(",") if t.strip()]
+    if args.concurrent_rounds is None:
+        args.concurrent_rounds = 1 if args.quick else 3
     args.history_ready = 2_000 if args.quick else 10_000
     args.mixed_jobs = 200 if args.quick else 1_000
     args.mixed_rate = 100.0
@@ -136,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results["systems"][key] = run_system(key, workdir, args)
             report.write_json(results, args.out, "results-partial.json")
+        if args.concurrent_threads and not args.only_paired:
+            print("concurrent enqueue: threads of one process, one job per call", flush=True)
+            results["concurrent"] = concurrent.run(
+                workdir, rounds=args.concurrent_rounds, thread_counts=args.concurrent_threads,
+                jobs={"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)})
+            report.write_json(results, args.out, "results-partial.json")
         wants_history = any(k.startswith("pq") for k in args.systems)
         if args.history_done and not args.only_paired and wants_history:
             print(f"claim latency with {args.history_done:,} done jobs", flush=True)
@@ -151,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in results:
         print()
         print(report.history_table(results["history"]))
+    if "concurrent" in results:
+        print()
+        print(concurrent.table(results["concurrent"]))
     print(f"\nload average {meta['loadavg_start'][0]:.2f} at start, "
           f"{meta['loadavg_end'][0]:.2f} at end")
     if args.only_paired:
@@ -161,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for path in report.charts(results, args.out):
             print(f"wrote {os.path.relpath(path)}")
+        if "concurrent" in results:
+            print(f"wrote {os.path.relpath(concurrent.chart(results['concurrent'], args.out))}")
     except ImportError:
         print("matplotlib is not installed: no charts (run `make bench`)")
     return 0
