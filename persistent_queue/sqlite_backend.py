@@ -79,6 +79,14 @@ def _split_statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
 
 
+#: A term that lets SQLite use the partial index of unfinished jobs in that state.
+_STATE_INDEX_TERM = {
+    JobState.READY: "state IN ('ready', 'leased') AND ",
+    JobState.LEASED: "state IN ('ready', 'leased') AND ",
+    JobState.WAITING: "state = 'waiting' AND ",
+}
+
+
 class _StaleLease(Exception):
     """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
 
@@ -730,7 +738,9 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             clauses.append("queue = :queue")
             params["queue"] = queue
         if state is not None:
-            clauses.append("state = :state")
+            # The literal terms name a partial index holding only such jobs; done jobs are
+            # read newest (or oldest) first by id, stopping after a page.
+            clauses.append(_STATE_INDEX_TERM.get(state, "") + "state = :state")
             params["state"] = state.value
         for index, (key, value) in enumerate(sorted(headers.items())):
             # Header keys are validated against HEADER_KEY_PATTERN; the path is a parameter.
@@ -810,9 +820,9 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         """Delete done jobs finished before ``before``, in short transactions."""
         names = [queue] if queue is not None else [q.name for q in self.list_queues()]
         with translate_errors():
-            orphans = self._conn().execute("SELECT DISTINCT queue FROM jobs WHERE queue NOT IN "
-                                           "(SELECT name FROM queues)").fetchall()
-        names += [row[0] for row in orphans if queue is None]
+            done_names = self._conn().execute(Q["done_queue_names"]).fetchall()
+        if queue is None:
+            names += sorted({row[0] for row in done_names} - set(names))
         removed = 0
         for name in names:
             while True:

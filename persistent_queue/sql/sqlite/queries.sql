@@ -21,7 +21,14 @@ SELECT * FROM queues ORDER BY name;
 DELETE FROM queues WHERE name = :name;
 
 -- name: delete_queue_jobs
-DELETE FROM jobs WHERE queue = :name;
+-- Each state through its own partial index (there is no index on the queue alone).
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs WHERE queue = :name AND state IN ('ready', 'leased')
+    UNION ALL
+    SELECT id FROM jobs WHERE queue = :name AND state = 'waiting'
+    UNION ALL
+    SELECT id FROM jobs WHERE queue = :name AND state = 'done'
+);
 
 -- name: delete_queue_dead_letters
 DELETE FROM dead_letters WHERE queue = :name;
@@ -30,7 +37,8 @@ DELETE FROM dead_letters WHERE queue = :name;
 DELETE FROM job_events WHERE queue = :name;
 
 -- name: count_unfinished
-SELECT count(*) FROM jobs WHERE queue = :name AND state IN ('waiting', 'ready', 'leased');
+SELECT (SELECT count(*) FROM jobs WHERE queue = :name AND state IN ('ready', 'leased'))
+     + (SELECT count(*) FROM jobs WHERE queue = :name AND state = 'waiting');
 
 -- name: insert_job
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
@@ -204,10 +212,21 @@ DELETE FROM dead_letters WHERE queue = :queue AND dead_at <= :before;
 DELETE FROM dead_letters WHERE dead_at <= :before;
 
 -- name: purge_queue
-DELETE FROM jobs WHERE queue = :queue AND state IN ('waiting', 'ready', 'leased');
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs WHERE queue = :queue AND state IN ('ready', 'leased')
+    UNION ALL
+    SELECT id FROM jobs WHERE queue = :queue AND state = 'waiting'
+);
 
 -- name: count_by_state
-SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
+-- Unfinished jobs from their partial indexes; done jobs counted in the done index alone
+-- (an index-only pass over small entries, never the table's rows).
+SELECT queue, state, count(*) AS n FROM jobs WHERE state IN ('ready', 'leased')
+GROUP BY queue, state
+UNION ALL
+SELECT queue, 'waiting', count(*) FROM jobs WHERE state = 'waiting' GROUP BY queue
+UNION ALL
+SELECT queue, 'done', count(*) FROM jobs WHERE state = 'done' GROUP BY queue;
 
 -- name: count_pending_detail
 -- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
@@ -226,6 +245,17 @@ SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue;
 -- name: count_retries
 SELECT queue, count(*) AS n FROM job_events
 WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
+
+-- name: done_queue_names
+-- The distinct queue names of done jobs, one index probe per name (a skip-scan of jobs_done):
+-- cleanup also reaches done jobs whose queue row is gone.
+WITH RECURSIVE names(name) AS (
+    SELECT min(queue) FROM jobs WHERE state = 'done'
+    UNION ALL
+    SELECT (SELECT min(queue) FROM jobs WHERE state = 'done' AND queue > names.name)
+    FROM names WHERE names.name IS NOT NULL
+)
+SELECT name FROM names WHERE name IS NOT NULL;
 
 -- name: cleanup_done
 DELETE FROM jobs WHERE id IN (
