@@ -109,6 +109,7 @@ class Queue(WorkflowMixin):
         self._clock = clock
         self._last_reap = float("-inf")
         self._reap_lock = threading.Lock()
+        self._busy: set[str] = set()  # queues whose last claim found work
         self.backend: Backend = _open_backend(db, durability, busy_timeout)
         self.db = db
 
@@ -276,11 +277,14 @@ class Queue(WorkflowMixin):
             now = self._clock()
             self._maybe_reap(now)
             jobs: list[Job] = []
-            # A read first: polling an empty queue must not queue up for the write lock.
-            if self.backend.has_claimable(name, now):
+            # A read first: polling an empty queue must not queue up for the write lock. While
+            # claims keep finding work the read is skipped (one statement per claim, not two).
+            if name in self._busy or self.backend.has_claimable(name, now):
                 jobs = self.backend.claim(name, limit=limit, visibility_timeout=timeout, now=now)
             if jobs:
+                self._busy.add(name)
                 return jobs
+            self._busy.discard(name)
             if not self._wait_for_work(name, deadline):
                 return []
 
