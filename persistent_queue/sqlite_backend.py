@@ -439,8 +439,9 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
     @staticmethod
     def _new_job(job: NewJob, job_id: int, queue: str, max_attempts: int, now: float) -> Job:
         # Positional (fields in declaration order): this runs once per enqueued job.
-        return Job(job_id, queue, job.payload, job.headers, job.priority, JobState.READY, 0,
-                   max_attempts, None, None, now, job.available_at, now)
+        return _make_job(job_id, queue, job.payload, job.headers, job.priority, JobState.READY,
+                         0, max_attempts, None, None, now, job.available_at, now, None, None,
+                         None, False, ())
 
     def _ensure_queue(
         self, conn: sqlite3.Connection, name: str, defaults: tuple[int, float], now: float
