@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -48,7 +49,10 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._pending: list[_Request[Any]] = []
         self._leading = False
-        self._pid = os.getpid()
+        # A forked child starts with no leader and a fresh lock (another thread of the parent
+        # may have held this one at the moment of the fork).
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reset(ref()))
         self.groups = 0  # groups of two or more requests run so far (for tests and metrics)
         self.grouped = 0  # requests that ran in such groups
 
@@ -56,8 +60,6 @@ class GroupCommit:
         """Run ``work`` (which writes and commits on its own when it runs alone); its value."""
         request: _Request[T] = _Request(work)
         with self._lock:
-            if self._pid != os.getpid():  # a forked child starts with no leader
-                self._pending, self._leading, self._pid = [], False, os.getpid()
             self._pending.append(request)
             lead = not self._leading
             if lead:
@@ -107,3 +109,9 @@ class GroupCommit:
             for request in group:
                 if not request.done.is_set():
                     request.done.set()
+
+
+def _reset(group: GroupCommit | None) -> None:
+    if group is not None:
+        group._lock = threading.Lock()  # noqa: SLF001 - the group's own fork handler
+        group._pending, group._leading = [], False  # noqa: SLF001

@@ -145,3 +145,26 @@ def test_many_threads_lose_and_duplicate_nothing(full_queue: Queue) -> None:
     assert len(flat) == len(set(flat)) == 200
     for index, part in enumerate(ids):
         assert [full_queue.get_job(i).payload for i in part] == [[index, n] for n in range(25)]
+
+
+def test_a_forked_child_starts_with_no_leader_and_can_enqueue(full_queue: Queue,
+                                                              db_path: Path) -> None:
+    import os
+
+    full_queue.enqueue("q", "parent")
+    group = group_of(full_queue)
+    group._lock.acquire()  # as if another thread of the parent held it at the fork
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 only if its enqueue is stored
+            try:
+                job = full_queue.enqueue("q", "child")
+                os._exit(0 if full_queue.get_job(job.id).payload == "child" else 1)
+            except BaseException:  # noqa: BLE001
+                os._exit(2)
+    finally:
+        group._lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [j.payload for j in full_queue.list_jobs("q", newest_first=False)] == [
+        "parent", "child"]
