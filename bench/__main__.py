@@ -89,6 +89,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "empty skips it)")
     parser.add_argument("--concurrent-rounds", type=int, default=None,
                         help="alternating rounds of the concurrent-enqueue variants (3)")
+    parser.add_argument("--only-concurrent", action="store_true",
+                        help="run only the concurrent-enqueue workload "
+                             "(results-concurrent.json, concurrent.png)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--workdir", default=None, help="where the databases go (a temp dir)")
     args = parser.parse_args(argv)
@@ -132,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs", flush=True)
     results: dict[str, Any] = {"meta": meta, "systems": {}}
     with tempfile.TemporaryDirectory(prefix="pq-bench-", dir=args.workdir) as workdir:
-        if args.paired_rounds:
+        if args.paired_rounds and not args.only_concurrent:
             print("interleaved rounds: this project vs raw SQLite", flush=True)
             results["paired"] = paired.run(
                 workdir, rounds=args.paired_rounds,
                 jobs={"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)})
-        for key in ([] if args.only_paired else args.systems):
+        only = args.only_paired or args.only_concurrent
+        for key in ([] if only else args.systems):
             if key in PEERS:
                 try:
                     results["systems"][key] = run_system(key, workdir, args)
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 jobs={"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)})
             report.write_json(results, args.out, "results-partial.json")
         wants_history = any(k.startswith("pq") for k in args.systems)
-        if args.history_done and not args.only_paired and wants_history:
+        if args.history_done and not only and wants_history:
             print(f"claim latency with {args.history_done:,} done jobs", flush=True)
             samples = min(2_000, args.history_ready // 2 - 2)
             results["history"] = history.run(workdir, done=args.history_done,
@@ -175,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_paired:
         paired_json = report.write_json(results, args.out, "results-paired.json")
         print(f"wrote {os.path.relpath(paired_json)}")
+        return 0
+    if args.only_concurrent:
+        written = report.write_json(results, args.out, "results-concurrent.json")
+        print(f"wrote {os.path.relpath(written)}")
+        print(f"wrote {os.path.relpath(concurrent.chart(results['concurrent'], args.out))}")
         return 0
     print(f"wrote {os.path.relpath(report.write_json(results, args.out))}")
     try:
