@@ -108,9 +108,9 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
-        #: Group commit (:mod:`.group_commit`): concurrent enqueues of this process's threads
-        #: share one transaction and one fsync. On by default where a commit waits for the
-        #: disk (durability="full"); set to False to commit every enqueue on its own.
+        #: Group commit (:mod:`.group_commit`): concurrent enqueues, claims and acks of this
+        #: process's threads share one transaction and one fsync. On by default where a
+        #: commit waits for the disk (durability="full"); False commits each on its own.
         self.group_commit = durability == "full"
         self._group = GroupCommit(self._run_group)
         if str(path) != ":memory:":
@@ -466,6 +466,15 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
     def claim(
         self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
     ) -> list[Job]:
+        if self.group_commit and not getattr(self._local, "atomic", False):
+            return self._group.submit(lambda: self._claim_now(
+                queue, limit=limit, visibility_timeout=visibility_timeout, now=now))
+        return self._claim_now(queue, limit=limit, visibility_timeout=visibility_timeout,
+                               now=now)
+
+    def _claim_now(
+        self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
+    ) -> list[Job]:
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
                   "now": now}
         with translate_errors():
@@ -532,6 +541,13 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         )
 
     def ack(self, job_id: int, token: str, now: float) -> None:
+        if self.group_commit and not getattr(self._local, "atomic", False):
+            # A consumer's job threads claim and ack concurrently: they share commits too.
+            self._group.submit(lambda: self._ack_now(job_id, token, now))
+            return
+        self._ack_now(job_id, token, now)
+
+    def _ack_now(self, job_id: int, token: str, now: float) -> None:
         conn = self._conn()
         with translate_errors():
             changed = conn.execute(Q["ack"], {"id": job_id, "token": token, "now": now}).rowcount

@@ -1,4 +1,5 @@
-"""Group commit: concurrent enqueues of one process share a transaction, never their fate.
+"""Group commit: concurrent enqueues and acks of one process share a transaction, never
+their fate.
 
 To make a group form deterministically, a second connection holds the write lock: the first
 enqueue (the leader) waits for it, every later one queues behind the leader, and releasing
@@ -7,6 +8,7 @@ the lock lets the leader finish alone and hand the lead to a group of all the ot
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from persistent_queue import InvalidDependency, Job, Queue, QueueFull
+from persistent_queue import InvalidDependency, Job, JobState, LeaseLost, Queue, QueueFull
 from persistent_queue.sqlite_backend import SQLiteBackend
 from tests.support import FakeClock, wait_for
 
@@ -118,6 +120,40 @@ def test_one_request_failing_fails_only_that_request(full_queue: Queue, db_path:
     assert [j.payload for j in full_queue.list_jobs("q", limit=50, newest_first=False)] == [
         "parent", "leader", "before", "child", "m1", "m2", "after"]
     assert group_of(full_queue).groups == 1
+
+
+def test_acks_are_grouped_and_a_stale_lease_fails_only_its_own_ack(
+    full_queue: Queue, db_path: Path
+) -> None:
+    full_queue.enqueue_many("q", list(range(6)))
+    claimed = full_queue.dequeue_many("q", 6)
+    stale = dataclasses.replace(claimed[3], lease_token="0" * 32)
+    calls: list[Callable[[], Any]] = [
+        lambda job=job: full_queue.ack(job) for job in (*claimed[:3], stale, *claimed[4:])]
+
+    results = run_grouped(full_queue, db_path, calls)
+
+    assert isinstance(results[3], LeaseLost)
+    assert [r for i, r in enumerate(results) if i != 3] == [None] * 5
+    assert [full_queue.get_job(job.id).state for job in claimed] == [
+        JobState.DONE] * 3 + [JobState.LEASED] + [JobState.DONE] * 2
+    assert group_of(full_queue).groups == 1
+
+
+def test_grouped_claims_each_get_their_own_jobs(full_queue: Queue, db_path: Path) -> None:
+    full_queue.enqueue_many("q", list(range(20)))
+    calls: list[Callable[[], Any]] = [lambda: full_queue.dequeue_many("q", 3)
+                                      for _ in range(8)]
+
+    results = run_grouped(full_queue, db_path, calls)
+
+    ids = [job.id for batch in results for job in batch]
+    assert len(ids) == len(set(ids)) == 20  # 6 callers got 3, one got 2, one got none
+    assert sorted(len(batch) for batch in results) == [0, 2, 3, 3, 3, 3, 3, 3]
+    tokens = {job.lease_token for batch in results for job in batch}
+    assert len(tokens) == 20
+    full_queue.ack_many([job for batch in results for job in batch])
+    assert full_queue.stats("q").done == 20
 
 
 def test_enqueues_inside_atomic_are_never_grouped(full_queue: Queue) -> None:
