@@ -1,13 +1,14 @@
 """Group commit: concurrent writes from the threads of one process share one transaction.
 
 With ``durability="full"`` every commit waits for an fsync (milliseconds on most disks), so
-threads that each enqueue one job (an API server's request handlers) spend their time
-queueing for the disk. Here they queue for a *leader* instead: the first thread to arrive
-runs alone, exactly as without group commit; while it commits, the next requests gather; the
-first of them leads the next group and runs all of them in one transaction (each request in
-its own savepoint, so one request's error fails only that request), then hands the results
-and exceptions back to each caller. Nothing is reported as stored before its transaction
-has committed, so a crash loses only requests whose callers were never answered.
+threads that each enqueue one job (an API server's request handlers) or claim and ack one
+(a consumer's job threads) spend their time queueing for the disk. Here they queue for a
+*leader* instead: the first thread to arrive runs alone, exactly as without group commit;
+while it commits, the next requests gather; the first of them leads the next group and runs
+all of them in one transaction (each request in its own savepoint, so one request's error
+fails only that request), then hands the results and exceptions back to each caller.
+Nothing is reported as stored before its transaction has committed, so a crash loses only
+requests whose callers were never answered.
 """
 
 from __future__ import annotations
