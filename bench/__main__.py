@@ -54,6 +54,14 @@ def run_system(key: str, workdir: str, args: argparse.Namespace) -> dict[str, An
     return result
 
 
+def _concurrent_charts(results: dict[str, Any], out: str) -> list[str]:
+    if "concurrent" not in results:
+        return []
+    return [concurrent.chart(results["concurrent"], out),
+            concurrent.chart(results["concurrent_drain"], out, "concurrent-drain.png",
+                             "drain (dequeue + ack)")]
+
+
 def summary(entry: dict[str, Any]) -> str:
     parts = []
     for field, fmt in (("jobs_per_s", "{:,.0f} jobs/s"), ("p50_ms", "p50 {:.2f} ms"),
@@ -90,8 +98,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrent-rounds", type=int, default=None,
                         help="alternating rounds of the concurrent-enqueue variants (3)")
     parser.add_argument("--only-concurrent", action="store_true",
-                        help="run only the concurrent-enqueue workload "
-                             "(results-concurrent.json, concurrent.png)")
+                        help="run only the concurrent enqueue and drain workloads "
+                             "(results-concurrent.json, concurrent*.png)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--workdir", default=None, help="where the databases go (a temp dir)")
     args = parser.parse_args(argv)
@@ -152,9 +160,13 @@ def main(argv: list[str] | None = None) -> int:
             report.write_json(results, args.out, "results-partial.json")
         if args.concurrent_threads and not args.only_paired:
             print("concurrent enqueue: threads of one process, one job per call", flush=True)
+            sizes = {"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)}
             results["concurrent"] = concurrent.run(
                 workdir, rounds=args.concurrent_rounds, thread_counts=args.concurrent_threads,
-                jobs={"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)})
+                jobs=sizes)
+            results["concurrent_drain"] = concurrent.run(
+                workdir, rounds=args.concurrent_rounds, thread_counts=args.concurrent_threads,
+                jobs=sizes, workload="drain")
             report.write_json(results, args.out, "results-partial.json")
         wants_history = any(k.startswith("pq") for k in args.systems)
         if args.history_done and not only and wants_history:
@@ -174,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if "concurrent" in results:
         print()
         print(concurrent.table(results["concurrent"]))
+        print()
+        print(concurrent.table(results["concurrent_drain"], "drain, dequeue + ack"))
     print(f"\nload average {meta['loadavg_start'][0]:.2f} at start, "
           f"{meta['loadavg_end'][0]:.2f} at end")
     if args.only_paired:
@@ -183,14 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_concurrent:
         written = report.write_json(results, args.out, "results-concurrent.json")
         print(f"wrote {os.path.relpath(written)}")
-        print(f"wrote {os.path.relpath(concurrent.chart(results['concurrent'], args.out))}")
+        for path in _concurrent_charts(results, args.out):
+            print(f"wrote {os.path.relpath(path)}")
         return 0
     print(f"wrote {os.path.relpath(report.write_json(results, args.out))}")
     try:
         for path in report.charts(results, args.out):
             print(f"wrote {os.path.relpath(path)}")
-        if "concurrent" in results:
-            print(f"wrote {os.path.relpath(concurrent.chart(results['concurrent'], args.out))}")
+        for path in _concurrent_charts(results, args.out):
+            print(f"wrote {os.path.relpath(path)}")
     except ImportError:
         print("matplotlib is not installed: no charts (run `make bench`)")
     return 0

@@ -77,6 +77,10 @@ def test_concurrent_enqueue_counts_every_job_with_and_without_group_commit(
     assert results["off"]["grouped"] == 0
     raw = concurrent.enqueue_threads("raw-normal", str(tmp_path), 60, 3)
     assert (raw["acked"], raw["stored"]) == (60, 60)
+    for key, group_commit in (("pq-full", True), ("pq-full", False), ("raw-normal", None)):
+        drained = concurrent.drain_threads(key, str(tmp_path), 60, 4, group_commit)
+        assert (drained["acked"], drained["duplicates"], drained["losses"]) == (60, 0, 0)
+        assert drained["errors"] == []
     text = concurrent.table({"persistent-queue (full, group commit)": {"4": results["on"]},
                              "persistent-queue (full, no group commit)": {"4": results["off"]}})
     assert "group commit / none (full): 4 threads" in text
