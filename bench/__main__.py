@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any
 
-from . import history, paired, report, workloads
+from . import concurrent, history, paired, report, workloads
 from .systems import PEERS, SYSTEMS, open_system, system_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +54,14 @@ def run_system(key: str, workdir: str, args: argparse.Namespace) -> dict[str, An
     return result
 
 
+def _concurrent_charts(results: dict[str, Any], out: str) -> list[str]:
+    if "concurrent" not in results:
+        return []
+    return [concurrent.chart(results["concurrent"], out),
+            concurrent.chart(results["concurrent_drain"], out, "concurrent-drain.png",
+                             "drain (dequeue + ack)")]
+
+
 def summary(entry: dict[str, Any]) -> str:
     parts = []
     for field, fmt in (("jobs_per_s", "{:,.0f} jobs/s"), ("p50_ms", "p50 {:.2f} ms"),
@@ -84,6 +92,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="interleaved rounds of this project vs raw SQLite (5; 0 skips)")
     parser.add_argument("--only-paired", action="store_true",
                         help="run only the interleaved rounds (results-paired.json)")
+    parser.add_argument("--concurrent-threads", default=None,
+                        help="thread counts of the concurrent-enqueue workload (1,4,16; "
+                             "empty skips it)")
+    parser.add_argument("--concurrent-rounds", type=int, default=None,
+                        help="alternating rounds of the concurrent-enqueue variants (3)")
+    parser.add_argument("--only-concurrent", action="store_true",
+                        help="run only the concurrent enqueue and drain workloads "
+                             "(results-concurrent.json, concurrent*.png)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--workdir", default=None, help="where the databases go (a temp dir)")
     args = parser.parse_args(argv)
@@ -94,6 +110,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.history_done = 20_000 if args.quick else 1_000_000
     if args.paired_rounds is None:
         args.paired_rounds = 2 if args.quick else 5
+    if args.concurrent_threads is None:
+        args.concurrent_threads = "1,8" if args.quick else "1,4,16"
+    args.concurrent_threads = [int(t) for t in args.concurrent_threads.split(",") if t.strip()]
+    if args.concurrent_rounds is None:
+        args.concurrent_rounds = 1 if args.quick else 3
     args.history_ready = 2_000 if args.quick else 10_000
     args.mixed_jobs = 200 if args.quick else 1_000
     args.mixed_rate = 100.0
@@ -122,12 +143,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} CPUs", flush=True)
     results: dict[str, Any] = {"meta": meta, "systems": {}}
     with tempfile.TemporaryDirectory(prefix="pq-bench-", dir=args.workdir) as workdir:
-        if args.paired_rounds:
+        if args.paired_rounds and not args.only_concurrent:
             print("interleaved rounds: this project vs raw SQLite", flush=True)
             results["paired"] = paired.run(
                 workdir, rounds=args.paired_rounds,
                 jobs={"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)})
-        for key in ([] if args.only_paired else args.systems):
+        only = args.only_paired or args.only_concurrent
+        for key in ([] if only else args.systems):
             if key in PEERS:
                 try:
                     results["systems"][key] = run_system(key, workdir, args)
@@ -136,8 +158,18 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 results["systems"][key] = run_system(key, workdir, args)
             report.write_json(results, args.out, "results-partial.json")
+        if args.concurrent_threads and not args.only_paired:
+            print("concurrent enqueue: threads of one process, one job per call", flush=True)
+            sizes = {"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)}
+            results["concurrent"] = concurrent.run(
+                workdir, rounds=args.concurrent_rounds, thread_counts=args.concurrent_threads,
+                jobs=sizes)
+            results["concurrent_drain"] = concurrent.run(
+                workdir, rounds=args.concurrent_rounds, thread_counts=args.concurrent_threads,
+                jobs=sizes, workload="drain")
+            report.write_json(results, args.out, "results-partial.json")
         wants_history = any(k.startswith("pq") for k in args.systems)
-        if args.history_done and not args.only_paired and wants_history:
+        if args.history_done and not only and wants_history:
             print(f"claim latency with {args.history_done:,} done jobs", flush=True)
             samples = min(2_000, args.history_ready // 2 - 2)
             results["history"] = history.run(workdir, done=args.history_done,
@@ -151,15 +183,28 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in results:
         print()
         print(report.history_table(results["history"]))
+    if "concurrent" in results:
+        print()
+        print(concurrent.table(results["concurrent"]))
+        print()
+        print(concurrent.table(results["concurrent_drain"], "drain, dequeue + ack"))
     print(f"\nload average {meta['loadavg_start'][0]:.2f} at start, "
           f"{meta['loadavg_end'][0]:.2f} at end")
     if args.only_paired:
         paired_json = report.write_json(results, args.out, "results-paired.json")
         print(f"wrote {os.path.relpath(paired_json)}")
         return 0
+    if args.only_concurrent:
+        written = report.write_json(results, args.out, "results-concurrent.json")
+        print(f"wrote {os.path.relpath(written)}")
+        for path in _concurrent_charts(results, args.out):
+            print(f"wrote {os.path.relpath(path)}")
+        return 0
     print(f"wrote {os.path.relpath(report.write_json(results, args.out))}")
     try:
         for path in report.charts(results, args.out):
+            print(f"wrote {os.path.relpath(path)}")
+        for path in _concurrent_charts(results, args.out):
             print(f"wrote {os.path.relpath(path)}")
     except ImportError:
         print("matplotlib is not installed: no charts (run `make bench`)")

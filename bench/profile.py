@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             path = os.path.join(args.out, f"profile-{name}.txt")
             with open(path, "w") as fh:
                 fh.write(f"# {name}, {args.jobs:,} jobs, durability={args.mode}\n{text}")
-            print(f"== {name} ({path})")
+            print(f"== {name} ({os.path.relpath(path)})")
             print("\n".join(text.splitlines()[:40]))
         q.close()
     return 0

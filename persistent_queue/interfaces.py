@@ -95,6 +95,22 @@ class Backend(ABC):
                 queue_defaults: tuple[int, float]) -> list[Job]:
         """Store jobs in one transaction, creating the queue with the defaults if needed."""
 
+    def enqueue_uniform(self, queue: str, template: NewJob, payloads: Sequence[JSON],
+                        payload_jsons: Sequence[str], *, now: float,
+                        queue_defaults: tuple[int, float]) -> list[Job]:
+        """Store jobs that share everything but their payload (``enqueue_many``).
+
+        ``template`` holds the shared fields (its own payload is ignored); ``payloads`` and
+        ``payload_jsons`` are the values and their encoded texts. The default builds one
+        ``NewJob`` per payload; a backend may store the batch more cheaply.
+        """
+        jobs = [
+            NewJob(payload, text, dict(template.headers), template.headers_json,
+                   template.priority, template.available_at, template.max_attempts)
+            for payload, text in zip(payloads, payload_jsons, strict=True)
+        ]
+        return self.enqueue(queue, jobs, now=now, queue_defaults=queue_defaults)
+
     @abstractmethod
     def claim(self, queue: str, *, limit: int, visibility_timeout: float | None,
               now: float) -> list[Job]:

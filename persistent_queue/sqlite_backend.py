@@ -33,6 +33,7 @@ from .errors import (
     SchemaTooNew,
     StorageError,
 )
+from .group_commit import GroupCommit
 from .interfaces import Backend, NewJob
 from .models import (
     DeadLetter,
@@ -48,6 +49,7 @@ from .sqlite_rows import dead_letter_from_row as _dead_letter_from_row
 from .sqlite_rows import job_from_claim as _job_from_claim
 from .sqlite_rows import job_from_row as _job_from_row
 from .sqlite_rows import loads as _loads
+from .sqlite_rows import make_job as _make_job
 from .sqlite_rows import queue_from_row as _queue_from_row
 from .sqlite_rows import translate_errors
 from .sqlite_workflows import SQLiteWorkflows
@@ -55,6 +57,7 @@ from .sqlite_workflows import SQLiteWorkflows
 logger = logging.getLogger(__name__)
 
 Q = sql.queries("sqlite")
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -74,6 +77,14 @@ def _split_statements(script: str) -> Iterator[str]:
         p.strip().startswith("--") or not p.strip() for p in buffer.splitlines()
     ):
         raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
+
+
+#: A term that lets SQLite use the partial index of unfinished jobs in that state.
+_STATE_INDEX_TERM = {
+    JobState.READY: "state IN ('ready', 'leased') AND ",
+    JobState.LEASED: "state IN ('ready', 'leased') AND ",
+    JobState.WAITING: "state = 'waiting' AND ",
+}
 
 
 class _StaleLease(Exception):
@@ -97,6 +108,11 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        #: Group commit (:mod:`.group_commit`): concurrent enqueues, claims and acks of this
+        #: process's threads share one transaction and one fsync. On by default where a
+        #: commit waits for the disk (durability="full"); False commits each on its own.
+        self.group_commit = durability == "full"
+        self._group = GroupCommit(self._run_group)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with translate_errors():
@@ -304,6 +320,42 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         now: float,
         queue_defaults: tuple[int, float],
     ) -> list[Job]:
+        if self.group_commit and not getattr(self._local, "atomic", False):
+            return self._group.submit(
+                lambda: self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults))
+        return self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults)
+
+    def _run_group(self, works: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Run several requests in one transaction, each in a savepoint of its own."""
+        outcomes: list[tuple[bool, Any]] = []
+        with self._transaction() as conn:
+            self._local.atomic = True  # the requests' own transactions join this one
+            try:
+                for work in works:
+                    conn.execute("SAVEPOINT grouped_request")
+                    try:
+                        value = work()
+                    except Exception as exc:  # noqa: BLE001 - this request's own failure
+                        if not conn.in_transaction:
+                            raise  # SQLite rolled the whole group back: all of it fails
+                        conn.execute("ROLLBACK TO grouped_request")
+                        conn.execute("RELEASE grouped_request")
+                        outcomes.append((False, exc))
+                    else:
+                        conn.execute("RELEASE grouped_request")
+                        outcomes.append((True, value))
+            finally:
+                self._local.atomic = False
+        return outcomes
+
+    def _enqueue_now(
+        self,
+        queue: str,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+        queue_defaults: tuple[int, float],
+    ) -> list[Job]:
         rows = [
             {
                 "queue": queue,
@@ -343,11 +395,53 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             for index, job in enumerate(jobs)
         ]
 
+    def enqueue_uniform(self, queue: str, template: NewJob, payloads: Sequence[Any],
+                        payload_jsons: Sequence[str], *, now: float,
+                        queue_defaults: tuple[int, float]) -> list[Job]:
+        if len(payloads) == 1:
+            return self.enqueue(queue, [template], now=now, queue_defaults=queue_defaults)
+        if self.group_commit and not getattr(self._local, "atomic", False):
+            return self._group.submit(lambda: self._enqueue_uniform_now(
+                queue, template, payloads, payload_jsons, now=now, queue_defaults=queue_defaults))
+        return self._enqueue_uniform_now(queue, template, payloads, payload_jsons, now=now,
+                                         queue_defaults=queue_defaults)
+
+    def _enqueue_uniform_now(self, queue: str, template: NewJob, payloads: Sequence[Any],
+                             payload_jsons: Sequence[str], *, now: float,
+                             queue_defaults: tuple[int, float]) -> list[Job]:
+        with self._transaction() as conn:
+            info = self._ensure_queue(conn, queue, queue_defaults, now)
+            if info.max_size is not None:  # bounded: counted and checked row by row
+                return self._enqueue_workflow(conn, info, [
+                    NewJob(payload, text, dict(template.headers), template.headers_json,
+                           template.priority, template.available_at, template.max_attempts)
+                    for payload, text in zip(payloads, payload_jsons, strict=True)
+                ], now)
+            last_id = conn.execute(Q["insert_jobs_batch"], {
+                "queue": queue, "priority": template.priority, "headers": template.headers_json,
+                "max_attempts": template.max_attempts, "available_at": template.available_at,
+                "now": now, "payloads": _dumps(payload_jsons),
+            }).lastrowid
+        assert last_id is not None
+        # One statement inside one write transaction: AUTOINCREMENT ids are consecutive.
+        first_id = last_id - len(payloads) + 1
+        headers, priority, available_at = template.headers, template.priority, \
+            template.available_at
+        max_attempts = template.max_attempts or info.max_attempts
+        ready, make = JobState.READY, _make_job
+        return [
+            make(first_id + index, queue, payload, dict(headers) if headers else {}, priority,
+                 ready, 0, max_attempts, None, None, now, available_at, now, None, None, None,
+                 False, ())
+            for index, payload in enumerate(payloads)
+        ]
+
     @staticmethod
     def _new_job(job: NewJob, job_id: int, queue: str, max_attempts: int, now: float) -> Job:
         # Positional (fields in declaration order): this runs once per enqueued job.
-        return Job(job_id, queue, job.payload, job.headers, job.priority, JobState.READY, 0,
-                   max_attempts, None, None, now, job.available_at, now)
+        return _make_job(job_id, queue, job.payload, job.headers, job.priority, JobState.READY,
+                         0, max_attempts, None, None, now, job.available_at, now, None, None,
+                         None, False, ())
 
     def _ensure_queue(
         self, conn: sqlite3.Connection, name: str, defaults: tuple[int, float], now: float
@@ -370,6 +464,15 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
     # -- the lease --------------------------------------------------------------------------
 
     def claim(
+        self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
+    ) -> list[Job]:
+        if self.group_commit and not getattr(self._local, "atomic", False):
+            return self._group.submit(lambda: self._claim_now(
+                queue, limit=limit, visibility_timeout=visibility_timeout, now=now))
+        return self._claim_now(queue, limit=limit, visibility_timeout=visibility_timeout,
+                               now=now)
+
+    def _claim_now(
         self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
     ) -> list[Job]:
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
@@ -438,6 +541,13 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         )
 
     def ack(self, job_id: int, token: str, now: float) -> None:
+        if self.group_commit and not getattr(self._local, "atomic", False):
+            # A consumer's job threads claim and ack concurrently: they share commits too.
+            self._group.submit(lambda: self._ack_now(job_id, token, now))
+            return
+        self._ack_now(job_id, token, now)
+
+    def _ack_now(self, job_id: int, token: str, now: float) -> None:
         conn = self._conn()
         with translate_errors():
             changed = conn.execute(Q["ack"], {"id": job_id, "token": token, "now": now}).rowcount
@@ -445,11 +555,11 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
 
     def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
-        params = [{"id": job_id, "token": token, "now": now} for job_id, token in leases]
+        params = {"leases": _dumps(leases), "now": now}
         conn = self._conn()
         try:
             with self._transaction() as tx:
-                if tx.executemany(Q["ack"], params).rowcount != len(params):
+                if tx.execute(Q["ack_batch"], params).rowcount != len(leases):
                     raise _StaleLease
         except _StaleLease:
             # Rolled back: find the first lease that is not current, as `ack` would.
@@ -645,7 +755,9 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             clauses.append("queue = :queue")
             params["queue"] = queue
         if state is not None:
-            clauses.append("state = :state")
+            # The literal terms name a partial index holding only such jobs; done jobs are
+            # read newest (or oldest) first by id, stopping after a page.
+            clauses.append(_STATE_INDEX_TERM.get(state, "") + "state = :state")
             params["state"] = state.value
         for index, (key, value) in enumerate(sorted(headers.items())):
             # Header keys are validated against HEADER_KEY_PATTERN; the path is a parameter.
@@ -725,9 +837,9 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         """Delete done jobs finished before ``before``, in short transactions."""
         names = [queue] if queue is not None else [q.name for q in self.list_queues()]
         with translate_errors():
-            orphans = self._conn().execute("SELECT DISTINCT queue FROM jobs WHERE queue NOT IN "
-                                           "(SELECT name FROM queues)").fetchall()
-        names += [row[0] for row in orphans if queue is None]
+            done_names = self._conn().execute(Q["done_queue_names"]).fetchall()
+        if queue is None:
+            names += sorted({row[0] for row in done_names} - set(names))
         removed = 0
         for name in names:
             while True:

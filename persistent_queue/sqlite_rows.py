@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,6 +59,28 @@ def job_from_row(row: sqlite3.Row, *, lease_token: bool = False) -> Job:
     )
 
 
+def _fast_constructor(cls: type[Any]) -> Callable[..., Any]:
+    """A positional constructor for a frozen, slotted dataclass that skips ``__init__``.
+
+    A frozen dataclass sets each field through ``object.__setattr__``; calling the slot
+    descriptors directly builds the same object in about half the time, which matters when
+    a batch builds a thousand of them. Every field must be given, in declaration order.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    lines = [f"def make({', '.join(names)}):", "    obj = new(cls)"]
+    for index, name in enumerate(names):
+        scope[f"set{index}"] = getattr(cls, name).__set__
+        lines.append(f"    set{index}(obj, {name})")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # noqa: S102 - source built from the dataclass's own fields
+    make: Callable[..., Any] = scope["make"]
+    return make
+
+
+#: ``Job(...)`` with all 18 fields, positional, at half the cost (hot paths only).
+make_job: Callable[..., Job] = _fast_constructor(Job)
+
 _LEASED = JobState.LEASED
 _loads_json = json.loads
 
@@ -67,7 +90,7 @@ def job_from_claim(row: tuple[Any, ...]) -> Job:
     (job_id, queue, payload, headers, priority, attempts, max_attempts, lease_token,
      lease_expires_at, created_at, available_at, updated_at, last_error, dedup_key,
      depends_on) = row
-    return Job(
+    return make_job(
         job_id, queue, _loads_json(payload),
         _loads_json(headers) or {} if headers is not None else {},
         priority, _LEASED, attempts, max_attempts, lease_token, lease_expires_at,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -53,26 +53,58 @@ def _check_json_value(value: Any, *, where: str) -> None:
             raise InvalidPayload(f"{where} holds a {type(item).__name__}, which is not JSON")
 
 
-def encode_json(value: Any, *, where: str = "payload") -> str:
-    """Validated, compact JSON text of ``value``."""
-    _check_json_value(value, where=where)
+#: One encoder built once: ``json.dumps`` with non-default options builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+def _to_json(value: Any, where: str) -> str:
+    """JSON text of ``value`` (checked, not yet checked for lone surrogates)."""
+    if type(value) is not str:  # a string cannot hold anything the walk would refuse
+        _check_json_value(value, where=where)
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        text.encode("utf-8")  # lone surrogates cannot be stored
-    except UnicodeEncodeError as exc:
-        raise InvalidPayload(f"{where} holds a string that is not valid Unicode") from exc
+        return _encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"{where} is not JSON: {exc}") from exc
+
+
+def _utf8_size(text: str, where: str) -> int:
+    """Bytes of ``text`` in UTF-8; ``InvalidPayload`` if it holds a lone surrogate."""
+    if text.isascii():
+        return len(text)
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidPayload(f"{where} holds a string that is not valid Unicode") from exc
+
+
+def encode_json(value: Any, *, where: str = "payload") -> str:
+    """Validated, compact JSON text of ``value``."""
+    text = _to_json(value, where)
+    _utf8_size(text, where)
     return text
 
 
 def payload(value: Any, *, max_bytes: int) -> str:
     """The encoded payload, or ``InvalidPayload`` / ``PayloadTooLarge``."""
-    text = encode_json(value)
-    size = len(text.encode("utf-8"))
+    text = _to_json(value, "payload")
+    size = _utf8_size(text, "payload")
     if size > max_bytes:
         raise PayloadTooLarge(f"payload is {size} bytes encoded; the limit is {max_bytes}")
     return text
+
+
+def payloads(values: Sequence[Any], *, max_bytes: int) -> list[str]:
+    """:func:`payload` of every value (a batch), with the common string case inlined."""
+    texts: list[str] = []
+    append, encode_string = texts.append, _encode
+    for value in values:
+        if type(value) is str:
+            text = encode_string(value)
+            if text.isascii() and len(text) <= max_bytes:
+                append(text)
+                continue
+        append(payload(value, max_bytes=max_bytes))
+    return texts
 
 
 def headers(value: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:

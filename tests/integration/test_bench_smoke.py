@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import history, report, workloads  # noqa: E402
+from bench import concurrent, history, report, workloads  # noqa: E402
 from bench.systems import make_payload, seq_of  # noqa: E402
 
 JOBS = 300
@@ -63,3 +63,24 @@ def test_harness_measures_this_project_and_raw_sqlite(tmp_path: Path) -> None:
     path = report.write_json({"meta": {"jobs": JOBS}, "systems": systems, "history": lat},
                              str(tmp_path / "results"))
     assert json.loads(Path(path).read_text())["systems"]["pq-normal"]["drain_2"]["losses"] == 0
+
+
+def test_concurrent_enqueue_counts_every_job_with_and_without_group_commit(
+    tmp_path: Path
+) -> None:
+    results = {}
+    for label, group_commit in (("on", True), ("off", False)):
+        result = concurrent.enqueue_threads("pq-full", str(tmp_path), 60, 4, group_commit)
+        assert (result["acked"], result["stored"], result["losses"]) == (60, 60, 0)
+        assert result["errors"] == []
+        results[label] = result
+    assert results["off"]["grouped"] == 0
+    raw = concurrent.enqueue_threads("raw-normal", str(tmp_path), 60, 3)
+    assert (raw["acked"], raw["stored"]) == (60, 60)
+    for key, group_commit in (("pq-full", True), ("pq-full", False), ("raw-normal", None)):
+        drained = concurrent.drain_threads(key, str(tmp_path), 60, 4, group_commit)
+        assert (drained["acked"], drained["duplicates"], drained["losses"]) == (60, 0, 0)
+        assert drained["errors"] == []
+    text = concurrent.table({"persistent-queue (full, group commit)": {"4": results["on"]},
+                             "persistent-queue (full, no group commit)": {"4": results["off"]}})
+    assert "group commit / none (full): 4 threads" in text

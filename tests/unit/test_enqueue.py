@@ -61,6 +61,33 @@ def test_enqueue_many_stores_all_jobs_with_consecutive_ids(queue: Queue) -> None
     ]
 
 
+def test_enqueue_many_returns_exactly_what_it_stored(queue: Queue, clock: FakeClock) -> None:
+    queue.enqueue("batch", "before")  # ids of a batch continue after existing jobs
+    payloads = ["text", "caf\u00e9 \U0001f600", 7, 2.5, None, True, [1, "x"], {"k": {"n": 1}}]
+
+    jobs = queue.enqueue_many("batch", payloads, delay=5, max_attempts=3,
+                              headers={"tenant": "acme"})
+
+    assert [queue.get_job(job.id) for job in jobs] == jobs
+    assert [job.payload for job in jobs] == payloads
+    assert {(job.available_at, job.max_attempts, job.state) for job in jobs} == {
+        (clock.now + 5, 3, JobState.READY)}
+    jobs[0].headers["tenant"] = "changed"  # each job has its own headers dict
+    assert jobs[1].headers == {"tenant": "acme"}
+
+
+def test_enqueue_many_refuses_a_lone_surrogate_and_a_payload_over_the_limit(
+    db_path: Path, clock: FakeClock
+) -> None:
+    with Queue(db_path, clock=clock, max_payload_bytes=100) as q:
+        with pytest.raises(InvalidPayload):
+            q.enqueue_many("batch", ["ok", "bad \ud800"])
+        with pytest.raises(InvalidPayload):  # PayloadTooLarge is an InvalidPayload
+            q.enqueue_many("batch", ["ok", "\u00e9" * 60])  # 60 chars, 120 bytes
+        assert q.enqueue_many("batch", ["ok", "\u00e9" * 40])[1].payload == "\u00e9" * 40
+        assert q.list_jobs("batch", limit=10) != []
+
+
 def test_enqueue_many_is_one_transaction_a_bad_payload_stores_nothing(queue: Queue) -> None:
     payloads = [{"n": 1}, {"n": 2}, {"bad": float("nan")}, {"n": 4}]
 

@@ -21,7 +21,14 @@ SELECT * FROM queues ORDER BY name;
 DELETE FROM queues WHERE name = :name;
 
 -- name: delete_queue_jobs
-DELETE FROM jobs WHERE queue = :name;
+-- Each state through its own partial index (there is no index on the queue alone).
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs WHERE queue = :name AND state IN ('ready', 'leased')
+    UNION ALL
+    SELECT id FROM jobs WHERE queue = :name AND state = 'waiting'
+    UNION ALL
+    SELECT id FROM jobs WHERE queue = :name AND state = 'done'
+);
 
 -- name: delete_queue_dead_letters
 DELETE FROM dead_letters WHERE queue = :name;
@@ -30,13 +37,24 @@ DELETE FROM dead_letters WHERE queue = :name;
 DELETE FROM job_events WHERE queue = :name;
 
 -- name: count_unfinished
-SELECT count(*) FROM jobs WHERE queue = :name AND state IN ('waiting', 'ready', 'leased');
+SELECT (SELECT count(*) FROM jobs WHERE queue = :name AND state IN ('ready', 'leased'))
+     + (SELECT count(*) FROM jobs WHERE queue = :name AND state = 'waiting');
 
 -- name: insert_job
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
                   available_at, created_at, updated_at)
 VALUES (:queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
         :available_at, :now, :now);
+
+-- name: insert_jobs_batch
+-- `enqueue_many`: jobs that differ only in their payload, in one statement. The payload texts
+-- arrive as one JSON array of strings, so SQLite loops over the rows (in array order) and
+-- AUTOINCREMENT's bookkeeping runs once per batch instead of once per row.
+INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
+                  available_at, created_at, updated_at)
+SELECT :queue, 'ready', :priority, value, :headers, 0, :max_attempts,
+       :available_at, :now, :now
+FROM json_each(:payloads);
 
 -- name: insert_job_if_queue
 -- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
@@ -96,6 +114,18 @@ UPDATE jobs
 SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
     finished_at = :now, updated_at = :now
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
+
+-- name: ack_batch
+-- `ack_many` in one statement: :leases is a JSON array of [id, token] pairs. The caller
+-- compares the number of rows changed with the number of leases (and rolls back if short).
+UPDATE jobs
+SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
+    finished_at = :now, updated_at = :now
+FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token
+      FROM json_each(:leases)) AS lease
+WHERE jobs.id = lease.id AND +jobs.state = 'leased' AND jobs.lease_token = lease.token
+  -- `+`: never drive the update from an index of every live lease (after ANALYZE it would).
+  AND +jobs.lease_expires_at > :now;
 
 -- name: select_leased
 -- The row a fenced operation acts on, or nothing if the caller's lease is not current.
@@ -182,10 +212,21 @@ DELETE FROM dead_letters WHERE queue = :queue AND dead_at <= :before;
 DELETE FROM dead_letters WHERE dead_at <= :before;
 
 -- name: purge_queue
-DELETE FROM jobs WHERE queue = :queue AND state IN ('waiting', 'ready', 'leased');
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs WHERE queue = :queue AND state IN ('ready', 'leased')
+    UNION ALL
+    SELECT id FROM jobs WHERE queue = :queue AND state = 'waiting'
+);
 
 -- name: count_by_state
-SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
+-- Unfinished jobs from their partial indexes; done jobs counted in the done index alone
+-- (an index-only pass over small entries, never the table's rows).
+SELECT queue, state, count(*) AS n FROM jobs WHERE state IN ('ready', 'leased')
+GROUP BY queue, state
+UNION ALL
+SELECT queue, 'waiting', count(*) FROM jobs WHERE state = 'waiting' GROUP BY queue
+UNION ALL
+SELECT queue, 'done', count(*) FROM jobs WHERE state = 'done' GROUP BY queue;
 
 -- name: count_pending_detail
 -- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
@@ -204,6 +245,17 @@ SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue;
 -- name: count_retries
 SELECT queue, count(*) AS n FROM job_events
 WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
+
+-- name: done_queue_names
+-- The distinct queue names of done jobs, one index probe per name (a skip-scan of jobs_done):
+-- cleanup also reaches done jobs whose queue row is gone.
+WITH RECURSIVE names(name) AS (
+    SELECT min(queue) FROM jobs WHERE state = 'done'
+    UNION ALL
+    SELECT (SELECT min(queue) FROM jobs WHERE state = 'done' AND queue > names.name)
+    FROM names WHERE names.name IS NOT NULL
+)
+SELECT name FROM names WHERE name IS NOT NULL;
 
 -- name: cleanup_done
 DELETE FROM jobs WHERE id IN (

@@ -36,15 +36,27 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.up
 
 -- name: throughput_enqueued
 -- Dead-lettered jobs were enqueued too: they count where they were created.
+-- Unfinished jobs come from their partial indexes; a done job created in the window also
+-- finished in it, so only the window's range of each queue's done index is read.
 SELECT queue, CAST(created_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
-FROM (SELECT queue, created_at FROM jobs WHERE created_at >= :since
+FROM (SELECT queue, created_at FROM jobs
+      WHERE state IN ('ready', 'leased') AND created_at >= :since
+      UNION ALL
+      SELECT queue, created_at FROM jobs WHERE state = 'waiting' AND created_at >= :since
+      UNION ALL
+      SELECT j.queue, j.created_at FROM queues AS q CROSS JOIN jobs AS j
+      WHERE j.queue = q.name AND j.state = 'done' AND j.finished_at >= :since
+        AND j.created_at >= :since
       UNION ALL
       SELECT queue, created_at FROM dead_letters WHERE created_at >= :since)
 GROUP BY queue, bucket;
 
 -- name: throughput_acked
-SELECT queue, CAST(finished_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
-FROM jobs WHERE state = 'done' AND finished_at >= :since GROUP BY queue, bucket;
+-- Per queue, the window's range of its done index (queues outer: CROSS JOIN keeps the order).
+SELECT j.queue, CAST(j.finished_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
+FROM queues AS q CROSS JOIN jobs AS j
+WHERE j.queue = q.name AND j.state = 'done' AND j.finished_at >= :since
+GROUP BY j.queue, bucket;
 
 -- name: throughput_failed
 SELECT queue, CAST(at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n

@@ -2,7 +2,7 @@
 -- None of these run on the default enqueue path (no key, no dependencies, unbounded queue).
 
 -- name: count_occupied
--- Jobs that count against a bounded queue's max_size (served by jobs_queue_state).
+-- Jobs that count against a bounded queue's max_size (served by jobs_claim).
 SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('ready', 'leased');
 
 -- name: find_dedup
