@@ -4,6 +4,8 @@ their fate.
 To make a group form deterministically, a second connection holds the write lock: the first
 enqueue (the leader) waits for it, every later one queues behind the leader, and releasing
 the lock lets the leader finish alone and hand the lead to a group of all the others.
+
+SQLite only: on PostgreSQL the server itself flushes the WAL of concurrent commits together.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pytest
 from persistent_queue import InvalidDependency, Job, JobState, LeaseLost, Queue, QueueFull
 from persistent_queue.sqlite_backend import SQLiteBackend
 from tests.support import FakeClock, wait_for
+
+pytestmark = pytest.mark.sqlite_only
 
 
 def group_of(q: Queue) -> Any:
