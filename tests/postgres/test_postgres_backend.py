@@ -295,6 +295,52 @@ def test_a_notification_before_the_wait_is_not_lost_and_own_commits_do_not_wake(
     producer.close()
 
 
+def test_a_wait_for_one_queue_sleeps_through_announcements_for_others(url: str) -> None:
+    consumer = Queue(url, durability="normal")
+    producer = Queue(url, durability="normal")
+    backend = consumer.backend
+    assert backend.wait_for_change(0, 1, "a") is True  # arms the LISTEN
+    for n in range(5):
+        producer.enqueue("b", n)
+    assert backend.wait_for_change(1.0, 1, "a") is False  # b's work does not wake a's waiter
+    assert backend.wait_for_change(30, 1, "b") is True  # ...but was received and kept for b
+    started = time.monotonic()
+    assert consumer.dequeue("a", wait=0.5) is None  # a wait with a hint still times out
+    assert time.monotonic() - started < 10
+    consumer.close()
+    producer.close()
+
+
+def test_a_consumer_waiting_on_a_queue_wakes_only_for_that_queue(url: str) -> None:
+    consumer = Queue(url, durability="normal", poll_interval=10)
+    producer = Queue(url, durability="normal")
+    producer.create_queue("a")
+    backend = consumer.backend
+    wakes: list[bool] = []
+    original = backend.wait_for_change
+
+    def counted(timeout: float, poll_interval: float, queue: str | None = None) -> bool:
+        changed = original(timeout, poll_interval, queue)
+        wakes.append(changed)
+        return changed
+
+    backend.wait_for_change = counted  # type: ignore[method-assign]
+    thread, result = _in_thread(lambda: consumer.dequeue("a", wait=60))
+    wait_for(lambda: _blocked_in_select(thread), message="the consumer waits on the socket")
+    for n in range(10):  # ten commits to another queue: ten announcements for "b"
+        producer.enqueue("b", n)
+    started = time.monotonic()
+    producer.enqueue("a", {"n": 1})
+    thread.join(60)
+    assert time.monotonic() - started < 5
+    assert result and result[0] is not None and result[0].payload == {"n": 1}  # type: ignore[attr-defined]
+    # The thread's first wait arms its LISTEN (and returns at once); then one wake-up, by
+    # its own queue's work, none by the ten announcements for "b".
+    assert wakes == [True, True], wakes
+    consumer.close()
+    producer.close()
+
+
 def test_resuming_a_paused_queue_wakes_waiting_consumers(url: str) -> None:
     consumer = Queue(url, durability="normal")
     admin = Queue(url, durability="normal")
