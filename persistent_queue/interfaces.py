@@ -125,8 +125,13 @@ class Backend(ABC):
         """The earliest time an unfinished job of the queue becomes claimable."""
 
     @abstractmethod
-    def wait_for_change(self, timeout: float, poll_interval: float) -> bool:
-        """Block until the store changes or ``timeout`` passes; True if it changed."""
+    def wait_for_change(self, timeout: float, poll_interval: float,
+                        queue: str | None = None) -> bool:
+        """Block until the store changes or ``timeout`` passes; True if it changed.
+
+        ``queue`` is a hint: the caller only cares about work for that queue. A backend may
+        ignore it (and wake on any change), but must never sleep through a change to it.
+        """
 
     @abstractmethod
     def ack(self, job_id: int, token: str, now: float) -> None:

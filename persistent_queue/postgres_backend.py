@@ -152,12 +152,13 @@ class PostgresBackend(PostgresWorkflows, PostgresReads, Backend):
                 return [self._new_job(job, row["id"], queue, row["max_attempts"], now)]
         with self._transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
-            if info.max_size is not None or any(
-                job.dedup_key is not None or job.depends_on for job in jobs
-            ):
-                # Bounds and dedup keys are read-then-write: one such enqueue per queue at a
-                # time (SQLite's single writer gives the same for free).
-                info = self._queue_row(conn, queue, lock=True)
+            dedup = any(job.dedup_key is not None for job in jobs)
+            if info.max_size is not None or dedup or any(job.depends_on for job in jobs):
+                if info.max_size is not None or dedup:
+                    # Bounds and dedup keys are read-then-write: one such enqueue per queue
+                    # at a time (SQLite's single writer gives the same for free). Dependencies
+                    # need no queue lock: their parents' rows are share-locked instead.
+                    info = self._queue_row(conn, queue, lock=True)
                 stored = self._enqueue_workflow(conn, info, jobs, now)
                 self._notify(conn, queue)
                 return stored

@@ -39,17 +39,33 @@ MIGRATION_LOCK = 0x7071_7565_7565  # "pqueue"
 
 
 class _Listening:
-    """Per-thread wake-up state: set by psycopg when a notification arrives mid-query."""
+    """Per-thread wake-up state: the queues other connections announced since the last wait
+    that looked at them (psycopg calls this when a notification arrives mid-query)."""
 
-    __slots__ = ("changed", "own_pid")
+    __slots__ = ("announced", "own_pid")
 
     def __init__(self, own_pid: int) -> None:
-        self.changed = False
+        self.announced: set[str] = set()
         self.own_pid = own_pid
 
     def __call__(self, notify: psycopg.Notify) -> None:
-        if notify.pid != self.own_pid:
-            self.changed = True
+        self.note(notify.pid, notify.payload)
+
+    def note(self, pid: int, queue: str) -> None:
+        if pid != self.own_pid:
+            self.announced.add(queue)
+
+    def take(self, queue: str | None) -> bool:
+        """Whether work was announced for ``queue`` (any queue if None); forgets it.
+        Announcements for other queues are kept for a later wait on them."""
+        if queue is None:
+            found = bool(self.announced)
+            self.announced.clear()
+            return found
+        if queue in self.announced:
+            self.announced.discard(queue)
+            return True
+        return False
 
 
 class PostgresConnections:
@@ -223,14 +239,17 @@ class PostgresConnections:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def wait_for_change(self, timeout: float, poll_interval: float) -> bool:
+    def wait_for_change(self, timeout: float, poll_interval: float,
+                        queue: str | None = None) -> bool:
         """Block until another connection commits claimable work, or ``timeout`` passes.
 
         The thread's connection starts listening on its first wait, and that first call
         returns True at once: work committed before the LISTEN would not be announced, so the
         caller must look again. From then on every notification is kept (psycopg hands those
         that arrive during other statements to :class:`_Listening`), so none is lost between a
-        failed claim and the next wait. ``poll_interval`` is not needed: this never polls.
+        failed claim and the next wait. With ``queue``, only work announced for that queue
+        wakes the caller; announcements for other queues stay pending for a later wait on
+        them. ``poll_interval`` is not needed: this never polls.
         """
         del poll_interval
         conn = self._conn()
@@ -245,8 +264,8 @@ class PostgresConnections:
                 return True
             deadline = time.monotonic() + timeout
             while True:
-                if listening.changed or self._drain(conn, listening):
-                    listening.changed = False
+                self._drain(conn, listening)
+                if listening.take(queue):
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -254,17 +273,15 @@ class PostgresConnections:
                 select.select([conn.fileno()], [], [], remaining)
 
     @staticmethod
-    def _drain(conn: Connection, listening: _Listening) -> bool:
-        """Read what the server sent while idle; True if another connection notified."""
-        changed = False
+    def _drain(conn: Connection, listening: _Listening) -> None:
+        """Read the notifications the server sent while the connection was idle."""
         with conn.lock:
             pgconn = conn.pgconn
             pgconn.consume_input()
             if pgconn.status != psycopg.pq.ConnStatus.OK:
                 raise psycopg.OperationalError("the server closed the connection")
             while (notify := pgconn.notifies()) is not None:
-                changed |= notify.be_pid != listening.own_pid
-        return changed
+                listening.note(notify.be_pid, notify.extra.decode("utf-8", "replace"))
 
     def execute_read(self, query: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[Any]:
         """Run a read-only statement of the library's own (diagnostics, EXPLAIN).

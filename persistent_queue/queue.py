@@ -309,7 +309,7 @@ class Queue(WorkflowMixin):
                 # Something becomes due (a delayed job, an expiring lease): wake for it, but
                 # never spin when it is already due yet unclaimable (a paused queue).
                 timeout = min(remaining, max(next_at - now, 20 * self.poll_interval))
-            changed = self.backend.wait_for_change(timeout, self.poll_interval)
+            changed = self.backend.wait_for_change(timeout, self.poll_interval, queue)
             if not changed or self.backend.has_claimable(queue, self._clock()):
                 return True
 

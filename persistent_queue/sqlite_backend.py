@@ -497,8 +497,10 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             value = self._conn().execute(Q["next_available_at"], {"queue": queue}).fetchone()[0]
         return None if value is None else float(value)
 
-    def wait_for_change(self, timeout: float, poll_interval: float) -> bool:
+    def wait_for_change(self, timeout: float, poll_interval: float,
+                        queue: str | None = None) -> bool:
         """Sleep until another connection commits, or ``timeout`` passes. Returns if it did.
+        ``queue`` is ignored: any commit wakes the caller.
 
         The first checks come sooner (a quarter, then half the interval): work often arrives
         right after a consumer runs dry, while a long idle wait costs one check per interval.

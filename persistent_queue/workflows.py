@@ -83,8 +83,9 @@ class WorkflowMixin:
                 if remaining <= 0:
                     self.backend.count_rejected_full(queue)
                     raise
-                # A consumer's ack or an expired lease frees room: wake on any commit.
-                self.backend.wait_for_change(min(remaining, 1.0), self.poll_interval)
+                # A consumer's ack or an expired lease frees room: wake on a commit (SQLite)
+                # or an announcement for this queue (PostgreSQL), else look again in 1 s.
+                self.backend.wait_for_change(min(remaining, 1.0), self.poll_interval, queue)
 
     # -- topics -----------------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ from persistent_queue import Queue
 from tests.postgres_support import (  # noqa: F401 (fixtures)
     BACKENDS,
     database_target,
+    pg_empty_url,
+    pg_fresh_url,
     pg_session,
     pg_url,
     require_postgres,

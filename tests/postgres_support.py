@@ -137,10 +137,12 @@ class SessionCluster:
         self._reuse = not seeded and os.environ.get("PQ_PG_FRESH_DATABASES") != "1"
         self._template_ready = True
 
-    def new_database(self) -> str:
-        """A migrated database holding no rows; returns its name."""
+    def new_database(self, *, reuse: bool = True) -> str:
+        """A migrated database holding no rows; returns its name. ``reuse=False`` always
+        copies the template (no dead rows or grown indexes left by an earlier test: for
+        query plans)."""
         self._ensure_template()
-        if self._idle:
+        if self._idle and reuse:
             return self._idle.pop()
         return self.cluster.create_database(template=TEMPLATE)
 
@@ -166,6 +168,16 @@ class SessionCluster:
     def drop(self, name: str) -> None:
         self.cluster.drop_database(name)
 
+    def empty_database(self) -> str:
+        """A new database without the queue's schema (not a template copy); returns its name.
+        Drop it with :meth:`drop`: it never goes back to the pool."""
+        return self.cluster.create_database()
+
+    def admin(self, statement: str, params: tuple[Any, ...] | None = None) -> None:
+        """Run one statement as the superuser on the ``postgres`` database (``ALTER USER``,
+        ``pg_terminate_backend``, ...)."""
+        self.cluster.execute(statement, params)
+
 
 @pytest.fixture(scope="session")
 def pg_session() -> Iterator[SessionCluster]:
@@ -186,6 +198,26 @@ def pg_url(pg_session: SessionCluster) -> Iterator[str]:
     yield pg_session.url(name)
     with contextlib.suppress(Exception):
         pg_session.release(name)
+
+
+@pytest.fixture
+def pg_fresh_url(pg_session: SessionCluster) -> Iterator[str]:
+    """As ``pg_url``, but always a new copy of the template (never a wiped database that an
+    earlier test used): for tests of query plans, which dead rows and grown indexes sway."""
+    name = pg_session.new_database(reuse=False)
+    yield pg_session.url(name)
+    with contextlib.suppress(Exception):
+        pg_session.release(name)
+
+
+@pytest.fixture
+def pg_empty_url(pg_session: SessionCluster) -> Iterator[str]:
+    """The URL of a new database without the queue's schema (first opens migrate it), dropped
+    afterwards: for tests of the migrations themselves."""
+    name = pg_session.empty_database()
+    yield pg_session.url(name)
+    with contextlib.suppress(Exception):
+        pg_session.drop(name)
 
 
 @contextlib.contextmanager

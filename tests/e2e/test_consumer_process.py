@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import JobState, Queue
+from tests.e2e.handlers import started
 from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -39,12 +40,23 @@ def leased(q: Queue, job_id: int) -> bool:
     return q.get_job(job_id).state is JobState.LEASED
 
 
+def start_announcing_consumer(db: Path, env: dict[str, str],
+                              tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A consumer whose handler marks each job it begins in the returned folder: a leased row
+    alone does not mean the worker holds the job yet (the claim commits before it returns)."""
+    folder = tmp_path / "started"
+    folder.mkdir(exist_ok=True)
+    proc = start_consumer(db, {**env, "PQ_STARTED_DIR": str(folder)}, tmp_path,
+                          handler="tests.e2e.handlers:announce_then_sleep")
+    return proc, folder
+
+
 def test_sigterm_mid_job_finishes_and_acks_it(real_queue: Queue, db_path: Path,
                                               subprocess_env: dict[str, str],
                                               tmp_path: Path) -> None:
     job = real_queue.enqueue("work", {"seconds": 3})
-    proc = start_consumer(db_path, subprocess_env, tmp_path)
-    wait_for(lambda: leased(real_queue, job.id), timeout=60, message="the job to start")
+    proc, folder = start_announcing_consumer(db_path, subprocess_env, tmp_path)
+    wait_for(lambda: started(folder, job.id), timeout=60, message="the handler to start")
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
@@ -62,8 +74,8 @@ def test_second_signal_gives_the_job_back_at_once(real_queue: Queue, db_path: Pa
                                                   subprocess_env: dict[str, str],
                                                   tmp_path: Path) -> None:
     job = real_queue.enqueue("work", {"seconds": 120})
-    proc = start_consumer(db_path, subprocess_env, tmp_path)
-    wait_for(lambda: leased(real_queue, job.id), timeout=60, message="the job to start")
+    proc, folder = start_announcing_consumer(db_path, subprocess_env, tmp_path)
+    wait_for(lambda: started(folder, job.id), timeout=60, message="the handler to start")
     proc.send_signal(signal.SIGTERM)
     seen = read_until(proc, "finishing 1 job(s) in hand")  # the warm stop has begun
     proc.send_signal(signal.SIGINT)

@@ -1,26 +1,21 @@
 """Behaviour only the PostgreSQL backend has: URLs and masked passwords, SKIP LOCKED claims,
 LISTEN/NOTIFY wake-ups, migrations under an advisory lock, lock timeouts, query plans.
 
-Runs on a throw-away cluster started for this module (skipped only when the PostgreSQL server
-programs are not installed).
+Runs on the session's throw-away cluster (tests/postgres_support.py).
 """
 
 from __future__ import annotations
 
-import glob
 import inspect
-import itertools
 import os
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from persistent_queue import Queue
@@ -34,82 +29,17 @@ from persistent_queue.errors import (
 from persistent_queue.postgres_connection import PostgresConnections
 from persistent_queue.postgres_url import is_postgres_url, mask_url, scrub
 from persistent_queue.sql import migrations, queries
+from tests.postgres_support import SessionCluster
 from tests.support import FakeClock, wait_for
 
-psycopg = pytest.importorskip("psycopg")
-
-BINDIRS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-BINDIR = next((Path(d) for d in BINDIRS if (Path(d) / "initdb").is_file()), None)
-if BINDIR is None and shutil.which("initdb"):
-    BINDIR = Path(shutil.which("initdb") or "").parent
 LATEST = len(migrations("postgres"))
 Q = queries("postgres")
-
-
-class _Cluster:
-    """A PostgreSQL server in a temporary directory, on 127.0.0.1 and a free port."""
-
-    def __init__(self, bindir: Path) -> None:
-        self.bindir = bindir
-        self.directory = Path(tempfile.mkdtemp(prefix="pq-pg-core-"))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.names = itertools.count(1)
-
-    def _run(self, *args: str) -> None:
-        command = [str(self.bindir / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        if os.geteuid() == 0:
-            shutil.chown(self.directory, "postgres")
-        data = self.directory / "data"
-        self._run("initdb", "-D", str(data), "-A", "trust", "-U", "postgres")
-        options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c full_page_writes=off -c max_connections=300")
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.directory / "log"), "-w",
-                  "-t", "120", "start", "-o", options)
-
-    def stop(self) -> None:
-        try:
-            self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "immediate", "stop")
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def url(self, name: str = "postgres", password: str | None = None) -> str:
-        user = "postgres" if password is None else f"postgres:{password}"
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{name}"
-
-    def admin(self, statement: str) -> None:
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(statement)
-
-    def new_database(self) -> str:
-        name = f"t{next(self.names)}"
-        self.admin(f"CREATE DATABASE {name}")
-        return name
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[_Cluster]:
-    if BINDIR is None:
-        pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed")
-    server = _Cluster(BINDIR)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def url(cluster: _Cluster) -> Iterator[str]:
-    name = cluster.new_database()
-    yield cluster.url(name)
-    cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
+def url(pg_url: str) -> str:
+    return pg_url
 
 
 @pytest.fixture
@@ -170,12 +100,15 @@ def test_a_refused_connection_is_a_storage_error_without_the_password() -> None:
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
-def test_the_queue_repr_never_shows_the_password(cluster: _Cluster, url: str) -> None:
-    cluster.admin("ALTER USER postgres PASSWORD 'Hunter2Hunter2'")  # trust auth ignores it
-    with Queue(url.replace("postgres@", "postgres:Hunter2Hunter2@")) as q:
-        assert "Hunter2Hunter2" not in repr(q) and "Hunter2Hunter2" not in repr(q.backend)
-        facts = q.backend.database_facts()
-        assert "Hunter2Hunter2" not in str(facts) and facts["backend"] == "postgresql"
+def test_the_queue_repr_never_shows_the_password(pg_session: SessionCluster, url: str) -> None:
+    pg_session.admin("ALTER USER postgres PASSWORD 'Hunter2Hunter2'")  # trust auth ignores it
+    try:
+        with Queue(url.replace("postgres@", "postgres:Hunter2Hunter2@")) as q:
+            assert "Hunter2Hunter2" not in repr(q) and "Hunter2Hunter2" not in repr(q.backend)
+            facts = q.backend.database_facts()
+            assert "Hunter2Hunter2" not in str(facts) and facts["backend"] == "postgresql"
+    finally:
+        pg_session.admin("ALTER USER postgres PASSWORD NULL")
 
 
 # -- claims ------------------------------------------------------------------------------------
@@ -242,7 +175,7 @@ def test_batch_enqueue_returns_ids_in_order_and_matching_rows(pq: Queue) -> None
     assert [pq.get_job(i).payload for i in ids] == [{"n": n} for n in range(50)]
 
 
-def test_a_lock_held_too_long_is_database_busy(cluster: _Cluster, url: str) -> None:
+def test_a_lock_held_too_long_is_database_busy(url: str) -> None:
     q = Queue(url, durability="normal", busy_timeout=0.3)
     q.enqueue("q", 1)
     job = q.dequeue("q")
@@ -257,11 +190,12 @@ def test_a_lock_held_too_long_is_database_busy(cluster: _Cluster, url: str) -> N
     q.close()
 
 
-def test_a_connection_killed_by_the_server_is_replaced(cluster: _Cluster, url: str) -> None:
+def test_a_connection_killed_by_the_server_is_replaced(pg_session: SessionCluster,
+                                                       url: str) -> None:
     q = Queue(url, durability="normal")
     q.enqueue("q", 1)
     pid = q.backend._conn().info.backend_pid  # type: ignore[attr-defined]
-    cluster.admin(f"SELECT pg_terminate_backend({pid})")
+    pg_session.admin("SELECT pg_terminate_backend(%s)", (pid,))
     try:
         q.stats()
     except StorageError as exc:  # the first use may learn that the connection died
@@ -361,6 +295,52 @@ def test_a_notification_before_the_wait_is_not_lost_and_own_commits_do_not_wake(
     producer.close()
 
 
+def test_a_wait_for_one_queue_sleeps_through_announcements_for_others(url: str) -> None:
+    consumer = Queue(url, durability="normal")
+    producer = Queue(url, durability="normal")
+    backend = consumer.backend
+    assert backend.wait_for_change(0, 1, "a") is True  # arms the LISTEN
+    for n in range(5):
+        producer.enqueue("b", n)
+    assert backend.wait_for_change(1.0, 1, "a") is False  # b's work does not wake a's waiter
+    assert backend.wait_for_change(30, 1, "b") is True  # ...but was received and kept for b
+    started = time.monotonic()
+    assert consumer.dequeue("a", wait=0.5) is None  # a wait with a hint still times out
+    assert time.monotonic() - started < 10
+    consumer.close()
+    producer.close()
+
+
+def test_a_consumer_waiting_on_a_queue_wakes_only_for_that_queue(url: str) -> None:
+    consumer = Queue(url, durability="normal", poll_interval=10)
+    producer = Queue(url, durability="normal")
+    producer.create_queue("a")
+    backend = consumer.backend
+    wakes: list[bool] = []
+    original = backend.wait_for_change
+
+    def counted(timeout: float, poll_interval: float, queue: str | None = None) -> bool:
+        changed = original(timeout, poll_interval, queue)
+        wakes.append(changed)
+        return changed
+
+    backend.wait_for_change = counted  # type: ignore[method-assign]
+    thread, result = _in_thread(lambda: consumer.dequeue("a", wait=60))
+    wait_for(lambda: _blocked_in_select(thread), message="the consumer waits on the socket")
+    for n in range(10):  # ten commits to another queue: ten announcements for "b"
+        producer.enqueue("b", n)
+    started = time.monotonic()
+    producer.enqueue("a", {"n": 1})
+    thread.join(60)
+    assert time.monotonic() - started < 5
+    assert result and result[0] is not None and result[0].payload == {"n": 1}  # type: ignore[attr-defined]
+    # The thread's first wait arms its LISTEN (and returns at once); then one wake-up, by
+    # its own queue's work, none by the ten announcements for "b".
+    assert wakes == [True, True], wakes
+    consumer.close()
+    producer.close()
+
+
 def test_resuming_a_paused_queue_wakes_waiting_consumers(url: str) -> None:
     consumer = Queue(url, durability="normal")
     admin = Queue(url, durability="normal")
@@ -377,7 +357,10 @@ def test_resuming_a_paused_queue_wakes_waiting_consumers(url: str) -> None:
 # -- schema ------------------------------------------------------------------------------------
 
 
-def test_concurrent_first_opens_migrate_exactly_once(url: str) -> None:
+def test_concurrent_first_opens_migrate_exactly_once(pg_empty_url: str) -> None:
+    url = pg_empty_url
+    with psycopg.connect(url) as conn:  # a database without the queue's schema
+        assert conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None
     barrier = threading.Barrier(6)
     errors: list[BaseException] = []
 
@@ -400,7 +383,8 @@ def test_concurrent_first_opens_migrate_exactly_once(url: str) -> None:
     assert [row[0] for row in rows] == list(range(1, LATEST + 1))
 
 
-def test_a_newer_schema_is_refused_and_left_alone(url: str) -> None:
+def test_a_newer_schema_is_refused_and_left_alone(pg_empty_url: str) -> None:
+    url = pg_empty_url
     Queue(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (%s, 'from the future', 0)",
@@ -436,7 +420,12 @@ def test_durability_maps_to_synchronous_commit(url: str, durability: str,
 # -- query plans -------------------------------------------------------------------------------
 
 
-def test_hot_statements_use_indexes_with_many_done_rows(pq: Queue) -> None:
+def test_hot_statements_use_indexes_with_many_done_rows(pg_fresh_url: str) -> None:
+    with Queue(pg_fresh_url, clock=FakeClock(), durability="normal") as pq:
+        _check_hot_statement_plans(pq)
+
+
+def _check_hot_statement_plans(pq: Queue) -> None:
     backend = pq.backend
     conn = backend._conn()  # type: ignore[attr-defined]
     now = pq.now()

@@ -17,32 +17,28 @@ from typing import Any
 import pytest
 
 from persistent_queue import JobState, Queue
-from tests.postgres.cluster import Databases, databases
+from tests.postgres_support import SessionCluster
 from tests.support import ROOT, wait_for
 
 START = 1_700_000_000.0  # the children's clock (tests/postgres/workflow_child.py)
 DEADLINE = 180.0  # generous: the machine is shared with other test runs
 
 
-@pytest.fixture(scope="module")
-def pg(request: pytest.FixtureRequest) -> Iterator[Databases]:
-    with databases(request) as dbs:
-        yield dbs
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def url(pg: Databases) -> Iterator[str]:
+def url(pg_url: str) -> str:
     """A fresh, migrated database for one test."""
-    with pg.fresh() as address:
-        yield address
+    return pg_url
 
 
 @pytest.fixture(scope="module")
-def schema_url(pg: Databases) -> Iterator[str]:
+def schema_url(pg_session: SessionCluster) -> Iterator[str]:
     """One migrated database shared by the module's read-only tests (query plans)."""
-    with pg.fresh() as address:
-        Queue(address).close()
-        yield address
+    name = pg_session.new_database(reuse=False)  # no dead rows from earlier tests
+    yield pg_session.url(name)
+    pg_session.release(name)
 
 
 @pytest.fixture
