@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             samples = min(2_000, args.history_ready // 2 - 2)
             results["history"] = history.run(workdir, done=args.history_done,
                                              ready=args.history_ready, samples=samples)
-        if postgres.running() and args.history_done and not args.only_paired:
-            results["pg_history"] = postgres.run_history(args)
+        if postgres.running():  # interleaved rounds vs raw psycopg, claim latency with history
+            postgres.run_extras(results, workdir, args)
     postgres.stop()
     meta["loadavg_end"] = os.getloadavg()
     print()

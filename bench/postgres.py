@@ -138,6 +138,19 @@ def running() -> bool:
     return _cluster is not None
 
 
+def run_extras(results: dict[str, Any], workdir: str, args: argparse.Namespace) -> None:
+    """Interleaved rounds against raw psycopg and claim latency with history (scaled down)."""
+    from . import paired
+
+    if args.paired_rounds:
+        print("PostgreSQL: interleaved rounds, this project vs raw psycopg", flush=True)
+        results["pg_paired"] = paired.run(
+            workdir, rounds=args.paired_rounds, ours_key="pg-{mode}", raw_key="raw-pg-{mode}",
+            jobs={"normal": max(200, args.jobs // 4), "full": max(100, args.full_jobs // 4)})
+    if args.history_done and not args.only_paired:
+        results["pg_history"] = run_history(args)
+
+
 def run_history(args: argparse.Namespace) -> dict[str, Any]:
     """The claim-latency-with-history measure on PostgreSQL, scaled down."""
     done = history_done(args.history_done)
@@ -148,11 +161,15 @@ def run_history(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_notes(results: dict[str, Any]) -> None:
     """After the main table: the PostgreSQL settings and its claim-latency table."""
+    from .paired import table as paired_table
     from .report import history_table
 
     if any(is_postgres(key) for key in results["systems"]):
         results.setdefault("meta", {})["postgres"] = {"server": SETTINGS, "note": settings_note()}
         print(f"\nPostgreSQL rows: {settings_note()}; ratios are to raw psycopg in the same mode")
+    if "pg_paired" in results:
+        print()
+        print("PostgreSQL vs raw psycopg, " + paired_table(results["pg_paired"]))
     if "pg_history" in results:
         print()
         print("PostgreSQL " + history_table(results["pg_history"]))

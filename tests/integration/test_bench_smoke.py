@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import history, report, workloads  # noqa: E402
+from bench import history, paired, report, workloads  # noqa: E402
 from bench.systems import make_payload, seq_of  # noqa: E402
 
 JOBS = 300
@@ -108,11 +108,15 @@ def test_harness_measures_postgres_and_raw_psycopg(tmp_path: Path, pg_session: A
             assert 0 <= idle["cpu_percent"] < 100  # LISTEN, not a busy poll
             result["idle"] = idle
             systems[key] = result
+        rounds = paired.run(str(tmp_path), rounds=1, jobs={"normal": 40, "full": 20},
+                            ours_key="pg-{mode}", raw_key="raw-pg-{mode}")
+        assert rounds["full"]["drain_2"]["ratio"] > 0  # a drain with a loss would raise
         lat = postgres.history(done=300, ready=60, samples=20)
         assert all(math.isfinite(lat[f"{label}_{mode}"]["p99_ms"])
                    for label in ("empty", "history") for mode in ("normal", "full"))
     finally:
-        for name in ("pg-normal", "raw-pg-normal", "history-empty", "history-history"):
+        for name in ("pg-normal", "raw-pg-normal", "pg-full", "raw-pg-full", "history-empty",
+                     "history-history"):
             pg_session.cluster.drop_database(postgres._dbname(name))
         postgres.use_cluster(None)
 
