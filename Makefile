@@ -72,6 +72,7 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m bench.profile
+	$(BENCH_VENV)/bin/python -m bench.pg_profile
 
 bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench --quick --out bench/results/quick

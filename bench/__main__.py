@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {load[0]:.2f} on "
           f"{os.cpu_count()} CPUs", flush=True)
     results: dict[str, Any] = {"meta": meta, "systems": {}}
+    from . import postgres  # its own cluster for the PostgreSQL rows, or a line saying why not
+
+    postgres.start(args.systems)
     with tempfile.TemporaryDirectory(prefix="pq-bench-", dir=args.workdir) as workdir:
         if args.paired_rounds and not args.only_concurrent:
             print("interleaved rounds: this project vs raw SQLite", flush=True)
@@ -174,9 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             samples = min(2_000, args.history_ready // 2 - 2)
             results["history"] = history.run(workdir, done=args.history_done,
                                              ready=args.history_ready, samples=samples)
+        if postgres.running():  # interleaved rounds vs raw psycopg, claim latency with history
+            postgres.run_extras(results, workdir, args)
+    postgres.stop()
     meta["loadavg_end"] = os.getloadavg()
     print()
     print(report.table(results["systems"]))
+    postgres.print_notes(results)
     if "paired" in results:
         print()
         print(paired.table(results["paired"]))

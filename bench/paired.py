@@ -27,11 +27,13 @@ def _measure(workload: str, key: str, workdir: str, jobs: int) -> float:
     return float(result["jobs_per_s"])
 
 
-def run(workdir: str, *, rounds: int, jobs: dict[str, int]) -> dict[str, Any]:
-    """``{mode: {workload: {project, raw, ratio, ratios, jobs}}}`` over ``rounds`` rounds."""
+def run(workdir: str, *, rounds: int, jobs: dict[str, int], ours_key: str = "pq-{mode}",
+        raw_key: str = "raw-{mode}") -> dict[str, Any]:
+    """``{mode: {workload: {project, raw, ratio, ratios, jobs}}}`` over ``rounds`` rounds
+    (``ours_key``/``raw_key``: the systems compared, e.g. ``pg-{mode}``/``raw-pg-{mode}``)."""
     out: dict[str, Any] = {}
     for mode in ("normal", "full"):
-        ours, raw = f"pq-{mode}", f"raw-{mode}"
+        ours, raw = ours_key.format(mode=mode), raw_key.format(mode=mode)
         out[mode] = {}
         for workload in WORKLOADS:
             pairs = []

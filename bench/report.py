@@ -96,7 +96,7 @@ def charts(results: dict[str, Any], out_dir: str) -> list[str]:
     fig, axes = plt.subplots(2, 3, figsize=(16, 9))
     for ax, (workload, label) in zip(axes.flat, THROUGHPUT, strict=True):
         values = [_rate(systems[k].get(workload)) or 0 for k in keys]
-        colors = ["tab:blue" if k.startswith("pq") else "tab:gray" if k.startswith("raw")
+        colors = ["tab:blue" if k.startswith(("pq", "pg")) else "tab:gray" if k.startswith("raw")
                   else "tab:orange" for k in keys]
         ax.barh(names, values, color=colors)
         ax.set_title(label.replace("/s", " (jobs/s)"))
@@ -106,7 +106,7 @@ def charts(results: dict[str, Any], out_dir: str) -> list[str]:
             if v:
                 ax.text(v, i, f" {v:,.0f}", va="center", fontsize=7)
     fig.suptitle(f"Throughput, {results['meta']['jobs']:,} jobs of ~200 bytes "
-                 "(blue: this project, gray: raw SQLite, orange: peers)")
+                 "(blue: this project, gray: raw SQLite / psycopg, orange: peers)")
     fig.tight_layout()
     path = os.path.join(out_dir, "throughput.png")
     fig.savefig(path, dpi=90)

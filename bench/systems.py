@@ -286,6 +286,8 @@ PEERS = ("persist-queue", "huey", "litequeue")
 
 def baseline_of(key: str) -> str:
     """The raw SQLite run a system is compared with: the same synchronous setting."""
+    if _postgres.is_postgres(key):  # raw psycopg in the same mode
+        return f"raw-pg-{SYSTEMS[key][1]}"
     return f"raw-{SYSTEMS[key][1]}"
 
 
@@ -295,7 +297,9 @@ def open_system(key: str, path: str) -> Adapter:
 
 
 def system_path(workdir: str, key: str) -> str:
-    """persist-queue wants a directory; the others a file."""
+    """persist-queue wants a directory; PostgreSQL rows a database URL; the others a file."""
+    if _postgres.is_postgres(key):
+        return _postgres.database_url(key)
     if key == "persist-queue":
         return os.path.join(workdir, key)
     return os.path.join(workdir, f"{key}.db")
@@ -309,3 +313,6 @@ def make_payload(seq: int, size: int = 200) -> str:
 
 def seq_of(payload: str) -> int:
     return int(payload[:8])
+
+
+from . import postgres as _postgres  # noqa: E402  (registers the PostgreSQL rows in SYSTEMS)

@@ -18,12 +18,15 @@ import time
 from collections import Counter
 from typing import Any
 
+from . import postgres
 from .systems import make_payload, open_system, seq_of, system_path
 
 CTX = mp.get_context("spawn")
 
 
 def fresh_path(workdir: str, key: str) -> str:
+    if postgres.is_postgres(key):  # a new empty database
+        return postgres.fresh_database(key)
     path = system_path(workdir, key)
     shutil.rmtree(path, ignore_errors=True)
     for suffix in ("", "-wal", "-shm", "-journal"):
