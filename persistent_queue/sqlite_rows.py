@@ -111,7 +111,7 @@ def _loads_json(text: str) -> Any:
     """
     try:
         value, end = _raw_decode(text)
-    except ValueError:
+    except (ValueError, TypeError):  # not JSON, or not a str (bytes): loads decides
         return json.loads(text)
     if end != len(text):
         return json.loads(text)
