@@ -314,6 +314,10 @@ class Queue(WorkflowMixin):
                 return True
 
     def _lease(self, job: JobRef, lease_token: str | None) -> tuple[int, str]:
+        if lease_token is None and type(job) is Job:  # the common case, checked inline
+            job_id, token = job.id, job.lease_token
+            if type(job_id) is int and 0 < job_id < 2**63 and type(token) is str and token:
+                return job_id, token
         if isinstance(job, Job):
             job_id, token = job.id, lease_token or job.lease_token
         else:

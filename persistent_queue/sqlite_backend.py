@@ -58,6 +58,10 @@ logger = logging.getLogger(__name__)
 
 Q = sql.queries("sqlite")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Looked up once: the single enqueue runs them once per job.
+_INSERT_JOB_IF_QUEUE = Q["insert_job_if_queue"]
+_READY = JobState.READY
+_TRANSLATE_ERRORS = translate_errors()  # reusable: it holds no state
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -356,6 +360,20 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
         now: float,
         queue_defaults: tuple[int, float],
     ) -> list[Job]:
+        if len(jobs) == 1:
+            job = jobs[0]
+            if job.dedup_key is None and not job.depends_on:
+                with _TRANSLATE_ERRORS:
+                    inserted = self._conn().execute(_INSERT_JOB_IF_QUEUE, {
+                        "queue": queue, "priority": job.priority, "payload": job.payload_json,
+                        "headers": job.headers_json, "max_attempts": job.max_attempts,
+                        "available_at": job.available_at, "now": now,
+                    }).fetchall()
+                if inserted:
+                    (job_id, max_attempts), = inserted
+                    return [_make_job(job_id, queue, job.payload, job.headers, job.priority,
+                                      _READY, 0, max_attempts, None, None, now,
+                                      job.available_at, now, None, None, None, False, ())]
         rows = [
             {
                 "queue": queue,
@@ -368,12 +386,6 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
             }
             for job in jobs
         ]
-        if len(jobs) == 1 and jobs[0].dedup_key is None and not jobs[0].depends_on:
-            with translate_errors():
-                inserted = self._conn().execute(Q["insert_job_if_queue"], rows[0]).fetchall()
-            if inserted:
-                (job_id, max_attempts), = inserted
-                return [self._new_job(jobs[0], job_id, queue, max_attempts, now)]
         with self._transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
             if info.max_size is not None or any(

@@ -5,28 +5,45 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 from .errors import DatabaseBusy, StorageError, StorageFull
 from .models import DeadLetter, Job, JobState, QueueInfo
 
 
-@contextmanager
-def translate_errors() -> Iterator[None]:
+class _TranslateErrors:
+    """The context manager behind :func:`translate_errors` (a class: it runs per statement,
+    and a generator-based one costs several times as much to enter and leave)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        # Returns None (never suppresses): the exception, translated or not, propagates.
+        if exc is None:
+            return
+        if isinstance(exc, sqlite3.OperationalError):
+            message = str(exc)
+            if "locked" in message or "busy" in message:
+                raise DatabaseBusy(f"the database stayed locked too long: {message}") from exc
+            if "full" in message:
+                raise StorageFull(f"the database or its disk is full: {message}") from exc
+            raise StorageError(f"database error: {message}") from exc
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise StorageError(f"database error: {exc}") from exc
+
+
+_TRANSLATE_ERRORS = _TranslateErrors()
+
+
+def translate_errors() -> _TranslateErrors:
     """Turn sqlite3's exceptions into the library's StorageError family."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        message = str(exc)
-        if "locked" in message or "busy" in message:
-            raise DatabaseBusy(f"the database stayed locked too long: {message}") from exc
-        if "full" in message:
-            raise StorageFull(f"the database or its disk is full: {message}") from exc
-        raise StorageError(f"database error: {message}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise StorageError(f"database error: {exc}") from exc
+    return _TRANSLATE_ERRORS
 
 
 def loads(text: str | None) -> Any:
@@ -82,7 +99,23 @@ def _fast_constructor(cls: type[Any]) -> Callable[..., Any]:
 make_job: Callable[..., Job] = _fast_constructor(Job)
 
 _LEASED = JobState.LEASED
-_loads_json = json.loads
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads_json(text: str) -> Any:
+    """``json.loads`` for the texts this library stored, at under half its cost.
+
+    ``raw_decode`` skips ``loads``'s type checks and its two whitespace scans; anything it
+    does not consume whole (surrounding whitespace, a second value) goes through ``loads``,
+    so the result and the errors are ``loads``'s own.
+    """
+    try:
+        value, end = _raw_decode(text)
+    except (ValueError, TypeError):  # not JSON, or not a str (bytes): loads decides
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def job_from_claim(row: tuple[Any, ...]) -> Job:

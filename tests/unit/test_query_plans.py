@@ -121,6 +121,20 @@ def plan(queue: Queue, statement: str) -> list[str]:
     return [str(row[3]) for row in rows]
 
 
+def test_every_ack_probes_for_dependents_through_an_index(history_db: Queue) -> None:
+    # The WHEN clause of the dependency-release trigger runs on every acked job (schema 4).
+    text = history_db.backend.execute_read(  # type: ignore[attr-defined]
+        "SELECT sql FROM sqlite_master WHERE name = 'jobs_release_dependents'")[0][0]
+    when = text[text.index("WHEN") + len("WHEN"):text.index("BEGIN")]
+    probe = when[when.index("EXISTS"):].strip().replace("NEW.id", ":id")
+    rows = history_db.backend.execute_read(  # type: ignore[attr-defined]
+        "EXPLAIN QUERY PLAN SELECT " + probe, {"id": 1})
+    steps = [str(row[3]) for row in rows]
+    assert any("job_dependencies_parent" in step for step in steps), steps
+    assert not [step for step in steps if step.startswith("SCAN")
+                and step != "SCAN CONSTANT ROW"], steps
+
+
 @pytest.mark.parametrize("name", HOT_PATH)
 def test_hot_statements_never_scan_jobs(history_db: Queue, name: str) -> None:
     steps = plan(history_db, Q[name])

@@ -49,6 +49,12 @@ def test_release_trigger_searches_indexes(queue: Queue) -> None:
     body = text[text.index("BEGIN") + len("BEGIN"):text.rindex("END")].strip().rstrip(";")
     body = body.replace("NEW.id", ":id").replace("NEW.updated_at", ":now")
     _assert_indexed(_plan(queue, body), "jobs_release_dependents")
+    # The WHEN clause runs on every ack: its probe for dependents must be an index search.
+    when = text[text.index("WHEN") + len("WHEN"):text.index("BEGIN")]
+    probe = when[when.index("EXISTS"):].strip().replace("NEW.id", ":id")
+    steps = [step for step in _plan(queue, f"SELECT {probe}") if step != "SCAN CONSTANT ROW"]
+    _assert_indexed(steps, "jobs_release_dependents WHEN")
+    assert any("job_dependencies_parent" in step for step in steps), steps
 
 
 def _statements(queue: Queue, action: object) -> list[str]:
