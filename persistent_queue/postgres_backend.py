@@ -32,12 +32,12 @@ from .interfaces import Backend, NewJob
 from .models import DeadLetter, Job, JobState, QueueInfo
 from .postgres_connection import Connection
 from .postgres_reads import PostgresReads
-from .postgres_rows import dead_letter_from_row as _dead_letter_from_row
-from .postgres_rows import job_from_claim as _job_from_claim
-from .postgres_rows import job_from_row as _job_from_row
-from .postgres_rows import queue_from_row as _queue_from_row
 from .postgres_rows import translate_errors
 from .postgres_workflows import PostgresWorkflows
+from .rows import dead_letter_from_row as _dead_letter_from_row
+from .rows import job_from_claim as _job_from_claim
+from .rows import job_from_row as _job_from_row
+from .rows import queue_from_row as _queue_from_row
 
 Q = sql.queries("postgres")
 

@@ -22,7 +22,8 @@ from .models import (
     WorkerInfo,
 )
 from .postgres_connection import Connection, PostgresConnections
-from .postgres_rows import dead_letter_from_row, job_from_row, loads, translate_errors
+from .postgres_rows import translate_errors
+from .rows import dead_letter_from_row, job_from_row, loads
 
 Q = sql.queries("postgres")
 

@@ -29,13 +29,14 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import sql
 from .errors import InvalidDependency, NoSubscribers, QueueFull
 from .interfaces import NewJob
 from .models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo, Subscription
-from .postgres_rows import job_from_row, loads, translate_errors
+from .postgres_rows import translate_errors
+from .rows import job_from_row, schedule_from_row
 
 if TYPE_CHECKING:
     from contextlib import _GeneratorContextManager
@@ -46,16 +47,6 @@ Q = sql.queries("postgres")
 
 DEPENDENCY_FAILED = "dependency failed"
 
-
-def _schedule_from_row(row: dict[str, Any]) -> ScheduleInfo:
-    return ScheduleInfo(
-        name=row["name"], queue=row["queue"], payload=json.loads(row["payload"]),
-        headers=loads(row["headers"]) or {}, priority=row["priority"],
-        max_attempts=row["max_attempts"], every=row["every"], cron=row["cron"],
-        timezone=row["timezone"], next_run_at=row["next_run_at"],
-        last_run_at=row["last_run_at"], last_job_id=row["last_job_id"], runs=row["runs"],
-        missed=row["missed"], created_at=row["created_at"], updated_at=row["updated_at"],
-    )
 
 
 class PostgresWorkflows:
@@ -276,7 +267,7 @@ class PostgresWorkflows:
             if row is None:
                 created = conn.execute(Q["insert_schedule"], params).fetchone()
                 if created is not None:
-                    return _schedule_from_row(created)
+                    return schedule_from_row(created)
                 # Declared by another process at the same moment: that one is the current.
                 row = conn.execute(Q["lock_schedule"], {"name": schedule.name}).fetchone()
             if row is not None and keep_next_run and all(
@@ -284,10 +275,10 @@ class PostgresWorkflows:
                 ("queue", "payload", "headers", "priority", "max_attempts", "every", "cron",
                  "timezone")
             ):
-                return _schedule_from_row(row)  # declared again unchanged: keep its ticks
+                return schedule_from_row(row)  # declared again unchanged: keep its ticks
             stored = conn.execute(Q["upsert_schedule"], params).fetchone()
             assert stored is not None
-            return _schedule_from_row(stored)
+            return schedule_from_row(stored)
 
     def delete_schedule(self, name: str) -> bool:
         with self._transaction() as conn:
@@ -296,11 +287,11 @@ class PostgresWorkflows:
     def get_schedule(self, name: str) -> ScheduleInfo | None:
         with translate_errors():
             row = self._conn().execute(Q["get_schedule"], {"name": name}).fetchone()
-        return None if row is None else _schedule_from_row(row)
+        return None if row is None else schedule_from_row(row)
 
     def list_schedules(self) -> list[ScheduleInfo]:
         with translate_errors():
-            return [_schedule_from_row(r) for r in self._conn().execute(Q["list_schedules"])]
+            return [schedule_from_row(r) for r in self._conn().execute(Q["list_schedules"])]
 
     def due_schedules(self, now: float) -> list[str]:
         with translate_errors():
@@ -319,7 +310,7 @@ class PostgresWorkflows:
             row = conn.execute(Q["lock_due_schedule"], {"name": name}).fetchone()
             if row is None or row["next_run_at"] > now:
                 return None  # deleted, or another scheduler fired this tick first
-            schedule = _schedule_from_row(row)
+            schedule = schedule_from_row(row)
             next_run_at, missed = advance(schedule, now)
             headers = {**schedule.headers, "schedule": name,
                        "scheduled_for": schedule.next_run_at}

@@ -45,12 +45,12 @@ from .models import (
     ThroughputPoint,
     WorkerInfo,
 )
-from .sqlite_rows import dead_letter_from_row as _dead_letter_from_row
-from .sqlite_rows import job_from_claim as _job_from_claim
-from .sqlite_rows import job_from_row as _job_from_row
-from .sqlite_rows import loads as _loads
-from .sqlite_rows import make_job as _make_job
-from .sqlite_rows import queue_from_row as _queue_from_row
+from .rows import dead_letter_from_row as _dead_letter_from_row
+from .rows import job_from_claim as _job_from_claim
+from .rows import job_from_row as _job_from_row
+from .rows import loads as _loads
+from .rows import make_job as _make_job
+from .rows import queue_from_row as _queue_from_row
 from .sqlite_rows import translate_errors
 from .sqlite_workflows import SQLiteWorkflows
 

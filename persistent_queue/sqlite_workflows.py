@@ -19,22 +19,13 @@ from . import sql
 from .errors import InvalidDependency, NoSubscribers, QueueFull
 from .interfaces import NewJob
 from .models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo, Subscription
-from .sqlite_rows import job_from_row, loads, translate_errors
+from .rows import job_from_row, schedule_from_row
+from .sqlite_rows import translate_errors
 
 Q = sql.queries("sqlite")
 
 DEPENDENCY_FAILED = "dependency failed"
 
-
-def _schedule_from_row(row: sqlite3.Row) -> ScheduleInfo:
-    return ScheduleInfo(
-        name=row["name"], queue=row["queue"], payload=json.loads(row["payload"]),
-        headers=loads(row["headers"]) or {}, priority=row["priority"],
-        max_attempts=row["max_attempts"], every=row["every"], cron=row["cron"],
-        timezone=row["timezone"], next_run_at=row["next_run_at"],
-        last_run_at=row["last_run_at"], last_job_id=row["last_job_id"], runs=row["runs"],
-        missed=row["missed"], created_at=row["created_at"], updated_at=row["updated_at"],
-    )
 
 
 class SQLiteWorkflows:
@@ -209,9 +200,9 @@ class SQLiteWorkflows:
                 ("queue", "payload", "headers", "priority", "max_attempts", "every", "cron",
                  "timezone")
             ):
-                return _schedule_from_row(row)  # declared again unchanged: keep its ticks
+                return schedule_from_row(row)  # declared again unchanged: keep its ticks
             conn.execute(Q["upsert_schedule"], params)
-            return _schedule_from_row(
+            return schedule_from_row(
                 conn.execute(Q["get_schedule"], {"name": schedule.name}).fetchone())
 
     def delete_schedule(self, name: str) -> bool:
@@ -221,11 +212,11 @@ class SQLiteWorkflows:
     def get_schedule(self, name: str) -> ScheduleInfo | None:
         with translate_errors():
             row = self._conn().execute(Q["get_schedule"], {"name": name}).fetchone()
-        return None if row is None else _schedule_from_row(row)
+        return None if row is None else schedule_from_row(row)
 
     def list_schedules(self) -> list[ScheduleInfo]:
         with translate_errors():
-            return [_schedule_from_row(r) for r in self._conn().execute(Q["list_schedules"])]
+            return [schedule_from_row(r) for r in self._conn().execute(Q["list_schedules"])]
 
     def due_schedules(self, now: float) -> list[str]:
         with translate_errors():
@@ -243,7 +234,7 @@ class SQLiteWorkflows:
             row = conn.execute(Q["get_schedule"], {"name": name}).fetchone()
             if row is None or row["next_run_at"] > now:
                 return None  # deleted, or another scheduler fired this tick first
-            schedule = _schedule_from_row(row)
+            schedule = schedule_from_row(row)
             next_run_at, missed = advance(schedule, now)
             headers = {**schedule.headers, "schedule": name,
                        "scheduled_for": schedule.next_run_at}
