@@ -18,18 +18,20 @@ from .models import (
     JobEvent,
     JobState,
     QueueStats,
-    ThroughputPoint,
-    WorkerInfo,
 )
 from .postgres_connection import Connection, PostgresConnections
 from .postgres_rows import translate_errors
 from .rows import dead_letter_from_row, job_from_row, loads
+from .worker_store import WorkerStore
 
 Q = sql.queries("postgres")
 
 
-class PostgresReads(PostgresConnections):
+class PostgresReads(PostgresConnections, WorkerStore):
     """Read-mostly operations of the PostgreSQL backend."""
+
+    _queries = Q
+    _translate_errors = staticmethod(translate_errors)
 
     if TYPE_CHECKING:  # provided by the workflow mixin
         def _workflow_counters(self, conn: Connection) -> dict[str, tuple[int, int]]: ...
@@ -192,58 +194,6 @@ class PostgresReads(PostgresConnections):
                 # Autocommit: VACUUM cannot run inside a transaction block.
                 self._conn().execute(Q["vacuum"])
         return removed
-
-    # -- processes and stored values --------------------------------------------------------
-
-    def register_worker(self, worker_id: str, *, kind: str, host: str, pid: int,
-                        queues: list[str], now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["register_worker"], {"id": worker_id, "kind": kind, "host": host,
-                                                "pid": pid, "queues": json.dumps(queues),
-                                                "now": now})
-
-    def heartbeat_worker(self, worker_id: str, *, processed: int, failed: int,
-                         now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["heartbeat_worker"], {"id": worker_id, "processed": processed,
-                                                 "failed": failed, "now": now})
-
-    def stop_worker(self, worker_id: str, now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["stop_worker"], {"id": worker_id, "now": now})
-
-    def workers(self, *, stale_before: float) -> list[WorkerInfo]:
-        with self._transaction() as conn:
-            conn.execute(Q["mark_stale_workers"], {"before": stale_before})
-            rows = conn.execute(Q["list_workers"]).fetchall()
-        return [
-            WorkerInfo(id=r["id"], kind=r["kind"], host=r["host"], pid=r["pid"],
-                       queues=json.loads(r["queues"]), state=r["state"],
-                       started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
-                       stopped_at=r["stopped_at"], processed=r["processed"], failed=r["failed"])
-            for r in rows
-        ]
-
-    def kv_get(self, key: str) -> str | None:
-        with translate_errors():
-            row = self._conn().execute(Q["kv_get"], {"key": key}).fetchone()
-        return None if row is None else str(row["value"])
-
-    def kv_set(self, key: str, value: str, now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["kv_set"], {"key": key, "value": value, "now": now})
-
-    def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
-        points: dict[tuple[str, float], dict[str, int]] = {}
-        params = {"since": float(since), "bucket": float(bucket)}
-        with translate_errors():
-            conn = self._conn()
-            for field_name in ("enqueued", "acked", "failed", "dead"):
-                for row in conn.execute(Q[f"throughput_{field_name}"], params):
-                    key = (row["queue"], float(row["bucket"]))
-                    points.setdefault(key, {})[field_name] = row["n"]
-        return [ThroughputPoint(queue=queue, bucket=start, **counts)
-                for (queue, start), counts in sorted(points.items(), key=lambda i: i[0][::-1])]
 
     # -- health -----------------------------------------------------------------------------
 

@@ -42,8 +42,6 @@ from .models import (
     JobState,
     QueueInfo,
     QueueStats,
-    ThroughputPoint,
-    WorkerInfo,
 )
 from .rows import dead_letter_from_row as _dead_letter_from_row
 from .rows import job_from_claim as _job_from_claim
@@ -53,6 +51,7 @@ from .rows import make_job as _make_job
 from .rows import queue_from_row as _queue_from_row
 from .sqlite_rows import translate_errors
 from .sqlite_workflows import SQLiteWorkflows
+from .worker_store import WorkerStore
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +94,11 @@ class _StaleLease(Exception):
     """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
 
 
-class SQLiteBackend(SQLiteWorkflows, Backend):
+class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
     """Stores every queue in one SQLite database file (workflows: :mod:`.sqlite_workflows`)."""
+
+    _queries = Q
+    _translate_errors = staticmethod(translate_errors)
 
     def __init__(
         self,
@@ -874,58 +876,6 @@ class SQLiteBackend(SQLiteWorkflows, Backend):
                 self._conn().executescript("PRAGMA incremental_vacuum;")
                 self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return removed
-
-    # -- processes and stored values --------------------------------------------------------
-
-    def register_worker(self, worker_id: str, *, kind: str, host: str, pid: int,
-                        queues: list[str], now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["register_worker"], {"id": worker_id, "kind": kind, "host": host,
-                                                "pid": pid, "queues": json.dumps(queues),
-                                                "now": now})
-
-    def heartbeat_worker(self, worker_id: str, *, processed: int, failed: int,
-                         now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["heartbeat_worker"], {"id": worker_id, "processed": processed,
-                                                 "failed": failed, "now": now})
-
-    def stop_worker(self, worker_id: str, now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["stop_worker"], {"id": worker_id, "now": now})
-
-    def workers(self, *, stale_before: float) -> list[WorkerInfo]:
-        with self._transaction() as conn:
-            conn.execute(Q["mark_stale_workers"], {"before": stale_before})
-            rows = conn.execute(Q["list_workers"]).fetchall()
-        return [
-            WorkerInfo(id=r["id"], kind=r["kind"], host=r["host"], pid=r["pid"],
-                       queues=json.loads(r["queues"]), state=r["state"],
-                       started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
-                       stopped_at=r["stopped_at"], processed=r["processed"], failed=r["failed"])
-            for r in rows
-        ]
-
-    def kv_get(self, key: str) -> str | None:
-        with translate_errors():
-            row = self._conn().execute(Q["kv_get"], {"key": key}).fetchone()
-        return None if row is None else str(row[0])
-
-    def kv_set(self, key: str, value: str, now: float) -> None:
-        with self._transaction() as conn:
-            conn.execute(Q["kv_set"], {"key": key, "value": value, "now": now})
-
-    def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
-        points: dict[tuple[str, float], dict[str, int]] = {}
-        params = {"since": since, "bucket": bucket}
-        with translate_errors():
-            conn = self._conn()
-            for field_name in ("enqueued", "acked", "failed", "dead"):
-                for row in conn.execute(Q[f"throughput_{field_name}"], params):
-                    key = (row["queue"], float(row["bucket"]))
-                    points.setdefault(key, {})[field_name] = row["n"]
-        return [ThroughputPoint(queue=queue, bucket=start, **counts)
-                for (queue, start), counts in sorted(points.items(), key=lambda i: i[0][::-1])]
 
     def database_facts(self, *, integrity: bool = False) -> dict[str, Any]:
         """SQLite version and settings; with ``integrity`` also ``PRAGMA integrity_check``."""
