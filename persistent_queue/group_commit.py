@@ -59,16 +59,22 @@ class GroupCommit:
 
     def submit(self, work: Callable[[], T]) -> T:
         """Run ``work`` (which writes and commits on its own when it runs alone); its value."""
-        request: _Request[T] = _Request(work)
         with self._lock:
-            self._pending.append(request)
-            lead = not self._leading
-            if lead:
+            alone = not self._leading
+            if alone:
                 self._leading = True
-        if not lead:
-            request.done.wait()
-            if not request.lead:
-                return self._result(request)
+            else:
+                request: _Request[T] = _Request(work)
+                self._pending.append(request)
+        if alone:
+            # Nobody is writing: run alone, with no request object or event to make.
+            try:
+                return work()
+            finally:
+                self._pass_lead()
+        request.done.wait()
+        if not request.lead:
+            return self._result(request)
         self._lead()
         return self._result(request)
 
@@ -100,16 +106,20 @@ class GroupCommit:
                 self.groups += 1
                 self.grouped += len(group)
         finally:
-            with self._lock:
-                if self._pending:
-                    successor = self._pending[0]
-                    successor.lead = True
-                    successor.done.set()
-                else:
-                    self._leading = False
+            self._pass_lead()
             for request in group:
                 if not request.done.is_set():
                     request.done.set()
+
+    def _pass_lead(self) -> None:
+        """Wake the first request that arrived meanwhile to lead the next group, if any."""
+        with self._lock:
+            if self._pending:
+                successor = self._pending[0]
+                successor.lead = True
+                successor.done.set()
+            else:
+                self._leading = False
 
 
 def _reset(group: GroupCommit | None) -> None:
