@@ -571,7 +571,7 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
 
     def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
-        params = {"leases": _dumps(leases), "now": now}
+        params = {"leases": _dumps({job_id: token for job_id, token in leases}), "now": now}
         conn = self._conn()
         try:
             with self._transaction() as tx:

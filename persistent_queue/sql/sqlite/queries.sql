@@ -116,13 +116,14 @@ SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
 
 -- name: ack_batch
--- `ack_many` in one statement: :leases is a JSON array of [id, token] pairs. The caller
--- compares the number of rows changed with the number of leases (and rolls back if short).
+-- `ack_many` in one statement: :leases is a JSON object mapping each job id to its lease
+-- token (an object, not an array of pairs: each lease is read once, with no json_extract
+-- parsing its pair again). The caller compares the number of rows changed with the number
+-- of leases (and rolls back if short).
 UPDATE jobs
 SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
     finished_at = :now, updated_at = :now
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token
-      FROM json_each(:leases)) AS lease
+FROM (SELECT CAST(key AS INTEGER) AS id, value AS token FROM json_each(:leases)) AS lease
 WHERE jobs.id = lease.id AND +jobs.state = 'leased' AND jobs.lease_token = lease.token
   -- `+`: never drive the update from an index of every live lease (after ANALYZE it would).
   AND +jobs.lease_expires_at > :now;
