@@ -70,7 +70,9 @@ class Queue(WorkflowMixin):
             or a PostgreSQL URL ``postgresql://user@host:port/database`` (password from the
             URL or libpq's environment; it never appears in a message or repr).
         durability: ``"full"`` (an acknowledged write survives power loss) or ``"normal"``
-            (it survives a process crash; faster).
+            (it survives a process crash; faster). On SQLite a claim (``dequeue``) is made
+            durable by the next synced commit rather than its own fsync: power loss before
+            then returns the job to the queue, as an expired lease would.
         visibility_timeout: default lease length for queues created implicitly.
         max_attempts: default deliveries before dead-lettering, for queues created implicitly.
         max_payload_bytes: largest encoded payload accepted.

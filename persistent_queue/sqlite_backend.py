@@ -118,6 +118,13 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
         #: process's threads share one transaction and one fsync. On by default where a
         #: commit waits for the disk (durability="full"); False commits each on its own.
         self.group_commit = durability == "full"
+        #: In full durability a claim (alone, outside a group or ``atomic()`` block) commits
+        #: without its own fsync: the next durable commit (an ack, an enqueue) syncs the WAL
+        #: up to and including it. Only an OS crash or power loss can lose such a claim, and
+        #: that also ends every consumer on this host: the job is then claimable again at
+        #: restart, as if its lease had expired. Acks, nacks, enqueues and every other write
+        #: keep their fsync. False syncs every claim as well.
+        self.soft_claims = durability == "full"
         self._group = GroupCommit(self._run_group)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -491,10 +498,18 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
     ) -> list[Job]:
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
                   "now": now}
+        conn = self._conn()
         with translate_errors():
-            cursor = self._conn().cursor()
+            cursor = conn.cursor()
             cursor.row_factory = None  # plain tuples, read by position
-            rows = cursor.execute(Q["claim"], params).fetchall()
+            if self.soft_claims and not getattr(self._local, "atomic", False):
+                conn.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    rows = cursor.execute(Q["claim"], params).fetchall()
+                finally:
+                    conn.execute("PRAGMA synchronous = FULL")
+            else:
+                rows = cursor.execute(Q["claim"], params).fetchall()
         jobs = [_job_from_claim(row) for row in rows]
         if len(jobs) > 1:
             jobs.sort(key=lambda job: (-job.priority, job.id))
