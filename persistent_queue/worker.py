@@ -110,7 +110,10 @@ class _InHand:
 
 
 class Worker:
-    """Runs ``handler`` on the jobs of one queue until stopped."""
+    """Runs ``handler`` on the jobs of one queue until stopped.
+
+    Another thread can watch it through :attr:`stopping`, :attr:`idle` and :attr:`draining`.
+    """
 
     def __init__(self, q: Queue, settings: WorkerConfig, handler: Handler | None = None) -> None:
         self.q = q
@@ -125,6 +128,8 @@ class Worker:
         self._warm = threading.Event()
         self._cold = threading.Event()
         self._done = threading.Event()
+        self._draining = threading.Event()
+        self._found_none = False
         self._counts = {"processed": 0, "failed": 0}
         self._started_jobs = 0
         self.processed = 0
@@ -145,6 +150,17 @@ class Worker:
         """Whether a stop was requested."""
         return self._warm.is_set()
 
+    @property
+    def idle(self) -> bool:
+        """Whether the worker holds no job and its last claim found none: it waits for work."""
+        with self._lock:
+            return self._found_none and not self._in_hand and not self._warm.is_set()
+
+    @property
+    def draining(self) -> bool:
+        """Whether the worker has stopped claiming and is finishing (or giving back) its jobs."""
+        return self._draining.is_set() and not self._done.is_set()
+
     # -- the main loop ----------------------------------------------------------------------
 
     def run(self) -> int:
@@ -160,6 +176,7 @@ class Worker:
             thread.start()
         try:
             self._claim_until_stopped()
+            self._draining.set()
             code = self._drain()
         finally:
             self._done.set()
@@ -200,6 +217,8 @@ class Worker:
                 jobs = []
                 logger.error("claim failed: %s", exc, extra={"worker": self.id})
                 self._warm.wait(1.0)
+            else:
+                self._found_none = not jobs
             for _ in range(free - len(jobs)):
                 self._slots.release()
             if self._warm.is_set() and jobs:

@@ -107,27 +107,29 @@ def test_warm_stop_finishes_the_job_in_hand(real_queue: Queue, tmp_path: Path) -
     thread.start()
     assert started.wait(30)
     worker.request_stop()
-    time.sleep(0.3)
+    wait_for(lambda: worker.draining or not thread.is_alive(), message="the stop to be taken")
+    assert thread.is_alive()  # claiming stopped; it waits for the job in hand
     assert real_queue.get_job(job.id).state is JobState.LEASED
     release.set()
     thread.join(30)
     assert result == [EXIT_OK]
-    assert real_queue.get_job(job.id).state is JobState.DONE
+    stored = real_queue.get_job(job.id)
+    assert stored.state is JobState.DONE and stored.attempts == 1
 
 
 def test_idle_worker_starts_a_new_job_quickly(real_queue: Queue, tmp_path: Path) -> None:
     started: list[float] = []
-    worker = Worker(real_queue, WorkerConfig(queue="work", log_dir=None, wait=1.0),
+    worker = Worker(real_queue, WorkerConfig(queue="work", log_dir=None, wait=2.0, max_jobs=1),
                     lambda job: started.append(time.monotonic()))
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
-        wait_for(lambda: real_queue.workers(), message="registration")
-        time.sleep(0.3)  # let it settle into its long-poll
+        wait_for(lambda: worker.idle, message="a claim to find nothing")  # now in its next wait
         enqueued = time.monotonic()
         real_queue.enqueue("work", 1)
         wait_for(lambda: started, timeout=30, message="the job to start")
-        assert started[0] - enqueued < 2.0  # tens of ms when idle; generous under load
+        # Tens of ms: the commit wakes the wait. A wait that ran its course would take ~2 s.
+        assert started[0] - enqueued < 1.0
     finally:
         worker.request_stop()
         thread.join(30)
@@ -146,10 +148,10 @@ def test_heartbeat_notices_a_stolen_lease_while_the_job_runs(
     job = real_queue.enqueue("work", 1)
     other = Queue(db_path)
 
-    def stolen_then_slow(job: Job) -> None:
+    def stolen_then_slow(job: Job) -> None:  # runs on until a heartbeat finds the lease gone
         other.requeue(job)
         assert other.dequeue("work") is not None
-        time.sleep(1.0)  # several heartbeats happen meanwhile
+        wait_for(lambda: "lost the lease" in caplog.text, timeout=15, message="the heartbeat")
 
     with caplog.at_level("WARNING", logger="persistent_queue.worker"):
         run_worker(real_queue, stolen_then_slow, tmp_path, visibility_timeout=0.3)
