@@ -1,28 +1,18 @@
-"""The SQLite storage backend: connections, migrations and the queue's transitions.
+"""The SQLite storage backend: the queue's transitions in one database file.
 
 Every method takes already-validated values (see :mod:`persistent_queue.queue`) and the
-caller's ``now``; the SQL itself lives in ``sql/sqlite/*.sql``.
-
-Concurrency model: one connection per thread (and per process: a connection is never reused
-after ``fork``), WAL journal, autocommit mode with explicit ``BEGIN IMMEDIATE`` for
-multi-statement transitions, so writers queue on SQLite's busy handler instead of failing.
+caller's ``now``; the SQL itself lives in ``sql/sqlite/*.sql``. Connections, transactions,
+migrations, group commit and wake-ups live in :mod:`.sqlite_connection`; workflows
+(dependencies, topics, dedup keys, bounded queues, schedules) in :mod:`.sqlite_workflows`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import sql
-from .config import WAL_SIZE_LIMIT, Durability
 from .errors import (
     InvalidJobState,
     JobNotFound,
@@ -30,10 +20,7 @@ from .errors import (
     QueueAlreadyExists,
     QueueNotEmpty,
     QueueNotFound,
-    SchemaTooNew,
-    StorageError,
 )
-from .group_commit import GroupCommit
 from .interfaces import Backend, NewJob
 from .models import (
     DeadLetter,
@@ -49,37 +36,17 @@ from .rows import job_from_row as _job_from_row
 from .rows import loads as _loads
 from .rows import make_job as _make_job
 from .rows import queue_from_row as _queue_from_row
+from .sqlite_connection import Q, SQLiteConnections
+from .sqlite_connection import _split_statements as _split_statements
 from .sqlite_rows import translate_errors
 from .sqlite_workflows import SQLiteWorkflows
 from .worker_store import WorkerStore
 
-logger = logging.getLogger(__name__)
-
-Q = sql.queries("sqlite")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Looked up once: the single enqueue runs them once per job.
 _INSERT_JOB_IF_QUEUE = Q["insert_job_if_queue"]
 _READY = JobState.READY
 _TRANSLATE_ERRORS = translate_errors()  # reusable: it holds no state
-
-
-def _split_statements(script: str) -> Iterator[str]:
-    """Yield the complete SQL statements of a script (triggers included)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statement = buffer.strip()
-            buffer = ""
-            if statement.rstrip(";").strip() and not all(
-                part.strip().startswith("--") or not part.strip()
-                for part in statement.splitlines()
-            ):
-                yield statement
-    if buffer.strip() and not all(
-        p.strip().startswith("--") or not p.strip() for p in buffer.splitlines()
-    ):
-        raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
 
 
 #: A term that lets SQLite use the partial index of unfinished jobs in that state.
@@ -94,147 +61,11 @@ class _StaleLease(Exception):
     """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
 
 
-class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
+class SQLiteBackend(SQLiteWorkflows, SQLiteConnections, WorkerStore, Backend):
     """Stores every queue in one SQLite database file (workflows: :mod:`.sqlite_workflows`)."""
 
     _queries = Q
     _translate_errors = staticmethod(translate_errors)
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        durability: Durability = "full",
-        busy_timeout: float = 60.0,
-    ) -> None:
-        self.path = Path(path)
-        self.durability = durability
-        self.busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._connections: list[tuple[int, sqlite3.Connection]] = []
-        self._connections_lock = threading.Lock()
-        self._closed = False
-        #: Group commit (:mod:`.group_commit`): concurrent enqueues, claims and acks of this
-        #: process's threads share one transaction and one fsync. On by default where a
-        #: commit waits for the disk (durability="full"); False commits each on its own.
-        self.group_commit = durability == "full"
-        self._group = GroupCommit(self._run_group)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        with translate_errors():
-            self._migrate(self._conn())
-
-    # -- connections ------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=256,
-        )
-        conn.row_factory = sqlite3.Row
-        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
-            # Must precede the first table: lets `cleanup(vacuum=True)` return space.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        conn.execute("PRAGMA journal_mode = WAL")
-        synchronous = "FULL" if self.durability == "full" else "NORMAL"
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute(f"PRAGMA journal_size_limit = {int(WAL_SIZE_LIMIT)}")
-        conn.execute("PRAGMA foreign_keys = OFF")
-        return conn
-
-    def _conn(self) -> sqlite3.Connection:
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.pid == os.getpid():
-            return conn
-        if self._closed:
-            raise StorageError("this queue has been closed")
-        conn = self._connect()
-        local.conn, local.pid = conn, os.getpid()
-        # The baseline for `wait_for_change`: any commit by another connection from now on
-        # is noticed, including one that lands between a failed claim and the wait.
-        with translate_errors():
-            local.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-        with self._connections_lock:
-            self._connections.append((os.getpid(), conn))
-        return conn
-
-    def close(self) -> None:
-        """Close every connection this backend opened (in this process)."""
-        self._closed = True
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for pid, conn in connections:
-            if pid != os.getpid():
-                continue  # a parent's connection, inherited by fork: never touch it
-            try:
-                conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing a broken connection
-                logger.debug("error closing connection", exc_info=True)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front."""
-        conn = self._conn()
-        if getattr(self._local, "atomic", False):
-            yield conn  # joins the caller's `atomic()` block, which commits or rolls back
-            return
-        with translate_errors():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Run this thread's writes inside the block in one transaction: all of them or none."""
-        if getattr(self._local, "atomic", False):
-            raise StorageError("atomic() blocks cannot be nested")
-        with self._transaction():
-            self._local.atomic = True
-            try:
-                yield
-            finally:
-                self._local.atomic = False
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        steps = sql.migrations("sqlite")
-        latest = len(steps)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > latest:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {version}; this version of persistent-queue "
-                f"knows up to {latest}. Upgrade persistent-queue to open it."
-            )
-        if version == latest:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
-            for number, name, script in steps:
-                if number <= version:
-                    continue
-                logger.info("migrating %s to schema %d (%s)", self.path, number, name)
-                for statement in _split_statements(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number:d}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def schema_version(self) -> int:
-        with translate_errors():
-            return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
 
     def quick_check(self) -> list[str]:
         with translate_errors():
@@ -330,29 +161,6 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
             return self._group.submit(
                 lambda: self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults))
         return self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults)
-
-    def _run_group(self, works: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-        """Run several requests in one transaction, each in a savepoint of its own."""
-        outcomes: list[tuple[bool, Any]] = []
-        with self._transaction() as conn:
-            self._local.atomic = True  # the requests' own transactions join this one
-            try:
-                for work in works:
-                    conn.execute("SAVEPOINT grouped_request")
-                    try:
-                        value = work()
-                    except Exception as exc:  # noqa: BLE001 - this request's own failure
-                        if not conn.in_transaction:
-                            raise  # SQLite rolled the whole group back: all of it fails
-                        conn.execute("ROLLBACK TO grouped_request")
-                        conn.execute("RELEASE grouped_request")
-                        outcomes.append((False, exc))
-                    else:
-                        conn.execute("RELEASE grouped_request")
-                        outcomes.append((True, value))
-            finally:
-                self._local.atomic = False
-        return outcomes
 
     def _enqueue_now(
         self,
@@ -510,30 +318,6 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
         with translate_errors():
             value = self._conn().execute(Q["next_available_at"], {"queue": queue}).fetchone()[0]
         return None if value is None else float(value)
-
-    def wait_for_change(self, timeout: float, poll_interval: float,
-                        queue: str | None = None) -> bool:
-        """Sleep until another connection commits, or ``timeout`` passes. Returns if it did.
-        ``queue`` is ignored: any commit wakes the caller.
-
-        The first checks come sooner (a quarter, then half the interval): work often arrives
-        right after a consumer runs dry, while a long idle wait costs one check per interval.
-        """
-        conn = self._conn()
-        local = self._local
-        deadline = time.monotonic() + timeout
-        step = poll_interval / 4
-        with translate_errors():
-            while True:
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version != local.data_version:
-                    local.data_version = version
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                time.sleep(min(step, remaining))
-                step = min(step * 2, poll_interval)
 
     def _diagnose_lease(self, conn: sqlite3.Connection, job_id: int, token: str,
                         now: float, action: str) -> Exception:
@@ -888,8 +672,3 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
                 rows = conn.execute(Q["health_integrity_check"]).fetchall()
                 facts["integrity"] = "\n".join(str(row[0]) for row in rows)
         return facts
-
-    def execute_read(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
-        """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
-        with translate_errors():
-            return self._conn().execute(query, params).fetchall()
