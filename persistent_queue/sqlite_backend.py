@@ -1,28 +1,19 @@
-"""The SQLite storage backend: connections, migrations and the queue's transitions.
+"""The SQLite storage backend: the queue's transitions in one database file.
 
 Every method takes already-validated values (see :mod:`persistent_queue.queue`) and the
-caller's ``now``; the SQL itself lives in ``sql/sqlite/*.sql``.
-
-Concurrency model: one connection per thread (and per process: a connection is never reused
-after ``fork``), WAL journal, autocommit mode with explicit ``BEGIN IMMEDIATE`` for
-multi-statement transitions, so writers queue on SQLite's busy handler instead of failing.
+caller's ``now``; the SQL itself lives in ``sql/sqlite/*.sql``. Connections, transactions,
+migrations, group commit and wake-ups live in :mod:`.sqlite_connection`; reading and
+housekeeping in :mod:`.sqlite_reads`; workflows (dependencies, topics, dedup keys, bounded
+queues, schedules) in :mod:`.sqlite_workflows`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import sql
-from .config import WAL_SIZE_LIMIT, Durability
 from .errors import (
     InvalidJobState,
     JobNotFound,
@@ -30,32 +21,21 @@ from .errors import (
     QueueAlreadyExists,
     QueueNotEmpty,
     QueueNotFound,
-    SchemaTooNew,
-    StorageError,
 )
-from .group_commit import GroupCommit
 from .interfaces import Backend, NewJob
-from .models import (
-    DeadLetter,
-    Job,
-    JobEvent,
-    JobState,
-    QueueInfo,
-    QueueStats,
-)
+from .models import DeadLetter, Job, JobState, QueueInfo
 from .rows import dead_letter_from_row as _dead_letter_from_row
 from .rows import job_from_claim as _job_from_claim
 from .rows import job_from_row as _job_from_row
-from .rows import loads as _loads
 from .rows import make_job as _make_job
 from .rows import queue_from_row as _queue_from_row
+from .sqlite_connection import Q as Q
+from .sqlite_connection import _split_statements as _split_statements
+from .sqlite_reads import _STATE_INDEX_TERM as _STATE_INDEX_TERM
+from .sqlite_reads import SQLiteReads
 from .sqlite_rows import translate_errors
 from .sqlite_workflows import SQLiteWorkflows
-from .worker_store import WorkerStore
 
-logger = logging.getLogger(__name__)
-
-Q = sql.queries("sqlite")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Looked up once: the single enqueue runs them once per job.
 _INSERT_JOB_IF_QUEUE = Q["insert_job_if_queue"]
@@ -63,191 +43,12 @@ _READY = JobState.READY
 _TRANSLATE_ERRORS = translate_errors()  # reusable: it holds no state
 
 
-def _split_statements(script: str) -> Iterator[str]:
-    """Yield the complete SQL statements of a script (triggers included)."""
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statement = buffer.strip()
-            buffer = ""
-            if statement.rstrip(";").strip() and not all(
-                part.strip().startswith("--") or not part.strip()
-                for part in statement.splitlines()
-            ):
-                yield statement
-    if buffer.strip() and not all(
-        p.strip().startswith("--") or not p.strip() for p in buffer.splitlines()
-    ):
-        raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
-
-
-#: A term that lets SQLite use the partial index of unfinished jobs in that state.
-_STATE_INDEX_TERM = {
-    JobState.READY: "state IN ('ready', 'leased') AND ",
-    JobState.LEASED: "state IN ('ready', 'leased') AND ",
-    JobState.WAITING: "state = 'waiting' AND ",
-}
-
-
 class _StaleLease(Exception):
     """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
 
 
-class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
+class SQLiteBackend(SQLiteWorkflows, SQLiteReads, Backend):
     """Stores every queue in one SQLite database file (workflows: :mod:`.sqlite_workflows`)."""
-
-    _queries = Q
-    _translate_errors = staticmethod(translate_errors)
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        durability: Durability = "full",
-        busy_timeout: float = 60.0,
-    ) -> None:
-        self.path = Path(path)
-        self.durability = durability
-        self.busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._connections: list[tuple[int, sqlite3.Connection]] = []
-        self._connections_lock = threading.Lock()
-        self._closed = False
-        #: Group commit (:mod:`.group_commit`): concurrent enqueues, claims and acks of this
-        #: process's threads share one transaction and one fsync. On by default where a
-        #: commit waits for the disk (durability="full"); False commits each on its own.
-        self.group_commit = durability == "full"
-        #: In full durability a claim (alone, outside a group or ``atomic()`` block) commits
-        #: without its own fsync: the next durable commit (an ack, an enqueue) syncs the WAL
-        #: up to and including it. Only an OS crash or power loss can lose such a claim, and
-        #: that also ends every consumer on this host: the job is then claimable again at
-        #: restart, as if its lease had expired. Acks, nacks, enqueues and every other write
-        #: keep their fsync. False syncs every claim as well.
-        self.soft_claims = durability == "full"
-        self._group = GroupCommit(self._run_group)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        with translate_errors():
-            self._migrate(self._conn())
-
-    # -- connections ------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-            cached_statements=256,
-        )
-        conn.row_factory = sqlite3.Row
-        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
-            # Must precede the first table: lets `cleanup(vacuum=True)` return space.
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        conn.execute("PRAGMA journal_mode = WAL")
-        synchronous = "FULL" if self.durability == "full" else "NORMAL"
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute(f"PRAGMA journal_size_limit = {int(WAL_SIZE_LIMIT)}")
-        conn.execute("PRAGMA foreign_keys = OFF")
-        return conn
-
-    def _conn(self) -> sqlite3.Connection:
-        local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.pid == os.getpid():
-            return conn
-        if self._closed:
-            raise StorageError("this queue has been closed")
-        conn = self._connect()
-        local.conn, local.pid = conn, os.getpid()
-        # The baseline for `wait_for_change`: any commit by another connection from now on
-        # is noticed, including one that lands between a failed claim and the wait.
-        with translate_errors():
-            local.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-        with self._connections_lock:
-            self._connections.append((os.getpid(), conn))
-        return conn
-
-    def close(self) -> None:
-        """Close every connection this backend opened (in this process)."""
-        self._closed = True
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for pid, conn in connections:
-            if pid != os.getpid():
-                continue  # a parent's connection, inherited by fork: never touch it
-            try:
-                conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing a broken connection
-                logger.debug("error closing connection", exc_info=True)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front."""
-        conn = self._conn()
-        if getattr(self._local, "atomic", False):
-            yield conn  # joins the caller's `atomic()` block, which commits or rolls back
-            return
-        with translate_errors():
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Run this thread's writes inside the block in one transaction: all of them or none."""
-        if getattr(self._local, "atomic", False):
-            raise StorageError("atomic() blocks cannot be nested")
-        with self._transaction():
-            self._local.atomic = True
-            try:
-                yield
-            finally:
-                self._local.atomic = False
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        steps = sql.migrations("sqlite")
-        latest = len(steps)
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > latest:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {version}; this version of persistent-queue "
-                f"knows up to {latest}. Upgrade persistent-queue to open it."
-            )
-        if version == latest:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
-            for number, name, script in steps:
-                if number <= version:
-                    continue
-                logger.info("migrating %s to schema %d (%s)", self.path, number, name)
-                for statement in _split_statements(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number:d}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def schema_version(self) -> int:
-        with translate_errors():
-            return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
-
-    def quick_check(self) -> list[str]:
-        with translate_errors():
-            rows = self._conn().execute(Q["quick_check"]).fetchall()
-        problems = [str(row[0]) for row in rows]
-        return [] if problems == ["ok"] else problems
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -337,29 +138,6 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
             return self._group.submit(
                 lambda: self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults))
         return self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults)
-
-    def _run_group(self, works: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
-        """Run several requests in one transaction, each in a savepoint of its own."""
-        outcomes: list[tuple[bool, Any]] = []
-        with self._transaction() as conn:
-            self._local.atomic = True  # the requests' own transactions join this one
-            try:
-                for work in works:
-                    conn.execute("SAVEPOINT grouped_request")
-                    try:
-                        value = work()
-                    except Exception as exc:  # noqa: BLE001 - this request's own failure
-                        if not conn.in_transaction:
-                            raise  # SQLite rolled the whole group back: all of it fails
-                        conn.execute("ROLLBACK TO grouped_request")
-                        conn.execute("RELEASE grouped_request")
-                        outcomes.append((False, exc))
-                    else:
-                        conn.execute("RELEASE grouped_request")
-                        outcomes.append((True, value))
-            finally:
-                self._local.atomic = False
-        return outcomes
 
     def _enqueue_now(
         self,
@@ -526,30 +304,6 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
             value = self._conn().execute(Q["next_available_at"], {"queue": queue}).fetchone()[0]
         return None if value is None else float(value)
 
-    def wait_for_change(self, timeout: float, poll_interval: float,
-                        queue: str | None = None) -> bool:
-        """Sleep until another connection commits, or ``timeout`` passes. Returns if it did.
-        ``queue`` is ignored: any commit wakes the caller.
-
-        The first checks come sooner (a quarter, then half the interval): work often arrives
-        right after a consumer runs dry, while a long idle wait costs one check per interval.
-        """
-        conn = self._conn()
-        local = self._local
-        deadline = time.monotonic() + timeout
-        step = poll_interval / 4
-        with translate_errors():
-            while True:
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version != local.data_version:
-                    local.data_version = version
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                time.sleep(min(step, remaining))
-                step = min(step * 2, poll_interval)
-
     def _diagnose_lease(self, conn: sqlite3.Connection, job_id: int, token: str,
                         now: float, action: str) -> Exception:
         """Why a fenced operation matched no row: the specific error to raise."""
@@ -708,16 +462,6 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
 
     # -- dead letters -----------------------------------------------------------------------
 
-    def dead_letters(self, queue: str | None, *, limit: int, offset: int) -> list[DeadLetter]:
-        with translate_errors():
-            if queue is None:
-                rows = self._conn().execute(Q["list_all_dead_letters"],
-                                            {"limit": limit, "offset": offset})
-            else:
-                rows = self._conn().execute(Q["list_dead_letters"],
-                                            {"queue": queue, "limit": limit, "offset": offset})
-            return [_dead_letter_from_row(row) for row in rows]
-
     def redrive(self, job_id: int | None, queue: str | None, *, now: float,
                 queue_defaults: tuple[int, float]) -> list[int]:
         with self._transaction() as conn:
@@ -747,164 +491,3 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
                 return conn.execute(Q["purge_all_dead_letters"], {"before": before}).rowcount
             return conn.execute(Q["purge_dead_letters"],
                                 {"queue": queue, "before": before}).rowcount
-
-    # -- reading ----------------------------------------------------------------------------
-
-    def get_job(self, job_id: int) -> Job:
-        with translate_errors():
-            conn = self._conn()
-            row = conn.execute(Q["get_job"], {"id": job_id}).fetchone()
-            if row is not None:
-                return _job_from_row(row)
-            dead = conn.execute(Q["get_dead_letter"], {"id": job_id}).fetchone()
-        if dead is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        letter = _dead_letter_from_row(dead)
-        return Job(
-            id=letter.id, queue=letter.queue, payload=letter.payload, headers=letter.headers,
-            priority=letter.priority, state=JobState.DEAD, attempts=letter.attempts,
-            max_attempts=letter.max_attempts or letter.attempts, lease_token=None,
-            lease_expires_at=None, created_at=letter.created_at, available_at=letter.dead_at,
-            updated_at=letter.dead_at, finished_at=letter.dead_at,
-            last_error=letter.last_error, dedup_key=dead["dedup_key"],
-            depends_on=tuple(_loads(dead["depends_on"]) or ()),
-        )
-
-    def list_jobs(
-        self,
-        queue: str | None,
-        *,
-        state: JobState | None,
-        headers: dict[str, Any],
-        limit: int,
-        offset: int,
-        newest_first: bool,
-    ) -> list[Job]:
-        clauses: list[str] = []
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if queue is not None:
-            clauses.append("queue = :queue")
-            params["queue"] = queue
-        if state is not None:
-            # The literal terms name a partial index holding only such jobs; done jobs are
-            # read newest (or oldest) first by id, stopping after a page.
-            clauses.append(_STATE_INDEX_TERM.get(state, "") + "state = :state")
-            params["state"] = state.value
-        for index, (key, value) in enumerate(sorted(headers.items())):
-            # Header keys are validated against HEADER_KEY_PATTERN; the path is a parameter.
-            params[f"hpath{index}"] = f'$."{key}"'
-            if value is None:  # `= NULL` never matches: ask for a JSON null instead
-                clauses.append(f"json_type(headers, :hpath{index}) = 'null'")
-                continue
-            clauses.append(f"json_extract(headers, :hpath{index}) = :hval{index}")
-            params[f"hval{index}"] = value
-        where = " AND ".join(clauses) or "1"
-        order = "DESC" if newest_first else "ASC"
-        query = (
-            "SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q "  # noqa: S608
-            f"WHERE q.name = jobs.queue)) AS effective_max_attempts FROM jobs WHERE {where} "
-            f"ORDER BY id {order} LIMIT :limit OFFSET :offset"
-        )
-        with translate_errors():
-            return [_job_from_row(row) for row in self._conn().execute(query, params)]
-
-    def history(self, job_id: int) -> list[JobEvent]:
-        with translate_errors():
-            rows = self._conn().execute(Q["job_events"], {"job_id": job_id}).fetchall()
-        return [
-            JobEvent(job_id=r["job_id"], queue=r["queue"], at=r["at"], event=r["event"],
-                     attempt=r["attempt"], detail=r["detail"])
-            for r in rows
-        ]
-
-    def stats(self, now: float) -> dict[str, QueueStats]:
-        with translate_errors():
-            conn = self._conn()
-            conn.execute("BEGIN")  # one consistent snapshot for all the counts
-            try:
-                counts: dict[str, dict[str, Any]] = {
-                    q.name: {"paused": q.paused} for q in self.list_queues()
-                }
-                for row in conn.execute(Q["count_by_state"]):
-                    entry = counts.setdefault(row["queue"], {})
-                    entry[row["state"]] = row["n"]
-                for row in conn.execute(Q["count_pending_detail"], {"now": now}):
-                    entry = counts.setdefault(row["queue"], {})
-                    entry["ready_now"] = row["ready_now"]
-                    entry["scheduled"] = row["scheduled"]
-                    entry["expired"] = row["expired"]
-                    if row["oldest_ready_at"] is not None:
-                        entry["oldest_ready_age"] = max(0.0, now - row["oldest_ready_at"])
-                for row in conn.execute(Q["count_dead"]):
-                    counts.setdefault(row["queue"], {})["dead"] = row["n"]
-                for row in conn.execute(Q["count_retries"]):
-                    counts.setdefault(row["queue"], {})["retries"] = row["n"]
-                for name, (hits, rejected) in self._workflow_counters(conn).items():
-                    counts.setdefault(name, {}).update(dedup_hits=hits, rejected_full=rejected)
-            finally:
-                conn.execute("COMMIT")
-        return {
-            name: QueueStats(
-                queue=name,
-                waiting=entry.get("waiting", 0),
-                ready=entry.get("ready_now", 0),
-                scheduled=entry.get("scheduled", 0),
-                leased=entry.get("leased", 0),
-                expired=entry.get("expired", 0),
-                done=entry.get("done", 0),
-                dead=entry.get("dead", 0),
-                paused=bool(entry.get("paused", False)),
-                oldest_ready_age=entry.get("oldest_ready_age"),
-                retries=entry.get("retries", 0),
-                dedup_hits=entry.get("dedup_hits", 0),
-                rejected_full=entry.get("rejected_full", 0),
-            )
-            for name, entry in sorted(counts.items())
-        }
-
-    # -- housekeeping -----------------------------------------------------------------------
-
-    def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool) -> int:
-        """Delete done jobs finished before ``before``, in short transactions."""
-        names = [queue] if queue is not None else [q.name for q in self.list_queues()]
-        with translate_errors():
-            done_names = self._conn().execute(Q["done_queue_names"]).fetchall()
-        if queue is None:
-            names += sorted({row[0] for row in done_names} - set(names))
-        removed = 0
-        for name in names:
-            while True:
-                with self._transaction() as conn:
-                    count = conn.execute(Q["cleanup_done"], {"queue": name, "before": before,
-                                                             "batch": batch}).rowcount
-                removed += count
-                if count < batch:
-                    break
-        while True:
-            with self._transaction() as conn:
-                count = conn.execute(Q["cleanup_events"], {"batch": batch}).rowcount
-            if count < batch:
-                break
-        if vacuum:
-            with translate_errors():
-                # executescript steps the pragma to completion; execute() frees one page only.
-                self._conn().executescript("PRAGMA incremental_vacuum;")
-                self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return removed
-
-    def database_facts(self, *, integrity: bool = False) -> dict[str, Any]:
-        """SQLite version and settings; with ``integrity`` also ``PRAGMA integrity_check``."""
-        with translate_errors():
-            conn = self._conn()
-            facts: dict[str, Any] = {"engine": "sqlite", "path": str(self.path)}
-            facts["sqlite_version"] = conn.execute(Q["health_sqlite_version"]).fetchone()[0]
-            facts.update(dict(conn.execute(Q["health_settings"]).fetchone()))
-            if integrity:
-                rows = conn.execute(Q["health_integrity_check"]).fetchall()
-                facts["integrity"] = "\n".join(str(row[0]) for row in rows)
-        return facts
-
-    def execute_read(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
-        """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
-        with translate_errors():
-            return self._conn().execute(query, params).fetchall()

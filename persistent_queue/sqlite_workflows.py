@@ -12,7 +12,6 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from . import sql
@@ -21,6 +20,9 @@ from .interfaces import NewJob
 from .models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo, Subscription
 from .rows import job_from_row, schedule_from_row
 from .sqlite_rows import translate_errors
+
+if TYPE_CHECKING:
+    from contextlib import _GeneratorContextManager
 
 Q = sql.queries("sqlite")
 
@@ -34,7 +36,7 @@ class SQLiteWorkflows:
     _local: threading.local
 
     if TYPE_CHECKING:  # provided by SQLiteBackend
-        def _transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+        def _transaction(self) -> _GeneratorContextManager[sqlite3.Connection]: ...
         def _conn(self) -> sqlite3.Connection: ...
         def _ensure_queue(self, conn: sqlite3.Connection, name: str,
                           defaults: tuple[int, float], now: float) -> QueueInfo: ...

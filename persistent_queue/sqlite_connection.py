@@ -1,0 +1,251 @@
+"""Connections, transactions, migrations, group commit and wake-ups of the SQLite backend.
+
+Concurrency model: one connection per thread (and per process: a connection is never reused
+after ``fork``), WAL journal, autocommit mode with explicit ``BEGIN IMMEDIATE`` for
+multi-statement transitions, so writers queue on SQLite's busy handler instead of failing.
+``wait_for_change`` notices other connections' commits through ``PRAGMA data_version``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import sql
+from .config import WAL_SIZE_LIMIT, Durability
+from .errors import SchemaTooNew, StorageError
+from .group_commit import GroupCommit
+from .sqlite_rows import translate_errors
+
+logger = logging.getLogger(__name__)
+
+Q = sql.queries("sqlite")
+
+
+def _split_statements(script: str) -> Iterator[str]:
+    """Yield the complete SQL statements of a script (triggers included)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if statement.rstrip(";").strip() and not all(
+                part.strip().startswith("--") or not part.strip()
+                for part in statement.splitlines()
+            ):
+                yield statement
+    if buffer.strip() and not all(
+        p.strip().startswith("--") or not p.strip() for p in buffer.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
+
+
+class SQLiteConnections:
+    """The connection handling half of :class:`~.sqlite_backend.SQLiteBackend`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "full",
+        busy_timeout: float = 60.0,
+    ) -> None:
+        self.path = Path(path)
+        self.durability = durability
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        #: Group commit (:mod:`.group_commit`): concurrent enqueues, claims and acks of this
+        #: process's threads share one transaction and one fsync. On by default where a
+        #: commit waits for the disk (durability="full"); False commits each on its own.
+        self.group_commit = durability == "full"
+        #: In full durability a claim (alone, outside a group or ``atomic()`` block) commits
+        #: without its own fsync: the next durable commit (an ack, an enqueue) syncs the WAL
+        #: up to and including it. Only an OS crash or power loss can lose such a claim, and
+        #: that also ends every consumer on this host: the job is then claimable again at
+        #: restart, as if its lease had expired. Acks, nacks, enqueues and every other write
+        #: keep their fsync. False syncs every claim as well.
+        self.soft_claims = durability == "full"
+        self._group = GroupCommit(self._run_group)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with translate_errors():
+            self._migrate(self._conn())
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
+        )
+        conn.row_factory = sqlite3.Row
+        if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+            # Must precede the first table: lets `cleanup(vacuum=True)` return space.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+        synchronous = "FULL" if self.durability == "full" else "NORMAL"
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute(f"PRAGMA journal_size_limit = {int(WAL_SIZE_LIMIT)}")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        if self._closed:
+            raise StorageError("this queue has been closed")
+        conn = self._connect()
+        local.conn, local.pid = conn, os.getpid()
+        # The baseline for `wait_for_change`: any commit by another connection from now on
+        # is noticed, including one that lands between a failed claim and the wait.
+        with translate_errors():
+            local.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        with self._connections_lock:
+            self._connections.append((os.getpid(), conn))
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this backend opened (in this process)."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for pid, conn in connections:
+            if pid != os.getpid():
+                continue  # a parent's connection, inherited by fork: never touch it
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing a broken connection
+                logger.debug("error closing connection", exc_info=True)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front."""
+        conn = self._conn()
+        if getattr(self._local, "atomic", False):
+            yield conn  # joins the caller's `atomic()` block, which commits or rolls back
+            return
+        with translate_errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run this thread's writes inside the block in one transaction: all of them or none."""
+        if getattr(self._local, "atomic", False):
+            raise StorageError("atomic() blocks cannot be nested")
+        with self._transaction():
+            self._local.atomic = True
+            try:
+                yield
+            finally:
+                self._local.atomic = False
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        steps = sql.migrations("sqlite")
+        latest = len(steps)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > latest:
+            raise SchemaTooNew(
+                f"{self.path} has schema version {version}; this version of persistent-queue "
+                f"knows up to {latest}. Upgrade persistent-queue to open it."
+            )
+        if version == latest:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
+            for number, name, script in steps:
+                if number <= version:
+                    continue
+                logger.info("migrating %s to schema %d (%s)", self.path, number, name)
+                for statement in _split_statements(script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number:d}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        with translate_errors():
+            return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
+
+    # -- group commit -----------------------------------------------------------------------
+
+    def _run_group(self, works: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """Run several requests in one transaction, each in a savepoint of its own."""
+        outcomes: list[tuple[bool, Any]] = []
+        with self._transaction() as conn:
+            self._local.atomic = True  # the requests' own transactions join this one
+            try:
+                for work in works:
+                    conn.execute("SAVEPOINT grouped_request")
+                    try:
+                        value = work()
+                    except Exception as exc:  # noqa: BLE001 - this request's own failure
+                        if not conn.in_transaction:
+                            raise  # SQLite rolled the whole group back: all of it fails
+                        conn.execute("ROLLBACK TO grouped_request")
+                        conn.execute("RELEASE grouped_request")
+                        outcomes.append((False, exc))
+                    else:
+                        conn.execute("RELEASE grouped_request")
+                        outcomes.append((True, value))
+            finally:
+                self._local.atomic = False
+        return outcomes
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float, poll_interval: float,
+                        queue: str | None = None) -> bool:
+        """Sleep until another connection commits, or ``timeout`` passes. Returns if it did.
+        ``queue`` is ignored: any commit wakes the caller.
+
+        The first checks come sooner (a quarter, then half the interval): work often arrives
+        right after a consumer runs dry, while a long idle wait costs one check per interval.
+        """
+        conn = self._conn()
+        local = self._local
+        deadline = time.monotonic() + timeout
+        step = poll_interval / 4
+        with translate_errors():
+            while True:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != local.data_version:
+                    local.data_version = version
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                time.sleep(min(step, remaining))
+                step = min(step * 2, poll_interval)
+
+    def execute_read(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
+        """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
+        with translate_errors():
+            return self._conn().execute(query, params).fetchall()
