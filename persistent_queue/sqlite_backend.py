@@ -37,6 +37,7 @@ from .group_commit import GroupCommit
 from .interfaces import Backend, NewJob
 from .models import (
     DeadLetter,
+    DeletedQueue,
     Job,
     JobEvent,
     JobState,
@@ -298,7 +299,7 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
         with translate_errors():
             return [_queue_from_row(r) for r in self._conn().execute(Q["list_queues"])]
 
-    def delete_queue(self, name: str, *, force: bool) -> None:
+    def delete_queue(self, name: str, *, force: bool) -> DeletedQueue:
         with self._transaction() as conn:
             if conn.execute(Q["get_queue"], {"name": name}).fetchone() is None:
                 raise QueueNotFound(f"no queue named {name!r}")
@@ -308,9 +309,11 @@ class SQLiteBackend(SQLiteWorkflows, WorkerStore, Backend):
                     f"queue {name!r} still has {unfinished} unfinished job(s); "
                     "pass force=True to delete them with it"
                 )
+            deleted = self._delete_queue_workflows(conn, name)
             for query in ("delete_queue_jobs", "delete_queue_dead_letters",
                           "delete_queue_events", "delete_queue"):
                 conn.execute(Q[query], {"name": name})
+            return deleted
 
     def purge_queue(self, name: str) -> int:
         with self._transaction() as conn:
