@@ -34,6 +34,7 @@ from .errors import (
 )
 from .models import (
     DeadLetter,
+    DeletedQueue,
     Job,
     JobEvent,
     JobState,
@@ -52,6 +53,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DatabaseBusy",
     "DeadLetter",
+    "DeletedQueue",
     "InvalidArgument",
     "InvalidDependency",
     "InvalidInput",

@@ -16,6 +16,7 @@ from typing import Any
 from .models import (
     JSON,
     DeadLetter,
+    DeletedQueue,
     Job,
     JobEvent,
     JobState,
@@ -82,8 +83,11 @@ class Backend(ABC):
         """Every queue, by name."""
 
     @abstractmethod
-    def delete_queue(self, name: str, *, force: bool) -> None:
-        """Delete a queue with its jobs, dead letters and history."""
+    def delete_queue(self, name: str, *, force: bool) -> DeletedQueue:
+        """Delete a queue with its jobs, dead letters, history, schedules and subscriptions.
+
+        One transaction; the schedules are those that target the queue.
+        """
 
     @abstractmethod
     def purge_queue(self, name: str) -> int:

@@ -232,3 +232,35 @@ class ScheduleInfo:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedQueue:
+    """A deleted queue, with the schedules and subscriptions that went with it.
+
+    ``schedules`` names the schedules that targeted the queue and ``topics`` the topics it was
+    subscribed to (both sorted): left behind, either would have recreated the queue.
+    """
+
+    name: str
+    schedules: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """``"with its schedule 'nightly' and its subscription to topic 'orders'"``, or ``""``."""
+        parts = []
+        if self.schedules:
+            noun = "schedule" if len(self.schedules) == 1 else "schedules"
+            parts.append(f"its {noun} {_quoted(self.schedules)}")
+        if self.topics:
+            noun = "subscription to topic" if len(self.topics) == 1 else "subscriptions to topics"
+            parts.append(f"its {noun} {_quoted(self.topics)}")
+        return "with " + " and ".join(parts) if parts else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "schedules": list(self.schedules), "topics": list(self.topics)}
+
+
+def _quoted(names: tuple[str, ...]) -> str:
+    return ", ".join(f"'{name}'" for name in names)

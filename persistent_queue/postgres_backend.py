@@ -29,7 +29,7 @@ from .errors import (
     StorageError,
 )
 from .interfaces import Backend, NewJob
-from .models import DeadLetter, Job, JobState, QueueInfo
+from .models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo
 from .postgres_connection import Connection
 from .postgres_reads import PostgresReads
 from .postgres_rows import translate_errors
@@ -112,8 +112,9 @@ class PostgresBackend(PostgresWorkflows, PostgresReads, Backend):
         with translate_errors():
             return [_queue_from_row(r) for r in self._conn().execute(Q["list_queues"])]
 
-    def delete_queue(self, name: str, *, force: bool) -> None:
+    def delete_queue(self, name: str, *, force: bool) -> DeletedQueue:
         with self._transaction() as conn:
+            deleted = self._delete_queue_workflows(conn, name)  # before the queue's row lock
             self._queue_row(conn, name, lock=True)
             row = conn.execute(Q["count_unfinished"], {"name": name}).fetchone()
             unfinished = 0 if row is None else row["n"]
@@ -125,6 +126,7 @@ class PostgresBackend(PostgresWorkflows, PostgresReads, Backend):
             for query in ("delete_queue_jobs", "delete_queue_dead_letters",
                           "delete_queue_events", "delete_queue"):
                 conn.execute(Q[query], {"name": name})
+            return deleted
 
     def purge_queue(self, name: str) -> int:
         with self._transaction() as conn:

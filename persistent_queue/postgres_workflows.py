@@ -20,7 +20,9 @@ publishes and schedules cannot deadlock each other):
    release trigger itself locks the waiting children, so of two parents acked at once the
    second sees the first and releases the child (see ``002_workflows.sql``);
 3. schedules: the schedule's row ``FOR UPDATE``; a second scheduler waits for the first to
-   commit, then finds the tick moved on; the compare-and-set on ``next_run_at`` backs it up.
+   commit, then finds the tick moved on; the compare-and-set on ``next_run_at`` backs it up;
+4. a queue's deletion: its schedules' and subscriptions' rows before the queue's row, the
+   order in which a tick and a publish (subscriptions ``FOR SHARE``) take them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ from typing import TYPE_CHECKING
 from . import sql
 from .errors import InvalidDependency, NoSubscribers, QueueFull
 from .interfaces import NewJob
-from .models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo, Subscription
+from .models import (
+    DeadLetter,
+    DeletedQueue,
+    Job,
+    JobState,
+    QueueInfo,
+    ScheduleInfo,
+    Subscription,
+)
 from .postgres_rows import translate_errors
 from .rows import job_from_row, schedule_from_row
 
@@ -219,6 +229,22 @@ class PostgresWorkflows:
                 self._event(conn, row["id"], row["queue"], "redriven", 0,
                             f"job {parent} it depends on was redriven", now)
                 pending.append(row["id"])
+
+    # -- a queue's deletion -----------------------------------------------------------------
+
+    def _delete_queue_workflows(self, conn: Connection, name: str) -> DeletedQueue:
+        """Delete the schedules that target queue ``name`` and its subscriptions (inside a txn).
+
+        Left behind, a schedule's next tick or a publish to the topic would recreate the queue.
+        Called before the queue's row is locked: a tick being fired holds its schedule's row and
+        a publish its subscriptions' rows (``FOR SHARE``) before the queue's, so this waits for
+        them to commit (the deletion then takes their jobs too) or they wait for it and find
+        the rows gone.
+        """
+        schedules = conn.execute(Q["delete_queue_schedules"], {"name": name}).fetchall()
+        topics = conn.execute(Q["delete_queue_subscriptions"], {"name": name}).fetchall()
+        return DeletedQueue(name=name, schedules=tuple(sorted(r["name"] for r in schedules)),
+                            topics=tuple(sorted(r["topic"] for r in topics)))
 
     # -- topics -----------------------------------------------------------------------------
 

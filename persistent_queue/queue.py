@@ -23,6 +23,7 @@ from .interfaces import Backend, NewJob
 from .models import (
     JSON,
     DeadLetter,
+    DeletedQueue,
     Job,
     JobEvent,
     JobState,
@@ -600,12 +601,16 @@ class Queue(WorkflowMixin):
         """Every queue, by name."""
         return self.backend.list_queues()
 
-    def delete_queue(self, name: str, *, force: bool = False) -> None:
-        """Delete a queue with its done jobs, dead letters and history.
+    def delete_queue(self, name: str, *, force: bool = False) -> DeletedQueue:
+        """Delete a queue with its done jobs, dead letters, history, schedules and subscriptions.
 
-        Refuses (``QueueNotEmpty``) while it holds unfinished jobs, unless ``force``.
+        The schedules that target the queue and its topic subscriptions go with it, in the
+        same transaction: otherwise a schedule's next tick or a publish to the topic would
+        recreate it (an enqueue creates a missing queue). The result names them. Refuses
+        (``QueueNotEmpty``, nothing deleted) while it holds unfinished jobs, unless ``force``;
+        ``QueueNotFound`` if there is no such queue.
         """
-        self.backend.delete_queue(validation.queue_name(name), force=force)
+        return self.backend.delete_queue(validation.queue_name(name), force=force)
 
     def pause(self, name: str) -> QueueInfo:
         """Stop consumers from claiming from this queue; producers may still enqueue."""

@@ -23,7 +23,7 @@ from .errors import (
     QueueNotFound,
 )
 from .interfaces import Backend, NewJob
-from .models import DeadLetter, Job, JobState, QueueInfo
+from .models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo
 from .rows import dead_letter_from_row as _dead_letter_from_row
 from .rows import job_from_claim as _job_from_claim
 from .rows import job_from_row as _job_from_row
@@ -106,7 +106,7 @@ class SQLiteBackend(SQLiteWorkflows, SQLiteReads, Backend):
         with translate_errors():
             return [_queue_from_row(r) for r in self._conn().execute(Q["list_queues"])]
 
-    def delete_queue(self, name: str, *, force: bool) -> None:
+    def delete_queue(self, name: str, *, force: bool) -> DeletedQueue:
         with self._transaction() as conn:
             if conn.execute(Q["get_queue"], {"name": name}).fetchone() is None:
                 raise QueueNotFound(f"no queue named {name!r}")
@@ -116,9 +116,11 @@ class SQLiteBackend(SQLiteWorkflows, SQLiteReads, Backend):
                     f"queue {name!r} still has {unfinished} unfinished job(s); "
                     "pass force=True to delete them with it"
                 )
+            deleted = self._delete_queue_workflows(conn, name)
             for query in ("delete_queue_jobs", "delete_queue_dead_letters",
                           "delete_queue_events", "delete_queue"):
                 conn.execute(Q[query], {"name": name})
+            return deleted
 
     def purge_queue(self, name: str) -> int:
         with self._transaction() as conn:

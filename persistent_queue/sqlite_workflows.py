@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 from . import sql
 from .errors import InvalidDependency, NoSubscribers, QueueFull
 from .interfaces import NewJob
-from .models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo, Subscription
+from .models import (
+    DeadLetter,
+    DeletedQueue,
+    Job,
+    JobState,
+    QueueInfo,
+    ScheduleInfo,
+    Subscription,
+)
 from .rows import job_from_row, schedule_from_row
 from .sqlite_rows import translate_errors
 
@@ -155,6 +163,18 @@ class SQLiteWorkflows:
                 self._event(conn, row["id"], row["queue"], "redriven", 0,
                             f"job {parent} it depends on was redriven", now)
                 pending.append(row["id"])
+
+    # -- a queue's deletion -----------------------------------------------------------------
+
+    def _delete_queue_workflows(self, conn: sqlite3.Connection, name: str) -> DeletedQueue:
+        """Delete the schedules that target queue ``name`` and its subscriptions (inside a txn).
+
+        Left behind, a schedule's next tick or a publish to the topic would recreate the queue.
+        """
+        schedules = conn.execute(Q["delete_queue_schedules"], {"name": name}).fetchall()
+        topics = conn.execute(Q["delete_queue_subscriptions"], {"name": name}).fetchall()
+        return DeletedQueue(name=name, schedules=tuple(sorted(r["name"] for r in schedules)),
+                            topics=tuple(sorted(r["topic"] for r in topics)))
 
     # -- topics -----------------------------------------------------------------------------
 

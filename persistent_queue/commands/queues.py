@@ -64,10 +64,14 @@ def create(ctx: click.Context, name: str, max_attempts: int | None,
 @click.option("--force", is_flag=True, help="Also delete its unfinished jobs.")
 @click.pass_context
 def delete(ctx: click.Context, name: str, force: bool) -> None:
-    """Delete queue NAME with its done jobs and dead letters (refused if jobs are pending)."""
+    """Delete queue NAME with its done jobs, dead letters and history.
+
+    The schedules that target it and its topic subscriptions are deleted with it (they would
+    recreate it). Refused, deleting nothing, while jobs are pending (unless --force).
+    """
     with open_queue(ctx) as q:
-        q.delete_queue(name, force=force)
-    click.echo(f"queue {name!r} deleted")
+        deleted = q.delete_queue(name, force=force)
+    click.echo(" ".join(filter(None, [f"queue {name!r} deleted", deleted.summary()])))
 
 
 @queues.command()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from .. import config
 from ..errors import InvalidInput
-from ..models import QueueInfo
+from ..models import DeletedQueue, QueueInfo
 from ..queue import Queue
 from .frames import stats_frame
 from .session import attempt, read, show_flash
@@ -58,12 +58,14 @@ def _purge(name: str) -> None:
 def _delete(name: str) -> None:
     force = bool(st.session_state.get("delete_force"))
 
-    def action(q: Queue) -> str:
+    def action(q: Queue) -> DeletedQueue:
         _confirmed(name, "delete_confirm")
-        q.delete_queue(name, force=force)
-        return name
+        return q.delete_queue(name, force=force)
 
-    if attempt(action, lambda n: f"Deleted queue '{n}'.", where=WHERE) is not None:
+    def message(deleted: DeletedQueue) -> str:
+        return " ".join(filter(None, [f"Deleted queue '{deleted.name}'", deleted.summary()])) + "."
+
+    if attempt(action, message, where=WHERE) is not None:
         st.session_state["delete_confirm"] = ""
 
 
@@ -102,7 +104,8 @@ def _manage(info: QueueInfo) -> None:
         st.text_input(f"Type '{name}' to confirm", key="purge_confirm")
         st.button("Purge queue", key="purge_button", on_click=_purge, args=(name,))
     with danger_right.expander("Delete the queue"):
-        st.caption("Deletes the queue with its done jobs, dead letters and history.")
+        st.caption("Deletes the queue with its done jobs, dead letters and history, the "
+                   "schedules that target it and its topic subscriptions.")
         st.checkbox("Also delete its unfinished jobs", key="delete_force")
         st.text_input(f"Type '{name}' to confirm", key="delete_confirm")
         st.button("Delete queue", key="delete_button", on_click=_delete, args=(name,))

@@ -111,6 +111,20 @@ def test_create_pause_resume_update_and_delete_a_queue(open_console: Console, db
         db.get_queue("reports")
 
 
+def test_deleting_a_queue_reports_its_schedules_and_subscriptions(open_console: Console,
+                                                                  db: Queue) -> None:
+    db.create_queue("reports")
+    db.schedule("reports", {}, every=3600, name="nightly")
+    db.subscribe("orders", queue="reports")
+    app = page(open_console("admin_console.py"), "Queues")
+    app.text_input(key="delete_confirm").set_value("reports")
+    click(app, "Delete queue")
+    assert messages(app, "success") == [
+        "Deleted queue 'reports' with its schedule 'nightly' and its subscription to topic "
+        "'orders'."]
+    assert db.list_schedules() == [] and db.subscriptions() == []
+
+
 def test_purge_needs_the_name_typed(open_console: Console, db: Queue) -> None:
     for n in range(3):
         db.enqueue("emails", {"n": n})

@@ -114,3 +114,26 @@ def test_schedules_add_list_run_due_remove(pq, db_path: Path) -> None:  # type: 
     both = pq("schedules", "add", "x", "q", "1", "--every", "60", "--cron", "* * * * *")
     assert both.exit_code == EXIT_USAGE
     assert pq("schedules", "add", "x", "q", "1", "--cron", "not a cron").exit_code == EXIT_USAGE
+
+
+def test_queues_delete_names_the_schedules_and_subscriptions_it_removed(pq, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pq("queues", "create", "reports")
+    pq("schedules", "add", "nightly", "reports", "{}", "--every", "3600")
+    pq("schedules", "add", "tick", "metrics", "{}", "--every", "60")
+    pq("topics", "subscribe", "orders", "reports")
+    pq("topics", "subscribe", "orders", "billing")
+    pq("enqueue", "reports", "pending")
+    refused = pq("queues", "delete", "reports")
+    assert refused.exit_code == EXIT_FAILED and "unfinished" in refused.output
+    assert len(json.loads(pq("schedules", "list", "--json").stdout)) == 2  # nothing deleted
+
+    deleted = pq("queues", "delete", "reports", "--force")
+
+    assert deleted.exit_code == 0
+    assert deleted.stdout.strip() == ("queue 'reports' deleted with its schedule 'nightly' and "
+                                      "its subscription to topic 'orders'")
+    assert [s["name"] for s in json.loads(pq("schedules", "list", "--json").stdout)] == ["tick"]
+    with Queue(db_path) as q:
+        assert [(s.topic, s.queue) for s in q.subscriptions()] == [("orders", "billing")]
+    pq("queues", "create", "plain")
+    assert pq("queues", "delete", "plain").stdout.strip() == "queue 'plain' deleted"

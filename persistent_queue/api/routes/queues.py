@@ -65,7 +65,10 @@ def delete_queue(
     name: NamePath, queue: QueueDep,
     force: Annotated[bool, Query(description="delete even with unfinished jobs")] = False,
 ) -> Response:
-    """Delete a queue with its history (409 while it holds unfinished jobs, unless ``force``)."""
+    """Delete a queue with its history, the schedules that target it and its subscriptions.
+
+    409 (nothing deleted) while it holds unfinished jobs, unless ``force``.
+    """
     queue.get_queue(name)
     queue.delete_queue(name, force=force)
     return Response(status_code=204)

@@ -103,10 +103,16 @@ ON CONFLICT (topic, queue) DO NOTHING;
 DELETE FROM subscriptions WHERE topic = %(topic)s AND queue = %(queue)s;
 
 -- name: subscribers
-SELECT queue FROM subscriptions WHERE topic = %(topic)s ORDER BY queue;
+-- Shared locks: a queue's deletion waits for this publish to commit (and deletes its copy),
+-- or this publish waits for the deletion and no longer finds the queue subscribed.
+SELECT queue FROM subscriptions WHERE topic = %(topic)s ORDER BY queue FOR SHARE;
 
 -- name: list_subscriptions
 SELECT topic, queue, created_at FROM subscriptions ORDER BY topic, queue;
+
+-- name: delete_queue_subscriptions
+-- Deleting a queue ends its subscriptions (publishing would recreate it).
+DELETE FROM subscriptions WHERE queue = %(name)s RETURNING topic;
 
 -- name: upsert_schedule
 INSERT INTO schedules (name, queue, payload, headers, priority, max_attempts, every, cron,
@@ -148,6 +154,10 @@ SELECT * FROM schedules ORDER BY name;
 
 -- name: delete_schedule
 DELETE FROM schedules WHERE name = %(name)s;
+
+-- name: delete_queue_schedules
+-- Deleting a queue deletes the schedules that target it (a tick would recreate it).
+DELETE FROM schedules WHERE queue = %(name)s RETURNING name;
 
 -- name: due_schedules
 -- Names of schedules whose tick has come (served by schedules_due).

@@ -85,6 +85,10 @@ SELECT queue FROM subscriptions WHERE topic = :topic ORDER BY queue;
 -- name: list_subscriptions
 SELECT topic, queue, created_at FROM subscriptions ORDER BY topic, queue;
 
+-- name: delete_queue_subscriptions
+-- Deleting a queue ends its subscriptions (publishing would recreate it).
+DELETE FROM subscriptions WHERE queue = :name RETURNING topic;
+
 -- name: upsert_schedule
 INSERT INTO schedules (name, queue, payload, headers, priority, max_attempts, every, cron,
                        timezone, next_run_at, created_at, updated_at)
@@ -104,6 +108,10 @@ SELECT * FROM schedules ORDER BY name;
 
 -- name: delete_schedule
 DELETE FROM schedules WHERE name = :name;
+
+-- name: delete_queue_schedules
+-- Deleting a queue deletes the schedules that target it (a tick would recreate it).
+DELETE FROM schedules WHERE queue = :name RETURNING name;
 
 -- name: due_schedules
 -- Names of schedules whose tick has come (served by schedules_due).

@@ -92,6 +92,28 @@ def test_topics_subscribe_publish_unsubscribe(client: TestClient, queue: Queue) 
         ["shipping"]
 
 
+def test_deleting_a_queue_deletes_its_schedules_and_subscriptions(client: TestClient,
+                                                                   queue: Queue) -> None:
+    client.post("/queues", json={"name": "reports"})
+    client.post("/schedules", json={"name": "nightly", "queue": "reports", "every": 3600})
+    client.post("/schedules", json={"name": "tick", "queue": "metrics", "every": 60})
+    client.post("/topics/orders/subscriptions", json={"queue": "reports"})
+    client.post("/topics/audit/subscriptions", json={"queue": "reports"})
+    client.post("/topics/orders/subscriptions", json={"queue": "billing"})
+    client.post("/enqueue", json={"queue": "reports", "payload": 1})
+    refused = client.delete("/queues/reports")
+    assert refused.status_code == 409
+    assert client.get("/schedules/nightly").status_code == 200  # nothing deleted
+
+    assert client.delete("/queues/reports?force=true").status_code == 204
+
+    assert [s["name"] for s in client.get("/schedules").json()] == ["tick"]
+    assert client.get("/topics").json() == [{"topic": "orders", "queues": ["billing"]}]
+    nobody = client.post("/topics/audit/publish", json={"payload": 1})
+    assert nobody.status_code == 404 and nobody.json()["error"] == "no_subscribers"
+    assert client.get("/queues/reports").status_code == 404
+
+
 def test_schedules_crud_and_errors(client: TestClient, queue: Queue, clock: FakeClock) -> None:
     made = client.post("/schedules", json={"name": "tick", "queue": "metrics",
                                            "payload": {"k": 1}, "every": 60})
