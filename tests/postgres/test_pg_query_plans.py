@@ -1,7 +1,7 @@
 """Guard: PostgreSQL statements read indexes, however much history the table holds.
 
 The hot statements (claim, ack, enqueue, leases) must be index lookups. The operator
-statements (stats, listing, cleanup, throughput, purge, queue deletion) may read
+statements (stats, listing, cleanup, throughput, purge, queue deletion, health) may read
 unfinished jobs through their partial indexes and the done jobs of one window, batch or
 queue through ``jobs_done``, never the table's done rows one after another: schema 3 dropped
 the indexes every transition wrote (``jobs_queue_state``, ``jobs_created``), and these
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from persistent_queue import JobState, Queue
@@ -29,8 +30,9 @@ DONE_JOBS = 30_000
 SMALL_SHARE = 100
 
 
-def _plan(conn: Any, sql: str, params: dict[str, Any]) -> str:
-    rows = conn.execute("EXPLAIN " + sql, params).fetchall()
+def _plan(conn: Any, sql: str, params: dict[str, Any], *, analyze: bool = False) -> str:
+    explain = "EXPLAIN (ANALYZE, COSTS OFF) " if analyze else "EXPLAIN "
+    rows = conn.execute(explain + sql, params).fetchall()
     return "\n".join(row["QUERY PLAN"] for row in rows)
 
 
@@ -134,6 +136,7 @@ OPERATOR = {
     "cleanup_done": "busy",
     "throughput_enqueued": None,
     "throughput_acked": None,
+    "quick_check": None,
 }
 
 
@@ -145,6 +148,13 @@ def test_operator_statements_never_scan_the_done_rows(
     conn = pq.backend._conn()  # type: ignore[attr-defined]
     queue = OPERATOR[name]
     text = _plan(conn, Q[name], {**params, "queue": queue, "name": queue})
+    if name == "quick_check":
+        # The check of lease tokens outside leases is a table scan that runs only when the
+        # table's CHECK constraint is missing (see test_quick_check_without_the_constraint).
+        text = _plan(conn, Q[name], {}, analyze=True)
+        scans = [line for line in text.splitlines() if "Seq Scan on jobs" in line]
+        assert scans and all("never executed" in line for line in scans), text
+        return
     assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
     assert "jobs_queue_state" not in text and "jobs_created" not in text
 
@@ -190,3 +200,19 @@ def test_listing_by_state_uses_its_index_or_stops_after_a_page(
     assert jobs and all(job.state is state for job in jobs)
     assert [job.id for job in jobs] == sorted((job.id for job in jobs), reverse=True)
 
+
+def test_quick_check_without_the_constraint_still_finds_a_lease_token_outside_a_lease(
+    pg_fresh_url: str,
+) -> None:
+    with Queue(pg_fresh_url, clock=FakeClock(), durability="normal") as pq:
+        job = pq.enqueue("q", {"n": 1})
+        assert pq.check_integrity() == []
+        with psycopg.connect(pq.db, autocommit=True) as conn:
+            name = conn.execute("SELECT conname FROM pg_constraint WHERE conrelid = "
+                                "'jobs'::regclass AND contype = 'c' AND "
+                                "pg_get_constraintdef(oid) LIKE '%%lease_token IS NOT NULL%%'"
+                                ).fetchone()
+            assert name is not None
+            conn.execute(f'ALTER TABLE jobs DROP CONSTRAINT "{name[0]}"')
+            conn.execute("UPDATE jobs SET lease_token = 'stale' WHERE id = %s", (job.id,))
+        assert pq.check_integrity() == [f"job {job.id} is ready but holds a lease token"]
