@@ -26,6 +26,14 @@ from .worker_store import WorkerStore
 
 Q = sql.queries("postgres")
 
+#: A term that lets the planner use the partial index of jobs in that state.
+_STATE_INDEX_TERM = {
+    JobState.READY: "state IN ('ready', 'leased') AND ",
+    JobState.LEASED: "state IN ('ready', 'leased') AND ",
+    JobState.WAITING: "state = 'waiting' AND ",
+    JobState.DONE: "state = 'done' AND ",
+}
+
 
 class PostgresReads(PostgresConnections, WorkerStore):
     """Read-mostly operations of the PostgreSQL backend."""
@@ -68,32 +76,8 @@ class PostgresReads(PostgresConnections, WorkerStore):
         offset: int,
         newest_first: bool,
     ) -> list[Job]:
-        clauses: list[str] = []
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if queue is not None:
-            clauses.append("queue = %(queue)s")
-            params["queue"] = queue
-        if state is not None:
-            clauses.append("state = %(state)s")
-            params["state"] = state.value
-        for index, (key, value) in enumerate(sorted(headers.items())):
-            # Keys and values are parameters; only the parameter names are formatted in.
-            params[f"hkey{index}"] = key
-            alternatives = [value]
-            if isinstance(value, bool):  # as in SQLite, where JSON true reads as 1
-                alternatives.append(int(value))
-            elif isinstance(value, int | float) and value in (0, 1):
-                alternatives.append(bool(value))
-            params[f"hval{index}"] = [json.dumps(item) for item in alternatives]
-            clauses.append(f"headers::jsonb -> %(hkey{index})s "  # noqa: S608
-                           f"= ANY (%(hval{index})s::jsonb[])")
-        where = " AND ".join(clauses) or "true"
-        order = "DESC" if newest_first else "ASC"
-        query = (
-            "SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q "  # noqa: S608
-            f"WHERE q.name = jobs.queue)) AS effective_max_attempts FROM jobs WHERE {where} "
-            f"ORDER BY id {order} LIMIT %(limit)s OFFSET %(offset)s"
-        )
+        query, params = list_jobs_query(queue, state=state, headers=headers, limit=limit,
+                                        offset=offset, newest_first=newest_first)
         with translate_errors():
             return [job_from_row(row) for row in self._conn().execute(query, params)]
 
@@ -173,8 +157,10 @@ class PostgresReads(PostgresConnections, WorkerStore):
             if queue is not None:
                 names = [queue]
             else:
+                # Every queue, and the queues of done jobs whose queue row is gone.
                 names = [row["name"] for row in conn.execute(Q["list_queues"])]
-                names += [row["queue"] for row in conn.execute(Q["orphan_queues"])]
+                done_names = {row["name"] for row in conn.execute(Q["done_queue_names"])}
+                names += sorted(done_names - set(names))
         removed = 0
         for name in names:
             while True:
@@ -222,3 +208,45 @@ class PostgresReads(PostgresConnections, WorkerStore):
             problems = self.quick_check()
             facts["integrity"] = "\n".join(problems) if problems else "ok"
         return facts
+
+
+def list_jobs_query(
+    queue: str | None,
+    *,
+    state: JobState | None,
+    headers: dict[str, Any],
+    limit: int,
+    offset: int,
+    newest_first: bool,
+) -> tuple[str, dict[str, Any]]:
+    """The statement and parameters of :meth:`PostgresReads.list_jobs` (its filters vary)."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if queue is not None:
+        clauses.append("queue = %(queue)s")
+        params["queue"] = queue
+    if state is not None:
+        # The literal term names the partial index holding only jobs in that state (the
+        # parameter alone cannot, in a generic plan); done jobs may also be read by id,
+        # stopping after a page.
+        clauses.append(_STATE_INDEX_TERM.get(state, "") + "state = %(state)s")
+        params["state"] = state.value
+    for index, (key, value) in enumerate(sorted(headers.items())):
+        # Keys and values are parameters; only the parameter names are formatted in.
+        params[f"hkey{index}"] = key
+        alternatives = [value]
+        if isinstance(value, bool):  # as in SQLite, where JSON true reads as 1
+            alternatives.append(int(value))
+        elif isinstance(value, int | float) and value in (0, 1):
+            alternatives.append(bool(value))
+        params[f"hval{index}"] = [json.dumps(item) for item in alternatives]
+        clauses.append(f"headers::jsonb -> %(hkey{index})s "  # noqa: S608
+                       f"= ANY (%(hval{index})s::jsonb[])")
+    where = " AND ".join(clauses) or "true"
+    order = "DESC" if newest_first else "ASC"
+    query = (
+        "SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q "  # noqa: S608
+        f"WHERE q.name = jobs.queue)) AS effective_max_attempts FROM jobs WHERE {where} "
+        f"ORDER BY id {order} LIMIT %(limit)s OFFSET %(offset)s"
+    )
+    return query, params

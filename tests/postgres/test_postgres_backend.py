@@ -1,5 +1,6 @@
 """Behaviour only the PostgreSQL backend has: URLs and masked passwords, SKIP LOCKED claims,
-LISTEN/NOTIFY wake-ups, migrations under an advisory lock, lock timeouts, query plans.
+LISTEN/NOTIFY wake-ups, migrations under an advisory lock, lock timeouts (query plans:
+test_pg_query_plans.py).
 
 Runs on the session's throw-away cluster (tests/postgres_support.py).
 """
@@ -416,56 +417,3 @@ def test_durability_maps_to_synchronous_commit(url: str, durability: str,
         rows = q.backend.execute_read("SHOW synchronous_commit")  # type: ignore[attr-defined]
         assert rows[0]["synchronous_commit"] == setting
 
-
-# -- query plans -------------------------------------------------------------------------------
-
-
-def test_hot_statements_use_indexes_with_many_done_rows(pg_fresh_url: str) -> None:
-    with Queue(pg_fresh_url, clock=FakeClock(), durability="normal") as pq:
-        _check_hot_statement_plans(pq)
-
-
-def _check_hot_statement_plans(pq: Queue) -> None:
-    backend = pq.backend
-    conn = backend._conn()  # type: ignore[attr-defined]
-    now = pq.now()
-    pq.create_queue("q")
-    conn.execute(
-        "INSERT INTO jobs (queue, state, priority, payload, attempts, available_at, "
-        "created_at, updated_at, finished_at) SELECT 'q', 'done', 0, '{}', 1, %(now)s, "
-        "%(now)s, %(now)s, %(now)s FROM generate_series(1, 30000)", {"now": now})
-    pq.enqueue_many("q", [{"n": n} for n in range(20)])
-    leased = pq.dequeue_many("q", 10)
-    conn.execute("ANALYZE")
-
-    def plan(name: str, params: dict[str, object]) -> str:
-        rows = conn.execute("EXPLAIN " + Q[name], params).fetchall()
-        return "\n".join(row["QUERY PLAN"] for row in rows)
-
-    lease = {"id": leased[0].id, "token": "t", "now": now}
-    plans = {
-        "claim": plan("claim", {"queue": "q", "limit": 5, "visibility_timeout": None,
-                                "now": now}),
-        "peek_claimable": plan("peek_claimable", {"queue": "q", "now": now}),
-        "next_available_at": plan("next_available_at", {"queue": "q"}),
-        "ack": plan("ack", lease),
-        "ack_many": plan("ack_many", {"ids": [j.id for j in leased],
-                                      "tokens": ["t"] * len(leased), "now": now}),
-        "select_leased": plan("select_leased", lease),
-        "insert_jobs": plan("insert_jobs", {
-            "queue": "q", "now": now, "priorities": [0, 1], "payloads": ["{}", "[]"],
-            "headers": [None, None], "max_attempts": [None, 3], "available_ats": [now, now]}),
-        "find_exhausted_leases": plan("find_exhausted_leases", {"now": now}),
-        "insert_job_if_queue": plan("insert_job_if_queue", {
-            "queue": "q", "priority": 0, "payload": "{}", "headers": None,
-            "max_attempts": None, "available_at": now, "now": now}),
-    }
-    for name, text in plans.items():
-        assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
-    assert "jobs_claim" in plans["claim"] and "jobs_claim" in plans["peek_claimable"]
-    assert "jobs_claim" in plans["next_available_at"]
-    assert "jobs_leases" in plans["find_exhausted_leases"]
-    for name in ("ack", "ack_many", "select_leased"):
-        assert "jobs_pkey" in plans[name], f"{name}:\n{plans[name]}"
-    # The queue's settings come from `queues` (a few rows: a scan may be cheapest there).
-    assert "Insert on jobs" in plans["insert_job_if_queue"]

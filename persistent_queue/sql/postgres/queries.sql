@@ -37,7 +37,11 @@ SELECT * FROM queues ORDER BY name;
 DELETE FROM queues WHERE name = %(name)s;
 
 -- name: delete_queue_jobs
-DELETE FROM jobs WHERE queue = %(name)s;
+-- Every state spelled out: each arm of the OR is read through its own partial index (a
+-- BitmapOr); there is no index on the queue alone.
+DELETE FROM jobs
+WHERE queue = %(name)s
+  AND (state IN ('ready', 'leased') OR state = 'waiting' OR state = 'done');
 
 -- name: delete_queue_dead_letters
 DELETE FROM dead_letters WHERE queue = %(name)s;
@@ -46,8 +50,9 @@ DELETE FROM dead_letters WHERE queue = %(name)s;
 DELETE FROM job_events WHERE queue = %(name)s;
 
 -- name: count_unfinished
+-- Through jobs_claim and jobs_waiting (one arm of the OR each), never the done rows.
 SELECT count(*) AS n FROM jobs
-WHERE queue = %(name)s AND state IN ('waiting', 'ready', 'leased');
+WHERE queue = %(name)s AND (state IN ('ready', 'leased') OR state = 'waiting');
 
 -- name: insert_jobs
 -- A batch in one statement: one row per array element, ids in the order of the arrays
@@ -270,10 +275,18 @@ DELETE FROM dead_letters WHERE queue = %(queue)s AND dead_at <= %(before)s;
 DELETE FROM dead_letters WHERE dead_at <= %(before)s;
 
 -- name: purge_queue
-DELETE FROM jobs WHERE queue = %(queue)s AND state IN ('waiting', 'ready', 'leased');
+DELETE FROM jobs
+WHERE queue = %(queue)s AND (state IN ('ready', 'leased') OR state = 'waiting');
 
 -- name: count_by_state
-SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
+-- Unfinished jobs from their partial indexes; done jobs counted in jobs_done alone (an
+-- index-only pass over small entries where the visibility map allows, never a table scan).
+SELECT queue, state, count(*) AS n FROM jobs WHERE state IN ('ready', 'leased')
+GROUP BY queue, state
+UNION ALL
+SELECT queue, 'waiting', count(*) FROM jobs WHERE state = 'waiting' GROUP BY queue
+UNION ALL
+SELECT queue, 'done', count(*) FROM jobs WHERE state = 'done' GROUP BY queue;
 
 -- name: count_pending_detail
 -- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
@@ -293,13 +306,27 @@ SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue;
 SELECT queue, count(*) AS n FROM job_events
 WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
 
+-- name: done_queue_names
+-- The distinct queue names of done jobs, one probe of jobs_done per name (a skip-scan):
+-- cleanup also reaches done jobs whose queue row is gone.
+WITH RECURSIVE names(name) AS (
+    SELECT min(queue) FROM jobs WHERE state = 'done'
+    UNION ALL
+    SELECT (SELECT min(queue) FROM jobs WHERE state = 'done' AND queue > names.name)
+    FROM names WHERE names.name IS NOT NULL
+)
+SELECT name FROM names WHERE name IS NOT NULL;
+
 -- name: cleanup_done
-DELETE FROM jobs WHERE id IN (
+-- A batch from a range of jobs_done (queue, finished_at), locked, then deleted by primary
+-- key (`= ANY (ARRAY(...))`: an `IN (subquery)` may be planned as a hash join over a scan
+-- of the whole table).
+DELETE FROM jobs WHERE id = ANY (ARRAY(
     SELECT id FROM jobs
     WHERE queue = %(queue)s AND state = 'done' AND finished_at <= %(before)s
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
-);
+));
 
 -- name: cleanup_events
 -- History of jobs that no longer exist (cleaned up, purged or deleted with their queue).
@@ -309,6 +336,3 @@ DELETE FROM job_events WHERE id IN (
       AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.id = e.job_id)
     LIMIT %(batch)s
 );
-
--- name: orphan_queues
-SELECT DISTINCT queue FROM jobs WHERE queue NOT IN (SELECT name FROM queues);
