@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -77,7 +78,13 @@ class SQLiteConnections:
         #: keep their fsync. False syncs every claim as well.
         self.soft_claims = durability == "full"
         self._group = GroupCommit(self._run_group)
-        if str(path) != ":memory:":
+        #: ``":memory:"`` is one database shared by every thread of this backend (SQLite's
+        #: in-memory VFS under a name of its own), not one per connection; it lives until
+        #: ``close()``.
+        self._memory_uri: str | None = None
+        if str(path) == ":memory:":
+            self._memory_uri = f"file:/persistent-queue-{secrets.token_hex(8)}?vfs=memdb"
+        else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with translate_errors():
             self._migrate(self._conn())
@@ -86,7 +93,8 @@ class SQLiteConnections:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path,
+            self._memory_uri or self.path,
+            uri=self._memory_uri is not None,
             timeout=self.busy_timeout,
             isolation_level=None,
             check_same_thread=False,
