@@ -140,11 +140,11 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
             cursor = conn.cursor()
             cursor.row_factory = None  # plain tuples, read by position
             if self.soft_claims and not getattr(self._local, "atomic", False):
-                conn.execute("PRAGMA synchronous = NORMAL")
                 try:
+                    conn.execute("PRAGMA synchronous = NORMAL")
                     rows = cursor.execute(Q["claim"], params).fetchall()
                 finally:
-                    conn.execute("PRAGMA synchronous = FULL")
+                    self._restore_full_sync(conn)
             else:
                 rows = cursor.execute(Q["claim"], params).fetchall()
         jobs = [_job_from_claim(row) for row in rows]

@@ -80,10 +80,13 @@ class SQLiteConnections:
         self._group = GroupCommit(self._run_group)
         #: ``":memory:"`` is one database shared by every thread of this backend (SQLite's
         #: in-memory VFS under a name of its own), not one per connection; it lives until
-        #: ``close()``.
+        #: ``close()``. It has no WAL (SQLite keeps its journal in memory): a reader waits
+        #: while another thread commits.
         self._memory_uri: str | None = None
         if str(path) == ":memory:":
             self._memory_uri = f"file:/persistent-queue-{secrets.token_hex(8)}?vfs=memdb"
+            # Nothing in memory is ever fsynced: no commit to share, no claim to soften.
+            self.group_commit = self.soft_claims = False
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         with translate_errors():
@@ -128,6 +131,25 @@ class SQLiteConnections:
         with self._connections_lock:
             self._connections.append((os.getpid(), conn))
         return conn
+
+    def _restore_full_sync(self, conn: sqlite3.Connection) -> None:
+        """Back to ``synchronous = FULL`` after a soft claim, or this connection is dropped.
+
+        A connection left at NORMAL would commit every later ack without an fsync, so if the
+        restore fails the thread's connection is closed and forgotten (its next statement opens
+        a fresh one at FULL). The claim itself stands: its jobs are returned as claimed.
+        """
+        try:
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error:
+            logger.warning("could not restore synchronous=FULL; reconnecting", exc_info=True)
+            self._local.conn = None
+            with self._connections_lock:
+                self._connections = [(pid, c) for pid, c in self._connections if c is not conn]
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing a broken connection
+                logger.debug("error closing connection", exc_info=True)
 
     def close(self) -> None:
         """Close every connection this backend opened (in this process)."""

@@ -215,6 +215,7 @@ class Worker:
                                            visibility_timeout=self.config.visibility_timeout)
             except QueueError as exc:
                 jobs = []
+                self._found_none = False  # failing, not idle
                 logger.error("claim failed: %s", exc, extra={"worker": self.id})
                 self._warm.wait(1.0)
             else:

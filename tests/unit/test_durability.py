@@ -127,3 +127,21 @@ def test_soft_claims_can_be_turned_off(full_queue: Queue) -> None:
     trace = Trace(full_queue)
     assert full_queue.dequeue("work") is not None
     assert trace.synchronous_at("SET state = 'leased'") == FULL
+
+
+def test_a_connection_that_cannot_return_to_full_sync_is_dropped(full_queue: Queue) -> None:
+    full_queue.enqueue("work", 1)
+    broken = full_queue.backend._conn()  # type: ignore[attr-defined]
+    restoring: list[bool] = []
+    # Interrupt the statement that restores FULL (and only that one) on this connection.
+    broken.set_trace_callback(
+        lambda sql: restoring.append(sql.startswith("PRAGMA synchronous = FULL")))
+    broken.set_progress_handler(lambda: 1 if restoring and restoring[-1] else 0, 1)
+    job = full_queue.dequeue("work")
+    assert restoring[-1]  # the restore was interrupted
+    assert job is not None and job.attempts == 1  # the claim itself stands
+    fresh = full_queue.backend._conn()  # type: ignore[attr-defined]
+    assert fresh is not broken  # no later ack can commit on the connection left at NORMAL
+    assert _synchronous(full_queue) == FULL
+    full_queue.ack(job)
+    assert full_queue.get_job(job.id).state.value == "done"
