@@ -13,13 +13,15 @@ locks the job's row before it reads it, so two actors never both act on one leas
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg.rows import tuple_row
 
 from . import sql
 from .errors import (
+    DatabaseBusy,
     InvalidJobState,
     JobNotFound,
     LeaseLost,
@@ -32,7 +34,7 @@ from .interfaces import Backend, NewJob
 from .models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo
 from .postgres_connection import Connection
 from .postgres_reads import PostgresReads
-from .postgres_rows import translate_errors
+from .postgres_rows import is_deadlock, translate_errors
 from .postgres_workflows import PostgresWorkflows
 from .rows import dead_letter_from_row as _dead_letter_from_row
 from .rows import job_from_claim as _job_from_claim
@@ -40,6 +42,11 @@ from .rows import job_from_row as _job_from_row
 from .rows import queue_from_row as _queue_from_row
 
 Q = sql.queries("postgres")
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: How many times an ack the server rolled back to break a deadlock is run again.
+_DEADLOCK_RETRIES = 2
 
 
 class _StaleLease(Exception):
@@ -247,7 +254,28 @@ class PostgresBackend(PostgresWorkflows, PostgresReads, Backend):
             f"{now - row['lease_expires_at']:.3f}s ago"
         )
 
+    def _retrying_deadlocks(self, work: Callable[[], T]) -> T:
+        """Run ``work`` again (twice at most) when PostgreSQL aborted it to break a deadlock.
+
+        An ack releases the dependents of each job it finishes, locking them one parent at a
+        time; two acks whose parents share dependents in crossing order can deadlock, and the
+        server then rolls one of them back whole. That one is safe to run again: nothing of
+        it was kept. Inside ``atomic()`` the caller's transaction is gone too: raised as is.
+        """
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                return work()
+            except DatabaseBusy as exc:
+                if (attempt == _DEADLOCK_RETRIES or getattr(self._local, "atomic", False)
+                        or not is_deadlock(exc)):
+                    raise
+                logger.info("an ack was rolled back to break a deadlock; running it again")
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def ack(self, job_id: int, token: str, now: float) -> None:
+        self._retrying_deadlocks(lambda: self._ack_now(job_id, token, now))
+
+    def _ack_now(self, job_id: int, token: str, now: float) -> None:
         conn = self._conn()
         with translate_errors():
             changed = conn.execute(Q["ack"], {"id": job_id, "token": token, "now": now}).rowcount
@@ -255,6 +283,9 @@ class PostgresBackend(PostgresWorkflows, PostgresReads, Backend):
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
 
     def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
+        self._retrying_deadlocks(lambda: self._ack_many_now(leases, now))
+
+    def _ack_many_now(self, leases: Sequence[tuple[int, str]], now: float) -> None:
         params = {"ids": [job_id for job_id, _ in leases],
                   "tokens": [token for _, token in leases], "now": now}
         conn = self._conn()

@@ -40,6 +40,11 @@ def translate_errors() -> Iterator[None]:
         raise StorageError(f"database error: {_first_line(exc)}") from exc
 
 
+def is_deadlock(exc: BaseException) -> bool:
+    """Whether ``exc`` (as translated) is the server breaking a deadlock by rolling back."""
+    return isinstance(exc.__cause__, pg_errors.DeadlockDetected)
+
+
 class ReadRow(tuple[Any, ...]):
     """A result row readable by position and by column name, like ``sqlite3.Row``."""
 
