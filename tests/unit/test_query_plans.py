@@ -75,7 +75,7 @@ PARAMS = {
     "available_at": 1_700_000_000.0, "error": None, "reason": "r", "before": 1.0,
     "batch": 1000, "state": "ready", "dedup_key": "k", "depends_on": None,
     "bucket": 60.0, "since": 1_699_990_000.0,
-    "payloads": '["{}", "[]"]', "leases": '[[25000, "00"], [25001, "01"]]',
+    "payloads": '["{}", "[]"]', "leases": '{"25000": "00", "25001": "01"}',
 }
 
 
