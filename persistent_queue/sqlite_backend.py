@@ -124,11 +124,8 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
     def claim(
         self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
     ) -> list[Job]:
-        if self.group_commit and not getattr(self._local, "atomic", False):
-            return self._group.submit(lambda: self._claim_now(
-                queue, limit=limit, visibility_timeout=visibility_timeout, now=now))
-        return self._claim_now(queue, limit=limit, visibility_timeout=visibility_timeout,
-                               now=now)
+        return self._grouped(lambda: self._claim_now(
+            queue, limit=limit, visibility_timeout=visibility_timeout, now=now))
 
     def _claim_now(
         self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
@@ -185,11 +182,8 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
         )
 
     def ack(self, job_id: int, token: str, now: float) -> None:
-        if self.group_commit and not getattr(self._local, "atomic", False):
-            # A consumer's job threads claim and ack concurrently: they share commits too.
-            self._group.submit(lambda: self._ack_now(job_id, token, now))
-            return
-        self._ack_now(job_id, token, now)
+        # A consumer's job threads claim and ack concurrently: they share commits too.
+        self._grouped(lambda: self._ack_now(job_id, token, now))
 
     def _ack_now(self, job_id: int, token: str, now: float) -> None:
         conn = self._conn()

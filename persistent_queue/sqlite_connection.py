@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import sql
 from .config import WAL_SIZE_LIMIT, Durability
@@ -28,6 +28,7 @@ from .sqlite_rows import translate_errors
 logger = logging.getLogger(__name__)
 
 Q = sql.queries("sqlite")
+T = TypeVar("T")
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -131,6 +132,15 @@ class SQLiteConnections:
         with self._connections_lock:
             self._connections.append((os.getpid(), conn))
         return conn
+
+    def _grouped(self, work: Callable[[], T]) -> T:
+        """Run one enqueue, claim or ack: through group commit when it is on, else at once.
+
+        Inside ``atomic()`` the work joins the caller's transaction and is never grouped.
+        """
+        if self.group_commit and not getattr(self._local, "atomic", False):
+            return self._group.submit(work)
+        return work()
 
     def _restore_full_sync(self, conn: sqlite3.Connection) -> None:
         """Back to ``synchronous = FULL`` after a soft claim, or this connection is dropped.

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import _GeneratorContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .group_commit import GroupCommit
 from .interfaces import NewJob
 from .models import Job, JobState, QueueInfo
 from .rows import make_job as _make_job
@@ -29,18 +27,16 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _INSERT_JOB_IF_QUEUE = Q["insert_job_if_queue"]
 _READY = JobState.READY
 _TRANSLATE_ERRORS = translate_errors()  # reusable: it holds no state
+T = TypeVar("T")
 
 
 class SQLiteEnqueue:
     """Enqueue operations of the SQLite backend (a mixin: see the module docstring)."""
 
-    _local: threading.local
-    _group: GroupCommit
-    group_commit: bool
-
     if TYPE_CHECKING:  # provided by SQLiteBackend and its other mixins
         def _transaction(self) -> _GeneratorContextManager[sqlite3.Connection]: ...
         def _conn(self) -> sqlite3.Connection: ...
+        def _grouped(self, work: Callable[[], T]) -> T: ...
         def _enqueue_workflow(self, conn: sqlite3.Connection, info: QueueInfo,
                               jobs: Sequence[NewJob], now: float) -> list[Job]: ...
 
@@ -54,10 +50,8 @@ class SQLiteEnqueue:
         now: float,
         queue_defaults: tuple[int, float],
     ) -> list[Job]:
-        if self.group_commit and not getattr(self._local, "atomic", False):
-            return self._group.submit(
-                lambda: self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults))
-        return self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults)
+        return self._grouped(
+            lambda: self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults))
 
     def _enqueue_now(
         self,
@@ -119,11 +113,8 @@ class SQLiteEnqueue:
                         queue_defaults: tuple[int, float]) -> list[Job]:
         if len(payloads) == 1:
             return self.enqueue(queue, [template], now=now, queue_defaults=queue_defaults)
-        if self.group_commit and not getattr(self._local, "atomic", False):
-            return self._group.submit(lambda: self._enqueue_uniform_now(
-                queue, template, payloads, payload_jsons, now=now, queue_defaults=queue_defaults))
-        return self._enqueue_uniform_now(queue, template, payloads, payload_jsons, now=now,
-                                         queue_defaults=queue_defaults)
+        return self._grouped(lambda: self._enqueue_uniform_now(
+            queue, template, payloads, payload_jsons, now=now, queue_defaults=queue_defaults))
 
     def _enqueue_uniform_now(self, queue: str, template: NewJob, payloads: Sequence[Any],
                              payload_jsons: Sequence[str], *, now: float,
