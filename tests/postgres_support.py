@@ -179,6 +179,16 @@ class SessionCluster:
         self.cluster.execute(statement, params)
 
 
+def lock_waits(url: str) -> int:
+    """Sessions of the database at ``url`` blocked on a row or table lock."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                           "current_database() AND wait_event_type = 'Lock'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
 @pytest.fixture(scope="session")
 def pg_session() -> Iterator[SessionCluster]:
     """The session's PostgreSQL cluster (started on first use)."""

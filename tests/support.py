@@ -1,11 +1,13 @@
-"""Helpers shared by the tests: the project root, a controllable clock, poll-with-deadline."""
+"""Helpers shared by the tests: the project root, a controllable clock, poll-with-deadline,
+an action run in a thread."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -39,3 +41,18 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def in_thread(action: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start ``action`` in a daemon thread; the dict gets its ``result`` or its ``error``."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = action()
+        except Exception as exc:  # handed to the test, which asserts on it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome

@@ -9,36 +9,11 @@ once the other session lets go.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import Any
-
 import psycopg
 
 from persistent_queue import JobState, Queue
-from tests.support import wait_for
-
-
-def lock_waits(url: str) -> int:
-    """Sessions of this database blocked on a row or table lock."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND wait_event_type = 'Lock'").fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def in_thread(action: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = action()
-        except Exception as exc:  # handed to the test, which asserts on it
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
+from tests.postgres_support import lock_waits
+from tests.support import in_thread, wait_for
 
 
 def test_a_batch_ack_rolled_back_by_a_deadlock_runs_again(pg_url: str) -> None:

@@ -8,15 +8,13 @@ deleted queue comes back.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from persistent_queue import NoSubscribers, Queue, QueueNotEmpty
-from tests.support import wait_for
+from tests.postgres_support import lock_waits
+from tests.support import in_thread, wait_for
 
 START = 1_700_000_000.0
 DEADLINE = 60.0  # generous: the machine is shared with other test runs
@@ -28,28 +26,6 @@ def queues(pg_url: str) -> Iterator[tuple[Queue, Queue]]:
     with Queue(pg_url, clock=lambda: START, durability="normal") as first, \
             Queue(pg_url, clock=lambda: START, durability="normal") as second:
         yield first, second
-
-
-def lock_waits(url: str) -> int:
-    """Sessions of this database blocked on a row or table lock."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND wait_event_type = 'Lock'").fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def in_thread(action: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = action()
-        except Exception as exc:  # handed to the test, which asserts on it
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def wired(q: Queue) -> None:
