@@ -85,15 +85,8 @@ def unavailable_reason() -> str | None:
         import pg_cluster
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    try:
-        pg_cluster.find_bindir()
-    except pg_cluster.PostgresUnavailable as exc:
-        return str(exc)
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return "psycopg is not installed"
-    return None
+    reason: str | None = pg_cluster.unavailable_reason()
+    return reason
 
 
 @contextmanager

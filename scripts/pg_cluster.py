@@ -90,13 +90,18 @@ def find_bindir() -> Path:
         "apt-get install postgresql) or set PQ_PG_BINDIR to their directory.")
 
 
-def postgres_available() -> bool:
-    """Whether :func:`find_bindir` would succeed."""
+def unavailable_reason() -> str | None:
+    """Why a throw-away cluster cannot be used from Python here (no server programs, no
+    psycopg), or None."""
     try:
         find_bindir()
-    except PostgresUnavailable:
-        return False
-    return True
+    except PostgresUnavailable as exc:
+        return str(exc)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install 'psycopg[binary]')"
+    return None
 
 
 def _version_key(name: str) -> tuple[int, ...]:

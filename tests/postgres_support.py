@@ -34,17 +34,8 @@ def require_postgres() -> bool:
     return os.environ.get("PQ_REQUIRE_POSTGRES", "").strip() not in ("", "0", "false", "no")
 
 
-def unavailable_reason() -> str | None:
-    """Why PostgreSQL tests cannot run here, or None."""
-    try:
-        pg_cluster.find_bindir()
-    except pg_cluster.PostgresUnavailable as exc:
-        return str(exc)
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        return "psycopg is not installed (pip install 'psycopg[binary]')"
-    return None
+#: Why PostgreSQL tests cannot run here, or None.
+unavailable_reason = pg_cluster.unavailable_reason
 
 
 #: Every table's rows go, every sequence restarts: the database is as copied from the template.
