@@ -15,9 +15,10 @@ import sqlite3
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from .systems import ProjectAdapter, make_payload, open_system, seq_of
+from .systems import Adapter, ProjectAdapter, make_payload, open_system, seq_of
 from .workloads import fresh_path, prefill, verify
 
 #: label -> (system key, group commit on/off for this project; None: the system's default)
@@ -30,33 +31,31 @@ VARIANTS: dict[str, tuple[str, bool | None]] = {
 }
 
 
-def enqueue_threads(key: str, workdir: str, jobs: int, threads: int,
-                    group_commit: bool | None = None) -> dict[str, Any]:
-    """``threads`` threads enqueue ``jobs`` jobs in all, one job per call."""
-    path = fresh_path(workdir, key)
+def _open_for_threads(key: str, path: str, threads: int,
+                      group_commit: bool | None) -> tuple[Adapter, list[Adapter]]:
+    """The shared adapter and one per thread: this project's ``Queue`` is shared by the
+    threads, as in a server; the other systems get a connection per thread."""
     shared = open_system(key, path)
-    shared.enqueue(make_payload(-1 % 10**8))  # schema and queue exist before the timing
     if isinstance(shared, ProjectAdapter):
         if group_commit is not None:
             shared.q.backend.group_commit = group_commit  # type: ignore[attr-defined]
-        systems = [shared] * threads  # one Queue shared by the threads, as in a server
-    else:
-        systems = [shared] + [open_system(key, path) for _ in range(threads - 1)]
-    ids: list[list[int]] = [[] for _ in range(threads)]
-    errors: list[str] = []
-    barrier = threading.Barrier(threads + 1)
+        return shared, [shared] * threads
+    return shared, [shared] + [open_system(key, path) for _ in range(threads - 1)]
 
-    def produce(index: int) -> None:
-        system = systems[index]
+
+def _run_threads(systems: list[Adapter], work: Callable[[int, Adapter], None],
+                 errors: list[str]) -> float:
+    """Run ``work(index, system)`` in one thread per system, released together; seconds."""
+    barrier = threading.Barrier(len(systems) + 1)
+
+    def run(index: int) -> None:
         barrier.wait()
         try:
-            for seq in range(index, jobs, threads):
-                system.enqueue(make_payload(seq))
-                ids[index].append(seq)
+            work(index, systems[index])
         except Exception as exc:  # noqa: BLE001 - reported with the result
             errors.append(f"{type(exc).__name__}: {exc}")
 
-    workers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(systems))]
     for worker in workers:
         worker.start()
     barrier.wait()
@@ -64,10 +63,28 @@ def enqueue_threads(key: str, workdir: str, jobs: int, threads: int,
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started
-    group = getattr(getattr(shared, "q", None), "backend", None)
-    grouped = getattr(getattr(group, "_group", None), "grouped", 0)
     for system in set(systems):
         system.close()
+    return elapsed
+
+
+def enqueue_threads(key: str, workdir: str, jobs: int, threads: int,
+                    group_commit: bool | None = None) -> dict[str, Any]:
+    """``threads`` threads enqueue ``jobs`` jobs in all, one job per call."""
+    path = fresh_path(workdir, key)
+    shared, systems = _open_for_threads(key, path, threads, group_commit)
+    shared.enqueue(make_payload(-1 % 10**8))  # schema and queue exist before the timing
+    ids: list[list[int]] = [[] for _ in range(threads)]
+    errors: list[str] = []
+
+    def produce(index: int, system: Adapter) -> None:
+        for seq in range(index, jobs, threads):
+            system.enqueue(make_payload(seq))
+            ids[index].append(seq)
+
+    group = getattr(getattr(shared, "q", None), "backend", None)
+    elapsed = _run_threads(systems, produce, errors)
+    grouped = getattr(getattr(group, "_group", None), "grouped", 0)
     with sqlite3.connect(path) as conn:
         stored = conn.execute("SELECT count(*) FROM jobs").fetchone()[0] - 1
     acked = sum(len(part) for part in ids)
@@ -81,37 +98,16 @@ def drain_threads(key: str, workdir: str, jobs: int, threads: int,
     """Prefill ``jobs``; ``threads`` threads claim + ack one job at a time until empty."""
     path = fresh_path(workdir, key)
     prefill(key, path, jobs)
-    shared = open_system(key, path)
-    if isinstance(shared, ProjectAdapter):
-        if group_commit is not None:
-            shared.q.backend.group_commit = group_commit  # type: ignore[attr-defined]
-        systems = [shared] * threads
-    else:
-        systems = [shared] + [open_system(key, path) for _ in range(threads - 1)]
+    _, systems = _open_for_threads(key, path, threads, group_commit)
     seen: list[list[int]] = [[] for _ in range(threads)]
     errors: list[str] = []
-    barrier = threading.Barrier(threads + 1)
 
-    def consume(index: int) -> None:
-        system = systems[index]
-        barrier.wait()
-        try:
-            while (got := system.claim()) is not None:
-                system.ack(got[0])
-                seen[index].append(seq_of(got[1]))
-        except Exception as exc:  # noqa: BLE001 - reported with the result
-            errors.append(f"{type(exc).__name__}: {exc}")
+    def consume(index: int, system: Adapter) -> None:
+        while (got := system.claim()) is not None:
+            system.ack(got[0])
+            seen[index].append(seq_of(got[1]))
 
-    workers = [threading.Thread(target=consume, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
-    for system in set(systems):
-        system.close()
+    elapsed = _run_threads(systems, consume, errors)
     flat = [seq for part in seen for seq in part]
     return {"jobs_per_s": len(flat) / elapsed, "seconds": elapsed, "threads": threads,
             "errors": errors, **verify(flat, jobs)}
