@@ -3,6 +3,8 @@ an action run in a thread."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -56,3 +58,37 @@ def in_thread(action: Callable[[], Any]) -> tuple[threading.Thread, dict[str, An
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, outcome
+
+
+_OPEN_AND_ENQUEUE = """
+import os, sys, time
+from pathlib import Path
+db, go = sys.argv[1], Path(sys.argv[2])
+Path(f"{go}.ready.{os.getpid()}").touch()
+deadline = time.monotonic() + 60
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.001)
+from persistent_queue import Queue
+with Queue(db, durability="normal") as q:
+    q.enqueue("q", os.getpid())
+    print(q.schema_version())
+"""
+
+
+def open_and_enqueue_together(db: str, workdir: Path, env: dict[str, str],
+                              processes: int = 4) -> list[tuple[int, int, str, str]]:
+    """Start ``processes`` children that each open ``db`` and enqueue their pid to queue "q",
+    released at the same moment; each child's (pid, exit code, stdout: the schema version it
+    saw, stderr)."""
+    go = workdir / "go"
+    children = [
+        subprocess.Popen([sys.executable, "-c", _OPEN_AND_ENQUEUE, db, str(go)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    wait_for(lambda: len(list(workdir.glob("go.ready.*"))) == processes, timeout=60,
+             message="children to start")
+    go.touch()  # release them together
+    results = [child.communicate(timeout=120) for child in children]
+    return [(child.pid, child.returncode, out, err)
+            for child, (out, err) in zip(children, results, strict=True)]

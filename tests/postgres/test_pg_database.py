@@ -8,8 +8,6 @@ an advisory lock, ``durability`` maps to ``synchronous_commit``, a held lock is
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from persistent_queue import DatabaseBusy, Queue, SchemaTooNew, sql
 from persistent_queue.api import create_app
 from persistent_queue.health import database_health
 from tests.postgres_support import SessionCluster
-from tests.support import wait_for
+from tests.support import open_and_enqueue_together
 
 pytestmark = pytest.mark.postgres
 
@@ -43,41 +41,16 @@ def empty_url(pg_session: SessionCluster) -> Iterator[str]:
     pg_session.drop(name)
 
 
-OPEN_AND_ENQUEUE = """
-import os, sys, time
-from pathlib import Path
-db, go = sys.argv[1], Path(sys.argv[2])
-Path(f"{go}.ready.{os.getpid()}").touch()
-deadline = time.monotonic() + 60
-while not go.exists() and time.monotonic() < deadline:
-    time.sleep(0.001)
-from persistent_queue import Queue
-with Queue(db, durability="normal") as q:
-    q.enqueue("q", os.getpid())
-    print(q.schema_version())
-"""
-
-
 def test_processes_opening_an_empty_database_at_once_migrate_it_once(
     empty_url: str, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
-    go = tmp_path / "go"
-    children = [
-        subprocess.Popen([sys.executable, "-c", OPEN_AND_ENQUEUE, empty_url, str(go)],
-                         env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-        for _ in range(4)
-    ]
-    wait_for(lambda: len(list(tmp_path.glob("go.ready.*"))) == 4, timeout=60,
-             message="children to start")
-    go.touch()
-    results = [child.communicate(timeout=120) for child in children]
-    for child, (out, err) in zip(children, results, strict=True):
-        assert child.returncode == 0, err
+    children = open_and_enqueue_together(empty_url, tmp_path, subprocess_env)
+    for _, returncode, out, err in children:
+        assert returncode == 0, err
         assert out.strip() == str(LATEST)
     with Queue(empty_url) as q:
         assert sorted(job.payload for job in q.list_jobs("q")) == sorted(
-            child.pid for child in children)
+            pid for pid, *_ in children)
         rows = q.backend.execute_read(  # type: ignore[attr-defined]
             "SELECT version FROM schema_migrations ORDER BY version")
         assert [row["version"] for row in rows] == list(range(1, LATEST + 1))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 
 from persistent_queue import JobState, Queue, SchemaTooNew, sql
 from persistent_queue.sqlite_backend import _split_statements
-from tests.support import wait_for
+from tests.support import open_and_enqueue_together
 
 MIGRATIONS = sql.migrations("sqlite")
 LATEST = len(MIGRATIONS)
@@ -154,44 +152,19 @@ def test_a_closed_queue_refuses_to_work(db_path: Path) -> None:
         q.enqueue("q", 1)
 
 
-OPEN_AND_ENQUEUE = """
-import os, sys, time
-from pathlib import Path
-db, go = sys.argv[1], Path(sys.argv[2])
-Path(f"{go}.ready.{os.getpid()}").touch()
-deadline = time.monotonic() + 60
-while not go.exists() and time.monotonic() < deadline:
-    time.sleep(0.001)
-from persistent_queue import Queue
-with Queue(db, durability="normal") as q:
-    q.enqueue("q", os.getpid())
-    print(q.schema_version())
-"""
-
-
 @pytest.mark.parametrize("round_", range(2))
 def test_processes_opening_a_fresh_file_at_once_all_succeed(
     tmp_path: Path, subprocess_env: dict[str, str], round_: int
 ) -> None:
-    db, go = tmp_path / "race.db", tmp_path / "go"
-    children = [
-        subprocess.Popen([sys.executable, "-c", OPEN_AND_ENQUEUE, str(db), str(go)],
-                         env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-        for _ in range(4)
-    ]
-    wait_for(lambda: len(list(tmp_path.glob("go.ready.*"))) == 4, timeout=60,
-             message="children to start")
-    go.touch()  # release them together
+    db = tmp_path / "race.db"
+    children = open_and_enqueue_together(str(db), tmp_path, subprocess_env)
 
-    results = [child.communicate(timeout=120) for child in children]
-
-    for child, (out, err) in zip(children, results, strict=True):
-        assert child.returncode == 0, err
+    for _, returncode, out, err in children:
+        assert returncode == 0, err
         assert out.strip() == str(LATEST)
     with Queue(db) as q:
         assert sorted(job.payload for job in q.list_jobs("q")) == sorted(
-            child.pid for child in children)
+            pid for pid, *_ in children)
 
 
 def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
