@@ -34,8 +34,10 @@ MAX_JSON_DEPTH: Final = 64
 #: Seconds a writer waits for SQLite's write lock before giving up with DatabaseBusy.
 DEFAULT_BUSY_TIMEOUT: Final = 60.0
 
-#: Bytes the WAL file is truncated to after a checkpoint resets it (SQLite's
-#: ``journal_size_limit``): a WAL grown behind a long reader does not keep its size forever.
+#: The WAL file of a quiet database is brought back under this size: a WAL grown behind a long
+#: reader, or by a burst of work, does not keep its size forever. With background checkpoints
+#: (the default) the checkpoint thread truncates it once commits stop; without them it is
+#: SQLite's ``journal_size_limit``, applied whenever a checkpoint resets the WAL.
 WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 
 #: Retry backoff after a nack: ``min(cap, base * 2 ** (attempts - 1))``, jittered to 50-100 %.

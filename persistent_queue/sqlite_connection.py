@@ -14,12 +14,14 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import sql
+from .checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
 from .config import WAL_SIZE_LIMIT, Durability
 from .errors import SchemaTooNew, StorageError
 from .group_commit import GroupCommit
@@ -59,6 +61,7 @@ class SQLiteConnections:
         *,
         durability: Durability = "full",
         busy_timeout: float = 60.0,
+        background_checkpoints: bool = True,
     ) -> None:
         self.path = Path(path)
         self.durability = durability
@@ -90,8 +93,14 @@ class SQLiteConnections:
             self.group_commit = self.soft_claims = False
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: Checkpoints are run by a thread of each process (:mod:`.checkpointer`) rather than
+        #: inside the commit that fills the WAL. False keeps SQLite's automatic checkpoints
+        #: (every 1,000 pages, by the committing connection).
+        self.background_checkpoints = background_checkpoints and self._memory_uri is None
+        self._checkpointer: Checkpointer | None = None
         with translate_errors():
             self._migrate(self._conn())
+        self._start_checkpointer()
 
     # -- connections ------------------------------------------------------------------------
 
@@ -112,9 +121,31 @@ class SQLiteConnections:
         synchronous = "FULL" if self.durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute(f"PRAGMA journal_size_limit = {int(WAL_SIZE_LIMIT)}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        if self.background_checkpoints:
+            # The thread checkpoints; this connection only if the WAL outgrows the backstop.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES:d}")
+            conn.execute(f"PRAGMA journal_size_limit = {BUSY_WAL_LIMIT:d}")
+        else:
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
         return conn
+
+    def _start_checkpointer(self) -> None:
+        """Start this process's checkpoint thread, unless it runs (or is off)."""
+        checkpointer = self._checkpointer
+        if not self.background_checkpoints or self._closed or (
+                checkpointer is not None and checkpointer.pid == os.getpid()):
+            return
+        with self._connections_lock:
+            checkpointer = self._checkpointer
+            if not self._closed and (checkpointer is None or checkpointer.pid != os.getpid()):
+                synchronous = "FULL" if self.durability == "full" else "NORMAL"
+                checkpointer = Checkpointer(self.path, synchronous=synchronous,
+                                            quiet_wal_bytes=WAL_SIZE_LIMIT)
+                checkpointer.start()
+                # A backend dropped without close() ends its thread too.
+                weakref.finalize(self, checkpointer.stop_event.set)
+                self._checkpointer = checkpointer
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -124,6 +155,8 @@ class SQLiteConnections:
         if self._closed:
             raise StorageError("this queue has been closed")
         conn = self._connect()
+        if self._checkpointer is not None:
+            self._start_checkpointer()  # a forked child runs a thread of its own
         local.conn, local.pid = conn, os.getpid()
         # The baseline for `wait_for_change`: any commit by another connection from now on
         # is noticed, including one that lands between a failed claim and the wait.
@@ -166,6 +199,9 @@ class SQLiteConnections:
         self._closed = True
         with self._connections_lock:
             connections, self._connections = self._connections, []
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop(timeout=self.busy_timeout)
         for pid, conn in connections:
             if pid != os.getpid():
                 continue  # a parent's connection, inherited by fork: never touch it
@@ -284,6 +320,22 @@ class SQLiteConnections:
                     return False
                 time.sleep(min(step, remaining))
                 step = min(step * 2, poll_interval)
+
+    def truncate_wal(self) -> bool:
+        """Copy the whole WAL into the database file and empty it (``wal_checkpoint(TRUNCATE)``).
+
+        Waits, up to ``busy_timeout``, for readers still on the WAL and for a checkpoint under
+        way in another connection (the background thread's, which SQLite answers with busy
+        at once). Returns True once the WAL is empty, False if it could not be in time.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        with translate_errors():
+            conn = self._conn()
+            while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
+        return True
 
     def execute_read(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
         """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""

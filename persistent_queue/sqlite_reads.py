@@ -196,7 +196,7 @@ class SQLiteReads(SQLiteConnections, WorkerStore):
             with translate_errors():
                 # executescript steps the pragma to completion; execute() frees one page only.
                 self._conn().executescript("PRAGMA incremental_vacuum;")
-                self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.truncate_wal()  # the file shrinks when the WAL is copied into it
         return removed
 
     # -- health -----------------------------------------------------------------------------

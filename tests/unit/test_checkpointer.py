@@ -1,0 +1,180 @@
+"""Background checkpoints: a thread of each process copies the WAL into the database file.
+
+The writers' own automatic checkpoint is only a backstop, so an enqueue, claim or ack does not
+stop to copy pages and wait for fsyncs. These tests read the database file alone (a copy made
+without its WAL) to see what has been checkpointed into it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from persistent_queue import Queue
+from persistent_queue import checkpointer as checkpointer_module
+from persistent_queue.checkpointer import BACKSTOP_PAGES, Checkpointer
+from persistent_queue.config import WAL_SIZE_LIMIT
+from tests.support import wait_for
+
+pytestmark = pytest.mark.sqlite_only
+
+
+def jobs_in_database_file(db: Path, scratch: Path) -> int:
+    """Jobs stored in the database file itself, leaving out what is only in the WAL."""
+    copy = scratch / "copy.db"
+    shutil.copyfile(db, copy)
+    try:
+        conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:  # copied mid-checkpoint, or the table not copied yet
+        return -1
+
+
+def checkpointer_of(q: Queue) -> Checkpointer:
+    found = q.backend._checkpointer  # type: ignore[attr-defined]
+    assert found is not None
+    return found
+
+
+def test_the_thread_copies_a_burst_into_the_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with Queue(db, durability="normal") as q:
+        q.enqueue_many("work", [{"n": n} for n in range(200)])
+        wait_for(lambda: jobs_in_database_file(db, scratch) == 200, timeout=30,
+                 message="the 200 jobs never reached the database file")
+        assert checkpointer_of(q).checkpoints >= 1
+
+
+def test_without_the_thread_writers_leave_the_burst_in_the_wal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The premise of the test above: 200 jobs are far below the writers' own backstop."""
+    monkeypatch.setattr(Checkpointer, "start", lambda self: None)
+    db = tmp_path / "q.db"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with Queue(db, durability="normal") as q:
+        for n in range(200):
+            q.enqueue("work", {"n": n})
+        assert jobs_in_database_file(db, scratch) in (0, -1)
+        conn = q.backend._conn()  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
+
+
+def test_a_large_wal_is_emptied_once_commits_stop(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    wal = Path(f"{db}-wal")
+    with Queue(db, durability="normal") as q:
+        # ~1,500 pages of WAL: beyond the quiet size, below the writers' backstop.
+        for _ in range(6):
+            q.enqueue_many("work", [{"pad": "x" * 1000}] * 1000)
+            q.ack_many(q.dequeue_many("work", 1000))
+        checkpointer = checkpointer_of(q)
+        wait_for(lambda: wal.stat().st_size == 0 and checkpointer.truncations >= 1,
+                 timeout=30, message="the WAL file was never truncated")
+        # The database is whole and still works.
+        assert q.backend.quick_check() == []
+        q.enqueue("work", {"after": True})
+        claimed = q.dequeue("work")
+        assert claimed is not None and claimed.payload == {"after": True}
+
+
+def test_a_small_wal_is_left_as_it_is(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    with Queue(db, durability="normal") as q:
+        q.enqueue_many("work", [{"n": n} for n in range(50)])
+        checkpointer = checkpointer_of(q)
+        wait_for(lambda: checkpointer.checkpoints >= 1, timeout=30)
+        assert Path(f"{db}-wal").stat().st_size <= WAL_SIZE_LIMIT
+        assert checkpointer.truncations == 0
+
+
+def test_close_ends_the_thread(tmp_path: Path) -> None:
+    q = Queue(tmp_path / "q.db")
+    checkpointer = checkpointer_of(q)
+    assert checkpointer.is_alive()
+    q.close()
+    assert not checkpointer.is_alive()
+
+
+def test_a_queue_dropped_without_close_ends_its_thread(tmp_path: Path) -> None:
+    q = Queue(tmp_path / "q.db")
+    checkpointer = checkpointer_of(q)
+    del q
+    gc.collect()
+    wait_for(lambda: not checkpointer.is_alive(), timeout=30,
+             message="the checkpoint thread outlived its queue")
+
+
+def test_an_in_memory_queue_has_no_thread() -> None:
+    with Queue(":memory:") as q:
+        assert q.backend._checkpointer is None  # type: ignore[attr-defined]
+
+
+def test_a_fork_waits_for_a_checkpoint_under_way() -> None:
+    """A child must not inherit SQLite's mutexes held by a checkpoint in another thread."""
+    holding, release = threading.Event(), threading.Event()
+
+    def checkpoint_under_way() -> None:
+        with checkpointer_module._sqlite_calls:
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=checkpoint_under_way)
+    holder.start()
+    assert holding.wait(30)
+    forked = threading.Event()
+    child: dict[str, int] = {}
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child leaves at once
+            os._exit(0)
+        child["pid"] = pid
+        forked.set()
+
+    forker = threading.Thread(target=fork)
+    forker.start()
+    try:
+        assert not forked.wait(0.3), "fork() ran while a checkpoint held SQLite"
+    finally:
+        release.set()
+    assert forked.wait(30)
+    forker.join(30)
+    holder.join(30)
+    _, status = os.waitpid(child["pid"], 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_forked_child_runs_its_own_thread(tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with Queue(db, durability="normal") as q:
+        q.enqueue("work", {"from": "parent"})
+        parent_thread = checkpointer_of(q)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - measured by its exit code
+            code = 1
+            try:
+                q.enqueue_many("work", [{"from": "child"}] * 100)
+                mine = checkpointer_of(q)
+                if mine is not parent_thread and mine.pid == os.getpid() and mine.is_alive():
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert parent_thread.is_alive()
+        wait_for(lambda: jobs_in_database_file(db, scratch) == 101, timeout=30,
+                 message="the child's jobs never reached the database file")
