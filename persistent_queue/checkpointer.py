@@ -8,8 +8,10 @@ A :class:`Checkpointer` runs those copies beside the work instead. While other c
 commit, it runs a ``PASSIVE`` checkpoint every ``interval`` seconds on a connection of its own
 (``PASSIVE`` never blocks a reader or a writer and never waits for one: what it cannot copy
 yet is left for the next round). While nothing changes it backs off to one look per
-``idle_interval``. Each SQLite backend runs one per process, and its own connections keep an
-automatic checkpoint only as a backstop (:data:`BACKSTOP_PAGES`).
+``idle_interval``. A SQLite backend in normal durability runs one per process, and its own
+connections keep an automatic checkpoint only as a backstop (:data:`BACKSTOP_PAGES`). In full
+durability every commit fsyncs the WAL, and a WAL that grows instead of being reused makes
+each of those fsyncs write file metadata too: there SQLite's own checkpoints stay.
 
 A WAL being written is never reset under a ``PASSIVE`` checkpoint (SQLite restarts the log
 only when a writer finds it fully copied), so during a burst the WAL grows up to the backstop,

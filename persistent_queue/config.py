@@ -35,8 +35,8 @@ MAX_JSON_DEPTH: Final = 64
 DEFAULT_BUSY_TIMEOUT: Final = 60.0
 
 #: The WAL file of a quiet database is brought back under this size: a WAL grown behind a long
-#: reader, or by a burst of work, does not keep its size forever. With background checkpoints
-#: (the default) the checkpoint thread truncates it once commits stop; without them it is
+#: reader, or by a burst of work, does not keep its size forever. In normal durability the
+#: background checkpoint thread truncates it once commits stop; in full durability it is
 #: SQLite's ``journal_size_limit``, applied whenever a checkpoint resets the WAL.
 WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 

@@ -1,8 +1,10 @@
-"""Background checkpoints: a thread of each process copies the WAL into the database file.
+"""Background checkpoints: in normal durability a thread of each process copies the WAL into
+the database file.
 
 The writers' own automatic checkpoint is only a backstop, so an enqueue, claim or ack does not
-stop to copy pages and wait for fsyncs. These tests read the database file alone (a copy made
-without its WAL) to see what has been checkpointed into it.
+stop to copy pages and wait for fsyncs. Full durability keeps SQLite's own checkpoints. These
+tests read the database file alone (a copy made without its WAL) to see what has been
+checkpointed into it.
 """
 
 from __future__ import annotations
@@ -99,8 +101,16 @@ def test_a_small_wal_is_left_as_it_is(tmp_path: Path) -> None:
         assert checkpointer.truncations == 0
 
 
+def test_full_durability_keeps_sqlite_s_own_checkpoints(tmp_path: Path) -> None:
+    with Queue(tmp_path / "q.db", durability="full") as q:
+        assert q.backend._checkpointer is None  # type: ignore[attr-defined]
+        conn = q.backend._conn()  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_SIZE_LIMIT
+
+
 def test_close_ends_the_thread(tmp_path: Path) -> None:
-    q = Queue(tmp_path / "q.db")
+    q = Queue(tmp_path / "q.db", durability="normal")
     checkpointer = checkpointer_of(q)
     assert checkpointer.is_alive()
     q.close()
@@ -108,7 +118,7 @@ def test_close_ends_the_thread(tmp_path: Path) -> None:
 
 
 def test_a_queue_dropped_without_close_ends_its_thread(tmp_path: Path) -> None:
-    q = Queue(tmp_path / "q.db")
+    q = Queue(tmp_path / "q.db", durability="normal")
     checkpointer = checkpointer_of(q)
     del q
     gc.collect()
@@ -117,7 +127,7 @@ def test_a_queue_dropped_without_close_ends_its_thread(tmp_path: Path) -> None:
 
 
 def test_an_in_memory_queue_has_no_thread() -> None:
-    with Queue(":memory:") as q:
+    with Queue(":memory:", durability="normal") as q:
         assert q.backend._checkpointer is None  # type: ignore[attr-defined]
 
 
