@@ -69,7 +69,8 @@ class Checkpointer:
         synchronous: the ``synchronous`` setting of the thread's connection.
         quiet_wal_bytes: once commits stop, a larger WAL file is truncated.
         interval: seconds between checkpoints while other connections commit.
-        idle_interval: the longest wait between looks while nothing changes.
+        idle_interval: the longest wait between looks while nothing changes (and between
+            attempts while the database cannot be opened or checkpointed).
     """
 
     def __init__(self, path: Path, *, synchronous: str = "FULL",
@@ -82,84 +83,112 @@ class Checkpointer:
         self.idle_interval = idle_interval
         #: The process that started the thread; in a forked child the thread does not exist.
         self.pid = os.getpid()
-        #: Checkpoints run so far, and the WAL truncations among them (diagnostics, tests).
+        #: Checkpoints completed so far, the WAL truncations among them, and the rounds that
+        #: failed with an error other than busy (diagnostics and tests).
         self.checkpoints = 0
         self.truncations = 0
+        self.errors = 0
         self._wal = Path(f"{path}-wal")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pq-checkpoint {path.name}",
                                         daemon=True)
 
-    @property
-    def stop_event(self) -> threading.Event:
-        """Set it to end the thread (what :meth:`stop` does, without waiting)."""
-        return self._stop
-
     def start(self) -> None:
+        """Start the thread (``RuntimeError`` if the process cannot start one)."""
         self._thread.start()
 
     def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        return self.pid == os.getpid() and self._thread.is_alive()
 
     def stop(self, timeout: float | None = None) -> None:
-        """End the thread and close its connection; a checkpoint under way finishes first."""
+        """End the thread and close its connection; a checkpoint under way finishes first.
+
+        In a forked child it does nothing: the thread is the parent's, and so is the state of
+        its event, which a fork may have copied mid-``wait`` with its lock held.
+        """
+        if self.pid != os.getpid():
+            return
         self._stop.set()
-        if self.pid == os.getpid() and self._thread.is_alive() \
-                and self._thread is not threading.current_thread():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         seen: int | None = None
         copied = False  # commits were checkpointed since the WAL was last found quiet
+        failing = False  # the last round failed: logged once, not every round
         wait = 0.0
-        try:
-            while not self._stop.wait(wait):
-                with _sqlite_calls:
-                    if self._stop.is_set():
-                        break
-                    try:
-                        if conn is None:
-                            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
-                                                   check_same_thread=False)
-                            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-                        version = conn.execute("PRAGMA data_version").fetchone()[0]
-                        if version != seen:
-                            seen = version
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                            self.checkpoints += 1
-                            copied = True
-                            wait = self.interval
-                            continue
+        while not self._stop.wait(wait):
+            with _sqlite_calls:
+                if self._stop.is_set():
+                    break
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
+                                               check_same_thread=False)
+                        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != seen:
+                        copied = True
+                        if self._checkpoint(conn, "PASSIVE"):
+                            seen, wait = version, self.interval
+                        else:  # a reader pins part of the WAL, or another checkpoint runs
+                            wait = min(max(wait, self.interval) * 2, self.idle_interval)
+                    else:
                         if copied:
                             copied = not self._truncate_if_large(conn)
-                    except sqlite3.OperationalError as exc:
-                        # Locked for a moment (a schema change, a WAL recovery, another
-                        # process's checkpoint): try again next round.
-                        if "locked" not in str(exc) and "busy" not in str(exc):
-                            raise
-                        wait = self.interval
-                        continue
-                wait = min(max(wait, self.interval) * 2, self.idle_interval)
-        except sqlite3.Error:
-            logger.warning("background checkpoints of %s stopped; SQLite's own automatic "
-                           "checkpoints go on", self.path, exc_info=True)
-        finally:
-            if conn is not None:
-                with _sqlite_calls:
-                    conn.close()
+                        wait = min(max(wait, self.interval) * 2, self.idle_interval)
+                    failing = False
+                except sqlite3.Error as exc:
+                    # Busy or locked for a moment (a schema change, a WAL recovery), or worse
+                    # (a full disk, no file descriptors): back off and try again. Meanwhile
+                    # the writers' backstop checkpoints.
+                    if not _is_busy(exc):
+                        self.errors += 1
+                        if not failing:
+                            logger.warning("background checkpoint of %s failed; retrying",
+                                           self.path, exc_info=True)
+                        failing = True
+                        _close_quietly(conn)
+                        conn = None
+                    wait = min(max(wait, self.interval) * 2, self.idle_interval)
+        with _sqlite_calls:
+            _close_quietly(conn)
+
+    def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
+        """One checkpoint; True if it copied everything (False: another one was running)."""
+        busy, log, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        if busy or copied < log:
+            return False
+        self.checkpoints += 1
+        return True
 
     def _truncate_if_large(self, conn: sqlite3.Connection) -> bool:
-        """After commits stop: copy the rest and empty a large WAL file. True when done."""
+        """After commits stop: empty a large WAL file. True when nothing is left to do.
+
+        A ``PASSIVE`` round copies whatever is left first (without blocking anyone), so the
+        ``TRUNCATE`` that follows, which holds the write lock, only resets the file.
+        """
         try:
             size = self._wal.stat().st_size
         except FileNotFoundError:
             return True
         if size <= self.quiet_wal_bytes:
             return True
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        if busy:
-            return False  # a reader or writer is still on the WAL: next quiet round
-        self.checkpoints += 1
+        if not self._checkpoint(conn, "PASSIVE") or not self._checkpoint(conn, "TRUNCATE"):
+            return False  # a reader or another checkpoint is on the WAL: next quiet round
         self.truncations += 1
         return True
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _close_quietly(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except sqlite3.Error:  # pragma: no cover - closing a broken connection
+            logger.debug("error closing the checkpoint connection", exc_info=True)

@@ -100,9 +100,11 @@ class SQLiteConnections:
         #: 0.7-0.95x). Fixed when the backend is opened.
         self.background_checkpoints = durability == "normal" and self._memory_uri is None
         self._checkpointer: Checkpointer | None = None
+        self._checkpointer_lock = threading.Lock()
         with translate_errors():
-            self._migrate(self._conn())
-        self._start_checkpointer()
+            conn = self._conn()
+            self._migrate(conn)
+            self._start_checkpointer(conn)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -132,22 +134,35 @@ class SQLiteConnections:
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
         return conn
 
-    def _start_checkpointer(self) -> None:
-        """Start this process's checkpoint thread, unless it runs (or is off)."""
-        checkpointer = self._checkpointer
-        if not self.background_checkpoints or self._closed or (
-                checkpointer is not None and checkpointer.pid == os.getpid()):
+    def _start_checkpointer(self, conn: sqlite3.Connection) -> None:
+        """Start this process's checkpoint thread, unless it runs (or is off).
+
+        ``conn``, this thread's connection, gets SQLite's own checkpoint settings back if no
+        thread can be started.
+        """
+        running = self._checkpointer
+        if not self.background_checkpoints or (running is not None
+                                               and running.pid == os.getpid()):
             return
-        with self._connections_lock:
-            checkpointer = self._checkpointer
-            if not self._closed and (checkpointer is None or checkpointer.pid != os.getpid()):
-                synchronous = "FULL" if self.durability == "full" else "NORMAL"
-                checkpointer = Checkpointer(self.path, synchronous=synchronous,
-                                            quiet_wal_bytes=WAL_SIZE_LIMIT)
-                checkpointer.start()
-                # A backend dropped without close() ends its thread too.
-                weakref.finalize(self, checkpointer.stop_event.set)
-                self._checkpointer = checkpointer
+        synchronous = "FULL" if self.durability == "full" else "NORMAL"
+        checkpointer = Checkpointer(self.path, synchronous=synchronous,
+                                    quiet_wal_bytes=WAL_SIZE_LIMIT)
+        with self._checkpointer_lock:  # held for no call that can block
+            running = self._checkpointer
+            if self._closed or (running is not None and running.pid == os.getpid()):
+                return
+            self._checkpointer = checkpointer
+        try:
+            checkpointer.start()  # a close() meanwhile has set its stop event: it ends at once
+        except RuntimeError:  # no thread to be had (a container's limit)
+            logger.warning("cannot start background checkpoints; SQLite checkpoints inside "
+                           "commits instead", exc_info=True)
+            self.background_checkpoints = False
+            conn.execute("PRAGMA wal_autocheckpoint = 1000")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT:d}")
+            return
+        # A backend dropped without close() ends its thread too (never a parent's, in a child).
+        weakref.finalize(self, checkpointer.stop, 0)
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -158,7 +173,8 @@ class SQLiteConnections:
             raise StorageError("this queue has been closed")
         conn = self._connect()
         if self._checkpointer is not None:
-            self._start_checkpointer()  # a forked child runs a thread of its own
+            with translate_errors():
+                self._start_checkpointer(conn)  # a forked child runs a thread of its own
         local.conn, local.pid = conn, os.getpid()
         # The baseline for `wait_for_change`: any commit by another connection from now on
         # is noticed, including one that lands between a failed claim and the wait.
@@ -201,6 +217,7 @@ class SQLiteConnections:
         self._closed = True
         with self._connections_lock:
             connections, self._connections = self._connections, []
+        with self._checkpointer_lock:
             checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.stop(timeout=self.busy_timeout)

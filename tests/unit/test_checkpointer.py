@@ -13,6 +13,9 @@ import gc
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -77,7 +80,7 @@ def test_a_large_wal_is_emptied_once_commits_stop(tmp_path: Path) -> None:
     db = tmp_path / "q.db"
     wal = Path(f"{db}-wal")
     with Queue(db, durability="normal") as q:
-        # ~1,500 pages of WAL: beyond the quiet size, below the writers' backstop.
+        # Several MB of WAL, beyond the size a quiet WAL is brought back under.
         for _ in range(6):
             q.enqueue_many("work", [{"pad": "x" * 1000}] * 1000)
             q.ack_many(q.dequeue_many("work", 1000))
@@ -89,16 +92,6 @@ def test_a_large_wal_is_emptied_once_commits_stop(tmp_path: Path) -> None:
         q.enqueue("work", {"after": True})
         claimed = q.dequeue("work")
         assert claimed is not None and claimed.payload == {"after": True}
-
-
-def test_a_small_wal_is_left_as_it_is(tmp_path: Path) -> None:
-    db = tmp_path / "q.db"
-    with Queue(db, durability="normal") as q:
-        q.enqueue_many("work", [{"n": n} for n in range(50)])
-        checkpointer = checkpointer_of(q)
-        wait_for(lambda: checkpointer.checkpoints >= 1, timeout=30)
-        assert Path(f"{db}-wal").stat().st_size <= WAL_SIZE_LIMIT
-        assert checkpointer.truncations == 0
 
 
 def test_full_durability_keeps_sqlite_s_own_checkpoints(tmp_path: Path) -> None:
@@ -188,3 +181,62 @@ def test_a_forked_child_runs_its_own_thread(tmp_path: Path) -> None:
         assert parent_thread.is_alive()
         wait_for(lambda: jobs_in_database_file(db, scratch) == 101, timeout=30,
                  message="the child's jobs never reached the database file")
+
+
+def test_a_forked_child_can_close_and_exit_whatever_the_thread_was_doing(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A fork can copy the thread's stop event with its lock held (the thread waits on it
+    between rounds). The child must then neither set it (``close()``) nor at exit."""
+    script = textwrap.dedent(f"""
+        import os, sys, threading, time
+        from persistent_queue import Queue
+        q = Queue({str(tmp_path / "q.db")!r}, durability="normal")
+        q.enqueue("work", {{"n": 1}})
+        event = q.backend._checkpointer._stop
+        holding, forked = threading.Event(), threading.Event()
+        def hold():  # as another thread inside event.wait() holds its lock at the fork
+            with event._cond:
+                holding.set()
+                forked.wait(30)
+        threading.Thread(target=hold).start()
+        holding.wait(30)
+        pid = os.fork()
+        if pid != 0:
+            forked.set()
+        if pid == 0:
+            q.enqueue("work", {{"n": 2}})
+            q.close()
+            sys.exit(0)  # a normal exit: finalizers and atexit run
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                q.close()
+                sys.exit(os.waitstatus_to_exitcode(status))
+            time.sleep(0.02)
+        os.kill(pid, 9)
+        sys.exit("the child hung in close() or at exit")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], env=subprocess_env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    with Queue(tmp_path / "q.db") as q:
+        assert q.stats("work").ready == 2
+
+
+def test_the_thread_outlives_errors_and_recovers(tmp_path: Path) -> None:
+    db = tmp_path / "not-yet" / "q.db"
+    checkpointer = Checkpointer(db, synchronous="NORMAL", interval=0.01, idle_interval=0.05)
+    checkpointer.start()
+    try:
+        wait_for(lambda: checkpointer.errors >= 2, timeout=30,
+                 message="the thread never tried to open the missing database")
+        assert checkpointer.is_alive()
+        db.parent.mkdir()
+        with Queue(db, durability="full") as q:  # full: a queue of its own runs no thread
+            q.enqueue_many("work", [{"n": n} for n in range(100)])
+            wait_for(lambda: checkpointer.checkpoints >= 1, timeout=30,
+                     message="the thread never checkpointed after the database appeared")
+    finally:
+        checkpointer.stop(timeout=30)
+    assert not checkpointer.is_alive()
