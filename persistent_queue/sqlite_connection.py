@@ -3,14 +3,12 @@
 Concurrency model: one connection per thread (and per process: a connection is never reused
 after ``fork``), WAL journal, autocommit mode with explicit ``BEGIN IMMEDIATE`` for
 multi-statement transitions, so writers queue on SQLite's busy handler instead of failing.
-``wait_for_change`` notices other connections' commits through ``PRAGMA data_version``, asked
-only once the WAL-index header has changed.
+``wait_for_change`` notices other connections' commits through ``PRAGMA data_version``.
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import secrets
 import sqlite3
@@ -20,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from . import sql
 from .checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
@@ -52,45 +50,6 @@ def _split_statements(script: str) -> Iterator[str]:
         p.strip().startswith("--") or not p.strip() for p in buffer.splitlines()
     ):
         raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
-
-
-class _WalIndexHeader:
-    """The WAL-index header of a database: the first 96 bytes of its ``-shm`` file.
-
-    SQLite rewrites both copies of this header on every commit (the frame count, the change
-    counter and the checksums; a reset changes the salts), so an unchanged header means no
-    commit since it was read. Reading it is one memory access; ``PRAGMA data_version``, right
-    after a sleep, costs an idle consumer most of its CPU. It is mapped only while the caller
-    holds an open connection, which keeps SQLite from truncating the file under the mapping.
-    A torn read can only look changed, which costs one ``data_version``.
-    """
-
-    SIZE: Final = 96
-
-    def __init__(self, mapping: mmap.mmap) -> None:
-        self._mapping = mapping
-
-    @classmethod
-    def open(cls, db: Path) -> _WalIndexHeader | None:
-        """Map the header, or None where there is none to map (no ``-shm`` file yet)."""
-        try:
-            fd = os.open(f"{db}-shm", os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            if os.fstat(fd).st_size < cls.SIZE:
-                return None
-            return cls(mmap.mmap(fd, cls.SIZE, prot=mmap.PROT_READ))
-        except (OSError, ValueError):
-            return None
-        finally:
-            os.close(fd)
-
-    def read(self) -> bytes:
-        return self._mapping[:self.SIZE]
-
-    def close(self) -> None:
-        self._mapping.close()
 
 
 class SQLiteConnections:
@@ -364,37 +323,22 @@ class SQLiteConnections:
 
         The first checks come sooner (a quarter, then half the interval): work often arrives
         right after a consumer runs dry, while a long idle wait costs one check per interval.
-        Between checks the WAL-index header is compared first (:class:`_WalIndexHeader`):
-        ``PRAGMA data_version``, the truth, runs only once it has changed.
         """
         conn = self._conn()
         local = self._local
         deadline = time.monotonic() + timeout
         step = poll_interval / 4
-        header: _WalIndexHeader | None = None
-        seen: bytes | None = None
         with translate_errors():
-            try:
-                while True:
-                    if header is None and self._memory_uri is None:
-                        header = _WalIndexHeader.open(self.path)
-                    # Read before data_version: a commit in between is seen by data_version,
-                    # one after it changes the header from what is remembered.
-                    current = header.read() if header is not None else None
-                    if current is None or current != seen:
-                        version = conn.execute("PRAGMA data_version").fetchone()[0]
-                        if version != local.data_version:
-                            local.data_version = version
-                            return True
-                        seen = current
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    time.sleep(min(step, remaining))
-                    step = min(step * 2, poll_interval)
-            finally:
-                if header is not None:
-                    header.close()
+            while True:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if version != local.data_version:
+                    local.data_version = version
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                time.sleep(min(step, remaining))
+                step = min(step * 2, poll_interval)
 
     def truncate_wal(self) -> bool:
         """Copy the whole WAL into the database file and empty it (``wal_checkpoint(TRUNCATE)``).
