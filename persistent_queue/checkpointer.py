@@ -75,7 +75,7 @@ class Checkpointer:
 
     def __init__(self, path: Path, *, synchronous: str = "FULL",
                  quiet_wal_bytes: int = 4 * 1024 * 1024, interval: float = 0.02,
-                 idle_interval: float = 1.0) -> None:
+                 idle_interval: float = 5.0) -> None:
         self.path = path
         self.synchronous = synchronous
         self.quiet_wal_bytes = quiet_wal_bytes

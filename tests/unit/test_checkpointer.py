@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -33,7 +32,9 @@ pytestmark = pytest.mark.sqlite_only
 def jobs_in_database_file(db: Path, scratch: Path) -> int:
     """Jobs stored in the database file itself, leaving out what is only in the WAL."""
     copy = scratch / "copy.db"
-    shutil.copyfile(db, copy)
+    # Copied by another process: closing a descriptor of the database file in this one would
+    # release the POSIX locks SQLite holds on it here.
+    subprocess.run(["cp", str(db), str(copy)], check=True, timeout=60)
     try:
         conn = sqlite3.connect(f"file:{copy}?immutable=1", uri=True)
         try:
