@@ -22,9 +22,11 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import persistent_queue
+from persistent_queue.checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
 
 from .systems import PROJECT_QUEUE, make_payload, open_system
 
@@ -71,10 +73,6 @@ def _run_raw(raw: Any, work: str, payloads: list[str], clock: Any) -> float:
 
 def _background_checkpoints(raw: Any, path: str, mode: str) -> Any:
     """Raw SQLite with the WAL settings and checkpoint thread a ``Queue`` uses."""
-    from pathlib import Path
-
-    from persistent_queue.checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
-
     raw.conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
     raw.conn.execute(f"PRAGMA journal_size_limit = {BUSY_WAL_LIMIT}")
     checkpointer = Checkpointer(Path(path), synchronous="FULL" if mode == "full" else "NORMAL")

@@ -115,10 +115,13 @@ class Checkpointer:
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
         seen: int | None = None
-        copied = False  # commits were checkpointed since the WAL was last found quiet
+        written = False  # commits were seen since the WAL was last found quiet
         failing = False  # the last round failed: logged once, not every round
         wait = 0.0
         while not self._stop.wait(wait):
+            # Unless a round copies everything new, the next look comes later (up to
+            # idle_interval): nothing changed, a reader pins the WAL, or an error.
+            wait = min(max(wait, self.interval) * 2, self.idle_interval)
             with _sqlite_calls:
                 if self._stop.is_set():
                     break
@@ -129,20 +132,16 @@ class Checkpointer:
                         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
                     if version != seen:
-                        copied = True
+                        written = True
                         if self._checkpoint(conn, "PASSIVE"):
                             seen, wait = version, self.interval
-                        else:  # a reader pins part of the WAL, or another checkpoint runs
-                            wait = min(max(wait, self.interval) * 2, self.idle_interval)
-                    else:
-                        if copied:
-                            copied = not self._truncate_if_large(conn)
-                        wait = min(max(wait, self.interval) * 2, self.idle_interval)
+                    elif written:
+                        written = not self._truncate_if_large(conn)
                     failing = False
                 except sqlite3.Error as exc:
                     # Busy or locked for a moment (a schema change, a WAL recovery), or worse
-                    # (a full disk, no file descriptors): back off and try again. Meanwhile
-                    # the writers' backstop checkpoints.
+                    # (a full disk, no file descriptors): try again later. Meanwhile the
+                    # writers' backstop checkpoints.
                     if not _is_busy(exc):
                         self.errors += 1
                         if not failing:
@@ -151,12 +150,12 @@ class Checkpointer:
                         failing = True
                         _close_quietly(conn)
                         conn = None
-                    wait = min(max(wait, self.interval) * 2, self.idle_interval)
         with _sqlite_calls:
             _close_quietly(conn)
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool:
-        """One checkpoint; True if it copied everything (False: another one was running)."""
+        """One checkpoint; True if it copied everything (not if a reader pins part of the WAL
+        or another connection is checkpointing)."""
         busy, log, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         if busy or copied < log:
             return False

@@ -144,8 +144,8 @@ class SQLiteConnections:
         if not self.background_checkpoints or (running is not None
                                                and running.pid == os.getpid()):
             return
-        synchronous = "FULL" if self.durability == "full" else "NORMAL"
-        checkpointer = Checkpointer(self.path, synchronous=synchronous,
+        # Only in normal durability (see `background_checkpoints`), so NORMAL as its writers.
+        checkpointer = Checkpointer(self.path, synchronous="NORMAL",
                                     quiet_wal_bytes=WAL_SIZE_LIMIT)
         with self._checkpointer_lock:  # held for no call that can block
             running = self._checkpointer
