@@ -88,6 +88,14 @@ class StorageFull(StorageError):
     """The database or its disk is full; nothing was written."""
 
 
+class DatabaseMissing(StorageError):
+    """The database file was deleted or replaced under the running process; nothing was written.
+
+    The process's open connections still reach the old (unlinked) file, so a commit there
+    would be lost at restart: every write fails with this error until the process restarts.
+    """
+
+
 class SchemaTooNew(StorageError):
     """The database was written by a newer persistent-queue whose schema this one cannot read."""
 

@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 from . import sql
 from .checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
 from .config import WAL_SIZE_LIMIT, Durability
-from .errors import SchemaTooNew, StorageError
+from .errors import DatabaseMissing, SchemaTooNew, StorageError
 from .group_commit import GroupCommit
 from .sqlite_rows import translate_errors
 
@@ -101,17 +102,28 @@ class SQLiteConnections:
         self.background_checkpoints = durability == "normal" and self._memory_uri is None
         self._checkpointer: Checkpointer | None = None
         self._checkpointer_lock = threading.Lock()
+        #: (st_dev, st_ino) of the file the first connection opened (None for ``:memory:``):
+        #: see :meth:`verify_file`. Later connections open it without creating it.
+        self._identity: tuple[int, int] | None = None
         with translate_errors():
             conn = self._conn()
+            if self._memory_uri is None:
+                found = os.stat(self.path)
+                self._identity = (found.st_dev, found.st_ino)
             self._migrate(conn)
             self._start_checkpointer(conn)
 
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        target: str | Path = self._memory_uri or self.path
+        if self._identity is not None:
+            # Once open, a missing file is an error, never a fresh empty database (mode=rw).
+            self.verify_file()
+            target = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=rw"
         conn = sqlite3.connect(
-            self._memory_uri or self.path,
-            uri=self._memory_uri is not None,
+            target,
+            uri=self._memory_uri is not None or self._identity is not None,
             timeout=self.busy_timeout,
             isolation_level=None,
             check_same_thread=False,
@@ -189,7 +201,10 @@ class SQLiteConnections:
 
         Inside ``atomic()`` the work joins the caller's transaction and is never grouped.
         """
-        if self.group_commit and not getattr(self._local, "atomic", False):
+        if getattr(self._local, "atomic", False):
+            return work()
+        self.verify_file()  # alone, the work commits by itself: no COMMIT of ours to check at
+        if self.group_commit:
             return self._group.submit(work)
         return work()
 
@@ -229,9 +244,35 @@ class SQLiteConnections:
             except sqlite3.Error:  # pragma: no cover - closing a broken connection
                 logger.debug("error closing connection", exc_info=True)
 
+    def verify_file(self) -> None:
+        """Raise :class:`DatabaseMissing` unless the path still names the file this backend
+        opened (same device and inode).
+
+        A file deleted (or replaced: a restore, another process's fresh database) under the
+        running process stays open and writable, but whatever is committed there is gone at
+        restart. Every write transaction checks before it commits; one ``stat``, about a
+        microsecond. Nothing to check for ``":memory:"``.
+        """
+        identity = self._identity
+        if identity is None:
+            return
+        try:
+            found = os.stat(self.path)
+        except OSError as exc:
+            raise DatabaseMissing(
+                f"the database file {self.path} is gone ({exc.strerror}): it was deleted while "
+                "this process had it open; nothing was written. Restart the process once the "
+                "file is back (without it, the restart opens a new, empty database)") from None
+        if (found.st_dev, found.st_ino) != identity:
+            raise DatabaseMissing(
+                f"the database file {self.path} was replaced by another file while this "
+                "process had it open; nothing was written. Restart the process to use the "
+                "new file")
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front, and the file
+        is checked (:meth:`verify_file`) before the commit."""
         conn = self._conn()
         if getattr(self._local, "atomic", False):
             yield conn  # joins the caller's `atomic()` block, which commits or rolls back
@@ -240,6 +281,7 @@ class SQLiteConnections:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                self.verify_file()
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
