@@ -7,7 +7,11 @@
 
 Cheap by default (a few pragmas and ``stat`` calls). ``integrity="quick"`` adds SQLite's
 ``quick_check`` and ``integrity=True`` (or ``"full"``) its ``integrity_check``; both read
-every page (seconds on a large file).
+every page (seconds on a large file). A database file deleted or replaced under the running
+process (:func:`file_error`) is a problem: nothing written from then on would last.
+
+Whether the database takes writes is :class:`WriteProbe`'s: one small durable write at most
+every couple of seconds however often it is asked, never waited for more than a second.
 
 On PostgreSQL the report describes the server as a client sees it: ``path`` is the URL with
 its password masked, ``file_bytes`` the database's size, ``server_version`` the server's; the
@@ -21,11 +25,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import DatabaseMissing
 from .queue import Queue
+from .sqlite_connection import SQLiteConnections
 
 #: Less free disk than this (bytes) makes the database unhealthy.
 MIN_FREE_BYTES = 100 * 1024 * 1024
@@ -35,6 +44,13 @@ WAL_WARNING_BYTES = 64 * 1024 * 1024
 DISK_WARNING_FRACTION = 0.10
 #: More than this fraction of the server's ``max_connections`` in use is a warning.
 CONNECTIONS_WARNING_FRACTION = 0.8
+#: :class:`WriteProbe` writes at most once per this many seconds, however often it is asked.
+WRITE_PROBE_INTERVAL = 2.0
+#: A :class:`WriteProbe` caller waits at most this many seconds for the write: a write still
+#: waiting then (another connection holds the write lock, or the disk hangs) is a failure.
+WRITE_PROBE_WAIT = 1.0
+#: An idle probe thread looks this often (seconds) whether its probe is still in use.
+_PROBE_IDLE_LOOK = 10.0
 
 _SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 _AUTO_VACUUM = {0: "NONE", 1: "FULL", 2: "INCREMENTAL"}
@@ -47,6 +63,8 @@ class DatabaseHealth:
     """One reading of the database's health.
 
     ``integrity`` is None unless a check was asked for; then ``"ok"`` or SQLite's report.
+    ``file_error`` says why the path no longer names the file the process has open (deleted
+    or replaced: SQLite only), else None.
     ``free_disk_bytes``/``total_disk_bytes`` describe the file system holding the database
     (0 on PostgreSQL: the disk is the server's). ``backend`` is ``"sqlite"`` or
     ``"postgresql"``; ``server_version``, ``connections`` and ``max_connections`` are
@@ -77,6 +95,7 @@ class DatabaseHealth:
     server_version: str = ""
     connections: int = 0
     max_connections: int = 0
+    file_error: str | None = None
 
     @property
     def server(self) -> bool:
@@ -85,7 +104,7 @@ class DatabaseHealth:
 
     @property
     def ok(self) -> bool:
-        """No problem found (integrity if checked, WAL mode, free disk)."""
+        """No problem found (the file, integrity if checked, WAL mode, free disk)."""
         return not self.problems
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,6 +133,20 @@ def _integrity(queue: Queue, integrity: Integrity) -> tuple[dict[str, Any], str 
     facts = queue.backend.database_facts(integrity=bool(integrity))
     report = facts.get("integrity")
     return facts, None if report is None else str(report)
+
+
+def file_error(queue: Queue) -> str | None:
+    """Why ``queue``'s database file is no longer the one this process opened (deleted, or
+    replaced by another file), or None. One ``stat``; always None on PostgreSQL and for
+    ``":memory:"``."""
+    backend = queue.backend
+    if not isinstance(backend, SQLiteConnections):
+        return None
+    try:
+        backend.verify_file()
+    except DatabaseMissing as exc:
+        return str(exc)
+    return None
 
 
 def _findings(journal_mode: str, integrity: str | None, wal_bytes: int, free: int, total: int,
@@ -153,6 +186,9 @@ def database_health(queue: Queue, *, integrity: Integrity = False,
     journal_mode = str(facts.get("journal_mode", ""))
     problems, warnings = _findings(journal_mode, checked, wal_bytes, disk.free, disk.total,
                                    min_free_bytes)
+    missing = file_error(queue)
+    if missing is not None:
+        problems.insert(0, missing)
     return DatabaseHealth(
         path=str(path),
         file_bytes=_size(path),
@@ -175,6 +211,7 @@ def database_health(queue: Queue, *, integrity: Integrity = False,
         problems=problems,
         warnings=warnings,
         settings={k: v for k, v in facts.items() if k not in ("path", "integrity")},
+        file_error=missing,
     )
 
 
@@ -217,3 +254,116 @@ def _server_health(queue: Queue, facts: dict[str, Any], checked: str | None) -> 
         connections=connections,
         max_connections=max_connections,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCheck:
+    """One answer of :class:`WriteProbe`.
+
+    ``ok``: the last test write committed. ``error``: why not. ``write_ms``: how long that
+    write took (None if it failed or is still waiting). ``checked_at``: when it was measured
+    (Unix time). ``busy``: the write was still waiting when the caller stopped waiting.
+    """
+
+    ok: bool
+    error: str | None
+    write_ms: float | None
+    checked_at: float
+    busy: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields worth showing: ``write_ms`` or ``error``, ``checked_at``, ``busy``."""
+        data: dict[str, Any] = {"checked_at": round(self.checked_at, 3)}
+        if self.write_ms is not None:
+            data["write_ms"] = self.write_ms
+        if self.error is not None:
+            data["error"] = self.error
+        if self.busy:
+            data["busy"] = True
+        return data
+
+
+class WriteProbe:
+    """Whether ``queue``'s database takes writes, cheaply and within a bounded time.
+
+    The test is a real, durable write (``set_value(key, now)``), so it also catches a
+    read-only file, a full disk or a deleted database. It runs at most once per ``interval``
+    seconds however often :meth:`check` is called (callers meanwhile get the last answer),
+    one at a time, in a thread of the probe's own (one connection, whatever thread asks).
+    A caller waits at most ``wait`` seconds for it: a write that has waited longer (another
+    connection holds the write lock; the disk hangs) is reported as failed and ``busy``
+    while it goes on waiting, up to the queue's busy timeout, in the probe's thread only.
+
+    >>> probe = WriteProbe(queue, key="api.healthz")
+    >>> probe.check().ok
+    True
+    """
+
+    def __init__(self, queue: Queue, *, key: str, interval: float = WRITE_PROBE_INTERVAL,
+                 wait: float = WRITE_PROBE_WAIT) -> None:
+        self.queue = queue
+        self.key = key
+        self.interval = interval
+        self.wait = wait
+        self._cond = threading.Condition()
+        self._result: WriteCheck | None = None
+        self._result_at = 0.0
+        self._started: float | None = None  # monotonic start of the write under way
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> WriteCheck:
+        """The last answer if younger than ``interval``, else a new one (see the class)."""
+        with self._cond:
+            now = time.monotonic()
+            result = self._result
+            if (self._started is None and result is not None
+                    and now - self._result_at < self.interval):
+                return result
+            if self._started is None:
+                self._started = now
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=_serve, args=(weakref.ref(self),),
+                                                    name="pq-write-probe", daemon=True)
+                    self._thread.start()
+                self._cond.notify_all()
+            started = self._started
+            self._cond.wait_for(lambda: self._started is None,
+                                timeout=max(0.0, started + self.wait - now))
+            if self._started is None and self._result is not None:
+                return self._result
+        waited = time.monotonic() - started
+        return WriteCheck(False, f"a test write has waited {waited:.1f} s (more than "
+                          f"{self.wait:g} s): another connection holds the write lock, or "
+                          "the disk is not answering", None, time.time(), busy=True)
+
+    def _next(self) -> bool:
+        """In the probe's thread: wait (a while) for a caller to ask; True if one did."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._started is not None,
+                                       timeout=_PROBE_IDLE_LOOK)
+
+    def _run(self) -> None:
+        """In the probe's thread: the test write, its answer handed to the waiting callers."""
+        began = time.monotonic()
+        try:
+            self.queue.set_value(self.key, f"{self.queue.now():.3f}")
+        except Exception as exc:  # noqa: BLE001 - reported to the callers, never raised here
+            result = WriteCheck(False, str(exc) or type(exc).__name__, None, time.time())
+        else:
+            result = WriteCheck(True, None, round((time.monotonic() - began) * 1000, 2),
+                                time.time())
+        with self._cond:
+            self._result, self._result_at, self._started = result, time.monotonic(), None
+            self._cond.notify_all()
+
+
+def _serve(ref: weakref.ref[WriteProbe]) -> None:
+    """A probe's thread: runs its writes until the probe is dropped. It holds the probe only
+    while it waits or writes, so a dropped probe (its app gone) ends the thread."""
+    while True:
+        probe = ref()
+        if probe is None:
+            return
+        if probe._next():
+            probe._run()
+        del probe

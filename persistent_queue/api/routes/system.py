@@ -11,7 +11,13 @@ from fastapi.responses import JSONResponse
 
 from ... import config
 from ...errors import InvalidArgument, QueueError
-from ...health import WAL_WARNING_BYTES, DatabaseHealth, database_health
+from ...health import (
+    WAL_WARNING_BYTES,
+    DatabaseHealth,
+    WriteProbe,
+    database_health,
+    file_error,
+)
 from ...queue import Queue
 from ..app import ApiState, get_queue, get_state
 from ..metrics import CONTENT_TYPE
@@ -22,6 +28,7 @@ router = APIRouter(route_class=StrictJSONRoute, tags=["operations"])
 QueueDep = Annotated[Queue, Depends(get_queue)]
 StateDep = Annotated[ApiState, Depends(get_state)]
 _integrity_lock = threading.Lock()
+_probe_lock = threading.Lock()
 
 
 @router.get("/workers", response_model=list[WorkerOut])
@@ -72,25 +79,37 @@ def _health(state: ApiState) -> tuple[DatabaseHealth, str, float]:
     return report, str(cache["integrity"]), cache["checked_at"]
 
 
+def _write_probe(state: ApiState) -> WriteProbe:
+    """The app's write probe (one per app: a thread and a connection of its own)."""
+    with _probe_lock:
+        probe = state.integrity_cache.get("write_probe")
+        if not isinstance(probe, WriteProbe):
+            probe = state.integrity_cache["write_probe"] = WriteProbe(state.queue,
+                                                                      key="api.healthz")
+        return probe
+
+
 @router.get("/healthz", responses={503: {"description": "a check failed"}})
 def healthz(state: StateDep) -> JSONResponse:
     """Database reachable, writable and sound; disk space and WAL size. No token needed.
 
     The figures come from :func:`persistent_queue.health.database_health`, as ``pq doctor``'s
-    and the admin console's do.
+    and the admin console's do. Cheap and bounded: ``writable`` is a
+    :class:`~persistent_queue.health.WriteProbe` (one durable write per couple of seconds at
+    most, never waited for more than a second); ``file`` (SQLite) checks that the path still
+    names the database file this process has open.
     """
     queue = state.queue
     checks: dict[str, dict[str, Any]] = {}
+    missing = file_error(queue)
+    if missing is not None:  # deleted or replaced under this process: no write would last
+        _check(checks, "file", False, error=missing)
     try:
         _check(checks, "reachable", True, schema_version=queue.schema_version())
     except QueueError as exc:
         _check(checks, "reachable", False, error=str(exc))
-    try:
-        started = time.monotonic()
-        queue.set_value("api.healthz", f"{queue.now():.3f}")
-        _check(checks, "writable", True, write_ms=round((time.monotonic() - started) * 1000, 2))
-    except QueueError as exc:
-        _check(checks, "writable", False, error=str(exc))
+    written = _write_probe(state).check()
+    _check(checks, "writable", written.ok, **written.to_dict())
     try:
         report, integrity, checked_at = _health(state)
     except (QueueError, OSError) as exc:
@@ -104,6 +123,8 @@ def healthz(state: StateDep) -> JSONResponse:
                    max_connections=report.max_connections)
             _check(checks, "database", True, bytes=report.file_bytes)
         else:
+            if missing is None:
+                _check(checks, "file", True, path=report.path)
             _check(checks, "journal", report.journal_mode.lower() == "wal",
                    journal_mode=report.journal_mode)
             _check(checks, "disk", report.free_disk_bytes >= state.min_free_bytes,
