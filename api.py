@@ -1,7 +1,8 @@
 """Serve the queue over HTTP: ``python api.py [--host 127.0.0.1] [--port 8000] [--db PATH]``.
 
 Settings: flag > environment > default. ``PQ_DB``, ``PQ_API_HOST``, ``PQ_API_PORT``,
-``PQ_API_MAX_BODY`` (bytes), ``PQ_API_MAX_WAIT`` (seconds); the secrets ``PQ_API_TOKEN`` (full
+``PQ_API_MAX_BODY`` (bytes), ``PQ_API_MAX_WAIT`` (seconds), ``PQ_DEFAULT_QUEUE`` (the queue of
+requests that name none, default ``default``); the secrets ``PQ_API_TOKEN`` (full
 access) and ``PQ_API_READ_TOKEN`` (GET routes only) come from the environment only.
 Exit code 2 on bad configuration.
 """
@@ -17,6 +18,7 @@ import sys
 from persistent_queue import QueueError
 from persistent_queue.config import DEFAULT_DB_PATH
 from persistent_queue.postgres_url import mask_url
+from persistent_queue.validation import queue_name
 
 logger = logging.getLogger("persistent_queue.api.server")
 
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-wait", type=float,
                         default=_env_number(parser, "PQ_API_MAX_WAIT", 20.0, float),
                         help="longest long poll in seconds (PQ_API_MAX_WAIT; default 20)")
+    parser.add_argument("--default-queue", default=os.environ.get("PQ_DEFAULT_QUEUE") or "default",
+                        help="queue of /send, /enqueue, /receive and /dequeue requests that name "
+                             "none (PQ_DEFAULT_QUEUE; default 'default')")
     parser.add_argument("--log-level", default=os.environ.get("PQ_LOG_LEVEL", "info"),
                         choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
@@ -61,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--max-body must be at least 1024 bytes")
     if not 0 <= args.max_wait <= 3600:
         parser.error("--max-wait must be between 0 and 3600 seconds")
+    try:
+        queue_name(args.default_queue, what="default queue")
+    except QueueError as exc:
+        parser.error(f"--default-queue / PQ_DEFAULT_QUEUE: {exc}")
     args.token = os.environ.get("PQ_API_TOKEN") or None
     args.read_token = os.environ.get("PQ_API_READ_TOKEN") or None
     if args.read_token and not args.token:
@@ -91,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("binding %s without PQ_API_TOKEN: anyone who can reach it has full access",
                        args.host)
     app = create_app(queue, token=args.token, read_token=args.read_token,
-                     max_body_bytes=args.max_body, max_wait=args.max_wait)
+                     max_body_bytes=args.max_body, max_wait=args.max_wait,
+                     default_queue=args.default_queue)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal under the
     # handlers found at start-up: make those a clean exit (code 0) rather than a kill.
     for signum in (signal.SIGTERM, signal.SIGINT):

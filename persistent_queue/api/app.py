@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 
-from .. import __version__, config
+from .. import __version__, config, validation
 from ..queue import Queue
 from .errors import install_error_handlers
 from .metrics import ApiMetrics
@@ -23,6 +23,8 @@ ENVELOPE_BYTES = 64 * 1024
 DEFAULT_MAX_WAIT = 20.0
 #: Threads available to long polls, apart from the pool that serves every other request.
 LONG_POLL_THREADS = 64
+#: The queue of ``/send``, ``/enqueue``, ``/receive`` and ``/dequeue`` when a request names none.
+DEFAULT_QUEUE = "default"
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ApiState:
     max_wait: float
     integrity_interval: float
     min_free_bytes: int
+    default_queue: str = DEFAULT_QUEUE
     integrity_cache: dict[str, Any] = field(default_factory=dict)
     _limiter: anyio.CapacityLimiter | None = None
 
@@ -65,6 +68,7 @@ def create_app(
     max_wait: float = DEFAULT_MAX_WAIT,
     integrity_interval: float = 300.0,
     min_free_bytes: int = 64 * 1024 * 1024,
+    default_queue: str = DEFAULT_QUEUE,
 ) -> FastAPI:
     """A FastAPI app serving a queue.
 
@@ -77,11 +81,14 @@ def create_app(
         max_wait: longest long poll (``wait``) a client may ask for, in seconds.
         integrity_interval: ``/healthz`` re-runs the integrity check at most this often.
         min_free_bytes: ``/healthz`` fails when the database's disk has less free space.
+        default_queue: the queue of enqueues and claims that name none (``InvalidQueueName``
+            if it is no valid name).
     """
     from .routes import dead_letters, jobs, messages, queues, system, workflows
 
     if read_token and not token:
         raise ValueError("a read-only token needs a full token too")
+    validation.queue_name(default_queue, what="default queue")
     owned = not isinstance(queue_or_path, Queue)
     queue = queue_or_path if isinstance(queue_or_path, Queue) else Queue(queue_or_path)
     limit = max_body_bytes or queue.max_payload_bytes + ENVELOPE_BYTES
@@ -107,6 +114,7 @@ def create_app(
     app.state.api = ApiState(
         queue=queue, metrics=ApiMetrics(queue), max_wait=min(max_wait, config.MAX_WAIT),
         integrity_interval=integrity_interval, min_free_bytes=min_free_bytes,
+        default_queue=default_queue,
     )
     install_error_handlers(app)
     for module in (messages, queues, jobs, dead_letters, workflows, system):

@@ -49,7 +49,9 @@ class StrictModel(BaseModel):
 class EnqueueRequest(StrictModel):
     """A job to store."""
 
-    queue: QueueName
+    queue: Annotated[QueueName | None, Field(
+        description="default: the server's default queue (PQ_DEFAULT_QUEUE, else 'default')")
+    ] = None
     payload: Any = Field(description="any JSON value (at most 1 MiB encoded)")
     priority: Priority = 0
     delay: Delay = 0
@@ -78,7 +80,9 @@ class EnqueueRequest(StrictModel):
 class DequeueRequest(StrictModel):
     """Claim the next ready job of a queue."""
 
-    queue: QueueName
+    queue: Annotated[QueueName | None, Field(
+        description="default: the server's default queue (PQ_DEFAULT_QUEUE, else 'default')")
+    ] = None
     visibility_timeout: Timeout | None = None
     wait: Annotated[float, Field(ge=0, le=config.MAX_WAIT, allow_inf_nan=False,
                                  description="long-poll seconds")] = 0

@@ -1,6 +1,9 @@
 """The hot path: enqueue, claim (with long poll), ack, nack, extend, requeue.
 
-``/send`` and ``/receive`` are aliases of ``/enqueue`` and ``GET /dequeue``.
+``/send`` and ``/receive`` are aliases of ``/enqueue`` and ``GET /dequeue``. ``/enqueue`` and
+``/send`` take JSON or a form (``curl -d 'message=Hello World'``, see :mod:`..enqueue_body`); an
+enqueue or claim that names no queue uses the server's default queue (``PQ_DEFAULT_QUEUE``,
+else ``default``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ...errors import QueueError
 from ...models import DeadLetter, Job
 from ...queue import Queue
 from ..app import ApiState, get_queue, get_state
+from ..enqueue_body import FORM, FORM_SCHEMA, InvalidBody, parse_enqueue
 from ..errors import error_response
 from ..schemas import (
     NAME_REGEX,
@@ -49,38 +53,54 @@ _CLAIM_RESPONSES: dict[int | str, dict[str, object]] = {
 
 _ENQUEUE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"model": JobOut, "description": "Deduplicated: the existing job with the dedup key."},
-    422: {"description": "Invalid input (``invalid_dependency``: a depends_on id names no job)."},
+    415: {"description": "Neither JSON nor a form."},
+    422: {"description": "Invalid input, with what a valid request looks like "
+                         "(``invalid_dependency``: a depends_on id names no job)."},
     429: {"description": "The queue is full (max_size); retry later."},
 }
+#: The body FastAPI cannot infer (the routes read it themselves): JSON or a form.
+_ENQUEUE_BODY: dict[str, object] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": EnqueueRequest.model_json_schema()},
+    FORM: {"schema": FORM_SCHEMA},
+}}}
 
 
-def _enqueue(state: ApiState, body: EnqueueRequest, response: Response) -> JobOut:
-    job = state.queue.enqueue(
-        body.queue, body.payload, priority=body.priority, delay=body.delay, run_at=body.run_at,
+async def _enqueue(request: Request, state: ApiState) -> Response:
+    try:
+        body = parse_enqueue(request.headers.get("content-type"), await request.body(),
+                             state.default_queue)
+    except InvalidBody as exc:
+        return error_response(exc.status, exc.error, exc.detail, problems=exc.problems)
+    job = await to_thread.run_sync(partial(
+        state.queue.enqueue, body.queue or state.default_queue, body.payload,
+        priority=body.priority, delay=body.delay, run_at=body.run_at,
         max_attempts=body.max_attempts, headers=body.headers, depends_on=body.depends_on,
-        dedup_key=body.dedup_key, dedup_window=body.dedup_window)
-    if job.deduplicated:
-        response.status_code = 200
-    else:
+        dedup_key=body.dedup_key, dedup_window=body.dedup_window))
+    if not job.deduplicated:
         state.metrics.enqueued.labels(job.queue).inc()
-    return JobOut(**job.to_dict())
+    return JSONResponse(JobOut(**job.to_dict()).model_dump(mode="json"),
+                        status_code=200 if job.deduplicated else 201)
 
 
-@router.post("/enqueue", status_code=201, response_model=JobOut, responses=_ENQUEUE_RESPONSES)
-def enqueue(body: EnqueueRequest, state: StateDep, response: Response) -> JobOut:
+@router.post("/enqueue", status_code=201, response_model=JobOut, responses=_ENQUEUE_RESPONSES,
+             openapi_extra=_ENQUEUE_BODY)
+async def enqueue(request: Request, state: StateDep) -> Response:
     """Store a job; it is durable when this returns (201).
 
-    With ``depends_on`` the job waits until those jobs are acked. With a ``dedup_key`` that an
-    unfinished job of the queue already has, that job is returned instead: 200 with
-    ``"deduplicated": true``.
+    The body is JSON (``{"queue": "emails", "payload": ...}``) or a form
+    (``message=Hello+World&queue=emails``, the message as the payload's text); without a queue
+    the job goes to the server's default queue. With ``depends_on`` the job waits until those
+    jobs are acked. With a ``dedup_key`` that an unfinished job of the queue already has, that
+    job is returned instead: 200 with ``"deduplicated": true``.
     """
-    return _enqueue(state, body, response)
+    return await _enqueue(request, state)
 
 
-@router.post("/send", status_code=201, response_model=JobOut, responses=_ENQUEUE_RESPONSES)
-def send(body: EnqueueRequest, state: StateDep, response: Response) -> JobOut:
-    """Alias of ``POST /enqueue``."""
-    return _enqueue(state, body, response)
+@router.post("/send", status_code=201, response_model=JobOut, responses=_ENQUEUE_RESPONSES,
+             openapi_extra=_ENQUEUE_BODY)
+async def send(request: Request, state: StateDep) -> Response:
+    """Alias of ``POST /enqueue``: ``curl -X POST .../send -d "message=Hello World"``."""
+    return await _enqueue(request, state)
 
 
 async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Response:
@@ -89,6 +109,7 @@ async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Res
         return error_response(422, "validation_error",
                               f"wait: must be at most {state.max_wait:g} seconds on this server")
     queue = state.queue
+    name = body.queue or state.default_queue
     # Drain the (replayed) body so that ``is_disconnected`` reads the server's own events.
     await request.body()
     started = time.monotonic()
@@ -96,7 +117,7 @@ async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Res
     while True:
         remaining = max(0.0, deadline - time.monotonic())
         step = min(remaining, POLL_SLICE)
-        call = partial(queue.dequeue, body.queue, visibility_timeout=body.visibility_timeout,
+        call = partial(queue.dequeue, name, visibility_timeout=body.visibility_timeout,
                        wait=step)
         if body.wait:
             job = await to_thread.run_sync(call, limiter=state.long_poll_limiter)
@@ -119,12 +140,17 @@ async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Res
 
 @router.post("/dequeue", response_model=JobOut, responses=_CLAIM_RESPONSES)
 async def dequeue(request: Request, body: DequeueRequest, state: StateDep) -> Response:
-    """Claim the next ready job (200 with its ``lease_token``) or 204 if none is ready."""
+    """Claim the next ready job (200 with its ``lease_token``) or 204 if none is ready.
+
+    Without a queue, of the server's default queue.
+    """
     return await _claim(request, state, body)
 
 
 def _claim_query(
-    queue: Annotated[str, Query(pattern=NAME_REGEX, description="the queue's name")],
+    queue: Annotated[str | None, Query(
+        pattern=NAME_REGEX, description="the queue's name (default: the server's default "
+                                        "queue, PQ_DEFAULT_QUEUE, else 'default')")] = None,
     wait: Annotated[float, Query(ge=0, le=config.MAX_WAIT, allow_inf_nan=False,
                                  description="long-poll seconds")] = 0,
     visibility_timeout: Annotated[float | None, Query(
@@ -145,7 +171,7 @@ async def dequeue_get(request: Request, body: ClaimQuery, state: StateDep) -> Re
 
 @router.get("/receive", response_model=JobOut, responses=_CLAIM_RESPONSES)
 async def receive(request: Request, body: ClaimQuery, state: StateDep) -> Response:
-    """Alias of ``GET /dequeue``."""
+    """Alias of ``GET /dequeue``: ``curl .../receive`` claims from the default queue."""
     return await _claim(request, state, body)
 
 
