@@ -284,12 +284,14 @@ class Backend(ABC):
 
     @abstractmethod
     def fire_schedule(self, name: str, *, now: float,
-                      advance: Callable[[ScheduleInfo, float], tuple[float, int]],
+                      advance: Callable[[ScheduleInfo, float], tuple[float | None, int]],
                       queue_defaults: tuple[int, float]) -> Job | None:
         """Enqueue the schedule's job for its due tick and move to the next tick, atomically.
 
         ``advance(schedule, now)`` returns the next tick after ``now`` and how many ticks were
-        skipped. Returns None when the tick is not due (another scheduler fired it).
+        skipped; no next tick finishes the schedule (``finished_at``), which is never due
+        again. Returns None when the tick is not due (another scheduler fired it, or it is
+        finished).
         """
 
     @abstractmethod

@@ -209,7 +209,8 @@ class ScheduleInfo:
     """A recurring job: ``every`` seconds or on a ``cron`` expression (one of the two).
 
     ``next_run_at`` is the next tick; ``runs`` counts fired ticks and ``missed`` ticks that
-    were folded into a later one because no scheduler ran at the time.
+    were folded into a later one because no scheduler ran at the time. ``finished_at`` is set
+    when a cron expression has run out of ticks (``next_run_at`` is then its last tick, fired).
     """
 
     name: str
@@ -228,6 +229,12 @@ class ScheduleInfo:
     missed: int
     created_at: float
     updated_at: float
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the schedule has no tick left (it never fires again)."""
+        return self.finished_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

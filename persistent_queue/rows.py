@@ -148,4 +148,5 @@ def schedule_from_row(row: Row) -> ScheduleInfo:
         timezone=row["timezone"], next_run_at=row["next_run_at"],
         last_run_at=row["last_run_at"], last_job_id=row["last_job_id"], runs=row["runs"],
         missed=row["missed"], created_at=row["created_at"], updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
     )

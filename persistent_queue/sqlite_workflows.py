@@ -250,14 +250,15 @@ class SQLiteWorkflows:
         return None if value is None else float(value)
 
     def fire_schedule(self, name: str, *, now: float,
-                      advance: Callable[[ScheduleInfo, float], tuple[float, int]],
+                      advance: Callable[[ScheduleInfo, float], tuple[float | None, int]],
                       queue_defaults: tuple[int, float]) -> Job | None:
         with self._transaction() as conn:
             row = conn.execute(Q["get_schedule"], {"name": name}).fetchone()
-            if row is None or row["next_run_at"] > now:
-                return None  # deleted, or another scheduler fired this tick first
+            if row is None or row["next_run_at"] > now or row["finished_at"] is not None:
+                return None  # deleted, finished, or another scheduler fired this tick first
             schedule = schedule_from_row(row)
             next_run_at, missed = advance(schedule, now)
+            finished_at = now if next_run_at is None else None  # a cron out of ticks ends
             headers = {**schedule.headers, "schedule": name,
                        "scheduled_for": schedule.next_run_at}
             job = NewJob(payload=schedule.payload, payload_json=row["payload"], headers=headers,
@@ -266,8 +267,9 @@ class SQLiteWorkflows:
             info = self._ensure_queue(conn, schedule.queue, queue_defaults, now)
             stored = self._enqueue_workflow(conn, info, [job], now)[0]
             changed = conn.execute(Q["advance_schedule"], {
-                "name": name, "tick": schedule.next_run_at, "next_run_at": next_run_at,
-                "now": now, "job_id": stored.id, "missed": missed,
+                "name": name, "tick": schedule.next_run_at,
+                "next_run_at": schedule.next_run_at if next_run_at is None else next_run_at,
+                "now": now, "job_id": stored.id, "missed": missed, "finished_at": finished_at,
             }).rowcount
             assert changed == 1, "the schedule row is locked by this transaction"
             return stored

@@ -7,6 +7,7 @@ in one transaction. Dependencies and dedup keys are options of ``Queue.enqueue``
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -14,9 +15,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import config, schedules, validation
-from .errors import InvalidArgument, QueueFull, ScheduleNotFound
+from .errors import InvalidArgument, QueueFull, ScheduleNotFound, StorageError
 from .interfaces import Backend, NewJob
 from .models import JSON, Job, ScheduleInfo, Subscription
+
+logger = logging.getLogger(__name__)
 
 
 def check_dedup_key(value: object) -> str | None:
@@ -211,7 +214,9 @@ class WorkflowMixin:
         """Fire every schedule whose tick has come: at most one job per schedule and tick.
 
         Safe to call from several processes at once; each tick is fired by exactly one.
-        A schedule whose bounded queue is full is skipped and retried on the next call.
+        A schedule whose bounded queue is full is skipped and retried on the next call, and so
+        is one that cannot fire (say its time zone is no longer installed): it is logged, and
+        the other schedules fire. A cron expression out of ticks finishes its schedule.
         """
         at = self._clock() if now is None else now
         fired: list[Job] = []
@@ -222,6 +227,12 @@ class WorkflowMixin:
             except QueueFull as exc:
                 if exc.queue is not None:
                     self.backend.count_rejected_full(exc.queue)
+                continue
+            except StorageError:
+                raise  # the database, not this schedule: the whole pass is retried
+            except Exception as exc:  # one broken schedule must not stop the others
+                logger.error("schedule %r cannot fire (%s: %s); the others go on",
+                             label, type(exc).__name__, exc)
                 continue
             if job is not None:
                 fired.append(job)

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import click
 
+from .. import config
 from ..errors import InvalidInput, QueueError, QueueFull
 from ..postgres_url import mask_url
 from ..queue import Queue
@@ -76,12 +77,20 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
-def parse_json_arg(text: str) -> Any:
-    """JSON if it parses, else the text itself as a string."""
+def parse_json_arg(text: str, *, what: str = "payload") -> Any:
+    """JSON if it parses, else the text itself as a string.
+
+    JSON that Python cannot read (nested past the recursion limit, an integer of thousands of
+    digits) is bad input: a message naming ``what`` and exit 2, as the library would refuse it.
+    """
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+    except RecursionError:
+        fail(f"{what} is nested deeper than {config.MAX_JSON_DEPTH} levels", EXIT_USAGE)
+    except ValueError:  # json reads integers with int(), which refuses over 4,300 digits
+        fail(f"{what} holds an integer outside the 64-bit range", EXIT_USAGE)
 
 
 def parse_headers(pairs: Sequence[str]) -> dict[str, Any]:
@@ -91,7 +100,7 @@ def parse_headers(pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             fail(f"--header must look like key=value, not {pair!r}", EXIT_USAGE)
-        headers[key] = parse_json_arg(value)
+        headers[key] = parse_json_arg(value, what=f"header {key!r}")
     return headers
 
 

@@ -95,8 +95,8 @@ def _row(info: ScheduleInfo) -> dict[str, object]:
     return {"name": info.name, "queue": info.queue,
             "when": f"every {info.every:g}s" if info.every is not None
             else f"cron {info.cron} ({info.timezone})",
-            "next_run": when(info.next_run_at), "last_run": when(info.last_run_at),
-            "runs": info.runs, "missed": info.missed}
+            "next_run": "finished" if info.finished else when(info.next_run_at),
+            "last_run": when(info.last_run_at), "runs": info.runs, "missed": info.missed}
 
 
 @schedules.command()
@@ -135,7 +135,7 @@ def add(ctx: click.Context, name: str, queue: str, payload: str, every: float | 
 @json_option
 @click.pass_context
 def list_schedules(ctx: click.Context, as_json: bool) -> None:
-    """Every schedule with its next and last run."""
+    """Every schedule with its next and last run ("finished": its cron has no tick left)."""
     with open_queue(ctx) as q:
         found = q.list_schedules()
     if as_json:

@@ -69,7 +69,7 @@ def schedules_frame(found: list[ScheduleInfo]) -> pd.DataFrame:
     rows = [{"name": i.name, "queue": i.queue,
              "when": f"every {i.every:g} s" if i.every is not None
              else f"cron {i.cron} ({i.timezone})",
-             "next run (UTC)": timestamp(i.next_run_at),
+             "next run (UTC)": "finished" if i.finished else timestamp(i.next_run_at),
              "last run (UTC)": timestamp(i.last_run_at), "runs": i.runs, "missed": i.missed,
              "last job": i.last_job_id, "payload": preview(i.payload, 40)} for i in found]
     return pd.DataFrame(rows, columns=["name", "queue", "when", "next run (UTC)",

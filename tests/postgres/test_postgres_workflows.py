@@ -279,7 +279,7 @@ INDEXED_STATEMENTS = [
 ]
 PARAMS: dict[str, object] = {"id": 1, "ids": [1, 2], "queue": "q", "key": "k", "topic": "t",
                              "now": 1.0, "name": "n", "tick": 1.0, "next_run_at": 2.0,
-                             "job_id": 1, "missed": 0, "n": 1}
+                             "job_id": 1, "missed": 0, "n": 1, "finished_at": None}
 
 
 def _scans(url: str, statement: str) -> list[str]:

@@ -85,7 +85,8 @@ class PublishedOut(BaseModel):
 
 
 class ScheduleOut(BaseModel):
-    """A recurring schedule and its bookkeeping."""
+    """A recurring schedule and its bookkeeping (``finished_at`` is set once a cron expression
+    has run out of ticks: the schedule never fires again)."""
 
     name: str
     queue: str
@@ -103,6 +104,7 @@ class ScheduleOut(BaseModel):
     missed: int
     created_at: float
     updated_at: float
+    finished_at: float | None = None
 
 
 @router.get("/topics", response_model=list[TopicOut])
@@ -164,9 +166,15 @@ def list_schedules(queue: QueueDep) -> list[dict[str, Any]]:
     return [info.to_dict() for info in queue.list_schedules()]
 
 
-@router.post("/schedules", status_code=201, response_model=ScheduleOut)
+@router.post("/schedules", status_code=201, response_model=ScheduleOut,
+             responses={422: {"description": "Invalid: e.g. an unknown time zone, or a cron "
+                                             "expression with no tick to come."}})
 def add_schedule(body: ScheduleRequest, queue: QueueDep) -> dict[str, Any]:
-    """Create or replace the schedule ``name`` (201); the scheduler process fires it."""
+    """Create or replace the schedule ``name`` (201); the scheduler process fires it.
+
+    A cron expression that has no tick from now on (``0 0 30 2 *``, a year range in the past)
+    or a ``timezone`` that names no zone is refused (422 ``invalid_input``).
+    """
     info = queue.schedule(body.queue, body.payload, every=body.every, cron=body.cron,
                           name=body.name, headers=body.headers, priority=body.priority,
                           max_attempts=body.max_attempts, start_at=body.start_at,

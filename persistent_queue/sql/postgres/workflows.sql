@@ -123,7 +123,8 @@ ON CONFLICT (name) DO UPDATE SET
     queue = excluded.queue, payload = excluded.payload, headers = excluded.headers,
     priority = excluded.priority, max_attempts = excluded.max_attempts,
     every = excluded.every, cron = excluded.cron, timezone = excluded.timezone,
-    next_run_at = excluded.next_run_at, updated_at = excluded.updated_at
+    next_run_at = excluded.next_run_at, updated_at = excluded.updated_at,
+    finished_at = NULL
 RETURNING *;
 
 -- name: insert_schedule
@@ -160,15 +161,20 @@ DELETE FROM schedules WHERE name = %(name)s;
 DELETE FROM schedules WHERE queue = %(name)s RETURNING name;
 
 -- name: due_schedules
--- Names of schedules whose tick has come (served by schedules_due).
-SELECT name FROM schedules WHERE next_run_at <= %(now)s ORDER BY next_run_at, name;
+-- Names of schedules whose tick has come (served by schedules_due); a finished one has none.
+SELECT name FROM schedules
+WHERE next_run_at <= %(now)s AND finished_at IS NULL
+ORDER BY next_run_at, name;
 
 -- name: next_schedule_at
-SELECT min(next_run_at) AS next_run_at FROM schedules;
+SELECT min(next_run_at) AS next_run_at FROM schedules WHERE finished_at IS NULL;
 
 -- name: advance_schedule
 -- Compare-and-set on the tick just fired: a second scheduler that fired it finds no row.
+-- After the last tick of a cron that has run out, `next_run_at` stays on it and
+-- `finished_at` is set: the schedule is finished.
 UPDATE schedules
 SET next_run_at = %(next_run_at)s, last_run_at = %(now)s, last_job_id = %(job_id)s,
-    runs = runs + 1, missed = missed + %(missed)s, updated_at = %(now)s
-WHERE name = %(name)s AND next_run_at = %(tick)s;
+    runs = runs + 1, missed = missed + %(missed)s, updated_at = %(now)s,
+    finished_at = %(finished_at)s
+WHERE name = %(name)s AND next_run_at = %(tick)s AND finished_at IS NULL;

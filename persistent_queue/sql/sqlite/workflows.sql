@@ -98,7 +98,8 @@ ON CONFLICT (name) DO UPDATE SET
     queue = excluded.queue, payload = excluded.payload, headers = excluded.headers,
     priority = excluded.priority, max_attempts = excluded.max_attempts,
     every = excluded.every, cron = excluded.cron, timezone = excluded.timezone,
-    next_run_at = excluded.next_run_at, updated_at = excluded.updated_at;
+    next_run_at = excluded.next_run_at, updated_at = excluded.updated_at,
+    finished_at = NULL;
 
 -- name: get_schedule
 SELECT * FROM schedules WHERE name = :name;
@@ -114,15 +115,20 @@ DELETE FROM schedules WHERE name = :name;
 DELETE FROM schedules WHERE queue = :name RETURNING name;
 
 -- name: due_schedules
--- Names of schedules whose tick has come (served by schedules_due).
-SELECT name FROM schedules WHERE next_run_at <= :now ORDER BY next_run_at, name;
+-- Names of schedules whose tick has come (served by schedules_due); a finished one has none.
+SELECT name FROM schedules
+WHERE next_run_at <= :now AND finished_at IS NULL
+ORDER BY next_run_at, name;
 
 -- name: next_schedule_at
-SELECT min(next_run_at) FROM schedules;
+SELECT min(next_run_at) FROM schedules WHERE finished_at IS NULL;
 
 -- name: advance_schedule
 -- Compare-and-set on the tick just fired: a second scheduler that fired it finds no row.
+-- After the last tick of a cron that has run out, `next_run_at` stays on it and
+-- `finished_at` is set: the schedule is finished.
 UPDATE schedules
 SET next_run_at = :next_run_at, last_run_at = :now, last_job_id = :job_id,
-    runs = runs + 1, missed = missed + :missed, updated_at = :now
-WHERE name = :name AND next_run_at = :tick;
+    runs = runs + 1, missed = missed + :missed, updated_at = :now,
+    finished_at = :finished_at
+WHERE name = :name AND next_run_at = :tick AND finished_at IS NULL;
