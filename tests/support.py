@@ -1,15 +1,21 @@
 """Helpers shared by the tests: the project root, a controllable clock, poll-with-deadline,
-an action run in a thread."""
+an action run in a thread, TCP ports for the servers the tests start."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+import random
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import pytest
 
@@ -43,6 +49,85 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+# Ports handed out by this process: each one's lock file stays open (and locked) until the
+# process exits, so no other test process (a parallel run, another engineer's) is given it.
+_PORT_LOCKS: dict[int, IO[bytes]] = {}
+_PORT_LOCK_DIR = Path(tempfile.gettempdir()) / f"persistent-queue-test-ports-{os.getuid()}"
+_PORTS_LOW = 10_000  # below: well-known services (PostgreSQL, 8000, 8501...) crowd the range
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux; the usual one elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_candidates() -> list[int]:
+    """Ports outside the ephemeral range: no outgoing connection is ever given one of them
+    (it could take the port between the choice and the server's bind, or connect a client
+    to itself while the server is down)."""
+    low, high = _ephemeral_range()
+    outside = [p for p in range(_PORTS_LOW, 65536) if not low <= p <= high]
+    return outside if len(outside) >= 1000 else list(range(_PORTS_LOW, 65536))
+
+
+def _claim(port: int) -> bool:
+    """Lock ``port`` for this process if no other test process holds it; True if locked."""
+    _PORT_LOCK_DIR.mkdir(exist_ok=True)
+    handle = (_PORT_LOCK_DIR / f"{port}.lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    _PORT_LOCKS[port] = handle
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 for servers this test starts.
+
+    Every port is outside the kernel's ephemeral range (so no outgoing connection takes it),
+    nothing is bound to it now (each is bound, all at once, until every one is chosen), and
+    it is locked for this process's lifetime (so no other test process, nor a later call in
+    this one, is given it). Prefer a server that binds port 0 and reports its port, where
+    the server can.
+    """
+    candidates = _port_candidates()
+    start = random.randrange(len(candidates))
+    held: list[socket.socket] = []
+    chosen: list[int] = []
+    try:
+        for offset in range(len(candidates)):
+            if len(chosen) == count:
+                break
+            port = candidates[(start + offset) % len(candidates)]
+            if port in _PORT_LOCKS:
+                continue  # given out earlier in this process: its server may still run
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                probe.bind(("127.0.0.1", port))  # no SO_REUSEADDR: any use of it fails here
+            except OSError as exc:
+                probe.close()
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    continue
+                raise
+            if not _claim(port):
+                probe.close()
+                continue
+            held.append(probe)
+            chosen.append(port)
+    finally:
+        for probe in held:
+            probe.close()
+    if len(chosen) < count:
+        pytest.fail(f"found only {len(chosen)} of {count} free TCP ports")
+    return chosen
 
 
 def in_thread(action: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:

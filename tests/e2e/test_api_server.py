@@ -1,8 +1,9 @@
-"""The real server process: ``python api.py`` on a free port, driven over HTTP."""
+"""The real server process: ``python api.py --port 0``, driven over HTTP on the port it bound."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,11 +19,8 @@ from tests.support import ROOT, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# uvicorn's line once it listens; with --port 0 it names the port the kernel gave it.
+RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -39,33 +37,42 @@ def listening_addresses(port: int) -> set[str]:
 @pytest.fixture
 def server(db_url: str, tmp_path: Path, subprocess_env: dict[str, str]
            ) -> Iterator[tuple[str, int]]:
-    port = free_port()
     env = {**subprocess_env, "PQ_API_TOKEN": "e2e-token"}
     env.pop("PQ_API_HOST", None)
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "api.py"), "--port", str(port),
-         "--db", db_url],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "api.log"  # a file, not a pipe: an undrained pipe would block the server
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "api.py"), "--port", "0", "--db", db_url],
+            env=env, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
 
-    def healthy() -> bool:
+    def bound_port() -> int | None:
         if process.poll() is not None:
-            pytest.fail(f"api.py exited with {process.returncode}: {process.stdout.read()}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+            pytest.fail(f"api.py exited with {process.returncode}: {log.read_text()}")
+        found = RUNNING.search(log.read_text(errors="replace"))
+        return int(found.group(1)) if found else None
 
-    wait_for(healthy, timeout=60, interval=0.1, message="api.py to answer /healthz")
     try:
+        port = wait_for(bound_port, timeout=120, interval=0.1, message="api.py to listen")
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, timeout=60, interval=0.1, message="api.py to answer /healthz")
         yield base, port
     finally:
+        running = process.poll() is None
         process.send_signal(signal.SIGTERM)
         try:
-            assert process.wait(timeout=30) == 0
+            code = process.wait(timeout=90)
         finally:
             if process.poll() is None:
                 process.kill()
+                process.wait()
+        assert not running or code == 0, log.read_text(errors="replace")[-3000:]
 
 
 def test_produce_consume_ack_over_http(server: tuple[str, int]) -> None:

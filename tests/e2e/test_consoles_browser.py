@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue
-from tests.support import wait_for
+from tests.support import free_ports, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,12 +51,6 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
@@ -73,7 +66,7 @@ def start_console(tmp_path: Path, subprocess_env: dict[str, str]
     started: list[subprocess.Popen[bytes]] = []
 
     def start(script: str, db: Path) -> str:
-        port = _free_port()
+        [port] = free_ports(1)
         # Run from the test's folder with a relative database path, as `make run` does from
         # the project (the console shows the path: it should read data/queue.db).
         env = {**subprocess_env, "PQ_DB": str(db.relative_to(tmp_path))}

@@ -91,11 +91,11 @@ def test_a_malformed_url_is_invalid_input_without_the_password() -> None:
 
 def test_a_refused_connection_is_a_storage_error_without_the_password() -> None:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once the socket closes
-    url = f"postgresql://app:TopSecret99@127.0.0.1:{port}/q?connect_timeout=5"
-    with pytest.raises(StorageError) as caught:
-        Queue(url, busy_timeout=2)
+        sock.bind(("127.0.0.1", 0))  # held, never listening: a connection to it is refused
+        port = sock.getsockname()[1]
+        url = f"postgresql://app:TopSecret99@127.0.0.1:{port}/q?connect_timeout=5"
+        with pytest.raises(StorageError) as caught:
+            Queue(url, busy_timeout=2)
     assert type(caught.value) is StorageError
     assert "TopSecret99" not in str(caught.value) and "app:***@" in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support import ROOT, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Supervised:
@@ -68,8 +63,24 @@ class Supervised:
         return int(out.strip())
 
     def wait_running(self, names: list[str], timeout: float = 180) -> None:
-        wait_for(lambda: all(self.status().get(n) == "RUNNING" for n in names),
-                 timeout=timeout, interval=0.5, message=f"{names} RUNNING")
+        """Wait until every program in ``names`` is RUNNING; fail at once, with its log, if
+        one is FATAL (supervisord gave up restarting it: it would never come up)."""
+        def running() -> bool:
+            status = self.status()
+            fatal = [name for name in names if status.get(name) == "FATAL"]
+            if fatal:
+                pytest.fail(f"{fatal} FATAL; log:\n" + "\n".join(self.log(n) for n in fatal))
+            return all(status.get(name) == "RUNNING" for name in names)
+
+        wait_for(running, timeout=timeout, interval=0.5, message=f"{names} RUNNING")
+
+    def log(self, name: str, tail: int = 3000) -> str:
+        """The end of program ``name``'s log (``group:process`` names its process's log)."""
+        path = self.project / "logs" / f"{name.rpartition(':')[2]}.log"
+        try:
+            return path.read_text(errors="replace")[-tail:]
+        except OSError as exc:
+            return f"({path.name}: {exc})"
 
     def shutdown(self) -> None:
         if self.daemon is None:

@@ -18,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from persistent_queue import Queue
 from persistent_queue.api import create_app
-from tests.reliability.supervised import Supervised, children, free_port
-from tests.support import ROOT, wait_for
+from tests.reliability.supervised import Supervised, children
+from tests.support import ROOT, free_ports, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -75,7 +75,7 @@ def test_nothing_listens_beyond_loopback_and_nothing_opens_without_secrets(
     env = {**subprocess_env, "PQ_API_TOKEN": "t0ken-for-the-test",
            "PQ_CONSOLE_PASSWORD": "passw0rd-for-the-test"}
     system = Supervised(tmp_path, env, with_servers=True)
-    ports = {"api": free_port(), "ops_console": free_port(), "admin_console": free_port()}
+    ports = dict(zip(("api", "ops_console", "admin_console"), free_ports(3), strict=True))
     system.edit_config("--port 8000", f"--port {ports['api']}")
     system.edit_config("--server.port 8501", f"--server.port {ports['ops_console']}")
     system.edit_config("--server.port 8502", f"--server.port {ports['admin_console']}")
