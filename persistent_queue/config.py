@@ -40,6 +40,13 @@ DEFAULT_BUSY_TIMEOUT: Final = 60.0
 #: SQLite's ``journal_size_limit``, applied whenever a checkpoint resets the WAL.
 WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 
+#: Bytes kept free beside a SQLite database (a ``<db>-reserve`` file, see
+#: :mod:`.disk_reserve`) for claims and acks once enqueues have filled its disk: enough to
+#: checkpoint a WAL at SQLite's automatic checkpoint (1,000 pages), and at most an eighth of
+#: the file system. ``PQ_DISK_RESERVE_BYTES=0`` keeps no reserve.
+DISK_RESERVE_BYTES: Final = int(os.environ.get("PQ_DISK_RESERVE_BYTES", "").strip() or
+                                 4 * 1024 * 1024)
+
 #: Retry backoff after a nack: ``min(cap, base * 2 ** (attempts - 1))``, jittered to 50-100 %.
 DEFAULT_BACKOFF_BASE: Final = 1.0
 DEFAULT_BACKOFF_CAP: Final = 300.0

@@ -21,8 +21,8 @@ from .errors import (
     QueueNotEmpty,
     QueueNotFound,
 )
-from .interfaces import Backend
-from .models import DeadLetter, DeletedQueue, Job, QueueInfo
+from .interfaces import Backend, NewJob
+from .models import DeadLetter, DeletedQueue, Job, QueueInfo, ScheduleInfo
 from .rows import dead_letter_from_row as _dead_letter_from_row
 from .rows import job_from_claim as _job_from_claim
 from .rows import job_from_row as _job_from_row
@@ -41,7 +41,37 @@ class _StaleLease(Exception):
 
 
 class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
-    """Stores every queue in one SQLite database file (workflows: :mod:`.sqlite_workflows`)."""
+    """Stores every queue in one SQLite database file (workflows: :mod:`.sqlite_workflows`).
+
+    On a full disk (:mod:`.disk_reserve`) the writes that add jobs are refused while the disk
+    reserve is released, and the writes that settle jobs make room and go on.
+    """
+
+    # -- new jobs: refused while the disk reserve is released ------------------------------
+
+    def enqueue(self, queue: str, jobs: Sequence[NewJob], *, now: float,
+                queue_defaults: tuple[int, float]) -> list[Job]:
+        self._admit_enqueue()
+        return super().enqueue(queue, jobs, now=now, queue_defaults=queue_defaults)
+
+    def enqueue_uniform(self, queue: str, template: NewJob, payloads: Sequence[Any],
+                        payload_jsons: Sequence[str], *, now: float,
+                        queue_defaults: tuple[int, float]) -> list[Job]:
+        self._admit_enqueue()
+        return super().enqueue_uniform(queue, template, payloads, payload_jsons, now=now,
+                                       queue_defaults=queue_defaults)
+
+    def publish(self, topic: str, job: NewJob, *, now: float,
+                queue_defaults: tuple[int, float]) -> list[Job]:
+        self._admit_enqueue()
+        return super().publish(topic, job, now=now, queue_defaults=queue_defaults)
+
+    def fire_schedule(self, name: str, *, now: float,
+                      advance: Callable[[ScheduleInfo, float], tuple[float | None, int]],
+                      queue_defaults: tuple[int, float]) -> Job | None:
+        self._admit_enqueue()
+        return super().fire_schedule(name, now=now, advance=advance,
+                                     queue_defaults=queue_defaults)
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -119,13 +149,28 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
         with self._transaction() as conn:
             return conn.execute(Q["purge_queue"], {"queue": name}).rowcount
 
+    # -- the worker registry: settles on a full disk like claims and acks -------------------
+
+    def register_worker(self, worker_id: str, *, kind: str, host: str, pid: int,
+                        queues: list[str], now: float) -> None:
+        self._with_room(lambda: super(SQLiteBackend, self).register_worker(
+            worker_id, kind=kind, host=host, pid=pid, queues=queues, now=now))
+
+    def heartbeat_worker(self, worker_id: str, *, processed: int, failed: int,
+                         now: float) -> None:
+        self._with_room(lambda: super(SQLiteBackend, self).heartbeat_worker(
+            worker_id, processed=processed, failed=failed, now=now))
+
+    def stop_worker(self, worker_id: str, now: float) -> None:
+        self._with_room(lambda: super(SQLiteBackend, self).stop_worker(worker_id, now))
+
     # -- the lease --------------------------------------------------------------------------
 
     def claim(
         self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
     ) -> list[Job]:
-        return self._grouped(lambda: self._claim_now(
-            queue, limit=limit, visibility_timeout=visibility_timeout, now=now))
+        return self._with_room(lambda: self._grouped(lambda: self._claim_now(
+            queue, limit=limit, visibility_timeout=visibility_timeout, now=now)))
 
     def _claim_now(
         self, queue: str, *, limit: int, visibility_timeout: float | None, now: float
@@ -183,7 +228,7 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
 
     def ack(self, job_id: int, token: str, now: float) -> None:
         # A consumer's job threads claim and ack concurrently: they share commits too.
-        self._grouped(lambda: self._ack_now(job_id, token, now))
+        self._with_room(lambda: self._grouped(lambda: self._ack_now(job_id, token, now)))
 
     def _ack_now(self, job_id: int, token: str, now: float) -> None:
         conn = self._conn()
@@ -193,6 +238,9 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
 
     def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
+        self._with_room(lambda: self._ack_many_now(leases, now))
+
+    def _ack_many_now(self, leases: Sequence[tuple[int, str]], now: float) -> None:
         params = {"leases": _dumps({job_id: token for job_id, token in leases}), "now": now}
         conn = self._conn()
         try:
@@ -219,6 +267,11 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
         backoff: Callable[[int], float],
         now: float,
     ) -> Job | DeadLetter:
+        return self._with_room(lambda: self._nack_now(job_id, token, error=error, delay=delay,
+                                                      backoff=backoff, now=now))
+
+    def _nack_now(self, job_id: int, token: str, *, error: str | None, delay: float | None,
+                  backoff: Callable[[int], float], now: float) -> Job | DeadLetter:
         with self._transaction() as conn:
             params = {"id": job_id, "token": token, "now": now}
             row = conn.execute(Q["select_leased"], params).fetchone()
@@ -239,6 +292,9 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
             return _job_from_row(conn.execute(Q["get_job"], {"id": job_id}).fetchone())
 
     def requeue(self, job_id: int, token: str, *, delay: float, now: float) -> Job:
+        return self._with_room(lambda: self._requeue_now(job_id, token, delay=delay, now=now))
+
+    def _requeue_now(self, job_id: int, token: str, *, delay: float, now: float) -> Job:
         with self._transaction() as conn:
             params = {"id": job_id, "token": token, "now": now, "available_at": now + delay}
             if conn.execute(Q["requeue"], params).rowcount != 1:
@@ -246,6 +302,9 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
             return _job_from_row(conn.execute(Q["get_job"], {"id": job_id}).fetchone())
 
     def extend(self, job_id: int, token: str, *, seconds: float, now: float) -> Job:
+        return self._with_room(lambda: self._extend_now(job_id, token, seconds=seconds, now=now))
+
+    def _extend_now(self, job_id: int, token: str, *, seconds: float, now: float) -> Job:
         conn = self._conn()
         with translate_errors():
             params = {"id": job_id, "token": token, "now": now, "until": now + seconds}
@@ -257,6 +316,11 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
     def dead_letter(
         self, job_id: int, token: str | None, *, reason: str, error: str | None, now: float
     ) -> DeadLetter:
+        return self._with_room(lambda: self._dead_letter_now(job_id, token, reason=reason,
+                                                             error=error, now=now))
+
+    def _dead_letter_now(self, job_id: int, token: str | None, *, reason: str,
+                         error: str | None, now: float) -> DeadLetter:
         with self._transaction() as conn:
             if token is not None:
                 row = conn.execute(
@@ -300,6 +364,9 @@ class SQLiteBackend(SQLiteEnqueue, SQLiteWorkflows, SQLiteReads, Backend):
             conn = self._conn()
             if conn.execute(Q["find_exhausted_leases"], {"now": now}).fetchone() is None:
                 return 0  # the common case, answered without the write lock
+        return self._with_room(lambda: self._reap_now(now))
+
+    def _reap_now(self, now: float) -> int:
         with self._transaction() as conn:
             rows = conn.execute(Q["find_exhausted_leases"], {"now": now}).fetchall()
             for row in rows:

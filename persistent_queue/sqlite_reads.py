@@ -8,10 +8,17 @@ a job's state live there.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import JobNotFound
+from .config import DISK_RESERVE_BYTES, Durability
+from .disk_reserve import DiskReserve
+from .errors import JobNotFound, StorageError, StorageFull
 from .models import (
     DeadLetter,
     Job,
@@ -27,6 +34,9 @@ from .sqlite_connection import Q, SQLiteConnections
 from .sqlite_rows import translate_errors
 from .worker_store import WorkerStore
 
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
 #: A term that lets SQLite use the partial index of unfinished jobs in that state.
 _STATE_INDEX_TERM = {
     JobState.READY: "state IN ('ready', 'leased') AND ",
@@ -40,6 +50,16 @@ class SQLiteReads(SQLiteConnections, WorkerStore):
 
     _queries = Q
     _translate_errors = staticmethod(translate_errors)
+
+    def __init__(self, path: str | os.PathLike[str], *, durability: Durability = "full",
+                 busy_timeout: float = 60.0) -> None:
+        super().__init__(path, durability=durability, busy_timeout=busy_timeout)
+        #: The space kept for claims and acks on a full disk (:mod:`.disk_reserve`); None in
+        #: memory or with ``PQ_DISK_RESERVE_BYTES=0``.
+        self.reserve: DiskReserve | None = None
+        if self._memory_uri is None and DISK_RESERVE_BYTES > 0:
+            self.reserve = DiskReserve(Path(self.path), DISK_RESERVE_BYTES)
+            self.reserve.ensure()
 
     if TYPE_CHECKING:  # provided by SQLiteBackend and its workflow mixin
         def list_queues(self) -> list[QueueInfo]: ...
@@ -181,23 +201,73 @@ class SQLiteReads(SQLiteConnections, WorkerStore):
         removed = 0
         for name in names:
             while True:
-                with self._transaction() as conn:
-                    count = conn.execute(Q["cleanup_done"], {"queue": name, "before": before,
-                                                             "batch": batch}).rowcount
+                params = {"queue": name, "before": before, "batch": batch}
+                count = self._with_room(partial(self._delete_batch, "cleanup_done", params))
                 removed += count
                 if count < batch:
                     break
-        while True:
-            with self._transaction() as conn:
-                count = conn.execute(Q["cleanup_events"], {"batch": batch}).rowcount
-            if count < batch:
-                break
+        while self._with_room(partial(self._delete_batch, "cleanup_events",
+                                      {"batch": batch})) >= batch:
+            pass
         if vacuum:
-            with translate_errors():
-                # executescript steps the pragma to completion; execute() frees one page only.
-                self._conn().executescript("PRAGMA incremental_vacuum;")
-            self.truncate_wal()  # the file shrinks when the WAL is copied into it
+            self._with_room(self._vacuum)
+        if self.reserve is not None:
+            self.reserve.ensure()  # enqueues resume once the freed space holds it again
         return removed
+
+    def _delete_batch(self, query: str, params: dict[str, Any]) -> int:
+        with self._transaction() as conn:
+            return int(conn.execute(Q[query], params).rowcount)
+
+    def _vacuum(self) -> None:
+        """Return the free pages to the file system (the file shrinks once the WAL is copied
+        into it)."""
+        with translate_errors():
+            # executescript steps the pragma to completion; execute() frees one page only.
+            self._conn().executescript("PRAGMA incremental_vacuum;")
+        if not self.truncate_wal():
+            logger.warning("vacuum of %s: the WAL is still in use by a reader; the file "
+                           "shrinks at a later checkpoint", self.path)
+
+    # -- a full disk ------------------------------------------------------------------------
+
+    def _admit_enqueue(self) -> None:
+        """Refuse a new job while the disk reserve is released (:mod:`.disk_reserve`): the
+        room it freed is kept for claims and acks until it can be put back."""
+        reserve = self.reserve
+        if reserve is not None and not reserve.ensure():
+            raise StorageFull(
+                f"the database or its disk is full: the disk of {self.path} has no room left "
+                "for new jobs (claims and acks go on; free space, e.g. cleanup --vacuum, and "
+                "enqueues resume)")
+
+    def _with_room(self, work: Callable[[], T]) -> T:
+        """Run a claim, an ack or another write that frees space, making room if the disk
+        is full: first by a checkpoint that empties the WAL, then by releasing the disk
+        reserve as well. Inside ``atomic()`` (no checkpoint can run there) it runs once."""
+        for release in (False, True):
+            try:
+                return work()
+            except StorageFull:
+                if self.reserve is None or getattr(self._local, "atomic", False):
+                    raise
+            self._make_room(release=release)
+        return work()
+
+    def _make_room(self, *, release: bool) -> None:
+        """Copy the WAL into the database file and empty it (a checkpoint), after deleting
+        the disk reserve if ``release``: the copy may need room for the file to grow."""
+        assert self.reserve is not None
+        if release:
+            self.reserve.release()
+        if self._checkpointed():
+            self.reserve.ensure()  # back only if the disk has room for it and some more
+
+    def _checkpointed(self) -> bool:
+        try:
+            return self.truncate_wal()
+        except StorageError:
+            return False
 
     # -- health -----------------------------------------------------------------------------
 
