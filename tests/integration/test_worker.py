@@ -67,7 +67,8 @@ def test_retry_asks_for_its_own_delay(real_queue: Queue, tmp_path: Path) -> None
 
 def test_heartbeats_keep_a_long_job_leased(real_queue: Queue, tmp_path: Path) -> None:
     job = real_queue.enqueue("work", 1)
-    run_worker(real_queue, lambda job: time.sleep(1.5), tmp_path, visibility_timeout=0.5)
+    # Three leases long; a heartbeat every third of a lease leaves a stalled commit 1 s.
+    run_worker(real_queue, lambda job: time.sleep(4.5), tmp_path, visibility_timeout=1.5)
     stored = real_queue.get_job(job.id)
     assert stored.state is JobState.DONE and stored.attempts == 1
     assert [e.event for e in real_queue.history(job.id)] == []
@@ -119,7 +120,7 @@ def test_warm_stop_finishes_the_job_in_hand(real_queue: Queue, tmp_path: Path) -
 
 def test_idle_worker_starts_a_new_job_quickly(real_queue: Queue, tmp_path: Path) -> None:
     started: list[float] = []
-    worker = Worker(real_queue, WorkerConfig(queue="work", log_dir=None, wait=2.0, max_jobs=1),
+    worker = Worker(real_queue, WorkerConfig(queue="work", log_dir=None, wait=20.0, max_jobs=1),
                     lambda job: started.append(time.monotonic()))
     thread = threading.Thread(target=worker.run)
     thread.start()
@@ -128,8 +129,8 @@ def test_idle_worker_starts_a_new_job_quickly(real_queue: Queue, tmp_path: Path)
         enqueued = time.monotonic()
         real_queue.enqueue("work", 1)
         wait_for(lambda: started, timeout=30, message="the job to start")
-        # Tens of ms: the commit wakes the wait. A wait that ran its course would take ~2 s.
-        assert started[0] - enqueued < 1.0
+        # Tens of ms: the commit wakes the wait. A wait that ran its course would take ~20 s.
+        assert started[0] - enqueued < 10
     finally:
         worker.request_stop()
         thread.join(30)
