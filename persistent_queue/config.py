@@ -44,8 +44,16 @@ WAL_SIZE_LIMIT: Final = 4 * 1024 * 1024
 #: :mod:`.disk_reserve`) for claims and acks once enqueues have filled its disk: enough to
 #: checkpoint a WAL at SQLite's automatic checkpoint (1,000 pages), and at most an eighth of
 #: the file system. ``PQ_DISK_RESERVE_BYTES=0`` keeps no reserve.
-DISK_RESERVE_BYTES: Final = int(os.environ.get("PQ_DISK_RESERVE_BYTES", "").strip() or
-                                 4 * 1024 * 1024)
+def _reserve_bytes(text: str) -> int:
+    if not text.strip():
+        return 4 * 1024 * 1024
+    if not text.strip().isdigit():
+        raise ValueError(f"PQ_DISK_RESERVE_BYTES must be a whole number of bytes (0 for no "
+                         f"reserve), not {text!r}")
+    return int(text)
+
+
+DISK_RESERVE_BYTES: Final = _reserve_bytes(os.environ.get("PQ_DISK_RESERVE_BYTES", ""))
 
 #: Retry backoff after a nack: ``min(cap, base * 2 ** (attempts - 1))``, jittered to 50-100 %.
 DEFAULT_BACKOFF_BASE: Final = 1.0
