@@ -9,6 +9,7 @@ from .admin_health import render_health
 from .admin_metrics import render_metrics
 from .admin_queues import render_queues
 from .admin_workflows import render_workflows
+from .markup import escape_markdown
 from .session import db_label, logout_button, page_queue, require_login, setup_page
 
 TITLE = "persistent-queue · admin"
@@ -25,7 +26,7 @@ def main() -> None:
     page = st.sidebar.radio("Page", PAGES, key="admin_page")
     refresh = REFRESH[st.sidebar.selectbox("Auto-refresh metrics", list(REFRESH), index=1,
                                            key="admin_refresh")]
-    st.sidebar.caption(f"Database: `{db_label()}`")
+    st.sidebar.caption(f"Database: {escape_markdown(db_label())}")
     logout_button()
     if page == "Metrics":
         render_metrics(refresh)

@@ -7,6 +7,7 @@ import streamlit as st
 from ..errors import InvalidInput
 from ..queue import Queue
 from .frames import dead_letters_frame, history_frame, timestamp
+from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
 WHERE = "dead"
@@ -64,7 +65,7 @@ def render_dead_letters(queue: Queue) -> None:
     if letters is None:
         return
     if not letters:
-        st.success("No dead letters" + (f" in '{scope}'." if scope else "."))
+        st.success(escape_markdown("No dead letters" + (f" in '{scope}'." if scope else ".")))
     else:
         more = " (the newest shown)" if len(letters) == LIMIT else ""
         st.caption(f"{len(letters)} dead letter(s){more}, newest first.")
@@ -72,13 +73,14 @@ def render_dead_letters(queue: Queue) -> None:
     left, right = st.columns(2)
     with left.container(border=True):
         st.markdown("**Redrive all**: move them back with attempts reset")
-        st.button(f"Redrive all of {scope_name}", key="dead_redrive_all",
+        st.button(f"Redrive all of {escape_markdown(scope_name)}", key="dead_redrive_all",
                   on_click=_redrive_all, disabled=not letters)
     with right.container(border=True):
         st.markdown("**Purge**: delete dead letters for good")
         st.number_input("Only those dead for more than (hours)", min_value=0.0, value=0.0,
                         step=1.0, key="dead_older_than")
-        st.checkbox(f"Yes, delete the dead letters of {scope_name}", key="dead_purge_confirm")
+        st.checkbox(f"Yes, delete the dead letters of {escape_markdown(scope_name)}",
+                    key="dead_purge_confirm")
         st.button("Purge dead letters", key="dead_purge", on_click=_purge, disabled=not letters)
     if not letters:
         return
@@ -89,9 +91,10 @@ def render_dead_letters(queue: Queue) -> None:
     letter = by_id.get(picked) if picked is not None else None
     if letter is None:
         return
-    st.markdown(f"**Job {letter.id}** of `{letter.queue}`: {letter.attempts} attempt(s), "
-                f"created {timestamp(letter.created_at)} UTC, dead since "
-                f"{timestamp(letter.dead_at)} UTC.  \n**Reason**: {letter.reason}")
+    st.markdown(f"**Job {letter.id}** of queue {escape_markdown(letter.queue)}: "
+                f"{letter.attempts} attempt(s), created {timestamp(letter.created_at)} UTC, "
+                f"dead since {timestamp(letter.dead_at)} UTC.")
+    st.text(f"Reason: {letter.reason}")
     if letter.last_error:
         st.code(letter.last_error, language=None)
     left, right = st.columns(2)

@@ -9,6 +9,7 @@ import streamlit as st
 from ..health import DatabaseHealth, database_health
 from ..queue import Queue
 from .frames import size
+from .markup import escape_markdown
 from .session import read
 
 
@@ -22,7 +23,7 @@ def render_health(queue: Queue) -> None:
         return
     problems = [*report.problems, *report.warnings]
     for problem in problems:
-        st.warning(problem)
+        st.warning(escape_markdown(problem))
     if not problems:
         st.success("Healthy" + (": integrity check ok." if report.integrity == "ok" else "."))
     if report.server:
@@ -56,7 +57,7 @@ def _render_server(report: DatabaseHealth) -> None:
     a, b, c, d = st.columns(4)
     a.metric("Database size", size(report.file_bytes))
     b.metric("Connections", f"{report.connections} / {report.max_connections}")
-    c.metric("PostgreSQL", report.server_version)
+    c.metric("PostgreSQL", escape_markdown(report.server_version))
     d.metric("Schema version", report.schema_version)
     _integrity(report)
     _settings({

@@ -10,6 +10,7 @@ import streamlit as st
 
 from ..models import QueueStats, ThroughputPoint, WorkerInfo
 from .frames import duration, stats_frame, throughput_frame, workers_frame
+from .markup import escape_markdown
 from .session import page_queue, read
 
 WINDOWS = {"15 minutes": 900, "1 hour": 3600, "6 hours": 6 * 3600, "24 hours": 86400}
@@ -92,11 +93,11 @@ def _body(window: int, focus: str) -> None:
     if stats is None or queues is None or points is None:
         return
     _totals(stats)
-    st.caption("Queues: " + (", ".join(f"{name} ({s.ready} ready)" for name, s in stats.items())
-                             or "none yet"))
+    st.caption("Queues: " + escape_markdown(
+        ", ".join(f"{name} ({s.ready} ready)" for name, s in stats.items()) or "none yet"))
     st.markdown("#### Jobs by state")
     st.dataframe(stats_frame(stats, queues), hide_index=True)
-    st.markdown(f"#### Throughput, last {duration(window)} ({focus})")
+    st.markdown(f"#### Throughput, last {duration(window)} ({escape_markdown(focus)})")
     frame = throughput_frame(points, None if focus == "all queues" else focus,
                              start=now - window, end=now, step=60.0)
     if not any(p.enqueued or p.acked or p.failed or p.dead for p in points):

@@ -9,6 +9,7 @@ from ..errors import InvalidInput
 from ..models import DeletedQueue, QueueInfo
 from ..queue import Queue
 from .frames import stats_frame
+from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
 WHERE = "queues"
@@ -86,7 +87,7 @@ def _create_form() -> None:
 
 def _manage(info: QueueInfo) -> None:
     name = info.name
-    st.markdown(f"#### Queue `{name}` ({'paused' if info.paused else 'running'})")
+    st.markdown(f"#### Queue {escape_markdown(name)} ({'paused' if info.paused else 'running'})")
     st.button("Resume" if info.paused else "Pause", key="pause_toggle",
               on_click=_pause, args=(name, info.paused))
     with st.form(f"edit_{name}"):
@@ -101,13 +102,13 @@ def _manage(info: QueueInfo) -> None:
         st.form_submit_button("Save settings", on_click=_update, args=(name,))
     danger_left, danger_right = st.columns(2)
     with danger_left.expander("Purge: delete every unfinished job"):
-        st.text_input(f"Type '{name}' to confirm", key="purge_confirm")
+        st.text_input(f"Type '{escape_markdown(name)}' to confirm", key="purge_confirm")
         st.button("Purge queue", key="purge_button", on_click=_purge, args=(name,))
     with danger_right.expander("Delete the queue"):
         st.caption("Deletes the queue with its done jobs, dead letters and history, the "
                    "schedules that target it and its topic subscriptions.")
         st.checkbox("Also delete its unfinished jobs", key="delete_force")
-        st.text_input(f"Type '{name}' to confirm", key="delete_confirm")
+        st.text_input(f"Type '{escape_markdown(name)}' to confirm", key="delete_confirm")
         st.button("Delete queue", key="delete_button", on_click=_delete, args=(name,))
 
 

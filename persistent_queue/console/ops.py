@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .markup import escape_markdown
 from .ops_browse import render_browse
 from .ops_produce import render_claim, render_enqueue
 from .ops_topics import render_publish
@@ -18,7 +19,7 @@ def main() -> None:
     require_login(TITLE)
     logout_button()
     st.title(TITLE)
-    st.caption(f"Database: `{db_label()}`")
+    st.caption(f"Database: {escape_markdown(db_label())}")
     with page_queue() as queue:
         queues = read(lambda q: q.list_queues(), queue)
         if queues is None:

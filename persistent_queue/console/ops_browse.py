@@ -18,6 +18,7 @@ from .frames import (
     payload_matches,
     timestamp,
 )
+from .markup import escape_markdown
 from .session import read
 
 ALL = "(all)"
@@ -126,7 +127,7 @@ def render_detail(queue: Queue, ids: list[int]) -> None:
     a.metric("State", job.state.value)
     b.metric("Attempts", f"{job.attempts} / {job.max_attempts}")
     c.metric("Priority", job.priority)
-    d.metric("Queue", job.queue)
+    d.metric("Queue", escape_markdown(job.queue))
     times = {
         "created": timestamp(job.created_at),
         "available at": timestamp(job.available_at),
@@ -143,7 +144,7 @@ def render_detail(queue: Queue, ids: list[int]) -> None:
             f"job {i} ({states.get(i, '?')})" for i in job.depends_on)
             + (": it waits until all are acked." if job.state is JobState.WAITING else "."))
     if job.dedup_key:
-        st.caption(f"Dedup key: `{job.dedup_key}`")
+        st.text(f"Dedup key: {job.dedup_key}")
     if job.last_error:
         st.markdown("**Last error**")
         st.code(job.last_error, language=None)

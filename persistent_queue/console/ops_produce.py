@@ -12,6 +12,7 @@ from ..errors import InvalidInput
 from ..models import Job, JobState
 from ..queue import Queue
 from .frames import duration, parse_headers, parse_ids, parse_json, timestamp
+from .markup import escape_markdown
 from .session import attempt, flash, show_flash
 
 CLAIMED = "pq_claimed"
@@ -201,7 +202,7 @@ def render_claim(queue: Queue, names: list[str]) -> None:
         show_flash("claim")
         return
     show_flash("claim")
-    st.markdown(f"**Job {job.id}** from queue `{job.queue}`, attempt "
+    st.markdown(f"**Job {job.id}** from queue {escape_markdown(job.queue)}, attempt "
                 f"{job.attempts} of {job.max_attempts}, priority {job.priority}")
     _countdown()
     st.json({"payload": job.payload, "headers": job.headers, "last_error": job.last_error})

@@ -9,6 +9,7 @@ from ..errors import InvalidInput
 from ..models import Job
 from ..queue import Queue
 from .frames import parse_headers, parse_json
+from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
 WHERE = "publish"
@@ -46,8 +47,9 @@ def render_publish(queue: Queue) -> None:
     for sub in subscriptions:
         topics.setdefault(sub.topic, []).append(sub.queue)
     if topics:
-        st.caption("Subscribers: " + "; ".join(f"**{t}** → {', '.join(qs)}"
-                                               for t, qs in topics.items()))
+        st.caption("Subscribers: " + "; ".join(
+            f"**{escape_markdown(t)}** → {escape_markdown(', '.join(qs))}"
+            for t, qs in topics.items()))
     else:
         st.info("No topic has subscribers yet: subscribe a queue in the admin console "
                 "(Workflows) or with `pq topics subscribe TOPIC QUEUE`.")

@@ -19,6 +19,7 @@ import streamlit as st
 
 from ..errors import LeaseLost, QueueError
 from ..queue import Queue
+from .markup import escape_markdown
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,7 +58,7 @@ def page_queue() -> Iterator[Queue]:
     try:
         queue = Queue(db_path(), durability="full", busy_timeout=10.0)
     except (QueueError, OSError, ValueError) as exc:
-        st.error(f"Cannot open the database {db_label()!r}: {exc}")
+        st.error(escape_markdown(f"Cannot open the database {db_label()!r}: {exc}"))
         st.stop()
         raise  # st.stop() raises; this keeps type checkers informed
     try:
@@ -99,14 +100,18 @@ def logout_button() -> None:
 
 
 def flash(kind: str, text: str, where: str = "page") -> None:
-    """Remember a message (success, error, warning, info) for the section ``where``."""
+    """Remember a message (success, error, warning, info) for the section ``where``.
+
+    ``text`` is plain text (it may quote names and typed input): it is shown escaped, never
+    read as Markdown.
+    """
     st.session_state.setdefault(f"{_FLASH_KEY}_{where}", []).append((kind, text))
 
 
 def show_flash(where: str = "page") -> None:
     """Render and forget the messages remembered for the section ``where``."""
     for kind, text in st.session_state.pop(f"{_FLASH_KEY}_{where}", []):
-        getattr(st, kind)(text)
+        getattr(st, kind)(escape_markdown(text))
 
 
 def describe(exc: BaseException) -> str:
@@ -151,7 +156,7 @@ def read(action: Callable[[Queue], T], queue: Queue) -> T | None:
     except Exception as exc:  # noqa: BLE001 - a failed read is shown, not raised
         if not isinstance(exc, QueueError | ValueError):
             logger.exception("console read failed")
-        st.error(describe(exc))
+        st.error(escape_markdown(describe(exc)))
         return None
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from console_helpers import click, messages, run
+from console_helpers import click, messages, plain, run
 from streamlit.testing.v1 import AppTest
 
 from persistent_queue import Queue, QueueNotFound
@@ -183,7 +183,7 @@ def test_health_page_and_integrity_check(open_console: Console, db: Queue, backe
                                         ) -> None:
     db.enqueue("emails", {"n": 1})
     app = page(open_console("admin_console.py"), "Health")
-    metrics = {m.label: m.value for m in app.metric}
+    metrics = {m.label: plain(m.value) for m in app.metric}
     assert metrics["Schema version"] == str(db.schema_version())
     settings = dict(zip(app.dataframe[0].value["setting"], app.dataframe[0].value["value"],
                         strict=True))
