@@ -6,6 +6,10 @@ them, because firing enqueues the job and moves the schedule's next tick in one 
 Missed ticks: when no scheduler ran while ticks came due, the first scheduler back enqueues
 **one** job for the oldest missed tick (header ``scheduled_for``), counts the rest in the
 schedule's ``missed``, and continues with the first tick after now. Nothing is replayed.
+
+A cron expression that runs out of ticks (a year field) fires its last tick and is then
+finished (``ScheduleInfo.finished_at``; listed as finished). A schedule that cannot fire (its
+time zone is gone, say) is logged and retried; no schedule stops the others, nor the process.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ def run_scheduler(queue: Queue, stop: threading.Event, *,
     """Fire due schedules until ``stop`` is set; returns how many jobs were enqueued.
 
     Sleeps until the next tick or ``interval`` seconds (new schedules are noticed within
-    ``interval``). A storage error is logged and retried after ``interval``. With a
+    ``interval``). A storage error, or any other failure of a pass, is logged and retried
+    after ``interval``: the process outlives it (a crash loop would stop every schedule). With a
     ``worker_id`` the process shows in ``Queue.workers()`` (kind ``scheduler``), its
     ``processed`` count being the jobs it fired.
     """
@@ -66,6 +71,9 @@ def run_scheduler(queue: Queue, stop: threading.Event, *,
             upcoming = queue.backend.next_schedule_at()
         except QueueError:
             logger.exception("scheduler pass failed; retrying in %.1fs", interval)
+            upcoming = None
+        except Exception:  # a bug: log it and go on rather than crash-loop under supervisord
+            logger.exception("scheduler pass failed unexpectedly; retrying in %.1fs", interval)
             upcoming = None
         fired += len(jobs)
         pause = interval

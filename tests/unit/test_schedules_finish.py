@@ -4,13 +4,15 @@ and a schedule that could never fire is refused when declared."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from persistent_queue import InvalidArgument, Queue
-from tests.support import FakeClock
+from persistent_queue import InvalidArgument, Job, Queue
+from persistent_queue.scheduler import run_scheduler
+from tests.support import FakeClock, in_thread, wait_for
 
 NEW_YEAR_2030 = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
 LAST_TICK_2030 = "0 0 1 1 * 0 2030"  # minute hour day month weekday second year: one tick
@@ -96,3 +98,26 @@ def test_a_schedule_that_cannot_fire_does_not_stop_the_others(
     assert "unknown time zone 'Gone/Away'" in caplog.text
     broken = queue.get_schedule("a-broken")
     assert broken.runs == 0 and not broken.finished  # kept, retried on the next pass
+
+
+def test_the_scheduler_loop_outlives_an_unexpected_failure(
+    real_queue: Queue, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_queue.schedule("beats", 1, every=0.05)
+    fire = real_queue.run_due_schedules
+    failures = iter([RuntimeError("a bug in one pass")])
+
+    def flaky(now: float | None = None) -> list[Job]:
+        for failure in failures:
+            raise failure
+        return fire(now)
+
+    monkeypatch.setattr(real_queue, "run_due_schedules", flaky)
+    stop = threading.Event()
+    thread, outcome = in_thread(lambda: run_scheduler(real_queue, stop, interval=0.05))
+    wait_for(lambda: real_queue.get_schedule("beats").runs >= 2 or "error" in outcome,
+             timeout=30, message="the loop to fire after the failure")
+    stop.set()
+    thread.join(timeout=30)
+    assert "error" not in outcome and outcome["result"] >= 2
+    assert "scheduler pass failed unexpectedly" in caplog.text
