@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= $(or $(PQ_DB),data/queue.db)
 
-.PHONY: help venv init run stop status api test test-fast soak lint typecheck clean bench bench-quick
+.PHONY: help venv setup init run stop status api test test-fast soak lint typecheck clean bench bench-quick
 
 help:
+	@echo "make setup      create .venv and the database (then: source .venv/bin/activate)"
 	@echo "make run        set up and start the whole system under supervisord"
-	@echo "make status     the processes' states (while make run is going)"
-	@echo "make stop       stop supervisord and every process"
+	@echo "make status     the processes' states (while supervisord runs)"
+	@echo "make stop       stop supervisord and every process; returns once all have ended"
 	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000"
 	@echo "make test       set up and run the test suite"
 	@echo "make soak       the reliability suite in its long mode (docs/RELIABILITY.md)"
@@ -29,16 +30,23 @@ init: venv
 
 SUPERVISOR := $(VENV)/bin/supervisorctl -c supervisor/supervisord.conf
 
-# Foreground: Ctrl-C stops every process cleanly (consumers finish their jobs first).
-run: venv
+# The virtualenv and the database with the demo queues and data/input.txt. After it (and
+# `source .venv/bin/activate`) `supervisord -c supervisor/supervisord.conf` works as written.
+setup: venv
 	$(PY) scripts/setup_db.py --db '$(DB)' --demo
+
+# Foreground: Ctrl-C stops every process cleanly (consumers finish their jobs first).
+run: setup
 	PQ_DB='$(DB)' $(VENV)/bin/supervisord -n -c supervisor/supervisord.conf
 
 status:
 	$(SUPERVISOR) status
 
+# Waits until supervisord (foreground or background) has exited, so `make stop && make run`
+# works; says so and succeeds when nothing runs.
 stop:
-	$(SUPERVISOR) shutdown
+	@if [ -x $(PY) ]; then $(PY) scripts/stop_supervisord.py -c supervisor/supervisord.conf; \
+	else echo "supervisord is not running: nothing to stop (no $(VENV) yet)"; fi
 
 api: init
 	$(PY) api.py --db '$(DB)'
