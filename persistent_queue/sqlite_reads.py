@@ -37,6 +37,10 @@ from .worker_store import WorkerStore
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: On a full disk, the longest a claim or an ack waits for readers of the WAL to let a
+#: checkpoint empty it (seconds); then it goes on with the room of the disk reserve.
+ROOM_WAIT = 2.0
+
 #: A term that lets SQLite use the partial index of unfinished jobs in that state.
 _STATE_INDEX_TERM = {
     JobState.READY: "state IN ('ready', 'leased') AND ",
@@ -264,9 +268,17 @@ class SQLiteReads(SQLiteConnections, WorkerStore):
             self.reserve.ensure()  # back only if the disk has room for it and some more
 
     def _checkpointed(self) -> bool:
+        """``wal_checkpoint(TRUNCATE)``, waiting at most :data:`ROOM_WAIT` seconds for readers
+        of the WAL (a long reader must not hold every claim for the busy timeout). True once
+        the WAL is copied into the database file and emptied."""
         try:
-            return self.truncate_wal()
-        except StorageError:
+            conn = self._conn()
+            conn.execute(f"PRAGMA busy_timeout = {int(ROOM_WAIT * 1000):d}")
+            try:
+                return bool(conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
+        except (sqlite3.Error, StorageError):
             return False
 
     # -- health -----------------------------------------------------------------------------

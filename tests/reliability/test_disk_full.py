@@ -2,7 +2,9 @@
 
 Pass: ``enqueue`` raises ``StorageFull`` with a clear message, ``enqueue_many`` stores none of
 its batch, the API answers 507 (never 500), every job accepted before is still there and
-claimable, work resumes once space returns, and ``integrity_check`` is ok.
+claimable, work resumes once space returns, and ``integrity_check`` is ok. While the disk
+reserve is released (a consumer found the disk full) and cannot be put back, new jobs are
+refused and claims and acks go on. (A real full disk: ``test_disk_full_tmpfs.py``.)
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from persistent_queue import Queue, StorageFull
+from persistent_queue import Queue, StorageFull, disk_reserve
 from persistent_queue.api import create_app
+from persistent_queue.disk_reserve import DiskReserve
 from persistent_queue.sqlite_backend import SQLiteBackend
 from tests.reliability.checker import integrity_check
 from tests.reliability.soak import report
@@ -64,3 +67,28 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing(
             assert client.post("/enqueue", json={"queue": "full", "payload": 1}).status_code == 201
     report("disk-full", accepted=len(accepted), error=str(caught.value)[:60])
     assert integrity_check(db) == "ok"
+
+
+def test_new_jobs_wait_for_the_disk_reserve_while_claims_and_acks_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "queue.db"
+    with Queue(db) as q:
+        reserve = q.backend.reserve  # type: ignore[attr-defined]
+        assert reserve.path.stat().st_blocks * 512 >= reserve.size()  # real blocks, not sparse
+        q.enqueue_many("full", [{"n": i} for i in range(3)])
+        size, room = reserve.size(), {"free": 0}
+        monkeypatch.setattr(DiskReserve, "_room", lambda self: (size, room["free"]))
+        monkeypatch.setattr(disk_reserve, "RETRY_INTERVAL", 0.0)
+        reserve.release()  # as a consumer does on a full disk
+        with pytest.raises(StorageFull, match="no room left for new jobs"):
+            q.enqueue("full", {"n": 3})
+        with pytest.raises(StorageFull):
+            q.enqueue_many("full", [{"n": 4}, {"n": 5}])
+        job = q.dequeue("full")
+        assert job is not None
+        q.ack(job)
+        room["free"] = 2 * size  # space is back: the reserve first, then new jobs
+        assert q.enqueue("full", {"n": 6}).id
+        assert reserve.in_place()
+        assert [j.payload["n"] for j in q.list_jobs("full", state="ready", newest_first=False)
+                ] == [1, 2, 6]
