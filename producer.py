@@ -1,9 +1,12 @@
 """Publish jobs: ``python producer.py --queue emails --input data/input.txt --follow``.
 
 Sources: a file, one message per line (``--follow`` keeps watching it; the offset is stored
-in the database with each batch, so a restart never publishes a line twice); stdin
+in the database with each commit, so a restart never publishes a line twice, and a file
+replaced or truncated and rewritten is read from its start); stdin
 (``--input -``); or a synthetic load (``--rate 50/s --count 1000``). Lines are JSON or text
 (``--format``). Every flag can also come from a ``PQ_*`` environment variable.
+A line that does not parse (``--format json``) or that the queue refuses is logged with its
+line number and skipped; a full bounded queue gets what fits, the rest waits for room.
 Exit codes: 0 done or stopped cleanly, 1 the database failed, 2 bad configuration.
 """
 

@@ -1,25 +1,36 @@
 """The producer: publishes lines of a file or stdin, or a synthetic load, as jobs.
 
-From a file, every batch of lines is enqueued in the same transaction that stores the file
-offset after them (``Queue.atomic``), so a crash at any moment neither loses a line nor
-publishes one twice: after a restart the producer continues exactly after the last line
-whose job was committed. With ``follow`` it keeps watching the file for new lines (and starts
-over when the file is truncated or replaced). Only complete lines (ending in a newline) are
-published while following; a last line without one is published when the input ends.
+From a file, every commit that publishes lines stores, in the same transaction
+(``Queue.atomic``), the file offset after its last line, so a crash at any moment neither
+loses a line nor publishes one twice: after a restart the producer continues exactly after the
+last line whose job was committed. The stored offset carries the file's inode and a
+fingerprint of the bytes it follows (the file's first bytes and those just before the offset):
+a file replaced by another, or truncated in place and written again (``logrotate
+copytruncate``), is read from its beginning, even when it is already longer than the offset.
+With ``follow`` it keeps watching the file for new lines. Only complete lines (ending in a
+newline) are published while following; a last line without one is published when the input
+ends.
+
+Input never stops the producer: a line that does not parse (``--format json``) or that the
+queue refuses (NaN, an integer beyond 64 bits, a payload over the size limit) is logged with
+its line number and skipped. On a bounded queue without room for a whole batch, what fits is
+published and the rest waits for room (back-pressure), which the log says.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, NamedTuple
 
+from . import config, validation
 from .errors import InvalidArgument, InvalidInput, QueueError, QueueFull
 from .models import JSON
 from .queue import Queue
@@ -28,6 +39,11 @@ logger = logging.getLogger(__name__)
 
 Format = Literal["auto", "json", "text"]
 CHUNK = 1024 * 1024
+#: How many of the file's first bytes, and of the bytes just before the offset, the stored
+#: fingerprint covers.
+FINGERPRINT_BYTES = 256
+#: Seconds between two looks for room in a full bounded queue.
+ROOM_POLL = 0.2
 _RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*([smh]))?\s*")
 
 
@@ -41,7 +57,11 @@ def parse_rate(text: str) -> float:
 
 
 def parse_line(line: str, fmt: Format) -> JSON:
-    """A line's payload: JSON (``json``), the text itself (``text``) or JSON-if-valid (``auto``)."""
+    """A line's payload: JSON (``json``), the text itself (``text``) or JSON-if-valid (``auto``).
+
+    JSON that Python cannot read (an integer of thousands of digits, nesting deeper than the
+    recursion limit) counts as invalid: ``InvalidInput`` with ``json``, the text with ``auto``.
+    """
     if fmt == "text":
         return line
     try:
@@ -49,6 +69,11 @@ def parse_line(line: str, fmt: Format) -> JSON:
     except json.JSONDecodeError as exc:
         if fmt == "json":
             raise InvalidInput(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        return line
+    except (ValueError, RecursionError) as exc:
+        if fmt == "json":
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise InvalidInput(f"not readable JSON ({reason})") from None
         return line
 
 
@@ -61,6 +86,27 @@ class PublishOptions:
     batch: int = 500
     priority: int = 0
     max_attempts: int | None = None
+
+    def __post_init__(self) -> None:
+        """``InvalidArgument`` for a priority or max_attempts that every job would be refused
+        for (rather than skipping every line)."""
+        validation.integer(self.priority, name="priority", minimum=config.PRIORITY_MIN,
+                           maximum=config.PRIORITY_MAX)
+        if self.max_attempts is not None:
+            validation.integer(self.max_attempts, name="max_attempts", minimum=1,
+                               maximum=config.MAX_ATTEMPTS_LIMIT)
+
+
+class _Line(NamedTuple):
+    """One line to publish: its number in the input, the offset after it, its payload."""
+
+    number: int
+    end: int
+    payload: JSON
+
+
+#: The stored offset record for a commit that ends at byte ``end`` after line ``number``.
+_Mark = Callable[[int, int], tuple[str, str]]
 
 
 class Publisher:
@@ -77,9 +123,10 @@ class Publisher:
         self._stop = threading.Event()
         self._unreported = 0
         self._next_beat = time.monotonic() + heartbeat_interval
+        self._source = "input"
 
     def stop(self, signum: int | None = None) -> None:
-        """Finish the current batch and return."""
+        """Finish the current batch (or stop waiting for room) and return."""
         self._stop.set()
 
     # -- registry ---------------------------------------------------------------------------
@@ -106,77 +153,142 @@ class Publisher:
 
     # -- publishing -------------------------------------------------------------------------
 
-    def _payloads(self, lines: list[bytes]) -> list[JSON]:
-        payloads = []
-        for raw in lines:
+    def _skip(self, number: int, reason: str, text: str | None = None) -> None:
+        self.skipped += 1
+        extra: dict[str, Any] = {"source": self._source, "line_number": number}
+        if text is not None:
+            extra["line"] = text[:200]
+        logger.error("skipped line %d of %s: %s", number, self._source, reason, extra=extra)
+
+    def _lines(self, raw_lines: list[bytes], number: int, offset: int) -> list[_Line]:
+        """The payloads of ``raw_lines`` (the first is line ``number + 1``, starting at byte
+        ``offset``); blank lines are left out, lines that do not parse are logged and skipped."""
+        lines = []
+        for raw in raw_lines:
+            number += 1
+            offset += len(raw)
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
             if not text.strip():
                 continue
             try:
-                payloads.append(parse_line(text, self.options.fmt))
+                lines.append(_Line(number, offset, parse_line(text, self.options.fmt)))
             except InvalidInput as exc:
-                self.skipped += 1
-                logger.error("skipped a line: %s", exc, extra={"line": text[:200]})
-        return payloads
+                self._skip(number, str(exc), text)
+        return lines
 
-    def _enqueue(self, payloads: list[JSON], offset: tuple[str, str] | None) -> None:
-        """Enqueue (and store the offset) in one transaction; waits while the queue is full."""
+    def _transaction(self, payloads: list[JSON], offset: tuple[str, str] | None) -> None:
+        """Enqueue ``payloads`` and store ``offset`` in one transaction: both or neither."""
         opts = self.options
-        while True:
-            try:
-                with self.q.atomic():
-                    if payloads:
-                        self.q.enqueue_many(opts.queue, payloads, priority=opts.priority,
-                                            max_attempts=opts.max_attempts)
-                    if offset is not None:
-                        self.q.set_value(*offset)
-                break
-            except QueueFull:
-                if self._stop.wait(0.5):
-                    raise
+        with self.q.atomic():
+            if payloads:
+                self.q.enqueue_many(opts.queue, payloads, priority=opts.priority,
+                                    max_attempts=opts.max_attempts)
+            if offset is not None:
+                self.q.set_value(*offset)
         self.published += len(payloads)
         self._unreported += len(payloads)
         self._beat()
 
-    def _publish_lines(self, lines: list[bytes], offset: tuple[str, str] | None) -> None:
-        payloads = self._payloads(lines)
+    def _commit(self, rest: list[_Line], end: int, end_line: int, mark: _Mark | None) -> bool:
+        """Publish ``rest`` and store the offset ``end``, after line ``end_line`` (``mark``
+        makes the record); what is committed is removed from ``rest``. False when stopped
+        before all of it was.
+
+        A bounded queue without room for all of ``rest`` gets the longest part that fits,
+        stored with the offset of its own last line, and the rest waits for room. The queue
+        refusing a payload raises ``InvalidInput`` (nothing of that transaction is stored).
+        """
+        size = len(rest)
+        stalled = 0.0
+        while True:
+            part = rest[:size]
+            whole = size == len(rest)
+            offset = None
+            if mark is not None:
+                offset = mark(end, end_line) if whole else mark(part[-1].end, part[-1].number)
+            try:
+                self._transaction([line.payload for line in part], offset)
+            except QueueFull:
+                if size > 1:
+                    size //= 2  # publish what fits
+                    continue
+                if not stalled:
+                    stalled = time.monotonic()
+                    logger.warning("queue %s is full: %d line(s) of %s wait for room",
+                                   self.options.queue, len(rest), self._source,
+                                   extra={"queue": self.options.queue, "waiting": len(rest)})
+                self._beat()
+                if self._stop.wait(ROOM_POLL):
+                    logger.info("stopped while waiting for room in queue %s",
+                                self.options.queue, extra={"queue": self.options.queue})
+                    return False
+                continue  # one line first: the cheapest look for room
+            del rest[:size]
+            if stalled and size:
+                logger.info("queue %s has room again after %.1f s", self.options.queue,
+                            time.monotonic() - stalled, extra={"queue": self.options.queue})
+                stalled = 0.0
+            if whole:
+                return True
+            size = len(rest)
+
+    def _publish(self, lines: list[_Line], end: int, end_line: int,
+                 mark: _Mark | None) -> bool:
+        """Publish a batch ending at byte ``end`` after line ``end_line``; a line the queue
+        refuses is logged and skipped. Every commit stores the offset of its last line (with
+        ``mark``). False when stopped."""
+        rest = list(lines)
         try:
-            self._enqueue(payloads, offset)
+            return self._commit(rest, end, end_line, mark)
         except InvalidInput:
-            if len(payloads) <= 1:  # the one bad line: log it and move past it
-                logger.error("skipped a job the queue refused", exc_info=True)
-                self.skipped += len(payloads)
-                self._enqueue([], offset)
-                return
-            for payload in payloads:  # find the bad one; offsets move only after the batch
-                try:
-                    self._enqueue([payload], None)
-                except InvalidInput as exc:
-                    self.skipped += 1
-                    logger.error("skipped a job the queue refused: %s", exc)
-            self._enqueue([], offset)
+            pass  # one line or more the queue refuses: set them aside, publish the others
+        rest = [line for line in rest if self._storable(line)]
+        try:
+            return self._commit(rest, end, end_line, mark)
+        except InvalidInput:
+            pass  # refused together though each passed alone: one commit per line
+        for line in rest:
+            try:
+                if not self._commit([line], line.end, line.number, mark):
+                    return False
+            except InvalidInput as exc:
+                self._skip(line.number, f"the queue refused it: {exc}")
+        return self._commit([], end, end_line, mark)
+
+    def _storable(self, line: _Line) -> bool:
+        try:
+            validation.payload(line.payload, max_bytes=self.q.max_payload_bytes)
+        except InvalidInput as exc:
+            self._skip(line.number, f"the queue refuses it: {exc}")
+            return False
+        return True
 
     def publish_stream(self, stream: BinaryIO) -> int:
         """Publish every line of a stream (stdin) until it ends; no offset is kept."""
+        self._source = "stdin"
         fd = stream.fileno()
         pending = b""
+        number = 0
         while not self._stop.is_set():
             chunk = os.read(fd, CHUNK)
             if not chunk:
                 break
-            lines, pending = _split(pending + chunk)
-            for start in range(0, len(lines), self.options.batch):
-                self._publish_lines(lines[start:start + self.options.batch], None)
+            raw_lines, pending = _split(pending + chunk)
+            for group in _batches(raw_lines, self.options.batch):
+                if not self._publish(self._lines(group, number, 0), 0, 0, None):
+                    return self.published
+                number += len(group)
         if pending and not self._stop.is_set():
-            self._publish_lines([pending], None)
+            self._publish(self._lines([pending], number, 0), 0, 0, None)
         return self.published
 
     def publish_file(self, path: str | os.PathLike[str], *, follow: bool = False,
                      key: str | None = None, poll: float = 0.2) -> int:
         """Publish a file's lines from the stored offset on; with ``follow``, keep watching."""
         path = os.fspath(path)
+        self._source = path
         # The path as given (not resolved): moving the whole project keeps its offsets. The
-        # stored inode tells a different file under the same name apart.
+        # stored inode and fingerprint tell a different file under the same name apart.
         key = key or f"producer.offset:{self.options.queue}:{os.path.normpath(path)}"
         while not self._stop.is_set():
             try:
@@ -191,52 +303,80 @@ class Publisher:
                 break
         return self.published
 
-    def _start_offset(self, handle: BinaryIO, key: str) -> int:
-        stat = os.fstat(handle.fileno())
+    def _resume(self, fd: int, key: str, inode: int, path: str) -> _Cursor:
+        """Where to start in the open file: after the stored offset if it belongs to this
+        file (same inode, long enough, same fingerprint), else at its beginning."""
+        start = _Cursor(key, inode)
         stored = self.q.get_value(key)
         if stored is None:
-            return 0
+            return start
         saved = json.loads(stored)
-        if saved.get("inode") != stat.st_ino or saved["offset"] > stat.st_size:
+        offset = int(saved["offset"])
+        if saved.get("inode") != inode or offset > os.fstat(fd).st_size:
             logger.warning("input file was replaced or truncated: starting from its beginning",
-                           extra={"path": handle.name})
-            return 0
-        return int(saved["offset"])
+                           extra={"path": path})
+            return start
+        span = min(offset, FINGERPRINT_BYTES)
+        head, before = os.pread(fd, span, 0), os.pread(fd, span, offset - span)
+        fingerprint = saved.get("fingerprint")  # absent in offsets stored by older versions
+        if len(head) != span or len(before) != span or (
+                fingerprint is not None and fingerprint != _fingerprint(head, before)):
+            logger.warning("input file was rewritten since its offset was stored (the bytes "
+                           "before byte %d differ): starting from its beginning", offset,
+                           extra={"path": path, "offset": offset})
+            return start
+        line = saved.get("line")
+        number = int(line) if line is not None else _count_lines(fd, offset)
+        return _Cursor(key, inode, offset, number, head, before)
 
     def _drain_file(self, handle: BinaryIO, key: str, *, follow: bool, poll: float) -> bool:
         """Publish from ``handle`` until it ends (or is replaced, when following)."""
         with handle:
-            inode = os.fstat(handle.fileno()).st_ino
-            offset = self._start_offset(handle, key)
-            handle.seek(offset)
-            logger.info("publishing %s from byte %d", handle.name, offset,
-                        extra={"path": handle.name, "offset": offset, "follow": follow})
-            pending = b""
+            fd = handle.fileno()
+            inode = os.fstat(fd).st_ino
+            cursor = self._resume(fd, key, inode, handle.name)
+            logger.info("publishing %s from byte %d", handle.name, cursor.offset,
+                        extra={"path": handle.name, "offset": cursor.offset, "follow": follow})
             while not self._stop.is_set():
-                chunk = handle.read(CHUNK)
+                chunk = os.pread(fd, CHUNK, cursor.position)
+                if chunk and not cursor.matches(fd):
+                    # Truncated in place and written again: what was read is gone.
+                    logger.warning("input file was truncated and rewritten: starting from its "
+                                   "beginning", extra={"path": handle.name})
+                    cursor = _Cursor(key, inode)
+                    continue
                 if chunk:
-                    lines, pending = _split(pending + chunk)
-                    for group in _batches(lines, self.options.batch):
-                        offset += sum(len(line) for line in group)
-                        self._publish_lines(group, (key, _offset_value(offset, inode)))
-                        if self._stop.is_set():
-                            return False
+                    cursor.feed(chunk)
+                    raw_lines = cursor.complete_lines()
+                    if not self._publish_lines(cursor, raw_lines):
+                        return False
                     continue
                 if not follow:
-                    if pending:
-                        offset += len(pending)
-                        self._publish_lines([pending], (key, _offset_value(offset, inode)))
+                    if cursor.pending:
+                        self._publish_lines(cursor, [cursor.pending])
                     return False
                 self._beat()
-                if _replaced(handle.name, inode, offset + len(pending)):
+                if _replaced(handle.name, inode, cursor.position):
                     return True
-                handle.seek(offset + len(pending))
                 self._stop.wait(poll)
         return False
+
+    def _publish_lines(self, cursor: _Cursor, raw_lines: list[bytes]) -> bool:
+        """Publish lines read at the cursor, batch by batch; False when stopped."""
+        offset, number = cursor.offset, cursor.line
+        for group in _batches(raw_lines, self.options.batch):
+            lines = self._lines(group, number, offset)
+            offset += sum(len(raw) for raw in group)
+            number += len(group)
+            if not self._publish(lines, offset, number, cursor.record) or self._stop.is_set():
+                return False
+        cursor.consume(offset - cursor.offset, number - cursor.line)
+        return True
 
     def publish_synthetic(self, rate: float, count: int | None,
                           template: dict[str, Any] | None = None) -> int:
         """Publish ``count`` jobs (forever if None) at ``rate`` per second."""
+        self._source = "synthetic load"
         started = time.monotonic()
         sent = 0
         while not self._stop.is_set() and (count is None or sent < count):
@@ -249,11 +389,95 @@ class Publisher:
                 self._stop.wait(min(0.1, 1 / rate))
                 continue
             now = time.time()
-            payloads: list[JSON] = [{**(template or {}), "seq": sent + i, "sent_at": now}
-                                    for i in range(due)]
-            self._enqueue(payloads, None)
-            sent += due
+            rest = [_Line(sent + i + 1, 0, {**(template or {}), "seq": sent + i, "sent_at": now})
+                    for i in range(due)]
+            done = self._commit(rest, 0, 0, None)
+            sent += due - len(rest)
+            if not done:
+                break
         return self.published
+
+
+class _Cursor:
+    """Where publishing stands in one open file, and the bytes that prove it is still there.
+
+    ``offset`` is the end of the last line handed out (line number ``line``). Kept in memory:
+    the file's first bytes (``head``, up to ``FINGERPRINT_BYTES``) and a buffer holding the
+    ``FINGERPRINT_BYTES`` bytes before ``offset`` followed by the bytes read after it that do
+    not make a complete line yet.
+    """
+
+    def __init__(self, key: str, inode: int, offset: int = 0, line: int = 0,
+                 head: bytes = b"", before: bytes = b"") -> None:
+        self.key, self.inode = key, inode
+        self.offset, self.line = offset, line
+        self.head = head
+        self._buffer = before
+        self._kept = len(before)
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes read after ``offset``."""
+        return self._buffer[self._kept:]
+
+    @property
+    def position(self) -> int:
+        """Where the next read starts."""
+        return self.offset + len(self._buffer) - self._kept
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the bytes read at ``position``."""
+        if len(self.head) < FINGERPRINT_BYTES:
+            self.head += chunk[:FINGERPRINT_BYTES - len(self.head)]
+        self._buffer += chunk
+
+    def complete_lines(self) -> list[bytes]:
+        """The complete lines read after ``offset``."""
+        return _split(self.pending)[0]
+
+    def consume(self, size: int, lines: int) -> None:
+        """Move ``offset`` past ``size`` bytes (``lines`` lines) that were published."""
+        self.offset += size
+        self.line += lines
+        start = self._kept + size
+        keep = min(FINGERPRINT_BYTES, start)
+        self._buffer = self._buffer[start - keep:]
+        self._kept = keep
+
+    def record(self, end: int, line: int) -> tuple[str, str]:
+        """The key and value to store for offset ``end`` (between offset and position)."""
+        at = self._kept + end - self.offset
+        tail = self._buffer[max(0, at - FINGERPRINT_BYTES):at]
+        head = self.head[:min(end, FINGERPRINT_BYTES)]
+        return self.key, json.dumps({"offset": end, "inode": self.inode, "line": line,
+                                     "fingerprint": _fingerprint(head, tail)})
+
+    def matches(self, fd: int) -> bool:
+        """Whether the file still holds, before ``position``, the bytes read there."""
+        tail = self._buffer[-FINGERPRINT_BYTES:] if self._buffer else b""
+        return (os.pread(fd, len(self.head), 0) == self.head
+                and os.pread(fd, len(tail), self.position - len(tail)) == tail)
+
+
+def _fingerprint(head: bytes, tail: bytes) -> str:
+    """A digest of the file's first bytes and of the bytes just before an offset."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(len(head).to_bytes(4, "big"))
+    digest.update(head)
+    digest.update(tail)
+    return digest.hexdigest()
+
+
+def _count_lines(fd: int, end: int) -> int:
+    """Newlines in the file before byte ``end`` (an offset stored without its line number)."""
+    count = position = 0
+    while position < end:
+        chunk = os.pread(fd, min(CHUNK, end - position), position)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        position += len(chunk)
+    return count
 
 
 def _split(data: bytes) -> tuple[list[bytes], bytes]:
@@ -265,10 +489,6 @@ def _split(data: bytes) -> tuple[list[bytes], bytes]:
 def _batches(lines: list[bytes], size: int) -> Iterator[list[bytes]]:
     for start in range(0, len(lines), size):
         yield lines[start:start + size]
-
-
-def _offset_value(offset: int, inode: int) -> str:
-    return json.dumps({"offset": offset, "inode": inode})
 
 
 def _replaced(path: str, inode: int, position: int) -> bool:
