@@ -8,15 +8,19 @@ one is skipped with a log line, and the producer never dies on input.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from persistent_queue import Queue
+from persistent_queue.errors import InvalidPayload
+from persistent_queue.publisher import Publisher, PublishOptions
 from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -236,3 +240,51 @@ def test_bounded_queue_gets_what_fits_and_the_rest_waits_for_room(
             proc.wait(timeout=60)
     assert done == [f"job {n}" for n in range(1, 11)]
     assert real_queue.stats("in").ready == 0
+
+
+# -- upgrades and the last-resort path ------------------------------------------------------
+
+def test_offset_stored_without_fingerprint_is_still_honoured(
+        real_queue: Queue, db_path: Path, subprocess_env: dict[str, str],
+        tmp_path: Path) -> None:
+    source = tmp_path / "app.log"
+    source.write_text(lines("line", 5))
+    already = len("line 1\nline 2\n")  # as an older producer stored it: offset and inode only
+    real_queue.set_value(f"producer.offset:in:{source}",
+                         json.dumps({"offset": already, "inode": source.stat().st_ino}))
+    done = run_producer(db_path, subprocess_env, "--input", str(source), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert payloads(real_queue) == []  # lines 3-5 are not JSON: skipped, numbered from 3
+    assert [f"skipped line {n} of" in done.stdout for n in (3, 4, 5)] == [True] * 3
+    source.write_text(lines("line", 5))  # same bytes: nothing to tell it from the first file
+    assert "skipped line" not in run_producer(
+        db_path, subprocess_env, "--input", str(source), "--format", "json").stdout
+
+
+def test_lines_refused_only_together_get_one_commit_each_with_its_offset(
+        real_queue: Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "app.log"
+    source.write_text(lines("line", 4))
+    enqueue_many = real_queue.enqueue_many
+
+    def refuse_batches(queue: str, batch: list[object], **options: Any) -> Any:
+        if len(batch) > 1:
+            raise InvalidPayload("refused as a batch")
+        if batch == ["line 3"]:
+            raise InvalidPayload("refused alone")
+        return enqueue_many(queue, batch, **options)
+
+    stored: list[int] = []
+    set_value = real_queue.set_value
+
+    def record(key: str, value: str) -> None:
+        stored.append(json.loads(value)["offset"])
+        set_value(key, value)
+
+    monkeypatch.setattr(real_queue, "enqueue_many", refuse_batches)
+    monkeypatch.setattr(real_queue, "set_value", record)
+    publisher = Publisher(real_queue, PublishOptions(queue="in"))
+    publisher.publish_file(source)
+    assert payloads(real_queue) == ["line 1", "line 2", "line 4"]
+    assert stored == [7, 14, 28, 28]  # line 1, line 2, line 4, then the batch's end
+    assert publisher.skipped == 1
