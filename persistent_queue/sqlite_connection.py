@@ -105,6 +105,7 @@ class SQLiteConnections:
         #: (st_dev, st_ino) of the file the first connection opened (None for ``:memory:``):
         #: see :meth:`verify_file`. Later connections open it without creating it.
         self._identity: tuple[int, int] | None = None
+        self._file_name = os.fspath(self.path)  # a str: stat() takes it faster than a Path
         with translate_errors():
             conn = self._conn()
             if self._memory_uri is None:
@@ -257,7 +258,7 @@ class SQLiteConnections:
         if identity is None:
             return
         try:
-            found = os.stat(self.path)
+            found = os.stat(self._file_name)
         except OSError as exc:
             raise DatabaseMissing(
                 f"the database file {self.path} is gone ({exc.strerror}): it was deleted while "
