@@ -29,7 +29,9 @@ import httpx
 import pytest
 
 from persistent_queue import Queue
-from tests.support import ROOT, wait_for
+from persistent_queue.errors import DatabaseMissing
+from persistent_queue.health import database_health
+from tests.support import ROOT, in_thread, wait_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -196,6 +198,34 @@ def test_a_database_replaced_under_the_server_fails_every_write(
     stop_server(server)
     with Queue(db) as restored:  # the file put in place was left as it was
         assert [job.payload for job in restored.list_jobs("q")] == ["from the other file"]
+
+
+@pytest.mark.parametrize("durability", ["full", "normal"])
+def test_the_library_refuses_every_write_to_a_deleted_file(tmp_path: Path,
+                                                          durability: str) -> None:
+    db = tmp_path / "queue.db"
+    with Queue(db, durability=durability) as queue:
+        queue.enqueue("q", 1)
+        claimed = queue.dequeue("q")
+        assert claimed is not None
+
+        delete_database(db)
+
+        writes: list[Callable[[], object]] = [
+            lambda: queue.enqueue("q", 2), lambda: queue.enqueue_many("q", [3, 4]),
+            lambda: queue.dequeue("q"), lambda: queue.ack(claimed),
+            lambda: queue.set_value("key", "value"), lambda: queue.create_queue("other"),
+        ]
+        for write in writes:
+            with pytest.raises(DatabaseMissing, match="deleted"):
+                write()
+        thread, outcome = in_thread(lambda: queue.enqueue("q", 5))  # a new connection
+        thread.join(timeout=30)
+        assert isinstance(outcome.get("error"), DatabaseMissing), outcome
+        report = database_health(queue)
+        assert not report.ok and report.file_error is not None
+        assert "deleted" in report.problems[0]
+    assert not db.exists()
 
 
 # -- /healthz stays cheap and bounded ----------------------------------------------------
