@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .errors import (
     DatabaseBusy,
+    DatabaseMissing,
     InvalidArgument,
     InvalidDependency,
     InvalidInput,
@@ -52,6 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DatabaseBusy",
+    "DatabaseMissing",
     "DeadLetter",
     "DeletedQueue",
     "InvalidArgument",

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
     DatabaseBusy,
+    DatabaseMissing,
     InvalidDependency,
     InvalidInput,
     InvalidJobState,
@@ -51,6 +52,7 @@ STATUS_BY_ERROR: list[tuple[type[QueueError], int, str]] = [
     (QueueFull, 429, "queue_full"),
     (StorageFull, 507, "storage_full"),
     (DatabaseBusy, 503, "database_busy"),
+    (DatabaseMissing, 503, "database_missing"),
     (StorageError, 503, "storage_error"),
 ]
 

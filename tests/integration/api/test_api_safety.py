@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from persistent_queue import (
     DatabaseBusy,
+    DatabaseMissing,
     Queue,
     QueueError,
     QueueFull,
@@ -206,6 +207,7 @@ def test_a_locked_database_is_503_with_retry_after(db_path: Path) -> None:
     (QueueFull("queue 'emails' holds 10 jobs, its max_size"), 429, "queue_full"),
     (StorageFull("the disk is full"), 507, "storage_full"),
     (DatabaseBusy("locked"), 503, "database_busy"),
+    (DatabaseMissing("the database file was deleted"), 503, "database_missing"),
     (SchemaTooNew("schema 9"), 503, "storage_error"),
     (StorageError("disk I/O error"), 503, "storage_error"),
 ])
