@@ -224,11 +224,11 @@ class Publisher:
                     return False
                 continue  # one line first: the cheapest look for room
             del rest[:size]
-            if stalled and size:
-                logger.info("queue %s has room again after %.1f s", self.options.queue,
-                            time.monotonic() - stalled, extra={"queue": self.options.queue})
-                stalled = 0.0
             if whole:
+                if stalled:  # said once per batch, not once per line that found room
+                    logger.info("queue %s had room for the waiting lines after %.1f s",
+                                self.options.queue, time.monotonic() - stalled,
+                                extra={"queue": self.options.queue})
                 return True
             size = len(rest)
 
