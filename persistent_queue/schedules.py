@@ -30,6 +30,8 @@ def zone(name: str) -> tzinfo:
     """The time zone a cron expression is read in; ``InvalidArgument`` for an unknown name."""
     if name == "UTC":
         return UTC
+    if not isinstance(name, str):
+        raise InvalidArgument(f"timezone must be a string, not {type(name).__name__}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Europe", a folder
