@@ -155,8 +155,9 @@ def test_design_supervisor_commands_work_as_written(shell: Shell) -> None:
     one = shell(f"supervisorctl -c {CONFIG} stop consumer:consumer_00")
     assert one.stdout == "consumer:consumer_00: stopped\n"
     assert [shell.status()[n] for n in CONSUMERS] == ["STOPPED", "RUNNING"]
-    group = shell(f"supervisorctl -c {CONFIG} start 'consumer:*'")
-    assert group.stdout == "consumer:consumer_00: started\n"  # the other one was running
+    group = shell(f"supervisorctl -c {CONFIG} stop 'consumer:*'")
+    assert group.stdout == "consumer:consumer_01: stopped\n"  # the other one was stopped
+    assert [shell.status()[n] for n in CONSUMERS] == ["STOPPED", "STOPPED"]
     unknown = shell(f"supervisorctl -c {CONFIG} stop nosuch")
     assert unknown.returncode != 0 and "no such process" in unknown.stdout
     assert shell.daemon_pid() == daemon
