@@ -26,9 +26,7 @@ import xmlrpc.client
 from pathlib import Path
 
 from supervisor.options import ClientOptions
-
-#: supervisord's answer to a call while it is already shutting down.
-SHUTDOWN_STATE = 6
+from supervisor.xmlrpc import Faults
 
 
 def pidfile_of(config: Path) -> Path:
@@ -83,7 +81,7 @@ def request_shutdown(config: Path) -> tuple[bool, int | None]:
         pid = int(server.getPID())
         server.shutdown()
     except xmlrpc.client.Fault as fault:
-        if fault.faultCode == SHUTDOWN_STATE:
+        if fault.faultCode == Faults.SHUTDOWN_STATE:
             return True, None  # already shutting down
         raise
     except OSError:
