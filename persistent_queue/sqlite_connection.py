@@ -63,7 +63,9 @@ class SQLiteConnections:
         durability: Durability = "full",
         busy_timeout: float = 60.0,
     ) -> None:
-        self.path = Path(path)
+        # Absolute from the start: a process that changes its working directory later must
+        # neither open another file nor take its own database for deleted (verify_file).
+        self.path = Path(path) if str(path) == ":memory:" else Path(os.path.abspath(path))
         self.durability = durability
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -121,7 +123,8 @@ class SQLiteConnections:
         if self._identity is not None:
             # Once open, a missing file is an error, never a fresh empty database (mode=rw).
             self.verify_file()
-            target = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=rw"
+            # "file://" and an empty authority: a path that starts with "//" stays a path.
+            target = f"file://{urllib.parse.quote(os.fspath(self.path))}?mode=rw"
         conn = sqlite3.connect(
             target,
             uri=self._memory_uri is not None or self._identity is not None,
