@@ -1,83 +1,12 @@
 """Run a consumer: ``python consumer.py --queue emails --handler tasks:send_email``.
 
-Every flag can also come from a ``PQ_*`` environment variable (shown in ``--help``); a flag
-wins over the environment. Exit codes: 0 stopped cleanly (warm stop), 1 the database failed,
-2 bad configuration, 3 cold stop (jobs in hand were given back).
+The same as ``pq worker`` (:mod:`persistent_queue.commands.worker`): every flag can also come
+from a ``PQ_*`` environment variable (shown in ``--help``); a flag wins over the environment.
+Exit codes: 0 stopped cleanly (warm stop), 1 the database failed, 2 bad configuration, 3 cold
+stop (jobs in hand were given back).
 """
 
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-import click
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # handlers such as tasks:send_email
-
-from persistent_queue import Queue, QueueError  # noqa: E402
-from persistent_queue.config import DEFAULT_DB_PATH  # noqa: E402
-from persistent_queue.logs import setup_logging  # noqa: E402
-from persistent_queue.postgres_url import mask_url  # noqa: E402
-from persistent_queue.worker import (  # noqa: E402
-    EXIT_ERROR,
-    EXIT_USAGE,
-    Worker,
-    WorkerConfig,
-    load_handler,
-)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
-              show_default=mask_url(DEFAULT_DB_PATH), show_envvar=True,
-              help="Database file or postgresql:// URL.")
-@click.option("--queue", "queue_name", envvar="PQ_QUEUE", required=True, show_envvar=True,
-              help="Queue to consume.")
-@click.option("--handler", envvar="PQ_HANDLER", default="persistent_queue.handlers:echo",
-              show_default=True, show_envvar=True, help="module:callable taking a Job.")
-@click.option("--concurrency", envvar="PQ_CONCURRENCY", type=int, default=1,
-              show_default=True, show_envvar=True, help="Jobs run at once (threads).")
-@click.option("--visibility-timeout", envvar="PQ_VISIBILITY_TIMEOUT", type=float,
-              default=None, show_envvar=True,
-              help="Lease length in seconds [default: the queue's setting].")
-@click.option("--wait", envvar="PQ_WAIT", type=float, default=1.0, show_default=True,
-              show_envvar=True, help="Long-poll length of one claim, in seconds.")
-@click.option("--log-dir", envvar="PQ_LOG_DIR", default="logs", show_default=True,
-              show_envvar=True, help="Where processed_log.csv and error_log.txt go.")
-@click.option("--max-jobs", envvar="PQ_MAX_JOBS", type=int, default=None, show_envvar=True,
-              help="Exit after this many jobs.")
-@click.option("--durability", envvar="PQ_DURABILITY", type=click.Choice(["full", "normal"]),
-              default="full", show_default=True, show_envvar=True, help="fsync policy.")
-@click.option("--log-format", envvar="PQ_LOG_FORMAT", type=click.Choice(["json", "text"]),
-              default="json", show_default=True, show_envvar=True, help="stdout log format.")
-@click.option("--log-level", envvar="PQ_LOG_LEVEL", default="INFO", show_default=True,
-              show_envvar=True)
-def main(db: str, queue_name: str, handler: str, concurrency: int,
-         visibility_timeout: float | None, wait: float, log_dir: str, max_jobs: int | None,
-         durability: str, log_format: str, log_level: str) -> None:
-    """Claim jobs from QUEUE and run HANDLER on each until SIGTERM/SIGINT."""
-    setup_logging(log_level, json_lines=log_format == "json")
-    try:
-        settings = WorkerConfig(queue=queue_name, handler=handler, concurrency=concurrency,
-                                visibility_timeout=visibility_timeout, wait=wait,
-                                log_dir=log_dir or None, max_jobs=max_jobs)
-        function = load_handler(handler)
-    except (QueueError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
-        q = Queue(db, durability="normal" if durability == "normal" else "full")
-    except QueueError as exc:
-        click.echo(f"error: cannot open {mask_url(db)}: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    with q:
-        try:
-            code = Worker(q, settings, function).run_with_signals()
-        except QueueError as exc:
-            click.echo(f"error: {exc}", err=True)
-            code = EXIT_ERROR
-    sys.exit(code)
-
+from persistent_queue.commands.worker import worker
 
 if __name__ == "__main__":
-    main()
+    worker()

@@ -32,6 +32,11 @@ class InvalidArgument(InvalidInput):
     """A number or option is out of range, not finite, or of the wrong type."""
 
 
+class MissingDependency(InvalidInput):
+    """An optional dependency is not installed (a PostgreSQL URL without psycopg, say); the
+    message names the extra that brings it: ``pip install 'persistent-queue[postgres]'``."""
+
+
 class JobNotFound(QueueError, LookupError):
     """No job (live or dead-lettered) has that id."""
 

@@ -19,6 +19,7 @@ from typing import Any, overload
 from . import config, validation
 from .config import Durability
 from .errors import InvalidArgument, QueueNotFound
+from .extras import require_extra
 from .interfaces import Backend, NewJob
 from .models import (
     JSON,
@@ -47,6 +48,7 @@ def _open_backend(
 ) -> Backend:
     text = os.fspath(target)
     if is_postgres_url(text):
+        require_extra("postgres", what="a postgresql:// database")
         from .postgres_backend import PostgresBackend
 
         return PostgresBackend(text, durability=durability, busy_timeout=busy_timeout)

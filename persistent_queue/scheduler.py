@@ -1,4 +1,5 @@
-"""The scheduler process: fires recurring schedules (``python -m persistent_queue.scheduler``).
+"""The scheduler process: fires recurring schedules (``pq scheduler``, also
+``python -m persistent_queue.scheduler``).
 
 Run one or several (for availability): each tick of each schedule is fired by exactly one of
 them, because firing enqueues the job and moves the schedule's next tick in one transaction.
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from . import config
-from .errors import QueueError
+from .errors import MissingDependency, QueueError
 from .models import Job
 from .queue import Queue
 
@@ -91,6 +92,33 @@ def run_scheduler(queue: Queue, stop: threading.Event, *,
     return fired
 
 
+def serve(db: str, interval: float = config.SCHEDULER_INTERVAL) -> int:
+    """Run a scheduler on ``db`` until SIGTERM or SIGINT; the process's exit code.
+
+    0 when stopped, 1 when the database cannot be used, 2 when it needs an extra that is not
+    installed (a ``postgresql://`` URL without ``[postgres]``).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with Queue(db) as queue:
+            worker_id = f"scheduler-{socket.gethostname()}-{os.getpid()}"
+            fired = run_scheduler(queue, stop, interval=interval, worker_id=worker_id)
+    except QueueError as exc:
+        logger.error("scheduler cannot run: %s", exc)
+        return 2 if isinstance(exc, MissingDependency) else 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    logger.info("scheduler stopped after firing %d job(s)", fired)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a scheduler until SIGTERM or SIGINT (exit 0), or exit 2 on bad arguments."""
     parser = argparse.ArgumentParser(prog="python -m persistent_queue.scheduler",
@@ -101,25 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.interval <= 3600:
         parser.error("--interval must be between 0 and 3600 seconds")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with Queue(args.db) as queue:
-            worker_id = f"scheduler-{socket.gethostname()}-{os.getpid()}"
-            fired = run_scheduler(queue, stop, interval=args.interval, worker_id=worker_id)
-    except QueueError as exc:
-        logger.error("scheduler cannot run: %s", exc)
-        return 1
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    logger.info("scheduler stopped after firing %d job(s)", fired)
-    return 0
+    return serve(args.db, args.interval)
 
 
 if __name__ == "__main__":

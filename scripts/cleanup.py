@@ -2,79 +2,12 @@
 
     python scripts/cleanup.py --older-than 7d [--dead-older-than 30d] [--vacuum] [--every 3600]
 
-Durations are seconds or a number with s, m, h or d. With ``--every`` it repeats until
-SIGTERM/SIGINT (what supervisord's ``janitor`` program runs). Exit codes: 0 done, 1 the
-database failed, 2 bad arguments.
+The same as ``pq janitor`` (:mod:`persistent_queue.commands.janitor`). Durations are seconds or
+a number with s, m, h or d. With ``--every`` it repeats until SIGTERM/SIGINT. Exit codes: 0
+done, 1 the database failed, 2 bad arguments.
 """
 
-from __future__ import annotations
-
-import json
-import logging
-import sys
-import threading
-
-import _common  # noqa: F401
-import click
-
-from persistent_queue import Queue, QueueError
-from persistent_queue.config import DEFAULT_DB_PATH
-from persistent_queue.durations import parse_duration
-from persistent_queue.errors import InvalidInput
-from persistent_queue.logs import setup_logging
-from persistent_queue.postgres_url import mask_url
-from persistent_queue.signals import on_stop_signals
-
-logger = logging.getLogger("janitor")
-
-
-def run_once(q: Queue, older_than: float, dead_older_than: float | None, vacuum: bool) -> None:
-    """One pass; logs what it removed."""
-    removed = q.cleanup(older_than, vacuum=vacuum)
-    purged = q.purge_dead_letters(older_than=dead_older_than) if dead_older_than else 0
-    logger.info("cleanup done", extra={"done_jobs_removed": removed, "dead_letters_removed":
-                                       purged, "vacuum": vacuum})
-    click.echo(json.dumps({"done_jobs_removed": removed, "dead_letters_removed": purged}))
-    reserve = getattr(q.backend, "reserve", None)  # SQLite's room for claims and acks
-    if reserve is not None and not reserve.ensure():
-        click.echo(f"warning: the disk holding {reserve.path.parent} is still too full for "
-                   "new jobs: enqueues stay refused (claims and acks go on) until more space "
-                   "is freed", err=True)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
-              show_default=mask_url(DEFAULT_DB_PATH))
-@click.option("--older-than", default="7d", show_default=True,
-              help="Delete done jobs finished longer ago than this.")
-@click.option("--dead-older-than", default=None, help="Also delete dead letters this old.")
-@click.option("--vacuum", is_flag=True, help="Return freed pages to the file system.")
-@click.option("--every", default=None, help="Repeat at this interval until stopped.")
-def main(db: str, older_than: str, dead_older_than: str | None, vacuum: bool,
-         every: str | None) -> None:
-    """Delete old done jobs (and dead letters) from DB."""
-    setup_logging()
-    try:
-        age = parse_duration(older_than, name="--older-than")
-        dead_age = None if dead_older_than is None else parse_duration(
-            dead_older_than, name="--dead-older-than")
-        interval = None if every is None else parse_duration(every, name="--every")
-        if interval is not None and interval <= 0:
-            raise InvalidInput("--every must be more than 0")
-    except InvalidInput as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    stop = threading.Event()
-    try:
-        with Queue(db) as q, on_stop_signals(lambda signum: stop.set()):
-            while True:
-                run_once(q, age, dead_age, vacuum)
-                if interval is None or stop.wait(interval):
-                    break
-    except QueueError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-
+from persistent_queue.commands.janitor import janitor
 
 if __name__ == "__main__":
-    main()
+    janitor()

@@ -69,6 +69,7 @@ def create_app(
     integrity_interval: float = 300.0,
     min_free_bytes: int = 64 * 1024 * 1024,
     default_queue: str = DEFAULT_QUEUE,
+    durability: config.Durability = config.DEFAULT_DURABILITY,
 ) -> FastAPI:
     """A FastAPI app serving a queue.
 
@@ -83,6 +84,7 @@ def create_app(
         min_free_bytes: ``/healthz`` fails when the database's disk has less free space.
         default_queue: the queue of enqueues and claims that name none (``InvalidQueueName``
             if it is no valid name).
+        durability: the fsync policy of the queue the app opens from a path.
     """
     from .routes import dead_letters, jobs, messages, queues, system, workflows
 
@@ -90,7 +92,8 @@ def create_app(
         raise ValueError("a read-only token needs a full token too")
     validation.queue_name(default_queue, what="default queue")
     owned = not isinstance(queue_or_path, Queue)
-    queue = queue_or_path if isinstance(queue_or_path, Queue) else Queue(queue_or_path)
+    queue = (queue_or_path if isinstance(queue_or_path, Queue)
+             else Queue(queue_or_path, durability=durability))
     limit = max_body_bytes or queue.max_payload_bytes + ENVELOPE_BYTES
 
     @asynccontextmanager

@@ -1,0 +1,78 @@
+"""Serving the API: ``pq api`` (also ``api.py``) and ``uvicorn persistent_queue.api:app``.
+
+Settings come from flags and ``PQ_*`` variables (:mod:`.settings`). Exit codes of ``pq api``:
+0 stopped by SIGTERM/SIGINT, 2 bad configuration or a database that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from fastapi import FastAPI
+
+from ..errors import QueueError
+from ..postgres_url import mask_url
+from ..queue import Queue
+from .app import create_app
+from .settings import ApiSettings, parse_args, settings_from_env
+
+logger = logging.getLogger("persistent_queue.api.server")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def app_from_env() -> FastAPI:
+    """The app of ``uvicorn persistent_queue.api:app``, configured from ``PQ_*`` variables.
+
+    It opens the queue of ``PQ_DB`` (closed when the server shuts down).
+
+    Raises:
+        InvalidArgument: a ``PQ_*`` variable holds a bad value (the message names it).
+    """
+    settings = settings_from_env()
+    return create_app(settings.db, token=settings.token, read_token=settings.read_token,
+                      max_body_bytes=settings.max_body, max_wait=settings.max_wait,
+                      default_queue=settings.default_queue, durability=settings.durability)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def serve(settings: ApiSettings) -> int:
+    """Open the queue and serve it with uvicorn until SIGTERM/SIGINT; the exit code."""
+    import uvicorn
+
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        queue = Queue(settings.db, durability=settings.durability)
+    except QueueError as exc:
+        print(f"error: cannot open {mask_url(settings.db)}: {exc}", file=sys.stderr)
+        return 2
+    if settings.host not in LOOPBACK and not settings.token:
+        logger.warning("binding %s without PQ_API_TOKEN: anyone who can reach it has full access",
+                       settings.host)
+    app = create_app(queue, token=settings.token, read_token=settings.read_token,
+                     max_body_bytes=settings.max_body, max_wait=settings.max_wait,
+                     default_queue=settings.default_queue)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal under the
+    # handlers found at start-up: make those a clean exit (code 0) rather than a kill.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                    proxy_headers=False, server_header=False,
+                    timeout_graceful_shutdown=int(settings.max_wait) + 5)
+    finally:
+        queue.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Parse flags and ``PQ_*`` variables (exit 2 on bad ones), then :func:`serve`."""
+    return serve(parse_args(argv, prog=prog))
