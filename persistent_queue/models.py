@@ -32,6 +32,30 @@ class Job:
 
     ``lease_token`` is set only on the copy returned by a claim (``dequeue``); it is what
     proves to ``ack``/``nack``/``extend``/``requeue`` that the caller holds the lease.
+
+    Attributes:
+        id: The job's id, unique in the database.
+        queue: The name of the queue the job is in.
+        payload: The job's body: any JSON value.
+        headers: String keys with JSON scalar values, for routing and filtering.
+        priority: Higher runs first; equal priorities run oldest first.
+        state: Where the job is in its life: waiting, ready, leased, done or dead.
+        attempts: How many times the job has been claimed (a requeue gives one back).
+        max_attempts: Attempts allowed before the job is dead-lettered (its own, else its
+            queue's).
+        lease_token: Proves to ack, nack, extend and requeue that the caller holds the lease;
+            set only on the response to a claim.
+        lease_expires_at: When the current lease ends (epoch seconds); null unless leased.
+        created_at: When the job was stored (epoch seconds).
+        available_at: When the job may next be claimed (epoch seconds): after a delay or a
+            retry's backoff.
+        updated_at: When the job last changed (epoch seconds).
+        finished_at: When the job was acked (epoch seconds); null until then.
+        last_error: The error of the latest failed attempt, if any.
+        dedup_key: The job's deduplication key, if it was given one.
+        deduplicated: True when an enqueue returned this existing job because of its dedup
+            key instead of storing a new one.
+        depends_on: Ids of the jobs that must be acked before this one becomes ready.
     """
 
     id: int
@@ -63,7 +87,22 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A job in the dead-letter table, with why and when it got there."""
+    """A job in the dead-letter table, with why and when it got there.
+
+    Attributes:
+        id: The id the job had (a redrive returns it to its queue under this id).
+        queue: The name of the queue the job came from.
+        payload: The job's body: any JSON value.
+        headers: The job's headers: string keys with JSON scalar values.
+        priority: The job's priority (higher runs first).
+        attempts: How many attempts the job had used.
+        max_attempts: The job's own attempt limit; null when it used its queue's.
+        reason: Why the job was dead-lettered (attempts used up, an expired last lease, or
+            an operator's reason).
+        last_error: The error of the job's last failed attempt, if any.
+        created_at: When the job was first stored (epoch seconds).
+        dead_at: When the job was dead-lettered (epoch seconds).
+    """
 
     id: int
     queue: str
@@ -84,7 +123,16 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
-    """One line of a job's history: a failure, an expired lease, a dead-lettering, a redrive."""
+    """One line of a job's history: a failure, an expired lease, a dead-lettering, a redrive.
+
+    Attributes:
+        job_id: The id of the job the event happened to.
+        queue: The queue the job was in at the time.
+        at: When it happened (epoch seconds).
+        event: What happened: failed, lease_expired, dead_lettered or redriven.
+        attempt: The job's attempt count at the time (0 for a redrive), if known.
+        detail: The error or the reason given, if any.
+    """
 
     job_id: int
     queue: str
@@ -100,7 +148,20 @@ class JobEvent:
 
 @dataclass(frozen=True, slots=True)
 class QueueInfo:
-    """A queue's settings."""
+    """A queue's settings.
+
+    Attributes:
+        name: The queue's name.
+        max_attempts: Attempts a job of this queue gets before it is dead-lettered, unless
+            the job sets its own.
+        visibility_timeout: How long a claim's lease lasts, in seconds, unless the claim asks
+            for another.
+        max_size: The most unfinished jobs the queue holds (enqueues beyond it are refused);
+            null for no bound.
+        paused: True while consumers may not claim from the queue (enqueues still work).
+        created_at: When the queue was created (epoch seconds).
+        updated_at: When its settings last changed (epoch seconds).
+    """
 
     name: str
     max_attempts: int
@@ -123,6 +184,21 @@ class QueueStats:
     (delayed or backing off); ``expired`` leased jobs whose lease ran out (claimable again).
     ``waiting`` jobs wait for their dependencies; ``dedup_hits`` counts enqueues answered with
     an existing job (same dedup key); ``rejected_full`` enqueues refused by ``max_size``.
+
+    Attributes:
+        queue: The queue's name.
+        waiting: Jobs waiting for their dependencies to be acked.
+        ready: Jobs that may be claimed now.
+        scheduled: Ready jobs whose time has not come yet (delayed or backing off).
+        leased: Jobs held by a consumer whose lease has not run out.
+        expired: Leased jobs whose lease ran out (claimable again).
+        done: Acked jobs not yet cleaned up.
+        dead: Jobs of this queue in the dead-letter table.
+        paused: True while consumers may not claim from the queue.
+        oldest_ready_age: Seconds the oldest claimable job has waited; null if none.
+        retries: Failed attempts and expired leases in the queue's history.
+        dedup_hits: Enqueues answered with an existing job (same dedup key).
+        rejected_full: Enqueues refused because the queue was at its max_size.
     """
 
     queue: str
@@ -156,6 +232,19 @@ class WorkerInfo:
     """A registered producer or consumer process and its last heartbeat.
 
     ``state`` is ``running``, ``stopped`` (it said goodbye) or ``dead`` (its heartbeat stopped).
+
+    Attributes:
+        id: The worker's id, unique per process run.
+        kind: What the process is: producer, consumer or scheduler.
+        host: The host name the process runs on.
+        pid: The process id on that host.
+        queues: The queues the process works on.
+        state: running, stopped (it said goodbye) or dead (its heartbeat stopped).
+        started_at: When the process registered (epoch seconds).
+        heartbeat_at: When the process last said it was alive (epoch seconds).
+        stopped_at: When the process said goodbye (epoch seconds); null while it has not.
+        processed: Jobs the process handled successfully.
+        failed: Jobs the process failed.
     """
 
     id: str
@@ -177,7 +266,16 @@ class WorkerInfo:
 
 @dataclass(frozen=True, slots=True)
 class ThroughputPoint:
-    """Jobs enqueued, acked, failed and dead-lettered in one queue during one time bucket."""
+    """Jobs enqueued, acked, failed and dead-lettered in one queue during one time bucket.
+
+    Attributes:
+        queue: The queue's name.
+        bucket: When the time bucket starts (epoch seconds).
+        enqueued: Jobs enqueued during the bucket.
+        acked: Jobs acked during the bucket.
+        failed: Failed attempts during the bucket.
+        dead: Jobs dead-lettered during the bucket.
+    """
 
     queue: str
     bucket: float
@@ -193,7 +291,13 @@ class ThroughputPoint:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    """A queue that receives a copy of every job published to a topic."""
+    """A queue that receives a copy of every job published to a topic.
+
+    Attributes:
+        topic: The topic's name.
+        queue: The name of the queue that receives the copies.
+        created_at: When the queue subscribed (epoch seconds).
+    """
 
     topic: str
     queue: str
@@ -211,6 +315,26 @@ class ScheduleInfo:
     ``next_run_at`` is the next tick; ``runs`` counts fired ticks and ``missed`` ticks that
     were folded into a later one because no scheduler ran at the time. ``finished_at`` is set
     when a cron expression has run out of ticks (``next_run_at`` is then its last tick, fired).
+
+    Attributes:
+        name: The schedule's name.
+        queue: The queue each tick enqueues a job into.
+        payload: The payload of each job: any JSON value.
+        headers: The headers of each job.
+        priority: The priority of each job (higher runs first).
+        max_attempts: The attempt limit of each job; null for the queue's.
+        every: Seconds between ticks; null for a cron schedule.
+        cron: The cron expression of the ticks; null for an interval schedule.
+        timezone: The time zone the cron expression is read in.
+        next_run_at: The next tick (epoch seconds); once finished, its last tick (fired).
+        last_run_at: When the schedule last fired (epoch seconds); null if never.
+        last_job_id: The id of the job the last tick enqueued; null if none.
+        runs: Ticks fired.
+        missed: Ticks folded into a later one because no scheduler ran at the time.
+        created_at: When the schedule was created (epoch seconds).
+        updated_at: When the schedule last changed or fired (epoch seconds).
+        finished_at: When a cron expression ran out of ticks (epoch seconds): the schedule
+            never fires again; null while it has ticks to come.
     """
 
     name: str
