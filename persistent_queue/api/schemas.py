@@ -1,12 +1,19 @@
 """Request and response bodies of the HTTP API (pydantic), with the library's bounds.
 
 Request models are strict (no type coercion, no unknown fields, finite numbers only) so a
-mistake is a 422 naming the field instead of a surprise later.
+mistake is a 422 naming the field instead of a surprise later. Response models that carry one
+of the library's values (:mod:`..models`) are derived from its dataclass by
+:func:`derived_from`: every field, its type and its description come from there, and a
+response model declares only what the API adds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -16,10 +23,11 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    create_model,
     model_validator,
 )
 
-from .. import config
+from .. import config, models
 
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 MAX_ID = 2**63 - 1
@@ -153,44 +161,54 @@ class CleanupRequest(StrictModel):
     vacuum: bool = False
 
 
+#: One entry of a docstring's ``Attributes:`` section: ``name: text``, continued on lines
+#: indented further.
+_ATTRIBUTE = re.compile(r"^    (\w+): (.+(?:\n {8}\S.*)*)", re.MULTILINE)
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def field_descriptions(source: type[Any]) -> dict[str, str]:
+    """Each attribute's text in the ``Attributes:`` section of ``source``'s docstring."""
+    doc = inspect.cleandoc(source.__doc__ or "")
+    section = doc.partition("\nAttributes:\n")[2].split("\n\n")[0]
+    return {name: " ".join(words.split()) for name, words in _ATTRIBUTE.findall(section)}
+
+
+def derived_from(source: type[Any]) -> Callable[[type[_Model]], type[_Model]]:
+    """Make the decorated response model carry every field of the dataclass ``source``.
+
+    Each field keeps the dataclass's type (required: a response always has it) and takes its
+    description from the ``Attributes:`` section of ``source``'s docstring; the fields the
+    decorated class declares itself (values the API adds, like a computed property) follow
+    (one of a field's name replaces it), and its name and docstring name and describe the
+    model in the OpenAPI schema.
+    """
+
+    def derive(declared: type[_Model]) -> type[_Model]:
+        hints = get_type_hints(source)
+        described = field_descriptions(source)
+        fields: dict[str, Any] = {
+            item.name: (hints[item.name], Field(description=described.get(item.name)))
+            for item in dataclasses.fields(source)}
+        fields.update((name, (info.annotation, info))
+                      for name, info in declared.model_fields.items())
+        model = create_model(declared.__name__, __config__=declared.model_config,
+                             __doc__=declared.__doc__, __module__=declared.__module__,
+                             **fields)
+        # Not a subclass of ``declared``, but it has its name, docstring and fields.
+        return cast(type[_Model], model)
+
+    return derive
+
+
+@derived_from(models.Job)
 class JobOut(BaseModel):
     """A job as stored (``lease_token`` only on the response to a claim)."""
 
-    id: int
-    queue: str
-    payload: Any
-    headers: dict[str, Any]
-    priority: int
-    state: str
-    attempts: int
-    max_attempts: int
-    lease_token: str | None
-    lease_expires_at: float | None
-    created_at: float
-    available_at: float
-    updated_at: float
-    finished_at: float | None = None
-    last_error: str | None = None
-    depends_on: list[int] = Field(default_factory=list)
-    dedup_key: str | None = None
-    deduplicated: bool = Field(
-        default=False, description="true when an existing job with the dedup key was returned")
 
-
+@derived_from(models.DeadLetter)
 class DeadLetterOut(BaseModel):
     """A dead-lettered job."""
-
-    id: int
-    queue: str
-    payload: Any
-    headers: dict[str, Any]
-    priority: int
-    attempts: int
-    max_attempts: int | None
-    reason: str
-    last_error: str | None
-    created_at: float
-    dead_at: float
 
 
 class NackOut(BaseModel):
@@ -201,73 +219,42 @@ class NackOut(BaseModel):
     dead_letter: DeadLetterOut | None = None
 
 
+@derived_from(models.JobEvent)
 class JobEventOut(BaseModel):
     """One line of a job's history."""
 
-    job_id: int
-    queue: str
-    at: float
-    event: str
-    attempt: int | None
-    detail: str | None
 
-
+@derived_from(models.QueueInfo)
 class QueueOut(BaseModel):
     """A queue's settings."""
 
-    name: str
-    max_attempts: int
-    visibility_timeout: float
-    max_size: int | None
-    paused: bool
-    created_at: float
-    updated_at: float
 
-
+@derived_from(models.QueueStats)
 class QueueStatsOut(BaseModel):
     """Jobs of a queue by state at one moment."""
 
-    queue: str
-    waiting: int
-    ready: int
-    scheduled: int
-    leased: int
-    expired: int
-    done: int
-    dead: int
-    paused: bool
-    oldest_ready_age: float | None
-    retries: int
-    pending: int
-    dedup_hits: int = Field(default=0, description="enqueues answered with an existing job")
-    rejected_full: int = Field(default=0, description="enqueues refused by max_size")
+    pending: int = Field(description=models.QueueStats.pending.__doc__)
 
 
+@derived_from(models.WorkerInfo)
 class WorkerOut(BaseModel):
     """A registered producer or consumer process."""
 
-    id: str
-    kind: str
-    host: str
-    pid: int
-    queues: list[str]
-    state: str
-    started_at: float
-    heartbeat_at: float
-    stopped_at: float | None
-    processed: int
-    failed: int
 
-
+@derived_from(models.ThroughputPoint)
 class ThroughputOut(BaseModel):
     """Counts of one queue in one time bucket."""
 
-    queue: str
-    bucket: float
-    enqueued: int
-    acked: int
-    failed: int
-    dead: int
+
+@derived_from(models.Subscription)
+class SubscriptionOut(BaseModel):
+    """A queue subscribed to a topic."""
+
+
+@derived_from(models.ScheduleInfo)
+class ScheduleOut(BaseModel):
+    """A recurring schedule and its bookkeeping (``finished_at`` is set once a cron expression
+    has run out of ticks: the schedule never fires again)."""
 
 
 class CountOut(BaseModel):

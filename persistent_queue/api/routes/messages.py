@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -78,7 +78,7 @@ async def _enqueue(request: Request, state: ApiState) -> Response:
         dedup_key=body.dedup_key, dedup_window=body.dedup_window))
     if not job.deduplicated:
         state.metrics.enqueued.labels(job.queue).inc()
-    return JSONResponse(JobOut(**job.to_dict()).model_dump(mode="json"),
+    return JSONResponse(JobOut.model_validate(job.to_dict()).model_dump(mode="json"),
                         status_code=200 if job.deduplicated else 201)
 
 
@@ -133,7 +133,7 @@ async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Res
                                    exc_info=True, extra={"job_id": job.id})
                 return Response(status_code=204)
             state.metrics.record_claim(job, time.monotonic() - started)
-            return JSONResponse(JobOut(**job.to_dict()).model_dump(mode="json"))
+            return JSONResponse(JobOut.model_validate(job.to_dict()).model_dump(mode="json"))
         if remaining <= step or await request.is_disconnected():
             return Response(status_code=204)
 
@@ -184,25 +184,23 @@ def ack(body: LeaseRequest, state: StateDep) -> OkOut:
 
 
 @router.post("/nack", response_model=NackOut)
-def nack(body: NackRequest, state: StateDep) -> NackOut:
+def nack(body: NackRequest, state: StateDep) -> dict[str, Any]:
     """Record a failed attempt: the job is retried later or dead-lettered."""
     outcome: Job | DeadLetter = state.queue.nack(body.id, body.error, delay=body.delay,
                                                  lease_token=body.lease_token)
     state.metrics.record_nack(outcome)
     if isinstance(outcome, DeadLetter):
-        return NackOut(outcome="dead", dead_letter=outcome.to_dict())  # type: ignore[arg-type]
-    return NackOut(outcome="retry", job=outcome.to_dict())  # type: ignore[arg-type]
+        return {"outcome": "dead", "dead_letter": outcome.to_dict()}
+    return {"outcome": "retry", "job": outcome.to_dict()}
 
 
 @router.post("/extend", response_model=JobOut)
-def extend(body: ExtendRequest, queue: QueueDep) -> JobOut:
+def extend(body: ExtendRequest, queue: QueueDep) -> dict[str, Any]:
     """Heartbeat: the lease now ends ``seconds`` from now."""
-    job = queue.extend(body.id, body.seconds, lease_token=body.lease_token)
-    return JobOut(**job.to_dict())
+    return queue.extend(body.id, body.seconds, lease_token=body.lease_token).to_dict()
 
 
 @router.post("/requeue", response_model=JobOut)
-def requeue(body: RequeueRequest, queue: QueueDep) -> JobOut:
+def requeue(body: RequeueRequest, queue: QueueDep) -> dict[str, Any]:
     """Give a claimed job back without counting the attempt."""
-    job = queue.requeue(body.id, body.delay, lease_token=body.lease_token)
-    return JobOut(**job.to_dict())
+    return queue.requeue(body.id, body.delay, lease_token=body.lease_token).to_dict()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ... import config
 from ...queue import Queue
+from .. import schemas
 from ..app import ApiState, get_queue, get_state
 from ..errors import error_response
 from ..schemas import NAME_REGEX, Attempts, Delay, Headers, Priority, QueueName, StrictModel
@@ -61,14 +62,6 @@ class ScheduleRequest(StrictModel):
     max_attempts: Attempts | None = None
 
 
-class SubscriptionOut(BaseModel):
-    """A queue subscribed to a topic."""
-
-    topic: str
-    queue: str
-    created_at: float
-
-
 class TopicOut(BaseModel):
     """A topic and the queues subscribed to it."""
 
@@ -84,29 +77,6 @@ class PublishedOut(BaseModel):
     ids: list[int]
 
 
-class ScheduleOut(BaseModel):
-    """A recurring schedule and its bookkeeping (``finished_at`` is set once a cron expression
-    has run out of ticks: the schedule never fires again)."""
-
-    name: str
-    queue: str
-    payload: Any
-    headers: dict[str, Any]
-    priority: int
-    max_attempts: int | None
-    every: float | None
-    cron: str | None
-    timezone: str
-    next_run_at: float
-    last_run_at: float | None
-    last_job_id: int | None
-    runs: int
-    missed: int
-    created_at: float
-    updated_at: float
-    finished_at: float | None = None
-
-
 @router.get("/topics", response_model=list[TopicOut])
 def topics(queue: QueueDep) -> list[dict[str, Any]]:
     """Every topic that has subscribers, with its queues."""
@@ -116,14 +86,16 @@ def topics(queue: QueueDep) -> list[dict[str, Any]]:
     return [{"topic": topic, "queues": queues} for topic, queues in grouped.items()]
 
 
-@router.get("/topics/{topic}/subscriptions", response_model=list[SubscriptionOut])
+@router.get("/topics/{topic}/subscriptions", response_model=list[schemas.SubscriptionOut])
 def subscriptions(topic: TopicPath, queue: QueueDep) -> list[dict[str, Any]]:
     """The queues subscribed to ``topic`` (empty if none)."""
     return [sub.to_dict() for sub in queue.subscriptions(topic)]
 
 
-@router.post("/topics/{topic}/subscriptions", status_code=201, response_model=SubscriptionOut,
-             responses={200: {"model": SubscriptionOut, "description": "Already subscribed."}})
+@router.post("/topics/{topic}/subscriptions", status_code=201,
+             response_model=schemas.SubscriptionOut,
+             responses={200: {"model": schemas.SubscriptionOut,
+                              "description": "Already subscribed."}})
 def subscribe(topic: TopicPath, body: SubscribeRequest, queue: QueueDep,
               response: Response) -> dict[str, Any]:
     """Subscribe a queue to ``topic`` (201; 200 if it already was)."""
@@ -160,13 +132,13 @@ def publish(topic: TopicPath, body: PublishRequest, state: StateDep) -> dict[str
                      for j in jobs]}
 
 
-@router.get("/schedules", response_model=list[ScheduleOut])
+@router.get("/schedules", response_model=list[schemas.ScheduleOut])
 def list_schedules(queue: QueueDep) -> list[dict[str, Any]]:
     """Every schedule, by name."""
     return [info.to_dict() for info in queue.list_schedules()]
 
 
-@router.post("/schedules", status_code=201, response_model=ScheduleOut,
+@router.post("/schedules", status_code=201, response_model=schemas.ScheduleOut,
              responses={422: {"description": "Invalid: e.g. an unknown time zone, or a cron "
                                              "expression with no tick to come."}})
 def add_schedule(body: ScheduleRequest, queue: QueueDep) -> dict[str, Any]:
@@ -182,7 +154,7 @@ def add_schedule(body: ScheduleRequest, queue: QueueDep) -> dict[str, Any]:
     return info.to_dict()
 
 
-@router.get("/schedules/{name}", response_model=ScheduleOut)
+@router.get("/schedules/{name}", response_model=schemas.ScheduleOut)
 def get_schedule(name: NamePath, queue: QueueDep) -> dict[str, Any]:
     """One schedule (404 ``schedule_not_found`` if none)."""
     return queue.get_schedule(name).to_dict()
