@@ -357,6 +357,8 @@ class Publisher:
                     return False
                 self._beat()
                 if _replaced(handle.name, inode, cursor.position):
+                    if os.fstat(fd).st_size > cursor.position:
+                        continue  # written before it was renamed away: read that first
                     return True
                 self._stop.wait(poll)
         return False

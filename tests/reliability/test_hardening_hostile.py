@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from persistent_queue import Queue
+from persistent_queue.publisher import Publisher, PublishOptions
 from tests.support import ROOT, in_thread, wait_for
 
 LINES = 2500
@@ -145,3 +146,39 @@ def test_a_sqlite_url_with_an_absolute_path_opens_from_every_thread(tmp_path: Pa
         thread.join(30)
         assert "error" not in result, result
         assert [job.payload for job in q.list_jobs("jobs", newest_first=False)] == [1, 2]
+
+
+# -- a followed file rotated right after its last lines -------------------------------------
+
+def test_lines_written_just_before_a_rotation_are_read_before_the_new_file(
+        tmp_path: Path) -> None:
+    """Between reading the end of the file and looking whether a new one took its name, the
+    producer writes its heartbeat (which waits for the database's write lock: milliseconds
+    to seconds on a busy database). An application that writes its last lines and is rotated
+    (``mv app.log app.log.1``, a new ``app.log``) in that moment must lose none of them."""
+    source = tmp_path / "app.log"
+    source.write_text("old 1\n")
+    q = Queue(tmp_path / "queue.db", durability="normal")
+    publisher = Publisher(q, PublishOptions(queue="in", fmt="text"))
+    rotated: list[bool] = []
+
+    def heartbeat(force: bool = False) -> None:
+        at_end_of_file = sys._getframe(1).f_code.co_name == "_drain_file"  # not after a commit
+        if at_end_of_file and not rotated and _stored(q, "in") == ["old 1"]:
+            with source.open("a") as handle:
+                handle.write("old 2\n")
+            source.rename(tmp_path / "app.log.1")
+            source.write_text("new 1\n")
+            rotated.append(True)
+
+    publisher._beat = heartbeat  # type: ignore[method-assign]
+    thread, outcome = in_thread(lambda: publisher.publish_file(source, follow=True, poll=0.01))
+    try:
+        wait_for(lambda: "new 1" in _stored(q, "in"), timeout=30, message="the new file's line")
+    finally:
+        publisher.stop()
+        thread.join(30)
+        q.close()
+    assert "error" not in outcome, outcome
+    with Queue(tmp_path / "queue.db") as check:
+        assert _stored(check, "in") == ["old 1", "old 2", "new 1"]
