@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .app import create_app
+from .factory import create_app
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

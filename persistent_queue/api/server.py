@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from ..errors import QueueError
 from ..postgres_url import mask_url
 from ..queue import Queue
-from .app import create_app
+from .factory import create_app
 from .settings import ApiSettings, parse_args, settings_from_env
 
 logger = logging.getLogger("persistent_queue.api.server")

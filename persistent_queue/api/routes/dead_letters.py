@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from ... import config
 from ...errors import JobNotFound
 from ...queue import Queue
-from ..app import get_queue
+from ..factory import get_queue
 from ..schemas import MAX_ID, NAME_REGEX, CountOut, DeadLetterOut, IdsOut, RedriveRequest
 from ..strict_json import StrictJSONRoute
 

@@ -10,7 +10,7 @@ from ... import config
 from ...errors import InvalidArgument
 from ...models import JobState
 from ...queue import Queue
-from ..app import get_queue
+from ..factory import get_queue
 from ..schemas import (
     MAX_ID,
     NAME_REGEX,

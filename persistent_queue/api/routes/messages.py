@@ -21,9 +21,9 @@ from ... import config
 from ...errors import QueueError
 from ...models import DeadLetter, Job
 from ...queue import Queue
-from ..app import ApiState, get_queue, get_state
 from ..enqueue_body import FORM, FORM_SCHEMA, InvalidBody, parse_enqueue
 from ..errors import error_response
+from ..factory import ApiState, get_queue, get_state
 from ..schemas import (
     NAME_REGEX,
     DequeueRequest,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from ...queue import Queue
-from ..app import get_queue
+from ..factory import get_queue
 from ..schemas import (
     NAME_REGEX,
     CountOut,

@@ -19,7 +19,7 @@ from ...health import (
     file_error,
 )
 from ...queue import Queue
-from ..app import ApiState, get_queue, get_state
+from ..factory import ApiState, get_queue, get_state
 from ..metrics import CONTENT_TYPE
 from ..schemas import ThroughputOut, WorkerOut
 from ..strict_json import StrictJSONRoute

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from ... import config
 from ...queue import Queue
 from .. import schemas
-from ..app import ApiState, get_queue, get_state
 from ..errors import error_response
+from ..factory import ApiState, get_queue, get_state
 from ..schemas import NAME_REGEX, Attempts, Delay, Headers, Priority, QueueName, StrictModel
 from ..strict_json import StrictJSONRoute
 
