@@ -12,7 +12,8 @@ help:
 	@echo "make run        set up and start the whole system under supervisord"
 	@echo "make status     the processes' states (while supervisord runs)"
 	@echo "make stop       stop supervisord and every process; returns once all have ended"
-	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000"
+	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000 (pq api)"
+	@echo "make ops-console / admin-console   one console on 127.0.0.1:8501 / 8502"
 	@echo "make test       set up and run the test suite"
 	@echo "make soak       the reliability suite in its long mode (docs/RELIABILITY.md)"
 	@echo "make lint       ruff and mypy"
@@ -20,7 +21,7 @@ help:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -49,7 +50,7 @@ stop:
 	else echo "supervisord is not running: nothing to stop (no $(VENV) yet)"; fi
 
 api: init
-	$(PY) api.py --db '$(DB)'
+	$(VENV)/bin/pq --db '$(DB)' api
 
 test: venv
 	$(PY) -m pytest
@@ -90,7 +91,7 @@ clean:
 
 .PHONY: ops-console admin-console
 ops-console: init
-	PQ_DB='$(DB)' $(VENV)/bin/streamlit run ops_console.py --server.port 8501
+	$(VENV)/bin/pq --db '$(DB)' console ops --port 8501
 
 admin-console: init
-	PQ_DB='$(DB)' $(VENV)/bin/streamlit run admin_console.py --server.port 8502
+	$(VENV)/bin/pq --db '$(DB)' console admin --port 8502

@@ -1,4 +1,4 @@
-"""Example handlers for ``consumer.py --handler persistent_queue.handlers:NAME``.
+"""Example handlers for ``pq worker --handler persistent_queue.handlers:NAME``.
 
 Each takes the claimed :class:`~persistent_queue.Job`. They double as the workloads of the
 demo (``make run``) and of the crash drill (``scripts/simulate_crash.py``).

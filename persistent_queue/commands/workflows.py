@@ -88,7 +88,7 @@ def publish(ctx: click.Context, topic: str, payload: str, priority: int, delay: 
 
 @click.group()
 def schedules() -> None:
-    """Recurring jobs, fired by the scheduler process (python -m persistent_queue.scheduler)."""
+    """Recurring jobs, fired by the scheduler process (pq scheduler)."""
 
 
 def _row(info: ScheduleInfo) -> dict[str, object]:
