@@ -20,6 +20,9 @@ from ..config import Durability
 from ..errors import InvalidArgument, QueueError
 from ..validation import queue_name
 
+#: Accepted values of --log-level / PQ_LOG_LEVEL (any case in the environment).
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
@@ -98,7 +101,7 @@ def _settings(parser: _Parser, argv: Sequence[str], env: Mapping[str, str]) -> A
                         help="queue of /send, /enqueue, /receive and /dequeue requests that name "
                              "none (PQ_DEFAULT_QUEUE; default 'default')")
     parser.add_argument("--log-level", default=env.get("PQ_LOG_LEVEL", "info").lower(),
-                        choices=["critical", "error", "warning", "info", "debug"])
+                        choices=LOG_LEVELS, help="(PQ_LOG_LEVEL; default info)")
     args = parser.parse_args(list(argv))
     if not 0 <= args.port <= 65535:
         raise InvalidArgument(f"--port must be 0-65535, not {args.port}")
@@ -106,6 +109,9 @@ def _settings(parser: _Parser, argv: Sequence[str], env: Mapping[str, str]) -> A
         raise InvalidArgument("--max-body must be at least 1024 bytes")
     if not 0 <= args.max_wait <= 3600:
         raise InvalidArgument("--max-wait must be between 0 and 3600 seconds")
+    if args.log_level not in LOG_LEVELS:
+        raise InvalidArgument(f"PQ_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                              f"not {args.log_level!r}")
     if args.durability not in ("full", "normal"):
         raise InvalidArgument(f"PQ_DURABILITY must be full or normal, not {args.durability!r}")
     try:
