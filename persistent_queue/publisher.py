@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -292,7 +293,7 @@ class Publisher:
         key = key or f"producer.offset:{self.options.queue}:{os.path.normpath(path)}"
         while not self._stop.is_set():
             try:
-                handle = open(path, "rb")  # noqa: SIM115 - closed by _drain_file
+                handle = _open_regular(path)
             except FileNotFoundError:
                 if not follow:
                     raise InvalidArgument(f"no such input file: {path}") from None
@@ -493,10 +494,26 @@ def _batches(lines: list[bytes], size: int) -> Iterator[list[bytes]]:
         yield lines[start:start + size]
 
 
+def _open_regular(path: str) -> BinaryIO:
+    """``path`` opened for reading; ``InvalidArgument`` if it cannot be read, or is a
+    directory, a pipe or a socket (no offsets there: a stream is read with ``--input -``)."""
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a pipe or socket"
+            raise InvalidArgument(f"input {path} is {kind}, not a file (to read a stream, give "
+                                  "--input - and send it to stdin)")
+        return open(path, "rb")  # noqa: SIM115 - closed by _drain_file
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read input file {path}: {exc.strerror}") from None
+
+
 def _replaced(path: str, inode: int, position: int) -> bool:
     """The file at ``path`` is no longer the one open, or it was truncated below us."""
     try:
-        stat = os.stat(path)
+        found = os.stat(path)
     except FileNotFoundError:
         return False  # moved away and not yet recreated: keep waiting
-    return stat.st_ino != inode or stat.st_size < position
+    return found.st_ino != inode or found.st_size < position

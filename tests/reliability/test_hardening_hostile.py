@@ -182,3 +182,20 @@ def test_lines_written_just_before_a_rotation_are_read_before_the_new_file(
     assert "error" not in outcome, outcome
     with Queue(tmp_path / "queue.db") as check:
         assert _stored(check, "in") == ["old 1", "old 2", "new 1"]
+
+
+# -- inputs that are not files ---------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_a_directory_or_a_pipe_as_input_is_a_clear_error(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for source, kind in ((tmp_path, "a directory"), (fifo, "a pipe")):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "producer.py"), "--db", str(tmp_path / "queue.db"),
+             "--queue", "in", "--input", str(source)],
+            env=subprocess_env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        assert f"is {kind}" in done.stderr and "--input -" in done.stderr
