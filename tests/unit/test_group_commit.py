@@ -44,8 +44,9 @@ def write_lock_held(path: Path) -> Iterator[None]:
 
 
 def run_grouped(q: Queue, path: Path, calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run ``calls`` in threads so that all but the first form one group; each call's
-    return value or exception, in order."""
+    """Run ``calls`` in threads so that all but the first form one group, queued in the
+    order given (each thread starts once the one before it is queued); each call's return
+    value or exception, in order."""
     results: list[Any] = [None] * len(calls)
 
     def run(index: int) -> None:
@@ -59,9 +60,9 @@ def run_grouped(q: Queue, path: Path, calls: list[Callable[[], Any]]) -> list[An
     with write_lock_held(path):
         threads[0].start()
         wait_for(lambda: group._leading and not group._pending, message="a leader")
-        for thread in threads[1:]:
+        for queued, thread in enumerate(threads[1:], start=1):
             thread.start()
-        wait_for(lambda: len(group._pending) == len(calls) - 1, message="requests queued")
+            wait_for(lambda n=queued: len(group._pending) == n, message=f"request {queued} queued")
     for thread in threads:
         thread.join(timeout=60)
         assert not thread.is_alive()
