@@ -42,7 +42,8 @@ def server(db_url: str, tmp_path: Path, subprocess_env: dict[str, str]
     log = tmp_path / "api.log"  # a file, not a pipe: an undrained pipe would block the server
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "api.py"), "--port", "0", "--db", db_url],
+            [sys.executable, str(ROOT / "api.py"), "--port", "0", "--db", db_url,
+             "--log-level", "info"],  # info: the level of the line that names the port
             env=env, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
 
     def bound_port() -> int | None:
