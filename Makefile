@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= $(or $(PQ_DB),data/queue.db)
 
-.PHONY: help venv setup init run stop status api test test-fast soak lint typecheck clean bench bench-quick
+.PHONY: help venv setup init run stop status api test test-fast soak lint typecheck clean bench bench-quick docs docs-test
 
 help:
 	@echo "make setup      create .venv and the database (then: source .venv/bin/activate)"
@@ -15,13 +15,15 @@ help:
 	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000 (pq api)"
 	@echo "make ops-console / admin-console   one console on 127.0.0.1:8501 / 8502"
 	@echo "make test       set up and run the test suite"
+	@echo "make docs       build the documentation site into site/ (mkdocs build --strict)"
+	@echo "make docs-test  run every command of README.md and docs/ (tests/e2e/test_docs.py)"
 	@echo "make soak       the reliability suite in its long mode (docs/RELIABILITY.md)"
 	@echo "make lint       ruff and mypy"
 	@echo "make bench      benchmark against raw SQLite and the peers (bench/README.md)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,test,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -52,8 +54,16 @@ stop:
 api: init
 	$(VENV)/bin/pq --db '$(DB)' api
 
+# The whole suite, which includes tests/e2e/test_docs.py: the site builds with --strict and
+# every shell and Python block of README.md and docs/ runs as written.
 test: venv
 	$(PY) -m pytest
+
+docs: venv
+	$(PY) -m mkdocs build --strict
+
+docs-test: venv
+	$(PY) -m pytest tests/e2e/test_docs.py
 
 # The reliability suite with the long figures of docs/RELIABILITY.md (hours, not minutes).
 soak: venv
@@ -87,7 +97,7 @@ bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench --quick --out bench/results/quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
 
 .PHONY: ops-console admin-console
 ops-console: init
