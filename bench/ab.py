@@ -26,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import persistent_queue
-from persistent_queue.checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
+from persistent_queue.storage.sqlite.checkpointer import (
+    BACKSTOP_PAGES,
+    BUSY_WAL_LIMIT,
+    Checkpointer,
+)
 
 from .systems import PROJECT_QUEUE, make_payload, open_system
 

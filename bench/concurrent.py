@@ -38,7 +38,7 @@ def _open_for_threads(key: str, path: str, threads: int,
     shared = open_system(key, path)
     if isinstance(shared, ProjectAdapter):
         if group_commit is not None:
-            shared.q.backend.group_commit = group_commit  # type: ignore[attr-defined]
+            shared.q.backend.dialect.group_commit = group_commit  # type: ignore[attr-defined]
         return shared, [shared] * threads
     return shared, [shared] + [open_system(key, path) for _ in range(threads - 1)]
 

@@ -21,7 +21,7 @@ FRAME_HEADER, WAL_HEADER = 24, 32
 
 def measure(key: str, path: str, jobs: int) -> dict[str, float]:
     adapter = open_system(key, path)
-    conn: sqlite3.Connection = (adapter.q.backend._conn()  # type: ignore[attr-defined]
+    conn: sqlite3.Connection = (adapter.q.backend.dialect.conn()  # type: ignore[attr-defined]
                                 if key.startswith("pq") else adapter.conn)  # type: ignore[attr-defined]
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     payloads = [make_payload(i) for i in range(jobs)]

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{statistics.median(wal['before'][work]):,.0f} -> "
                       f"{statistics.median(wal['after'][work]):,.0f} bytes")
             for key, q in queues.items():
-                q.backend._conn().execute("VACUUM jobs")
+                q.backend.dialect.conn().execute("VACUUM jobs")
                 row = q.backend.execute_read(
                     "SELECT count(*) AS n, pg_indexes_size('jobs') AS b FROM jobs")[0]
                 print(f"{key}: {row['n']:,} jobs, indexes of jobs {row['b']:,} bytes")

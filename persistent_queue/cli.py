@@ -15,7 +15,7 @@ import click
 from .commands import register
 from .commands.common import EXIT_EMPTY, EXIT_FAILED, EXIT_FULL, EXIT_USAGE, open_queue
 from .config import DEFAULT_DB_PATH
-from .postgres_url import mask_url
+from .storage.postgres.url import mask_url
 
 __all__ = ["EXIT_EMPTY", "EXIT_FAILED", "EXIT_FULL", "EXIT_USAGE", "cli", "main"]
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from .errors import DatabaseMissing
 from .queue import Queue
-from .sqlite_connection import SQLiteConnections
+from .storage.sqlite.connection import SQLiteConnections
 
 #: Less free disk than this (bytes) makes the database unhealthy.
 MIN_FREE_BYTES = 100 * 1024 * 1024
@@ -139,11 +139,11 @@ def file_error(queue: Queue) -> str | None:
     """Why ``queue``'s database file is no longer the one this process opened (deleted, or
     replaced by another file), or None. One ``stat``; always None on PostgreSQL and for
     ``":memory:"``."""
-    backend = queue.backend
-    if not isinstance(backend, SQLiteConnections):
+    dialect = getattr(queue.backend, "dialect", None)
+    if not isinstance(dialect, SQLiteConnections):
         return None
     try:
-        backend.verify_file()
+        dialect.verify_file()
     except DatabaseMissing as exc:
         return str(exc)
     return None
@@ -217,7 +217,7 @@ def database_health(queue: Queue, *, integrity: Integrity = False,
 
 def _server_health(queue: Queue, facts: dict[str, Any], checked: str | None) -> DatabaseHealth:
     """The report for a database server: no file, no local disk, connection headroom."""
-    from .postgres_url import mask_url
+    from .storage.postgres.url import mask_url
 
     problems: list[str] = []
     warnings: list[str] = []

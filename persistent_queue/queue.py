@@ -19,8 +19,6 @@ from typing import Any, overload
 from . import config, validation
 from .config import Durability
 from .errors import InvalidArgument, QueueNotFound
-from .extras import require_extra
-from .interfaces import Backend, NewJob
 from .models import (
     JSON,
     DeadLetter,
@@ -33,8 +31,9 @@ from .models import (
     ThroughputPoint,
     WorkerInfo,
 )
-from .postgres_url import is_postgres_url, mask_url
 from .retry import RetryPolicy
+from .storage import Backend, NewJob, open_backend
+from .storage.postgres.url import mask_url
 from .workflows import WorkflowMixin, check_dedup_key, check_dependencies
 
 logger = logging.getLogger(__name__)
@@ -44,25 +43,11 @@ JobRef = Job | int
 
 
 def _open_backend(
-    target: str | os.PathLike[str], durability: Durability, busy_timeout: float
+    target: str | os.PathLike[str] | Backend, durability: Durability, busy_timeout: float
 ) -> Backend:
-    text = os.fspath(target)
-    if is_postgres_url(text):
-        require_extra("postgres", what="a postgresql:// database")
-        from .postgres_backend import PostgresBackend
-
-        return PostgresBackend(text, durability=durability, busy_timeout=busy_timeout)
-    if "://" in text:
-        scheme, _, rest = text.partition("://")
-        if scheme != "sqlite":
-            raise InvalidArgument(
-                f"unsupported database URL scheme {scheme!r}: use a file path, sqlite:///path "
-                "or postgresql://user@host:port/database"
-            )
-        text = rest
-    from .sqlite_backend import SQLiteBackend
-
-    return SQLiteBackend(text, durability=durability, busy_timeout=busy_timeout)
+    if isinstance(target, Backend):
+        return target
+    return open_backend(target, durability=durability, busy_timeout=busy_timeout)
 
 
 class Queue(WorkflowMixin):
@@ -72,6 +57,8 @@ class Queue(WorkflowMixin):
         db: path of the SQLite file (created with its parent directories), ``sqlite:///path``,
             or a PostgreSQL URL ``postgresql://user@host:port/database`` (password from the
             URL or libpq's environment; it never appears in a message or repr).
+            Or a backend instance (``SQLiteBackend(...)``, ``PostgresBackend(...)``), used as
+            it is (its own durability and busy timeout apply).
         durability: ``"full"`` (an acknowledged write survives power loss) or ``"normal"``
             (it survives a process crash; faster). On SQLite a claim (``dequeue``) is made
             durable by the next synced commit rather than its own fsync: power loss before
@@ -92,7 +79,7 @@ class Queue(WorkflowMixin):
 
     def __init__(
         self,
-        db: str | os.PathLike[str] = config.DEFAULT_DB_PATH,
+        db: str | os.PathLike[str] | Backend = config.DEFAULT_DB_PATH,
         *,
         durability: Durability = config.DEFAULT_DURABILITY,
         visibility_timeout: float = config.DEFAULT_VISIBILITY_TIMEOUT,
@@ -124,7 +111,10 @@ class Queue(WorkflowMixin):
         self._reap_lock = threading.Lock()
         self._busy: set[str] = set()  # queues whose last claim found work
         self.backend: Backend = _open_backend(db, durability, busy_timeout)
-        self.db = db
+        #: The database: the path or URL given, or for a backend instance what it describes.
+        self.db: str | os.PathLike[str] = (
+            db if not isinstance(db, Backend) else getattr(
+                getattr(db, "dialect", None), "describe", lambda: repr(db))())
 
     # -- lifecycle --------------------------------------------------------------------------
 

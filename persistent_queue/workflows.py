@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import config, schedules, validation
 from .errors import InvalidArgument, QueueFull, ScheduleNotFound, StorageError
-from .interfaces import Backend, NewJob
 from .models import JSON, Job, ScheduleInfo, Subscription
+from .storage import Backend, NewJob
 
 logger = logging.getLogger(__name__)
 

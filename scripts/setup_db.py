@@ -16,7 +16,7 @@ import click
 
 from persistent_queue import Queue, QueueError
 from persistent_queue.config import DEFAULT_DB_PATH
-from persistent_queue.postgres_url import is_postgres_url, mask_url
+from persistent_queue.storage.postgres.url import is_postgres_url, mask_url
 
 #: Queues of the demo started by `make run`: (name, max_attempts, visibility_timeout).
 DEMO_QUEUES = [("emails", 3, 30.0), ("reports", 5, 120.0)]

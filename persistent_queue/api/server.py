@@ -15,8 +15,8 @@ from types import FrameType
 from fastapi import FastAPI
 
 from ..errors import QueueError
-from ..postgres_url import mask_url
 from ..queue import Queue
+from ..storage.postgres.url import mask_url
 from .factory import create_app
 from .settings import ApiSettings, parse_args, settings_from_env
 

@@ -19,8 +19,8 @@ import click
 
 from .. import config
 from ..errors import InvalidInput, QueueError, QueueFull
-from ..postgres_url import mask_url
 from ..queue import Queue
+from ..storage.postgres.url import mask_url
 
 EXIT_FAILED, EXIT_USAGE, EXIT_EMPTY, EXIT_FULL = 1, 2, 3, 4
 

@@ -21,9 +21,9 @@ from ..config import DEFAULT_DB_PATH
 from ..durations import parse_duration
 from ..errors import InvalidInput, MissingDependency, QueueError
 from ..logs import setup_logging
-from ..postgres_url import mask_url
 from ..queue import Queue
 from ..signals import on_stop_signals
+from ..storage.postgres.url import mask_url
 from .process_options import HELP, inherited
 
 logger = logging.getLogger("janitor")

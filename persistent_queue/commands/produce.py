@@ -20,10 +20,10 @@ import click
 from ..config import DEFAULT_DB_PATH
 from ..errors import InvalidInput, MissingDependency, QueueError
 from ..logs import setup_logging
-from ..postgres_url import mask_url
 from ..publisher import Publisher, PublishOptions, parse_rate
 from ..queue import Queue
 from ..signals import on_stop_signals
+from ..storage.postgres.url import mask_url
 from ..worker import default_worker_id
 from .process_options import HELP, inherited
 

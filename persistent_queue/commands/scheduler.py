@@ -10,8 +10,8 @@ import sys
 import click
 
 from .. import config
-from ..postgres_url import mask_url
 from ..scheduler import serve
+from ..storage.postgres.url import mask_url
 from .process_options import HELP, inherited
 
 

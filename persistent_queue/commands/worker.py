@@ -14,8 +14,8 @@ import click
 from ..config import DEFAULT_DB_PATH
 from ..errors import MissingDependency, QueueError
 from ..logs import setup_logging
-from ..postgres_url import mask_url
 from ..queue import Queue
+from ..storage.postgres.url import mask_url
 from ..worker import EXIT_ERROR, EXIT_USAGE, Worker, WorkerConfig, load_handler
 from .process_options import HELP, import_from_cwd, inherited
 

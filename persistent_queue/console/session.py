@@ -36,7 +36,7 @@ def db_path() -> str:
 
 def db_label() -> str:
     """:func:`db_path` as shown on a page: a URL's password masked."""
-    from ..postgres_url import mask_url
+    from ..storage.postgres.url import mask_url
 
     return mask_url(db_path())
 

@@ -224,5 +224,5 @@ def test_no_connection_or_read_transaction_outlives_a_run(
     app = open_console("admin_console.py")
     for name in ("Queues", "Dead letters", "Health", "Metrics"):
         page(app, name)
-    assert db.backend.truncate_wal()  # type: ignore[attr-defined]
+    assert db.backend.dialect.truncate_wal()  # type: ignore[attr-defined]
     assert Path(f"{console_db}-wal").stat().st_size == 0

@@ -26,7 +26,7 @@ def produce(thread):
     while True:
         job = q.enqueue("q", [thread, n])
         with lock:
-            print(f"{job.id} {thread} {n} {q.backend._group.groups}", flush=True)
+            print(f"{job.id} {thread} {n} {q.backend.dialect._group.groups}", flush=True)
         n += 1
 
 for t in range(6):

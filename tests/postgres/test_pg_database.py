@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from persistent_queue import DatabaseBusy, Queue, SchemaTooNew, sql
+from persistent_queue import DatabaseBusy, Queue, SchemaTooNew
 from persistent_queue.api import create_app
 from persistent_queue.health import database_health
+from persistent_queue.storage import queries as sql
 from tests.postgres_support import SessionCluster
 from tests.support import open_and_enqueue_together
 

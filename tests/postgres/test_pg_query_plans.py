@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from persistent_queue import JobState, Queue
-from persistent_queue.postgres_reads import list_jobs_query
-from persistent_queue.sql import queries
+from persistent_queue.storage.queries import queries
+from persistent_queue.storage.reads import list_jobs_query
 from tests.support import FakeClock
 
 Q = queries("postgres")
@@ -42,7 +42,7 @@ def _plan(conn: Any, sql: str, params: dict[str, Any], *, analyze: bool = False)
 def test_hot_statements_use_indexes_with_many_done_rows(pg_fresh_url: str) -> None:
     with Queue(pg_fresh_url, clock=FakeClock(), durability="normal") as pq:
         backend = pq.backend
-        conn = backend._conn()  # type: ignore[attr-defined]
+        conn = backend.dialect.conn()  # type: ignore[attr-defined]
         now = pq.now()
         pq.create_queue("q")
         conn.execute(
@@ -95,7 +95,7 @@ def history(pg_session: Any) -> Iterator[tuple[Queue, dict[str, Any]]]:
     queues ``busy`` and ``small``, and a few waiting, ready and leased jobs in each."""
     name = pg_session.new_database(reuse=False)
     pq = Queue(pg_session.url(name), clock=FakeClock(), durability="normal")
-    conn = pq.backend._conn()  # type: ignore[attr-defined]
+    conn = pq.backend.dialect.conn()  # type: ignore[attr-defined]
     now = pq.now()
     for queue in ("busy", "small"):
         pq.create_queue(queue)
@@ -145,7 +145,7 @@ def test_operator_statements_never_scan_the_done_rows(
     history: tuple[Queue, dict[str, Any]], name: str
 ) -> None:
     pq, params = history
-    conn = pq.backend._conn()  # type: ignore[attr-defined]
+    conn = pq.backend.dialect.conn()  # type: ignore[attr-defined]
     queue = OPERATOR[name]
     text = _plan(conn, Q[name], {**params, "queue": queue, "name": queue})
     if name == "quick_check":
@@ -163,7 +163,7 @@ def test_done_jobs_are_counted_in_their_index_alone(
     history: tuple[Queue, dict[str, Any]]
 ) -> None:
     pq, params = history
-    text = _plan(pq.backend._conn(), Q["count_by_state"], params)  # type: ignore[attr-defined]
+    text = _plan(pq.backend.dialect.conn(), Q["count_by_state"], params)  # type: ignore[attr-defined]
     assert "Index Only Scan using jobs_done" in text, text
     assert "jobs_claim" in text and "jobs_waiting" in text, text
 
@@ -172,7 +172,7 @@ def test_cleanup_and_throughput_read_ranges_of_the_done_index(
     history: tuple[Queue, dict[str, Any]]
 ) -> None:
     pq, params = history
-    conn = pq.backend._conn()  # type: ignore[attr-defined]
+    conn = pq.backend.dialect.conn()  # type: ignore[attr-defined]
     for name in ("cleanup_done", "throughput_acked", "throughput_enqueued"):
         text = _plan(conn, Q[name], {**params, "queue": "busy"})
         assert "jobs_done" in text and "finished_at" in text, f"{name}:\n{text}"
@@ -189,9 +189,10 @@ def test_listing_by_state_uses_its_index_or_stops_after_a_page(
     queue: str | None,
 ) -> None:
     pq, _ = history
-    sql, params = list_jobs_query(queue, state=state, headers={}, limit=50, offset=0,
+    sql, params = list_jobs_query(pq.backend.dialect, queue, state=state, headers={},  # type: ignore[attr-defined]
+                                  limit=50, offset=0,
                                   newest_first=True)
-    text = _plan(pq.backend._conn(), sql, params)  # type: ignore[attr-defined]
+    text = _plan(pq.backend.dialect.conn(), sql, params)  # type: ignore[attr-defined]
     assert "Seq Scan on jobs" not in text, text
     # Unfinished states through a partial index of such jobs; done jobs by id (a page).
     if indexes:

@@ -27,9 +27,9 @@ from persistent_queue.errors import (
     SchemaTooNew,
     StorageError,
 )
-from persistent_queue.postgres_connection import PostgresConnections
-from persistent_queue.postgres_url import is_postgres_url, mask_url, scrub
-from persistent_queue.sql import migrations, queries
+from persistent_queue.storage.postgres.connection import PostgresConnections
+from persistent_queue.storage.postgres.url import is_postgres_url, mask_url, scrub
+from persistent_queue.storage.queries import migrations, queries
 from tests.postgres_support import SessionCluster
 from tests.support import FakeClock, wait_for
 
@@ -195,7 +195,7 @@ def test_a_connection_killed_by_the_server_is_replaced(pg_session: SessionCluste
                                                        url: str) -> None:
     q = Queue(url, durability="normal")
     q.enqueue("q", 1)
-    pid = q.backend._conn().info.backend_pid  # type: ignore[attr-defined]
+    pid = q.backend.dialect.conn().info.backend_pid  # type: ignore[attr-defined]
     pg_session.admin("SELECT pg_terminate_backend(%s)", (pid,))
     try:
         q.stats()
@@ -210,13 +210,13 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
 ) -> None:
     q = Queue(url, durability="normal")
     q.enqueue("q", {"n": 1})
-    parent_pid = q.backend._conn().info.backend_pid  # type: ignore[attr-defined]
+    parent_pid = q.backend.dialect.conn().info.backend_pid  # type: ignore[attr-defined]
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
         code = 1
         try:
             job = q.dequeue("q")
-            if job is not None and q.backend._conn().info.backend_pid != parent_pid:  # type: ignore[attr-defined]
+            if job is not None and q.backend.dialect.conn().info.backend_pid != parent_pid:  # type: ignore[attr-defined]
                 q.ack(job)
                 code = 0
             q.close()  # must not close the parent's connection
@@ -224,7 +224,7 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
             os._exit(code)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert q.backend._conn().info.backend_pid == parent_pid  # type: ignore[attr-defined]
+    assert q.backend.dialect.conn().info.backend_pid == parent_pid  # type: ignore[attr-defined]
     assert q.stats()["q"].done == 1  # the parent's connection still works
     q.close()
 

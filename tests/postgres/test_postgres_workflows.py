@@ -1,7 +1,7 @@
 """Workflows on PostgreSQL under real concurrency: OS processes racing in separate transactions.
 
 SQLite gets these guarantees from its single writer lock; on PostgreSQL each one rests on a
-lock the backend takes (see persistent_queue/postgres_workflows.py). Every test starts its
+lock the backend takes (see persistent_queue/storage/workflows.py). Every test starts its
 child processes together (a start barrier) so they really overlap, then checks the database.
 """
 
@@ -304,7 +304,7 @@ def _scans(url: str, statement: str) -> list[str]:
 
 @pytest.mark.parametrize("name", INDEXED_STATEMENTS)
 def test_workflow_statements_search_an_index(schema_url: str, name: str) -> None:
-    from persistent_queue.sql import queries
+    from persistent_queue.storage.queries import queries
 
     assert _scans(schema_url, queries("postgres")[name]) == []
 
@@ -312,7 +312,7 @@ def test_workflow_statements_search_an_index(schema_url: str, name: str) -> None
 def test_release_trigger_searches_indexes(schema_url: str) -> None:
     import re
 
-    from persistent_queue.sql import migrations
+    from persistent_queue.storage.queries import migrations
 
     script = migrations("postgres")[1][2]
     body = script[script.index("FUNCTION jobs_release_dependents"):]

@@ -44,7 +44,7 @@ def fill_with_enqueues(q: Queue, result: dict[str, Any]) -> list[int]:
 
 def fill_with_a_file(q: Queue, mnt: Path, result: dict[str, Any]) -> list[int]:
     accepted = [q.enqueue("full", {"n": n, "pad": PAD}).id for n in range(40)]
-    assert q.backend.truncate_wal()  # type: ignore[attr-defined]
+    assert q.backend.dialect.truncate_wal()  # type: ignore[attr-defined]
     filler = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         while True:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from persistent_queue import Queue, StorageFull, disk_reserve
+from persistent_queue import Queue, StorageFull
 from persistent_queue.api import create_app
-from persistent_queue.disk_reserve import DiskReserve
-from persistent_queue.sqlite_backend import SQLiteBackend
+from persistent_queue.storage.sqlite import SQLiteBackend, disk_reserve
+from persistent_queue.storage.sqlite.disk_reserve import DiskReserve
 from tests.reliability.checker import integrity_check
 from tests.reliability.soak import report
 
@@ -58,7 +58,7 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing(
         assert job is not None
         q.ack(job)
         limit["pages"] = 1_000_000_000
-        for _pid, conn in list(q.backend._connections):  # type: ignore[attr-defined]
+        for _pid, conn in list(q.backend.dialect._connections):  # type: ignore[attr-defined]
             conn.execute(f"PRAGMA max_page_count = {limit['pages']}")
         resumed = q.enqueue("full", {"pad": "x" * 2000})
         ids = {j.id for j in q.list_jobs("full", limit=10_000)}
@@ -73,7 +73,7 @@ def test_new_jobs_wait_for_the_disk_reserve_while_claims_and_acks_go_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "queue.db"
     with Queue(db) as q:
-        reserve = q.backend.reserve  # type: ignore[attr-defined]
+        reserve = q.backend.dialect.reserve  # type: ignore[attr-defined]
         assert reserve.path.stat().st_blocks * 512 >= reserve.size()  # real blocks, not sparse
         q.enqueue_many("full", [{"n": i} for i in range(3)])
         size, room = reserve.size(), {"free": 0}

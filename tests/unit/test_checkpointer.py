@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue
-from persistent_queue import checkpointer as checkpointer_module
-from persistent_queue.checkpointer import BACKSTOP_PAGES, Checkpointer
 from persistent_queue.config import WAL_SIZE_LIMIT
+from persistent_queue.storage.sqlite import checkpointer as checkpointer_module
+from persistent_queue.storage.sqlite.checkpointer import BACKSTOP_PAGES, Checkpointer
 from tests.support import wait_for
 
 pytestmark = pytest.mark.sqlite_only
@@ -46,7 +46,7 @@ def jobs_in_database_file(db: Path, scratch: Path) -> int:
 
 
 def checkpointer_of(q: Queue) -> Checkpointer:
-    found = q.backend._checkpointer  # type: ignore[attr-defined]
+    found = q.backend.dialect._checkpointer  # type: ignore[attr-defined]
     assert found is not None
     return found
 
@@ -73,7 +73,7 @@ def test_without_the_thread_writers_leave_the_burst_in_the_wal(
         for n in range(200):
             q.enqueue("work", {"n": n})
         assert jobs_in_database_file(db, scratch) in (0, -1)
-        conn = q.backend._conn()  # type: ignore[attr-defined]
+        conn = q.backend.dialect.conn()  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == BACKSTOP_PAGES
 
 
@@ -97,8 +97,8 @@ def test_a_large_wal_is_emptied_once_commits_stop(tmp_path: Path) -> None:
 
 def test_full_durability_keeps_sqlite_s_own_checkpoints(tmp_path: Path) -> None:
     with Queue(tmp_path / "q.db", durability="full") as q:
-        assert q.backend._checkpointer is None  # type: ignore[attr-defined]
-        conn = q.backend._conn()  # type: ignore[attr-defined]
+        assert q.backend.dialect._checkpointer is None  # type: ignore[attr-defined]
+        conn = q.backend.dialect.conn()  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
         assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_SIZE_LIMIT
 
@@ -122,7 +122,7 @@ def test_a_queue_dropped_without_close_ends_its_thread(tmp_path: Path) -> None:
 
 def test_an_in_memory_queue_has_no_thread() -> None:
     with Queue(":memory:", durability="normal") as q:
-        assert q.backend._checkpointer is None  # type: ignore[attr-defined]
+        assert q.backend.dialect._checkpointer is None  # type: ignore[attr-defined]
 
 
 def test_a_fork_waits_for_a_checkpoint_under_way() -> None:
@@ -193,7 +193,7 @@ def test_a_forked_child_can_close_and_exit_whatever_the_thread_was_doing(
         from persistent_queue import Queue
         q = Queue({str(tmp_path / "q.db")!r}, durability="normal")
         q.enqueue("work", {{"n": 1}})
-        event = q.backend._checkpointer._stop
+        event = q.backend.dialect._checkpointer._stop
         holding, forked = threading.Event(), threading.Event()
         def hold():  # as another thread inside event.wait() holds its lock at the fork
             with event._cond:

@@ -24,7 +24,7 @@ class Trace:
     """The statements run on a queue's connection (of this thread), in order."""
 
     def __init__(self, q: Queue) -> None:
-        self.conn: sqlite3.Connection = q.backend._conn()  # type: ignore[attr-defined]
+        self.conn: sqlite3.Connection = q.backend.dialect.conn()  # type: ignore[attr-defined]
         self.initial = _synchronous(q)
         self.statements: list[str] = []
         self.conn.set_trace_callback(self.statements.append)
@@ -54,7 +54,7 @@ def full_queue(tmp_path: Path) -> Iterator[Queue]:
 
 
 def _synchronous(q: Queue) -> int:
-    return int(q.backend._conn().execute("PRAGMA synchronous").fetchone()[0])  # type: ignore[attr-defined]
+    return int(q.backend.dialect.conn().execute("PRAGMA synchronous").fetchone()[0])  # type: ignore[attr-defined]
 
 
 def test_full_durability_claims_without_fsync_and_syncs_the_ack(full_queue: Queue) -> None:
@@ -122,7 +122,7 @@ def test_normal_durability_never_switches(tmp_path: Path) -> None:
 
 
 def test_soft_claims_can_be_turned_off(full_queue: Queue) -> None:
-    full_queue.backend.soft_claims = False  # type: ignore[attr-defined]
+    full_queue.backend.dialect.soft_claims = False  # type: ignore[attr-defined]
     full_queue.enqueue("work", 1)
     trace = Trace(full_queue)
     assert full_queue.dequeue("work") is not None
@@ -131,7 +131,7 @@ def test_soft_claims_can_be_turned_off(full_queue: Queue) -> None:
 
 def test_a_connection_that_cannot_return_to_full_sync_is_dropped(full_queue: Queue) -> None:
     full_queue.enqueue("work", 1)
-    broken = full_queue.backend._conn()  # type: ignore[attr-defined]
+    broken = full_queue.backend.dialect.conn()  # type: ignore[attr-defined]
     restoring: list[bool] = []
     # Interrupt the statement that restores FULL (and only that one) on this connection.
     broken.set_trace_callback(
@@ -140,7 +140,7 @@ def test_a_connection_that_cannot_return_to_full_sync_is_dropped(full_queue: Que
     job = full_queue.dequeue("work")
     assert restoring[-1]  # the restore was interrupted
     assert job is not None and job.attempts == 1  # the claim itself stands
-    fresh = full_queue.backend._conn()  # type: ignore[attr-defined]
+    fresh = full_queue.backend.dialect.conn()  # type: ignore[attr-defined]
     assert fresh is not broken  # no later ack can commit on the connection left at NORMAL
     assert _synchronous(full_queue) == FULL
     full_queue.ack(job)

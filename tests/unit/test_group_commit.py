@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from persistent_queue import InvalidDependency, Job, JobState, LeaseLost, Queue, QueueFull
-from persistent_queue.sqlite_backend import SQLiteBackend
+from persistent_queue.storage.sqlite import SQLiteBackend
 from tests.support import FakeClock, wait_for
 
 pytestmark = pytest.mark.sqlite_only
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.sqlite_only
 
 def group_of(q: Queue) -> Any:
     assert isinstance(q.backend, SQLiteBackend)
-    return q.backend._group  # noqa: SLF001 - the test watches the queue of waiting requests
+    return q.backend.dialect._group  # noqa: SLF001 - the test watches the queue of waiting requests
 
 
 @contextmanager
@@ -80,8 +80,8 @@ def test_group_commit_is_on_in_full_durability_only(db_path: Path) -> None:
     with Queue(db_path, durability="full") as full, Queue(db_path, durability="normal") as normal:
         assert isinstance(full.backend, SQLiteBackend)
         assert isinstance(normal.backend, SQLiteBackend)
-        assert full.backend.group_commit is True
-        assert normal.backend.group_commit is False
+        assert full.backend.dialect.group_commit is True
+        assert normal.backend.dialect.group_commit is False
 
 
 def test_every_caller_gets_its_own_job(full_queue: Queue, db_path: Path) -> None:

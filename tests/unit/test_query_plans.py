@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import JobState, Queue
-from persistent_queue.sql import queries
-from persistent_queue.sqlite_backend import _STATE_INDEX_TERM
+from persistent_queue.storage.queries import queries
+from persistent_queue.storage.sqlite import SQLiteDialect
 from tests.support import FakeClock
+
+TERMS = SQLiteDialect.state_index_terms
 
 DONE_JOBS = 50_000
 Q = queries("sqlite")
@@ -29,7 +31,7 @@ HOT_PATH = [
     "insert_job",
     "insert_job_if_queue",
     "insert_jobs_batch",
-    "ack_batch",
+    "ack_many",
     "insert_workflow_job",
     "select_leased",
     "extend",
@@ -167,7 +169,7 @@ def test_listing_by_state_uses_the_state_index_or_stops_after_a_page(history_db:
                          ("waiting", "jobs_waiting")):
         steps = history_db.backend.execute_read(  # type: ignore[attr-defined]
             "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE queue = :queue AND "  # noqa: S608
-            f"{_STATE_INDEX_TERM[JobState(state)]}state = :state ORDER BY id DESC LIMIT 50",
+            f"{TERMS[JobState(state)]}state = :state ORDER BY id DESC LIMIT 50",
             {"queue": "busy", "state": state})
         assert any(index in str(row[3]) for row in steps), (state, steps)
     jobs = history_db.list_jobs("busy", state="done", limit=5)
@@ -181,7 +183,7 @@ def test_the_claim_uses_the_claim_index(history_db: Queue) -> None:
 
 
 def test_the_batch_ack_looks_up_each_lease_by_id(history_db: Queue) -> None:
-    steps = plan(history_db, Q["ack_batch"])
+    steps = plan(history_db, Q["ack_many"])
     assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in steps, steps
 
 

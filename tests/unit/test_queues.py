@@ -321,7 +321,7 @@ def test_cleanup_with_vacuum_returns_the_space_to_the_file_system(
             queue.ack(job)
     queue.cleanup(0)  # without vacuum the pages stay in the file
     # Everything copied into the file first (the checkpoint thread may not be done yet).
-    assert queue.backend.truncate_wal()  # type: ignore[attr-defined]
+    assert queue.backend.dialect.truncate_wal()  # type: ignore[attr-defined]
     full_size = db_path.stat().st_size
     assert full_size > 8_000_000
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from persistent_queue import JobState, Queue, SchemaTooNew, sql
-from persistent_queue.sqlite_backend import _split_statements
+from persistent_queue import JobState, Queue, SchemaTooNew
+from persistent_queue.storage import queries as sql
+from persistent_queue.storage.sqlite.connection import _split_statements
 from tests.support import open_and_enqueue_together
 
 MIGRATIONS = sql.migrations("sqlite")

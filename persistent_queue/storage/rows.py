@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo
+from ..models import DeadLetter, Job, JobState, QueueInfo, ScheduleInfo
 
 
 class Row(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from types import TracebackType
 
-from .errors import DatabaseBusy, StorageError, StorageFull
+from ...errors import DatabaseBusy, StorageError, StorageFull
 
 
 class _TranslateErrors:

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from .errors import DatabaseBusy, StorageError, StorageFull
+from ...errors import DatabaseBusy, StorageError, StorageFull
 
 #: Waiting for a lock too long, or losing a race the server refused to serialise.
 _BUSY = (

@@ -2,24 +2,6 @@
 -- Every statement that acts on a lease names the expected state AND the lease token, so a
 -- stale consumer changes nothing. `:now` always comes from the caller's clock.
 
--- name: ensure_queue
-INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
-VALUES (:name, :max_attempts, :visibility_timeout, NULL, 0, :now, :now)
-ON CONFLICT (name) DO NOTHING;
-
--- name: create_queue
-INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
-VALUES (:name, :max_attempts, :visibility_timeout, :max_size, 0, :now, :now);
-
--- name: get_queue
-SELECT * FROM queues WHERE name = :name;
-
--- name: list_queues
-SELECT * FROM queues ORDER BY name;
-
--- name: delete_queue
-DELETE FROM queues WHERE name = :name;
-
 -- name: delete_queue_jobs
 -- Each state through its own partial index (there is no index on the queue alone).
 DELETE FROM jobs WHERE id IN (
@@ -30,15 +12,9 @@ DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs WHERE queue = :name AND state = 'done'
 );
 
--- name: delete_queue_dead_letters
-DELETE FROM dead_letters WHERE queue = :name;
-
--- name: delete_queue_events
-DELETE FROM job_events WHERE queue = :name;
-
 -- name: count_unfinished
 SELECT (SELECT count(*) FROM jobs WHERE queue = :name AND state IN ('ready', 'leased'))
-     + (SELECT count(*) FROM jobs WHERE queue = :name AND state = 'waiting');
+     + (SELECT count(*) FROM jobs WHERE queue = :name AND state = 'waiting') AS n;
 
 -- name: insert_job
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
@@ -96,17 +72,10 @@ RETURNING id, queue, payload, headers, priority, attempts,
     lease_token, lease_expires_at, created_at, available_at, updated_at, last_error,
     dedup_key, depends_on;
 
--- name: peek_claimable
-SELECT 1 FROM jobs
-WHERE queue = :queue
-  AND state IN ('ready', 'leased')
-  AND available_at <= :now
-LIMIT 1;
-
 -- name: next_available_at
 -- Pinned to the partial claim index: with ANALYZE statistics dominated by done rows the
 -- planner would otherwise read the whole table for this min().
-SELECT min(available_at) FROM jobs INDEXED BY jobs_claim
+SELECT min(available_at) AS at FROM jobs INDEXED BY jobs_claim
 WHERE queue = :queue AND state IN ('ready', 'leased');
 
 -- name: ack
@@ -115,19 +84,6 @@ SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
     finished_at = :now, updated_at = :now
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
 
--- name: ack_batch
--- `ack_many` in one statement: :leases is a JSON object mapping each job id to its lease
--- token (an object, not an array of pairs: each lease is read once, with no json_extract
--- parsing its pair again). The caller compares the number of rows changed with the number
--- of leases (and rolls back if short).
-UPDATE jobs
-SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
-    finished_at = :now, updated_at = :now
-FROM (SELECT CAST(key AS INTEGER) AS id, value AS token FROM json_each(:leases)) AS lease
-WHERE jobs.id = lease.id AND +jobs.state = 'leased' AND jobs.lease_token = lease.token
-  -- `+`: never drive the update from an index of every live lease (after ANALYZE it would).
-  AND +jobs.lease_expires_at > :now;
-
 -- name: select_leased
 -- The row a fenced operation acts on, or nothing if the caller's lease is not current.
 SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
@@ -135,17 +91,13 @@ SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.na
 FROM jobs
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
 
--- name: retry_later
-UPDATE jobs
-SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
-    available_at = :available_at, last_error = :error, updated_at = :now
-WHERE id = :id AND state = 'leased' AND lease_token = :token;
-
 -- name: requeue
 UPDATE jobs
 SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
     attempts = max(attempts - 1, 0), available_at = :available_at, updated_at = :now
-WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
+WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
+    AS effective_max_attempts;
 
 -- name: extend
 UPDATE jobs
@@ -160,10 +112,8 @@ INSERT INTO dead_letters (id, queue, priority, payload, headers, attempts, max_a
                           created_at, reason, last_error, dead_at, dedup_key, depends_on)
 SELECT id, queue, priority, payload, headers, attempts, max_attempts,
        created_at, :reason, COALESCE(:error, last_error), :now, dedup_key, depends_on
-FROM jobs WHERE id = :id;
-
--- name: delete_job
-DELETE FROM jobs WHERE id = :id;
+FROM jobs WHERE id = :id
+RETURNING *;
 
 -- name: find_exhausted_leases
 -- Leases that expired on their last allowed attempt: these jobs crashed every consumer.
@@ -172,26 +122,10 @@ WHERE j.state = 'leased' AND j.lease_expires_at <= :now
   AND j.attempts >= COALESCE(j.max_attempts,
                              (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue));
 
--- name: insert_event
-INSERT INTO job_events (job_id, queue, at, event, attempt, detail)
-VALUES (:job_id, :queue, :now, :event, :attempt, :detail);
-
 -- name: get_job
 SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
     AS effective_max_attempts
 FROM jobs WHERE id = :id;
-
--- name: get_dead_letter
-SELECT * FROM dead_letters WHERE id = :id;
-
--- name: job_events
-SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
-
--- name: list_dead_letters
-SELECT * FROM dead_letters WHERE queue = :queue ORDER BY id DESC LIMIT :limit OFFSET :offset;
-
--- name: list_all_dead_letters
-SELECT * FROM dead_letters ORDER BY id DESC LIMIT :limit OFFSET :offset;
 
 -- name: redrive_one
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
@@ -203,31 +137,12 @@ FROM dead_letters WHERE id = :id;
 -- name: dead_letter_ids_of_queue
 SELECT id, queue FROM dead_letters WHERE queue = :queue ORDER BY id;
 
--- name: delete_dead_letter
-DELETE FROM dead_letters WHERE id = :id;
-
--- name: purge_dead_letters
-DELETE FROM dead_letters WHERE queue = :queue AND dead_at <= :before;
-
--- name: purge_all_dead_letters
-DELETE FROM dead_letters WHERE dead_at <= :before;
-
 -- name: purge_queue
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs WHERE queue = :queue AND state IN ('ready', 'leased')
     UNION ALL
     SELECT id FROM jobs WHERE queue = :queue AND state = 'waiting'
 );
-
--- name: count_by_state
--- Unfinished jobs from their partial indexes; done jobs counted in the done index alone
--- (an index-only pass over small entries, never the table's rows).
-SELECT queue, state, count(*) AS n FROM jobs WHERE state IN ('ready', 'leased')
-GROUP BY queue, state
-UNION ALL
-SELECT queue, 'waiting', count(*) FROM jobs WHERE state = 'waiting' GROUP BY queue
-UNION ALL
-SELECT queue, 'done', count(*) FROM jobs WHERE state = 'done' GROUP BY queue;
 
 -- name: count_pending_detail
 -- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
@@ -240,24 +155,6 @@ SELECT queue,
 FROM jobs WHERE state IN ('ready', 'leased')
 GROUP BY queue;
 
--- name: count_dead
-SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue;
-
--- name: count_retries
-SELECT queue, count(*) AS n FROM job_events
-WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
-
--- name: done_queue_names
--- The distinct queue names of done jobs, one index probe per name (a skip-scan of jobs_done):
--- cleanup also reaches done jobs whose queue row is gone.
-WITH RECURSIVE names(name) AS (
-    SELECT min(queue) FROM jobs WHERE state = 'done'
-    UNION ALL
-    SELECT (SELECT min(queue) FROM jobs WHERE state = 'done' AND queue > names.name)
-    FROM names WHERE names.name IS NOT NULL
-)
-SELECT name FROM names WHERE name IS NOT NULL;
-
 -- name: cleanup_done
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
@@ -265,11 +162,29 @@ DELETE FROM jobs WHERE id IN (
     LIMIT :batch
 );
 
--- name: cleanup_events
--- History of jobs that no longer exist (cleaned up, purged or deleted with their queue).
-DELETE FROM job_events WHERE id IN (
-    SELECT e.id FROM job_events AS e
-    WHERE NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = e.job_id)
-      AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.id = e.job_id)
-    LIMIT :batch
-);
+-- name: ack_many
+-- One statement: :leases is a JSON object mapping each job id to its lease
+-- token (an object, not an array of pairs: each lease is read once, with no json_extract
+-- parsing its pair again). The caller compares the number of rows changed with the number
+-- of leases (and rolls back if short).
+UPDATE jobs
+SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
+    finished_at = :now, updated_at = :now
+FROM (SELECT CAST(key AS INTEGER) AS id, value AS token FROM json_each(:leases)) AS lease
+WHERE jobs.id = lease.id AND +jobs.state = 'leased' AND jobs.lease_token = lease.token
+  -- `+`: never drive the update from an index of every live lease (after ANALYZE it would).
+  AND +jobs.lease_expires_at > :now;
+
+-- name: lock_job
+-- SQLite: BEGIN IMMEDIATE already holds the whole database; a plain read.
+SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
+    AS effective_max_attempts
+FROM jobs WHERE id = :id;
+
+-- name: lock_queue
+-- SQLite: BEGIN IMMEDIATE already holds the whole database; a plain read.
+SELECT * FROM queues WHERE name = :name;
+
+-- name: lock_dead_letter
+SELECT * FROM dead_letters WHERE id = :id;
+

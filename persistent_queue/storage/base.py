@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from .models import (
+from ..models import (
     JSON,
     DeadLetter,
     DeletedQueue,

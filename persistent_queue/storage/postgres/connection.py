@@ -22,11 +22,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 
-from . import sql
-from .config import Durability
-from .errors import InvalidArgument, SchemaTooNew, StorageError
-from .postgres_rows import read_row, translate_errors
-from .postgres_url import mask_url, scrub
+from ...config import Durability
+from ...errors import InvalidArgument, SchemaTooNew, StorageError
+from .. import queries as sql
+from .errors import read_row, translate_errors
+from .url import mask_url, scrub
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ class _Listening:
 
 
 class PostgresConnections:
-    """The connection handling half of :class:`~.postgres_backend.PostgresBackend`."""
+    """Connections, transactions, migrations and waiting (the base of
+    :class:`~.dialect.PostgresDialect`)."""
 
     def __init__(
         self,
@@ -94,7 +95,7 @@ class PostgresConnections:
         self._closed = False
         try:
             with translate_errors():
-                self._migrate(self._conn())
+                self._migrate(self.conn())
         except BaseException:
             self.close()
             raise
@@ -123,7 +124,7 @@ class PostgresConnections:
                                                  "lock_timeout": lock_timeout})
         return conn
 
-    def _conn(self) -> Connection:
+    def conn(self) -> Connection:
         local = self._local
         conn: Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == os.getpid():
@@ -171,30 +172,14 @@ class PostgresConnections:
                 logger.debug("error closing connection", exc_info=True)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """``BEGIN`` ... ``COMMIT`` on the thread's connection (rolled back on any error)."""
-        conn = self._conn()
+        conn = self.conn()
         if getattr(self._local, "atomic", False):
             yield conn  # joins the caller's `atomic()` block, which commits or rolls back
             return
         with translate_errors(), conn.transaction():
             yield conn
-
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Run this thread's writes inside the block in one transaction: all of them or none."""
-        if getattr(self._local, "atomic", False):
-            raise StorageError("atomic() blocks cannot be nested")
-        with self._transaction():
-            self._local.atomic = True
-            try:
-                yield
-            finally:
-                self._local.atomic = False
-
-    def _notify(self, conn: Connection, queue: str) -> None:
-        """Announce (on commit) that ``queue`` may have claimable work."""
-        conn.execute(Q["notify"], {"queue": queue})
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -235,7 +220,7 @@ class PostgresConnections:
 
     def schema_version(self) -> int:
         with translate_errors():
-            return self._stored_version(self._conn())
+            return self._stored_version(self.conn())
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -252,7 +237,7 @@ class PostgresConnections:
         them. ``poll_interval`` is not needed: this never polls.
         """
         del poll_interval
-        conn = self._conn()
+        conn = self.conn()
         local = self._local
         with translate_errors():
             listening: _Listening | None = local.listening
@@ -289,5 +274,5 @@ class PostgresConnections:
         Rows read by position or by column name, as the SQLite backend's ``sqlite3.Row``.
         """
         with translate_errors():
-            cursor = self._conn().cursor(row_factory=read_row)
+            cursor = self.conn().cursor(row_factory=read_row)
             return cursor.execute(query, params or None).fetchall()

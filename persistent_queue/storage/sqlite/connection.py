@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import sql
+from ...config import WAL_SIZE_LIMIT, Durability
+from ...errors import DatabaseMissing, SchemaTooNew, StorageError
+from .. import queries as sql
 from .checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
-from .config import WAL_SIZE_LIMIT, Durability
-from .errors import DatabaseMissing, SchemaTooNew, StorageError
+from .errors import translate_errors
 from .group_commit import GroupCommit
-from .sqlite_rows import translate_errors
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def _split_statements(script: str) -> Iterator[str]:
 
 
 class SQLiteConnections:
-    """The connection handling half of :class:`~.sqlite_backend.SQLiteBackend`."""
+    """Connections, transactions, migrations, group commit and waiting (the base of
+    :class:`~.dialect.SQLiteDialect`)."""
 
     def __init__(
         self,
@@ -109,7 +110,7 @@ class SQLiteConnections:
         self._identity: tuple[int, int] | None = None
         self._file_name = os.fspath(self.path)  # a str: stat() takes it faster than a Path
         with translate_errors():
-            conn = self._conn()
+            conn = self.conn()
             if self._memory_uri is None:
                 found = os.stat(self.path)
                 self._identity = (found.st_dev, found.st_ino)
@@ -180,7 +181,7 @@ class SQLiteConnections:
         # A backend dropped without close() ends its thread too (never a parent's, in a child).
         weakref.finalize(self, checkpointer.stop, 0)
 
-    def _conn(self) -> sqlite3.Connection:
+    def conn(self) -> sqlite3.Connection:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
         if conn is not None and local.pid == os.getpid():
@@ -274,10 +275,10 @@ class SQLiteConnections:
                 "new file")
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front, and the file
         is checked (:meth:`verify_file`) before the commit."""
-        conn = self._conn()
+        conn = self.conn()
         if getattr(self._local, "atomic", False):
             yield conn  # joins the caller's `atomic()` block, which commits or rolls back
             return
@@ -291,18 +292,6 @@ class SQLiteConnections:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
-        """Run this thread's writes inside the block in one transaction: all of them or none."""
-        if getattr(self._local, "atomic", False):
-            raise StorageError("atomic() blocks cannot be nested")
-        with self._transaction():
-            self._local.atomic = True
-            try:
-                yield
-            finally:
-                self._local.atomic = False
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         steps = sql.migrations("sqlite")
@@ -333,14 +322,14 @@ class SQLiteConnections:
 
     def schema_version(self) -> int:
         with translate_errors():
-            return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
+            return int(self.conn().execute("PRAGMA user_version").fetchone()[0])
 
     # -- group commit -----------------------------------------------------------------------
 
     def _run_group(self, works: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         """Run several requests in one transaction, each in a savepoint of its own."""
         outcomes: list[tuple[bool, Any]] = []
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             self._local.atomic = True  # the requests' own transactions join this one
             try:
                 for work in works:
@@ -370,7 +359,7 @@ class SQLiteConnections:
         The first checks come sooner (a quarter, then half the interval): work often arrives
         right after a consumer runs dry, while a long idle wait costs one check per interval.
         """
-        conn = self._conn()
+        conn = self.conn()
         local = self._local
         deadline = time.monotonic() + timeout
         step = poll_interval / 4
@@ -395,7 +384,7 @@ class SQLiteConnections:
         """
         deadline = time.monotonic() + self.busy_timeout
         with translate_errors():
-            conn = self._conn()
+            conn = self.conn()
             while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
                 if time.monotonic() >= deadline:
                     return False
@@ -405,4 +394,4 @@ class SQLiteConnections:
     def execute_read(self, query: str, params: dict[str, Any] | Sequence[Any] = ()) -> list[Any]:
         """Run a read-only statement of the library's own (diagnostics, EXPLAIN)."""
         with translate_errors():
-            return self._conn().execute(query, params).fetchall()
+            return self.conn().execute(query, params).fetchall()

@@ -11,30 +11,9 @@
 -- name: notify
 SELECT pg_notify('persistent_queue', %(queue)s);
 
--- name: ensure_queue
-INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
-VALUES (%(name)s, %(max_attempts)s, %(visibility_timeout)s, NULL, 0, %(now)s, %(now)s)
-ON CONFLICT (name) DO NOTHING;
-
--- name: create_queue
--- No row returned: the name exists (perhaps created concurrently a moment ago).
-INSERT INTO queues (name, max_attempts, visibility_timeout, max_size, paused, created_at, updated_at)
-VALUES (%(name)s, %(max_attempts)s, %(visibility_timeout)s, %(max_size)s, 0, %(now)s, %(now)s)
-ON CONFLICT (name) DO NOTHING
-RETURNING *;
-
--- name: get_queue
-SELECT * FROM queues WHERE name = %(name)s;
-
 -- name: lock_queue
 -- The queue's row, locked until the transaction ends (serialises deletes and bounds).
 SELECT * FROM queues WHERE name = %(name)s FOR UPDATE;
-
--- name: list_queues
-SELECT * FROM queues ORDER BY name;
-
--- name: delete_queue
-DELETE FROM queues WHERE name = %(name)s;
 
 -- name: delete_queue_jobs
 -- Every state spelled out: each arm of the OR is read through its own partial index (a
@@ -42,12 +21,6 @@ DELETE FROM queues WHERE name = %(name)s;
 DELETE FROM jobs
 WHERE queue = %(name)s
   AND (state IN ('ready', 'leased') OR state = 'waiting' OR state = 'done');
-
--- name: delete_queue_dead_letters
-DELETE FROM dead_letters WHERE queue = %(name)s;
-
--- name: delete_queue_events
-DELETE FROM job_events WHERE queue = %(name)s;
 
 -- name: count_unfinished
 -- Through jobs_claim and jobs_waiting (one arm of the OR each), never the done rows.
@@ -125,13 +98,6 @@ RETURNING j.id, j.queue, j.payload, j.headers, j.priority, j.attempts,
     j.lease_token, j.lease_expires_at, j.created_at, j.available_at, j.updated_at,
     j.last_error, j.dedup_key, j.depends_on;
 
--- name: peek_claimable
-SELECT 1 FROM jobs
-WHERE queue = %(queue)s
-  AND state IN ('ready', 'leased')
-  AND available_at <= %(now)s
-LIMIT 1;
-
 -- name: next_available_at
 SELECT min(available_at) AS at FROM jobs
 WHERE queue = %(queue)s AND state IN ('ready', 'leased');
@@ -168,12 +134,6 @@ WHERE j.id = %(id)s AND j.state = 'leased' AND j.lease_token = %(token)s
   AND j.lease_expires_at - %(now)s > 0
 FOR UPDATE OF j;
 
--- name: retry_later
-UPDATE jobs
-SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
-    available_at = %(available_at)s, last_error = %(error)s, updated_at = %(now)s
-WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s;
-
 -- name: requeue
 UPDATE jobs
 SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
@@ -200,9 +160,6 @@ SELECT id, queue, priority, payload, headers, attempts, max_attempts,
 FROM jobs WHERE id = %(id)s
 RETURNING *;
 
--- name: delete_job
-DELETE FROM jobs WHERE id = %(id)s;
-
 -- name: find_exhausted_leases
 -- Leases that expired on their last allowed attempt: these jobs crashed every consumer.
 -- Rows another transaction is working on are left to it (SKIP LOCKED).
@@ -212,17 +169,6 @@ WHERE j.state = 'leased' AND j.lease_expires_at <= %(now)s
                              (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue))
 ORDER BY j.id
 FOR UPDATE OF j SKIP LOCKED;
-
--- name: any_exhausted_lease
-SELECT 1 FROM jobs AS j
-WHERE j.state = 'leased' AND j.lease_expires_at <= %(now)s
-  AND j.attempts >= COALESCE(j.max_attempts,
-                             (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue))
-LIMIT 1;
-
--- name: insert_event
-INSERT INTO job_events (job_id, queue, at, event, attempt, detail)
-VALUES (%(job_id)s, %(queue)s, %(now)s, %(event)s, %(attempt)s, %(detail)s);
 
 -- name: get_job
 SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = j.queue))
@@ -235,21 +181,8 @@ SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE 
 FROM jobs AS j WHERE j.id = %(id)s
 FOR UPDATE OF j;
 
--- name: get_dead_letter
-SELECT * FROM dead_letters WHERE id = %(id)s;
-
 -- name: lock_dead_letter
 SELECT * FROM dead_letters WHERE id = %(id)s FOR UPDATE;
-
--- name: job_events
-SELECT * FROM job_events WHERE job_id = %(job_id)s ORDER BY id;
-
--- name: list_dead_letters
-SELECT * FROM dead_letters WHERE queue = %(queue)s ORDER BY id DESC
-LIMIT %(limit)s OFFSET %(offset)s;
-
--- name: list_all_dead_letters
-SELECT * FROM dead_letters ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: redrive_one
 -- The job comes back under its own id (the identity never hands that id out again).
@@ -265,28 +198,9 @@ ON CONFLICT (id) DO NOTHING;
 -- name: dead_letter_ids_of_queue
 SELECT id, queue FROM dead_letters WHERE queue = %(queue)s ORDER BY id FOR UPDATE;
 
--- name: delete_dead_letter
-DELETE FROM dead_letters WHERE id = %(id)s;
-
--- name: purge_dead_letters
-DELETE FROM dead_letters WHERE queue = %(queue)s AND dead_at <= %(before)s;
-
--- name: purge_all_dead_letters
-DELETE FROM dead_letters WHERE dead_at <= %(before)s;
-
 -- name: purge_queue
 DELETE FROM jobs
 WHERE queue = %(queue)s AND (state IN ('ready', 'leased') OR state = 'waiting');
-
--- name: count_by_state
--- Unfinished jobs from their partial indexes; done jobs counted in jobs_done alone (an
--- index-only pass over small entries where the visibility map allows, never a table scan).
-SELECT queue, state, count(*) AS n FROM jobs WHERE state IN ('ready', 'leased')
-GROUP BY queue, state
-UNION ALL
-SELECT queue, 'waiting', count(*) FROM jobs WHERE state = 'waiting' GROUP BY queue
-UNION ALL
-SELECT queue, 'done', count(*) FROM jobs WHERE state = 'done' GROUP BY queue;
 
 -- name: count_pending_detail
 -- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
@@ -299,24 +213,6 @@ SELECT queue,
 FROM jobs WHERE state IN ('ready', 'leased')
 GROUP BY queue;
 
--- name: count_dead
-SELECT queue, count(*) AS n FROM dead_letters GROUP BY queue;
-
--- name: count_retries
-SELECT queue, count(*) AS n FROM job_events
-WHERE event IN ('failed', 'lease_expired') GROUP BY queue;
-
--- name: done_queue_names
--- The distinct queue names of done jobs, one probe of jobs_done per name (a skip-scan):
--- cleanup also reaches done jobs whose queue row is gone.
-WITH RECURSIVE names(name) AS (
-    SELECT min(queue) FROM jobs WHERE state = 'done'
-    UNION ALL
-    SELECT (SELECT min(queue) FROM jobs WHERE state = 'done' AND queue > names.name)
-    FROM names WHERE names.name IS NOT NULL
-)
-SELECT name FROM names WHERE name IS NOT NULL;
-
 -- name: cleanup_done
 -- A batch from a range of jobs_done (queue, finished_at), locked, then deleted by primary
 -- key (`= ANY (ARRAY(...))`: an `IN (subquery)` may be planned as a hash join over a scan
@@ -328,11 +224,3 @@ DELETE FROM jobs WHERE id = ANY (ARRAY(
     FOR UPDATE SKIP LOCKED
 ));
 
--- name: cleanup_events
--- History of jobs that no longer exist (cleaned up, purged or deleted with their queue).
-DELETE FROM job_events WHERE id IN (
-    SELECT e.id FROM job_events AS e
-    WHERE NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = e.job_id)
-      AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.id = e.job_id)
-    LIMIT %(batch)s
-);

@@ -1,0 +1,382 @@
+"""The storage core: queues, enqueueing and the lease, written once for every dialect.
+
+:class:`SQLBackend` implements :class:`~.base.Backend` on a :class:`~.dialect.Dialect` it
+holds (``self.dialect``): every method takes already-validated values (see
+:mod:`persistent_queue.queue`) and the caller's ``now``, and states its rule once; the dialect
+runs it (connections, transactions, group commit or deadlock retry, wake-ups) and supplies the
+SQL (``self.q``). Its layers: :mod:`.reads` (reads and housekeeping), :mod:`.workflows`
+(dependencies, dedup keys, bounds, topics, schedules), this module (the transitions).
+
+Concurrency: every fenced operation reads the job's row through a locking statement
+(``select_leased``, ``lock_job``: ``FOR UPDATE`` on PostgreSQL, where writers run side by side;
+a plain read on SQLite, whose write transaction holds the database), so two actors never both
+act on one lease; a claim skips rows another claim holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import InvalidJobState, JobNotFound, LeaseLost, QueueAlreadyExists, QueueNotEmpty
+from ..models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo
+from .base import NewJob
+from .rows import job_from_claim, job_from_row, make_job, queue_from_row
+from .workflows import Workflows
+
+_READY = JobState.READY
+
+
+class _StaleLease(Exception):
+    """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
+
+
+class SQLBackend(Workflows):
+    """Every queue in one SQL database, on the dialect given (see the module docstring)."""
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def create_queue(self, name: str, *, max_attempts: int, visibility_timeout: float,
+                     max_size: int | None, exist_ok: bool, now: float) -> QueueInfo:
+        with self.dialect.transaction() as conn:
+            row = conn.execute(self.q["create_queue"], {
+                "name": name, "max_attempts": max_attempts,
+                "visibility_timeout": visibility_timeout, "max_size": max_size, "now": now,
+            }).fetchone()
+            if row is not None:
+                return queue_from_row(row)
+            if not exist_ok:
+                raise QueueAlreadyExists(f"queue {name!r} already exists")
+            return self._queue_row(conn, name)
+
+    def update_queue(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
+        allowed = {"max_attempts", "visibility_timeout", "max_size", "paused"}
+        unknown = set(changes) - allowed
+        if unknown:  # pragma: no cover - guarded by Queue
+            raise ValueError(f"cannot change {sorted(unknown)}")
+        p = self.dialect.param
+        with self.dialect.transaction() as conn:
+            before = self._queue_row(conn, name, lock=True)
+            if changes:
+                # Column names come from the fixed `allowed` set above, never from input.
+                assignments = ", ".join(f"{column} = {p(column)}" for column in sorted(changes))
+                conn.execute(
+                    f"UPDATE queues SET {assignments}, updated_at = {p('now')} "  # noqa: S608
+                    f"WHERE name = {p('name')}",
+                    {**changes, "name": name, "now": now},
+                )
+            if before.paused and changes.get("paused") == 0:
+                self.dialect.notify(conn, name)  # resumed: its ready jobs are claimable again
+            return self._queue_row(conn, name)
+
+    def get_queue(self, name: str) -> QueueInfo | None:
+        with self.dialect.translate_errors():
+            row = self.dialect.conn().execute(self.q["get_queue"], {"name": name}).fetchone()
+        return None if row is None else queue_from_row(row)
+
+    def list_queues(self) -> list[QueueInfo]:
+        with self.dialect.translate_errors():
+            return [queue_from_row(r) for r in self.dialect.conn().execute(self.q["list_queues"])]
+
+    def delete_queue(self, name: str, *, force: bool) -> DeletedQueue:
+        with self.dialect.transaction() as conn:
+            deleted = self._delete_queue_workflows(conn, name)  # before the queue's row lock
+            self._queue_row(conn, name, lock=True)
+            unfinished = conn.execute(self.q["count_unfinished"], {"name": name}).fetchone()["n"]
+            if unfinished and not force:
+                raise QueueNotEmpty(
+                    f"queue {name!r} still has {unfinished} unfinished job(s); "
+                    "pass force=True to delete them with it"
+                )
+            for query in ("delete_queue_jobs", "delete_queue_dead_letters",
+                          "delete_queue_events", "delete_queue"):
+                conn.execute(self.q[query], {"name": name})
+            return deleted
+
+    def purge_queue(self, name: str) -> int:
+        with self.dialect.transaction() as conn:
+            return int(conn.execute(self.q["purge_queue"], {"queue": name}).rowcount)
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def enqueue(self, queue: str, jobs: Sequence[NewJob], *, now: float,
+                queue_defaults: tuple[int, float]) -> list[Job]:
+        return self.dialect.write(
+            lambda: self._enqueue_now(queue, jobs, now=now, queue_defaults=queue_defaults),
+            grouped=True, adds_jobs=True)
+
+    def _enqueue_now(self, queue: str, jobs: Sequence[NewJob], *, now: float,
+                     queue_defaults: tuple[int, float]) -> list[Job]:
+        if len(jobs) == 1:
+            job = jobs[0]
+            if job.dedup_key is None and not job.depends_on:
+                inserted = self.dialect.insert_one(queue, job, now)
+                if inserted is not None:
+                    # Positional (fields in declaration order): once per enqueued job.
+                    return [make_job(inserted[0], queue, job.payload, job.headers, job.priority,
+                                     _READY, 0, inserted[1], None, None, now, job.available_at,
+                                     now, None, None, None, False, ())]
+        with self.dialect.transaction() as conn:
+            info = self._ensure_queue(conn, queue, queue_defaults, now)
+            dedup = any(job.dedup_key is not None for job in jobs)
+            if info.max_size is not None or dedup or any(job.depends_on for job in jobs):
+                if info.max_size is not None or dedup:
+                    # Bounds and dedup keys are read-then-write: one such enqueue per queue
+                    # at a time. Dependencies need no queue lock: their parents' rows are
+                    # share-locked instead.
+                    info = self._queue_row(conn, queue, lock=True)
+                stored = self._enqueue_workflow(conn, info, jobs, now)
+                self.dialect.notify(conn, queue)
+                return stored
+            ids = self.dialect.insert_jobs(conn, queue, jobs, now)
+        return [
+            make_job(job_id, queue, job.payload, job.headers, job.priority, _READY, 0,
+                     job.max_attempts or info.max_attempts, None, None, now, job.available_at,
+                     now, None, None, None, False, ())
+            for job_id, job in zip(ids, jobs, strict=True)
+        ]
+
+    def enqueue_uniform(self, queue: str, template: NewJob, payloads: Sequence[Any],
+                        payload_jsons: Sequence[str], *, now: float,
+                        queue_defaults: tuple[int, float]) -> list[Job]:
+        if len(payloads) == 1:
+            return self.enqueue(queue, [template], now=now, queue_defaults=queue_defaults)
+        return self.dialect.write(lambda: self._enqueue_uniform_now(
+            queue, template, payloads, payload_jsons, now=now, queue_defaults=queue_defaults),
+            grouped=True, adds_jobs=True)
+
+    def _enqueue_uniform_now(self, queue: str, template: NewJob, payloads: Sequence[Any],
+                             payload_jsons: Sequence[str], *, now: float,
+                             queue_defaults: tuple[int, float]) -> list[Job]:
+        with self.dialect.transaction() as conn:
+            info = self._ensure_queue(conn, queue, queue_defaults, now)
+            if info.max_size is not None:  # bounded: counted and checked under its lock
+                info = self._queue_row(conn, queue, lock=True)
+                stored = self._enqueue_workflow(conn, info, [
+                    NewJob(payload, text, dict(template.headers), template.headers_json,
+                           template.priority, template.available_at, template.max_attempts)
+                    for payload, text in zip(payloads, payload_jsons, strict=True)
+                ], now)
+                self.dialect.notify(conn, queue)
+                return stored
+            ids = self.dialect.insert_uniform(conn, queue, template, payload_jsons, now)
+        headers, priority, available_at = (template.headers, template.priority,
+                                           template.available_at)
+        max_attempts = template.max_attempts or info.max_attempts
+        return [
+            make_job(job_id, queue, payload, dict(headers) if headers else {}, priority,
+                     _READY, 0, max_attempts, None, None, now, available_at, now, None, None,
+                     None, False, ())
+            for job_id, payload in zip(ids, payloads, strict=True)
+        ]
+
+    # -- the lease --------------------------------------------------------------------------
+
+    def claim(self, queue: str, *, limit: int, visibility_timeout: float | None,
+              now: float) -> list[Job]:
+        rows = self.dialect.write(
+            lambda: self.dialect.claim_rows(queue, limit, visibility_timeout, now),
+            grouped=True)
+        jobs = [job_from_claim(row) for row in rows]
+        if len(jobs) > 1:
+            jobs.sort(key=lambda job: (-job.priority, job.id))
+        return jobs
+
+    def has_claimable(self, queue: str, now: float) -> bool:
+        return self.dialect.has_claimable(queue, now)
+
+    def next_available_at(self, queue: str) -> float | None:
+        with self.dialect.translate_errors():
+            row = self.dialect.conn().execute(self.q["next_available_at"],
+                                              {"queue": queue}).fetchone()
+        return None if row is None or row["at"] is None else float(row["at"])
+
+    def _diagnose_lease(self, conn: Any, job_id: int, token: str, now: float,
+                        action: str) -> Exception:
+        """Why a fenced operation matched no row: the specific error to raise."""
+        row = conn.execute(self.q["get_job"], {"id": job_id}).fetchone()
+        if row is None:
+            if conn.execute(self.q["get_dead_letter"], {"id": job_id}).fetchone() is not None:
+                return LeaseLost(f"cannot {action} job {job_id}: it is in the dead-letter table")
+            return JobNotFound(f"no job with id {job_id}")
+        state = row["state"]
+        if state != "leased":
+            return LeaseLost(f"cannot {action} job {job_id}: it is {state}, not leased")
+        if row["lease_token"] != token:
+            return LeaseLost(
+                f"cannot {action} job {job_id}: the lease token is stale "
+                "(the lease expired and another consumer claimed the job)"
+            )
+        return LeaseLost(
+            f"cannot {action} job {job_id}: its lease expired "
+            f"{now - row['lease_expires_at']:.3f}s ago"
+        )
+
+    def ack(self, job_id: int, token: str, now: float) -> None:
+        # A consumer's job threads claim and ack concurrently: they may share commits too.
+        self.dialect.write(lambda: self._ack_now(job_id, token, now), grouped=True)
+
+    def _ack_now(self, job_id: int, token: str, now: float) -> None:
+        conn = self.dialect.conn()
+        with self.dialect.translate_errors():
+            changed = conn.execute(self.q["ack"], {"id": job_id, "token": token,
+                                                   "now": now}).rowcount
+            if changed != 1:
+                raise self._diagnose_lease(conn, job_id, token, now, "ack")
+
+    def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
+        self.dialect.write(lambda: self._ack_many_now(leases, now))
+
+    def _ack_many_now(self, leases: Sequence[tuple[int, str]], now: float) -> None:
+        params = self.dialect.ack_many_params(leases, now)
+        conn = self.dialect.conn()
+        try:
+            with self.dialect.transaction() as tx:
+                if tx.execute(self.q["ack_many"], params).rowcount != len(leases):
+                    raise _StaleLease
+        except _StaleLease:
+            # Rolled back: find the first lease that is not current, as `ack` would.
+            with self.dialect.translate_errors():
+                for job_id, token in leases:
+                    row = conn.execute(self.q["get_job"], {"id": job_id}).fetchone()
+                    if (row is None or row["state"] != "leased" or row["lease_token"] != token
+                            or row["lease_expires_at"] <= now):
+                        raise self._diagnose_lease(conn, job_id, token, now, "ack") from None
+            raise LeaseLost("cannot ack: a lease changed while acking; nothing was acked") \
+                from None
+
+    def nack(self, job_id: int, token: str, *, error: str | None, delay: float | None,
+             backoff: Callable[[int], float], now: float) -> Job | DeadLetter:
+        return self.dialect.write(lambda: self._nack_now(job_id, token, error=error,
+                                                         delay=delay, backoff=backoff, now=now))
+
+    def _nack_now(self, job_id: int, token: str, *, error: str | None, delay: float | None,
+                  backoff: Callable[[int], float], now: float) -> Job | DeadLetter:
+        with self.dialect.transaction() as conn:
+            params = {"id": job_id, "token": token, "now": now}
+            row = conn.execute(self.q["select_leased"], params).fetchone()
+            if row is None:
+                raise self._diagnose_lease(conn, job_id, token, now, "nack")
+            attempts, max_attempts = row["attempts"], row["effective_max_attempts"]
+            self._event(conn, job_id, row["queue"], "failed", attempts, error, now)
+            if attempts >= max_attempts:
+                return self._dead_letter(
+                    conn, job_id, row["queue"], f"failed {attempts} of {max_attempts} attempts",
+                    error, attempts, now,
+                )
+            wait = backoff(attempts) if delay is None else delay
+            conn.execute(self.q["retry_later"], {**params, "available_at": now + wait,
+                                                 "error": error})
+            self.dialect.notify(conn, row["queue"])
+            return job_from_row(conn.execute(self.q["get_job"], {"id": job_id}).fetchone())
+
+    def requeue(self, job_id: int, token: str, *, delay: float, now: float) -> Job:
+        return self.dialect.write(lambda: self._requeue_now(job_id, token, delay=delay, now=now))
+
+    def _requeue_now(self, job_id: int, token: str, *, delay: float, now: float) -> Job:
+        with self.dialect.transaction() as conn:
+            params = {"id": job_id, "token": token, "now": now, "available_at": now + delay}
+            row = conn.execute(self.q["requeue"], params).fetchone()
+            if row is None:
+                raise self._diagnose_lease(conn, job_id, token, now, "requeue")
+            self.dialect.notify(conn, row["queue"])
+            return job_from_row(row)
+
+    def extend(self, job_id: int, token: str, *, seconds: float, now: float) -> Job:
+        return self.dialect.write(lambda: self._extend_now(job_id, token, seconds=seconds,
+                                                           now=now))
+
+    def _extend_now(self, job_id: int, token: str, *, seconds: float, now: float) -> Job:
+        conn = self.dialect.conn()
+        with self.dialect.translate_errors():
+            params = {"id": job_id, "token": token, "now": now, "until": now + seconds}
+            row = conn.execute(self.q["extend"], params).fetchone()
+            if row is None:
+                raise self._diagnose_lease(conn, job_id, token, now, "extend")
+            return job_from_row(row, lease_token=True)
+
+    def dead_letter(self, job_id: int, token: str | None, *, reason: str, error: str | None,
+                    now: float) -> DeadLetter:
+        return self.dialect.write(lambda: self._dead_letter_now(job_id, token, reason=reason,
+                                                                error=error, now=now))
+
+    def _dead_letter_now(self, job_id: int, token: str | None, *, reason: str,
+                         error: str | None, now: float) -> DeadLetter:
+        with self.dialect.transaction() as conn:
+            if token is not None:
+                row = conn.execute(self.q["select_leased"],
+                                   {"id": job_id, "token": token, "now": now}).fetchone()
+                if row is None:
+                    raise self._diagnose_lease(conn, job_id, token, now, "dead-letter")
+            else:
+                row = conn.execute(self.q["lock_job"], {"id": job_id}).fetchone()
+                if row is None:
+                    if conn.execute(self.q["get_dead_letter"], {"id": job_id}).fetchone():
+                        raise InvalidJobState(f"job {job_id} is already dead-lettered")
+                    raise JobNotFound(f"no job with id {job_id}")
+                if row["state"] == "done":
+                    raise InvalidJobState(f"job {job_id} is done; only unfinished jobs can be "
+                                          "dead-lettered")
+                if row["state"] == "leased" and row["lease_expires_at"] > now:
+                    raise LeaseLost(f"job {job_id} is leased by a consumer; pass its lease "
+                                    "token to dead-letter it")
+            return self._dead_letter(conn, job_id, row["queue"], reason, error,
+                                     row["attempts"], now)
+
+    def reap_expired(self, now: float) -> int:
+        """Dead-letter every job whose lease expired on its last allowed attempt."""
+        with self.dialect.translate_errors():
+            if self.dialect.conn().execute(self.q["any_exhausted_lease"],
+                                           {"now": now}).fetchone() is None:
+                return 0  # the common case, answered without the write lock
+        return self.dialect.write(lambda: self._reap_now(now))
+
+    def _reap_now(self, now: float) -> int:
+        with self.dialect.transaction() as conn:
+            rows = conn.execute(self.q["find_exhausted_leases"], {"now": now}).fetchall()
+            for row in rows:
+                self._event(conn, row["id"], row["queue"], "lease_expired", row["attempts"],
+                            "lease expired on the last allowed attempt", now)
+                self._dead_letter(
+                    conn, row["id"], row["queue"], "lease expired",
+                    f"lease expired on attempt {row['attempts']} "
+                    "(the consumer crashed, hung or took longer than the visibility timeout)",
+                    row["attempts"], now,
+                )
+            return len(rows)
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    def redrive(self, job_id: int | None, queue: str | None, *, now: float,
+                queue_defaults: tuple[int, float]) -> list[int]:
+        q = self.q
+        with self.dialect.transaction() as conn:
+            if job_id is not None:
+                row = conn.execute(q["lock_dead_letter"], {"id": job_id}).fetchone()
+                if row is None:
+                    if conn.execute(q["get_job"], {"id": job_id}).fetchone() is not None:
+                        raise InvalidJobState(f"job {job_id} is not in the dead-letter table")
+                    raise JobNotFound(f"no dead-lettered job with id {job_id}")
+                targets = [(row["id"], row["queue"])]
+            else:
+                targets = [(r["id"], r["queue"]) for r in
+                           conn.execute(q["dead_letter_ids_of_queue"], {"queue": queue})]
+            for target_id, target_queue in targets:
+                self._ensure_queue(conn, target_queue, queue_defaults, now)
+                if conn.execute(q["redrive_one"], {"id": target_id, "now": now}).rowcount == 0:
+                    continue  # already brought back, with a job it depends on
+                conn.execute(q["delete_dead_letter"], {"id": target_id})
+                self._event(conn, target_id, target_queue, "redriven", 0,
+                            "moved back from the dead-letter table", now)
+                self._after_redrive(conn, target_id, now)
+            for name in sorted({name for _, name in targets}):
+                self.dialect.notify(conn, name)
+            return [target_id for target_id, _ in targets]
+
+    def purge_dead_letters(self, queue: str | None, *, before: float) -> int:
+        with self.dialect.transaction() as conn:
+            if queue is None:
+                return int(conn.execute(self.q["purge_all_dead_letters"],
+                                        {"before": before}).rowcount)
+            return int(conn.execute(self.q["purge_dead_letters"],
+                                    {"queue": queue, "before": before}).rowcount)

@@ -1,0 +1,36 @@
+-- Statements both dialects run (workers), written once with :name placeholders.
+
+-- name: register_worker
+INSERT INTO workers (id, kind, host, pid, queues, state, started_at, heartbeat_at)
+VALUES (:id, :kind, :host, :pid, :queues, 'running', :now, :now)
+ON CONFLICT (id) DO UPDATE SET
+    kind = excluded.kind, host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+    state = 'running', started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+    stopped_at = NULL;
+
+-- name: heartbeat_worker
+UPDATE workers
+SET heartbeat_at = :now, state = 'running',
+    processed = processed + :processed, failed = failed + :failed
+WHERE id = :id;
+
+-- name: stop_worker
+UPDATE workers SET state = 'stopped', stopped_at = :now, heartbeat_at = :now WHERE id = :id;
+
+-- name: mark_stale_workers
+UPDATE workers SET state = 'dead', stopped_at = heartbeat_at
+WHERE state = 'running' AND heartbeat_at < :before;
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY kind, started_at;
+
+-- name: forget_workers
+DELETE FROM workers WHERE state != 'running' AND heartbeat_at < :before;
+
+-- name: kv_get
+SELECT value FROM kv WHERE key = :key;
+
+-- name: kv_set
+INSERT INTO kv (key, value, updated_at) VALUES (:key, :value, :now)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
