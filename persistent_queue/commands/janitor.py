@@ -36,7 +36,8 @@ def run_once(q: Queue, older_than: float, dead_older_than: float | None, vacuum:
     logger.info("cleanup done", extra={"done_jobs_removed": removed, "dead_letters_removed":
                                        purged, "vacuum": vacuum})
     click.echo(json.dumps({"done_jobs_removed": removed, "dead_letters_removed": purged}))
-    reserve = getattr(q.backend, "reserve", None)  # SQLite's room for claims and acks
+    reserve = getattr(getattr(q.backend, "dialect", None), "reserve", None)  # SQLite: room
+    # kept for claims and acks
     if reserve is not None and not reserve.ensure():
         click.echo(f"warning: the disk holding {reserve.path.parent} is still too full for "
                    "new jobs: enqueues stay refused (claims and acks go on) until more space "

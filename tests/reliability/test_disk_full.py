@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from persistent_queue import Queue, StorageFull
 from persistent_queue.api import create_app
-from persistent_queue.storage.sqlite import SQLiteBackend, disk_reserve
+from persistent_queue.storage.sqlite import SQLiteDialect, disk_reserve
 from persistent_queue.storage.sqlite.disk_reserve import DiskReserve
 from tests.reliability.checker import integrity_check
 from tests.reliability.soak import report
@@ -33,14 +33,14 @@ def test_a_full_disk_is_a_clear_error_and_loses_nothing(
         q.enqueue_many("full", [{"n": i} for i in range(100)])
     pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
     limit = {"pages": pages + HEADROOM_PAGES}
-    connect = SQLiteBackend._connect
+    connect = SQLiteDialect._connect
 
-    def small_disk(self: SQLiteBackend) -> sqlite3.Connection:
+    def small_disk(self: SQLiteDialect) -> sqlite3.Connection:
         conn = connect(self)
         conn.execute(f"PRAGMA max_page_count = {limit['pages']}")
         return conn
 
-    monkeypatch.setattr(SQLiteBackend, "_connect", small_disk)
+    monkeypatch.setattr(SQLiteDialect, "_connect", small_disk)
     with Queue(db) as q:
         accepted = [j.id for j in q.list_jobs("full", limit=1000)]
         with pytest.raises(StorageFull, match="full") as caught:
