@@ -130,7 +130,10 @@ def doc_ports() -> Iterator[None]:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on ``port`` (connections of a server that has stopped may linger in
+    TIME_WAIT: the servers bind with SO_REUSEADDR, so they do not keep it from them)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
