@@ -4,7 +4,9 @@
 
 Mounts a 2 MiB tmpfs on ``MNT`` (exit 77 if the system refuses: the test then skips), puts
 the database there and fills the disk: with ``MODE=enqueues`` by enqueueing until
-``StorageFull``, with ``MODE=filler`` by a file of its own after a few enqueues. Then, with
+``StorageFull``, with ``MODE=filler`` by a file of its own after a few enqueues. With ``MODE=pressure`` it
+fills the disk with enqueues, then drains every accepted job while three producer processes
+keep enqueuing. Otherwise, with
 the disk still full: the real ``api.py`` is asked to enqueue, dequeue and ack; the real
 ``consumer.py`` drains every job; ``scripts/cleanup.py --vacuum`` deletes them. Everything seen
 is written to ``OUT/result.json`` (``OUT`` is outside the tmpfs), for the test to judge.
@@ -113,6 +115,62 @@ def drain_with_consumer(db: Path, out: Path, jobs: int, result: dict[str, Any]) 
     result["consumer_seconds"] = round(time.monotonic() - started, 2)
 
 
+PRESSURE_SECONDS = 5.0
+PRODUCER = """
+import json, sys
+from pathlib import Path
+from persistent_queue import Queue, StorageFull
+db, report, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+stored = refused = 0
+with Queue(db) as q:
+    while not stop.exists():
+        try:
+            q.enqueue_many("full", [{"pad": "x" * 200}] * 20)
+            stored += 1
+        except StorageFull:
+            refused += 1
+        report.write_text(json.dumps({"stored": stored, "refused": refused}))
+"""
+
+
+def drain_under_enqueue_pressure(db: Path, out: Path, accepted: list[int],
+                                 result: dict[str, Any]) -> None:
+    """Three processes keep enqueuing batches while this one claims and acks every job
+    accepted before the disk filled (oldest first: they come out first) and what the
+    producers add, for :data:`PRESSURE_SECONDS` at least."""
+    stop = out / "stop-producers"
+    reports = [out / f"producer-{n}.json" for n in range(3)]
+    producers = [subprocess.Popen([sys.executable, "-c", PRODUCER, str(db), str(path),
+                                   str(stop)], cwd=ROOT) for path in reports]
+    try:
+        wait_for(lambda: all(path.exists() for path in reports), timeout=60,
+                 message="every producer to try an enqueue")
+        wanted, done, failures = set(accepted), set(), 0
+        started = time.monotonic()
+        with Queue(db) as q:
+            # Every accepted job, and whatever the producers manage to add, for 5 s at least.
+            while (not wanted <= done or time.monotonic() - started < PRESSURE_SECONDS) \
+                    and time.monotonic() - started < 60:
+                try:
+                    job = q.dequeue("full", visibility_timeout=60)
+                    if job is not None:
+                        q.ack(job)
+                        done.add(job.id)
+                except StorageFull:
+                    failures += 1
+    finally:
+        stop.touch()
+        for producer in producers:
+            producer.wait(timeout=60)
+    counts = [json.loads(path.read_text()) for path in reports]
+    result["pressure"] = {
+        "accepted_done": len(wanted & done), "done": len(done),
+        "claim_or_ack_failures": failures,
+        "seconds": round(time.monotonic() - started, 2),
+        "batches_stored": sum(c["stored"] for c in counts),
+        "batches_refused": sum(c["refused"] for c in counts)}
+
+
 def main(mode: str, mnt: Path, out: Path) -> int:
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
                              capture_output=True, text=True, check=False)
@@ -131,7 +189,14 @@ def main(mode: str, mnt: Path, out: Path) -> int:
         except StorageFull:
             result["batch_refused"] = True
         result["free_bytes_when_full"] = _free(mnt)
-    api_on_a_full_disk(db, out, result)
+        if mode != "pressure":
+            # While this connection stays open the WAL keeps its space (the last connection
+            # to close would checkpoint it away and free the disk).
+            api_on_a_full_disk(db, out, result)
+    if mode == "pressure":
+        drain_under_enqueue_pressure(db, out, accepted, result)
+        (out / "result.json").write_text(json.dumps(result, default=str))
+        return 0
     drain_with_consumer(db, out, len(accepted) - ("api_acked" in result), result)
     with Queue(db) as q:
         result["done"] = sorted(j.id for j in q.list_jobs("full", state="done", limit=10_000))

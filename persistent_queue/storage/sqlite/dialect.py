@@ -101,10 +101,11 @@ class SQLiteDialect(SQLiteConnections, Dialect):
         """Nothing to send: a waiter notices every commit (``PRAGMA data_version``)."""
 
     def _admit_enqueue(self) -> None:
-        """Refuse a new job while the disk reserve is released (:mod:`.disk_reserve`): the
-        room it freed is kept for claims and acks until it can be put back."""
+        """Refuse a new job while the disk reserve is released, or while the disk has less
+        than twice its size free besides it (:mod:`.disk_reserve`): that room is kept for
+        claims and acks."""
         reserve = self.reserve
-        if reserve is not None and not reserve.ensure():
+        if reserve is not None and not reserve.admits_new_jobs():
             raise StorageFull(
                 f"the database or its disk is full: the disk of {self.path} has no room left "
                 "for new jobs (claims and acks go on; free space, e.g. cleanup --vacuum, and "
