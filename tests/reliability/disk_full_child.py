@@ -4,9 +4,9 @@
 
 Mounts a 2 MiB tmpfs on ``MNT`` (exit 77 if the system refuses: the test then skips), puts
 the database there and fills the disk: with ``MODE=enqueues`` by enqueueing until
-``StorageFull``, with ``MODE=filler`` by a file of its own after a few enqueues. With ``MODE=pressure`` it
-fills the disk with enqueues, then drains every accepted job while three producer processes
-keep enqueuing. Otherwise, with
+``StorageFull``, with ``MODE=filler`` by a file of its own after a few enqueues. With
+``MODE=pressure`` it fills the disk with enqueues, then drains every accepted job while three
+producer processes keep enqueuing. Otherwise, with
 the disk still full: the real ``api.py`` is asked to enqueue, dequeue and ack; the real
 ``consumer.py`` drains every job; ``scripts/cleanup.py --vacuum`` deletes them. Everything seen
 is written to ``OUT/result.json`` (``OUT`` is outside the tmpfs), for the test to judge.
