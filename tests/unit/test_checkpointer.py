@@ -241,3 +241,17 @@ def test_the_thread_outlives_errors_and_recovers(tmp_path: Path) -> None:
     finally:
         checkpointer.stop(timeout=30)
     assert not checkpointer.is_alive()
+
+
+def test_the_thread_never_creates_a_database_that_is_not_there(tmp_path: Path) -> None:
+    """A database deleted under a running process stays deleted: the thread's reconnect
+    must not leave a fresh empty file at its path for the next process to open."""
+    db = tmp_path / "deleted.db"
+    checkpointer = Checkpointer(db, synchronous="NORMAL", interval=0.01, idle_interval=0.05)
+    checkpointer.start()
+    try:
+        wait_for(lambda: checkpointer.errors >= 2, timeout=30,
+                 message="the thread never tried to open the missing database")
+        assert not db.exists()
+    finally:
+        checkpointer.stop(timeout=30)

@@ -32,6 +32,7 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Final
 
@@ -127,8 +128,12 @@ class Checkpointer:
                     break
                 try:
                     if conn is None:
-                        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
-                                               check_same_thread=False)
+                        # mode=rw: a database deleted under the process is an error here,
+                        # never a fresh empty file at its path.
+                        conn = sqlite3.connect(
+                            f"file://{urllib.parse.quote(os.path.abspath(self.path))}?mode=rw",
+                            uri=True, timeout=0, isolation_level=None,
+                            check_same_thread=False)
                         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
                     if version != seen:
