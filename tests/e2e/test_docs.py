@@ -60,9 +60,19 @@ EXPECTED_SKIPS = {
 DOC_PORTS = (8000, 8001, 8501, 8502)
 BLOCK_TIMEOUT = 150.0
 READY_TIMEOUT = 120.0
-IGNORED = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    ".hypothesis", "*.egg-info", "site", "build", "dist", "*.sock", "*.pid", "pg")
+#: Left out of the copy: the top folder's state (its data, logs, site, caches) and at any depth
+#: what only a run leaves behind.
+TOP_LEVEL_STATE = {".git", ".venv", "data", "logs", "site", "build", "dist", ".mypy_cache",
+                   ".pytest_cache", ".ruff_cache", ".hypothesis"}
+ANYWHERE = shutil.ignore_patterns(".venv", "__pycache__", "*.pyc", "*.egg-info", "*.sock",
+                                  "*.pid")
+
+
+def _ignored(folder: str, names: list[str]) -> set[str]:
+    ignored = set(ANYWHERE(folder, names))
+    if Path(folder) == ROOT:
+        ignored |= TOP_LEVEL_STATE & set(names)
+    return ignored
 
 
 def _runnable(path: Path) -> bool:
@@ -150,9 +160,8 @@ def project_copy() -> Path:
     target = Path(tempfile.mkdtemp(prefix="pq-doc-"))
     target.chmod(0o755)
     project = target / "p"
-    shutil.copytree(ROOT, project, ignore=IGNORED, symlinks=True)
+    shutil.copytree(ROOT, project, ignore=_ignored, symlinks=True)
     for folder in ("data", "logs"):
-        shutil.rmtree(project / folder, ignore_errors=True)
         (project / folder).mkdir()
     venv = project / ".venv"
     venv.mkdir()
