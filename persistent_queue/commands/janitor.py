@@ -46,7 +46,8 @@ def run_once(q: Queue, older_than: float, dead_older_than: float | None, vacuum:
 
 @click.command(context_settings=HELP)
 @click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
-              show_default=mask_url(DEFAULT_DB_PATH))
+              show_default=mask_url(DEFAULT_DB_PATH), show_envvar=True,
+              help="Database file or postgresql:// URL.")
 @click.option("--older-than", default="7d", show_default=True,
               help="Delete done jobs finished longer ago than this.")
 @click.option("--dead-older-than", default=None, help="Also delete dead letters this old.")
