@@ -672,6 +672,19 @@ class Queue(WorkflowMixin):
         """Store a small durable value."""
         self.backend.kv_set(key, value, self._clock())
 
+    def compare_and_set_value(self, key: str, expected: str | None, value: str) -> bool:
+        """Store ``value`` only if the stored value is still ``expected`` (None: the key has
+        no value yet); True if stored, False (nothing changed) if another writer got there
+        first.
+
+        Inside ``atomic()`` the check and the write belong to the block's transaction, so
+        ``with q.atomic(): ok = q.compare_and_set_value("offset", "41", "42")`` followed by
+        writes that raise unless ``ok`` stores them only on top of the value this process
+        last saw. A concurrent block writing the same key is waited for, then compared
+        against: of two processes expecting the same value, exactly one succeeds.
+        """
+        return self.backend.kv_compare_and_set(key, expected, value, self._clock())
+
     def throughput(
         self, *, window: float | timedelta = 3600, bucket: float | timedelta = 60
     ) -> list[ThroughputPoint]:

@@ -233,6 +233,13 @@ class Backend(ABC):
         """Store a value durably."""
 
     @abstractmethod
+    def kv_compare_and_set(self, key: str, expected: str | None, value: str,
+                           now: float) -> bool:
+        """Store ``value`` only if the stored value is still ``expected`` (None: no value is
+        stored); False, changing nothing, if it is not. Inside ``atomic()`` a concurrent
+        writer of the key is waited for, then compared against."""
+
+    @abstractmethod
     def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
         """Per-queue counts of enqueued/acked/failed/dead jobs in time buckets since ``since``."""
 

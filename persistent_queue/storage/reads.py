@@ -233,6 +233,13 @@ class Reads(Backend):
         with self.dialect.transaction() as conn:
             conn.execute(self.q["kv_set"], {"key": key, "value": value, "now": now})
 
+    def kv_compare_and_set(self, key: str, expected: str | None, value: str,
+                           now: float) -> bool:
+        params = {"key": key, "value": value, "expected": expected, "now": now}
+        query = "kv_insert_absent" if expected is None else "kv_compare_and_set"
+        with self.dialect.transaction() as conn:
+            return bool(conn.execute(self.q[query], params).rowcount == 1)
+
     def throughput(self, *, since: float, bucket: float) -> list[ThroughputPoint]:
         points: dict[tuple[str, float], dict[str, int]] = {}
         params = {"since": float(since), "bucket": float(bucket)}

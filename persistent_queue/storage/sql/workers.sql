@@ -34,3 +34,15 @@ SELECT value FROM kv WHERE key = :key;
 INSERT INTO kv (key, value, updated_at) VALUES (:key, :value, :now)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
 
+
+-- name: kv_insert_absent
+-- A compare-and-set expecting no value: 0 rows when the key is there (PostgreSQL: also when
+-- another transaction inserted it and commits while this one waits).
+INSERT INTO kv (key, value, updated_at) VALUES (:key, :value, :now)
+ON CONFLICT (key) DO NOTHING;
+
+-- name: kv_compare_and_set
+-- 0 rows when the value is no longer :expected (value is NOT NULL, so `=` is exact). On
+-- PostgreSQL the UPDATE waits for a concurrent writer's row lock and, under READ COMMITTED,
+-- evaluates the WHERE again on the row as that writer committed it.
+UPDATE kv SET value = :value, updated_at = :now WHERE key = :key AND value = :expected;
