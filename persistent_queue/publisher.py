@@ -3,13 +3,17 @@
 From a file, every commit that publishes lines stores, in the same transaction
 (``Queue.atomic``), the file offset after its last line, so a crash at any moment neither
 loses a line nor publishes one twice: after a restart the producer continues exactly after the
-last line whose job was committed. The stored offset carries the file's inode and a
-fingerprint of the bytes it follows (the file's first bytes and those just before the offset):
-a file replaced by another, or truncated in place and written again (``logrotate
-copytruncate``), is read from its beginning, even when it is already longer than the offset.
-With ``follow`` it keeps watching the file for new lines. Only complete lines (ending in a
-newline) are published while following; a last line without one is published when the input
-ends.
+last line whose job was committed. Each such commit stores the offset only if it is still the
+one this producer read or last wrote (``Queue.compare_and_set_value``): when another producer
+on the same file and queue advanced it (one started by hand beside the supervised one), the
+commit is rolled back, nothing of it is published, and this producer goes on from the stored
+offset. Producers on one file take turns and publish each line once. The stored offset
+carries the file's inode and a fingerprint of the bytes it follows (the file's first bytes and
+those just before the offset): a file replaced by another, or truncated in place and written
+again (``logrotate copytruncate``), is read from its beginning, even when it is already longer
+than the offset. With ``follow`` it keeps watching the file for new lines. Only complete lines
+(ending in a newline) are published while following; a last line without one is published
+when the input ends.
 
 Input never stops the producer: a line that does not parse (``--format json``) or that the
 queue refuses (NaN, an integer beyond 64 bits, a payload over the size limit) is logged with
@@ -110,6 +114,10 @@ class _Line(NamedTuple):
 _Mark = Callable[[int, int], tuple[str, str]]
 
 
+class _OffsetMoved(Exception):
+    """Another producer advanced the stored offset: this commit was rolled back."""
+
+
 class Publisher:
     """Publishes to one queue; ``stop()`` (e.g. from a signal) ends any loop after its batch."""
 
@@ -125,6 +133,10 @@ class Publisher:
         self._unreported = 0
         self._next_beat = time.monotonic() + heartbeat_interval
         self._source = "input"
+        #: The stored offset record as this producer read or last wrote it (None: none yet).
+        self._stored: str | None = None
+        #: Commits rolled back because another producer advanced the offset first.
+        self.offset_conflicts = 0
 
     def stop(self, signum: int | None = None) -> None:
         """Finish the current batch (or stop waiting for room) and return."""
@@ -178,14 +190,22 @@ class Publisher:
         return lines
 
     def _transaction(self, payloads: list[JSON], offset: tuple[str, str] | None) -> None:
-        """Enqueue ``payloads`` and store ``offset`` in one transaction: both or neither."""
+        """Enqueue ``payloads`` and store ``offset`` in one transaction: both or neither.
+
+        The offset is stored only over the record this producer read or last wrote;
+        ``_OffsetMoved`` (nothing stored) if another producer changed it since. The check
+        comes first: on PostgreSQL a second producer waits there, before inserting anything.
+        """
         opts = self.options
         with self.q.atomic():
+            if offset is not None and not self.q.compare_and_set_value(
+                    offset[0], self._stored, offset[1]):
+                raise _OffsetMoved(offset[0])
             if payloads:
                 self.q.enqueue_many(opts.queue, payloads, priority=opts.priority,
                                     max_attempts=opts.max_attempts)
-            if offset is not None:
-                self.q.set_value(*offset)
+        if offset is not None:
+            self._stored = offset[1]
         self.published += len(payloads)
         self._unreported += len(payloads)
         self._beat()
@@ -308,7 +328,7 @@ class Publisher:
         """Where to start in the open file: after the stored offset if it belongs to this
         file (same inode, long enough, same fingerprint), else at its beginning."""
         start = _Cursor(key, inode)
-        stored = self.q.get_value(key)
+        stored = self._stored = self.q.get_value(key)
         if stored is None:
             return start
         saved = json.loads(stored)
@@ -346,16 +366,22 @@ class Publisher:
                                    "beginning", extra={"path": handle.name})
                     cursor = _Cursor(key, inode)
                     continue
-                if chunk:
-                    cursor.feed(chunk)
-                    raw_lines = cursor.complete_lines()
-                    if not self._publish_lines(cursor, raw_lines):
+                try:
+                    if chunk:
+                        cursor.feed(chunk)
+                        if not self._publish_lines(cursor, cursor.complete_lines()):
+                            return False
+                        continue
+                    if not follow:
+                        if cursor.pending:
+                            self._publish_lines(cursor, [cursor.pending])
                         return False
+                except _OffsetMoved:
+                    moved = self._taken_over(fd, key, inode, handle.name, cursor)
+                    if moved is None:
+                        return True  # the others moved on to the file now at the path
+                    cursor = moved
                     continue
-                if not follow:
-                    if cursor.pending:
-                        self._publish_lines(cursor, [cursor.pending])
-                    return False
                 self._beat()
                 if _replaced(handle.name, inode, cursor.position):
                     if os.fstat(fd).st_size > cursor.position:
@@ -363,6 +389,28 @@ class Publisher:
                     return True
                 self._stop.wait(poll)
         return False
+
+    def _taken_over(self, fd: int, key: str, inode: int, path: str,
+                    cursor: _Cursor) -> _Cursor | None:
+        """Where to go on after another producer advanced the stored offset: from the offset
+        it stored, or None to leave this file when it stored one for the file that replaced
+        this one at ``path`` (it drained this one first)."""
+        self.offset_conflicts += 1
+        stored = self.q.get_value(key)
+        log = logger.warning if self.offset_conflicts == 1 else logger.debug
+        log("another producer advanced the offset in %s: continuing from where it stopped "
+            "(said once; each line is published once)", path,
+            extra={"path": path, "key": key})
+        if stored is not None and json.loads(stored).get("inode") != inode:
+            try:
+                at_path = os.stat(path).st_ino
+            except FileNotFoundError:
+                at_path = None
+            if at_path != inode:
+                return None
+            self._stored = stored  # the other producer is on a file replaced by this one
+            return cursor
+        return self._resume(fd, key, inode, path)
 
     def _publish_lines(self, cursor: _Cursor, raw_lines: list[bytes]) -> bool:
         """Publish lines read at the cursor, batch by batch; False when stopped."""

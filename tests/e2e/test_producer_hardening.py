@@ -267,22 +267,22 @@ def test_lines_refused_only_together_get_one_commit_each_with_its_offset(
     source.write_text(lines("line", 4))
     enqueue_many = real_queue.enqueue_many
 
+    stored: list[int] = []  # the offsets of the commits (stored before their jobs)
+
     def refuse_batches(queue: str, batch: list[object], **options: Any) -> Any:
-        if len(batch) > 1:
-            raise InvalidPayload("refused as a batch")
-        if batch == ["line 3"]:
-            raise InvalidPayload("refused alone")
+        if len(batch) > 1 or batch == ["line 3"]:
+            stored.pop()  # rolled back with the refused jobs
+            raise InvalidPayload("refused as a batch" if len(batch) > 1 else "refused alone")
         return enqueue_many(queue, batch, **options)
 
-    stored: list[int] = []
-    set_value = real_queue.set_value
+    compare_and_set = real_queue.compare_and_set_value
 
-    def record(key: str, value: str) -> None:
+    def record(key: str, expected: str | None, value: str) -> bool:
         stored.append(json.loads(value)["offset"])
-        set_value(key, value)
+        return compare_and_set(key, expected, value)
 
     monkeypatch.setattr(real_queue, "enqueue_many", refuse_batches)
-    monkeypatch.setattr(real_queue, "set_value", record)
+    monkeypatch.setattr(real_queue, "compare_and_set_value", record)
     publisher = Publisher(real_queue, PublishOptions(queue="in"))
     publisher.publish_file(source)
     assert payloads(real_queue) == ["line 1", "line 2", "line 4"]
