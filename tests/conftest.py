@@ -15,11 +15,7 @@ from pathlib import Path
 
 import pytest
 
-# Every test database (and every process a test starts) keeps a small disk reserve: the
-# default, 4 MiB allocated per file, would fill the disk over a thousand throw-away databases.
-os.environ.setdefault("PQ_DISK_RESERVE_BYTES", str(256 * 1024))
-
-from persistent_queue import Queue  # noqa: E402 (after the environment it reads)
+from persistent_queue import Queue
 from tests.postgres_support import (  # noqa: F401 (fixtures)
     BACKENDS,
     database_target,
