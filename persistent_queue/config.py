@@ -68,6 +68,13 @@ REAP_INTERVAL: Final = 1.0
 #: A running worker whose heartbeat is older than this many seconds is shown as dead.
 WORKER_STALE_AFTER: Final = 60.0
 
+#: Largest JSON-encoded task result stored, in bytes (1 MiB); a larger one fails the attempt.
+MAX_RESULT_BYTES: Final = 1024 * 1024
+
+#: Seconds a done job's stored result is kept (7 days): cleanup (the janitor) deletes done
+#: jobs holding a result older than this, besides done jobs older than its --older-than.
+RESULT_TTL: Final = 7 * 24 * 3600.0
+
 #: Bounds on user numbers.
 PRIORITY_MIN: Final = -(2**31)
 PRIORITY_MAX: Final = 2**31 - 1

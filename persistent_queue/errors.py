@@ -81,6 +81,20 @@ class InvalidJobState(QueueError):
     """The job is in a state where that operation makes no sense (dead-lettering a done job)."""
 
 
+class TaskFailed(QueueError):
+    """A task's job was dead-lettered, so it has no result: raised by ``Queue.result`` and
+    ``TaskHandle.result``. ``error`` is the last error (else the dead-letter reason)."""
+
+    def __init__(self, message: str, *, job_id: int, error: str | None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.error = error
+
+
+class ResultTimeout(QueueError, TimeoutError):
+    """``Queue.result(job_id, timeout=...)`` waited and the job did not finish in time."""
+
+
 class StorageError(QueueError):
     """The database failed: full disk, read-only file, corruption or a lock held too long."""
 

@@ -56,6 +56,9 @@ class Job:
         deduplicated: True when an enqueue returned this existing job because of its dedup
             key instead of storing a new one.
         depends_on: Ids of the jobs that must be acked before this one becomes ready.
+        result: What the job's task returned (any JSON value), stored by the ack that
+            finished it; null until then, for a job acked without a result, and once the
+            done job is cleaned up (after the queue's result_ttl).
     """
 
     id: int
@@ -76,6 +79,7 @@ class Job:
     dedup_key: str | None = None
     deduplicated: bool = False
     depends_on: tuple[int, ...] = field(default=())
+    result: JSON = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (state as its string value)."""

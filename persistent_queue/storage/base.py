@@ -138,8 +138,13 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def ack(self, job_id: int, token: str, now: float) -> None:
-        """Mark a leased job done; ``LeaseLost`` if the token is not current."""
+    def ack(self, job_id: int, token: str, now: float, result_json: str | None = None) -> None:
+        """Mark a leased job done; ``LeaseLost`` if the token is not current.
+
+        ``result_json`` (already encoded and size-checked JSON text) is stored as the job's
+        result by the same statement that marks it done: a result is never stored for an ack
+        that fails, and never missing from one that succeeds.
+        """
 
     def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
         """Mark many leased jobs done, all or none; ``LeaseLost`` names the first stale one.
@@ -202,8 +207,15 @@ class Backend(ABC):
         """Counts by state for every queue."""
 
     @abstractmethod
-    def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool) -> int:
-        """Delete done jobs finished before ``before``; returns how many."""
+    def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool,
+                results_before: float | None = None) -> int:
+        """Delete done jobs finished before ``before``, and (with ``results_before``) done
+        jobs holding a result finished before ``results_before``; returns how many."""
+
+    @abstractmethod
+    def dependency_results(self, job_id: int) -> dict[int, JSON]:
+        """``{parent_id: result}`` for every job ``job_id`` depends on (None for a parent
+        acked without a result, not finished, dead-lettered or already cleaned up)."""
 
     # processes and housekeeping values
     @abstractmethod

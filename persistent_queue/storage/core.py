@@ -115,7 +115,7 @@ class SQLBackend(Workflows):
                     # Positional (fields in declaration order): once per enqueued job.
                     return [make_job(inserted[0], queue, job.payload, job.headers, job.priority,
                                      _READY, 0, inserted[1], None, None, now, job.available_at,
-                                     now, None, None, None, False, ())]
+                                     now, None, None, None, False, (), None)]
         with self.dialect.transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
             dedup = any(job.dedup_key is not None for job in jobs)
@@ -132,7 +132,7 @@ class SQLBackend(Workflows):
         return [
             make_job(job_id, queue, job.payload, job.headers, job.priority, _READY, 0,
                      job.max_attempts or info.max_attempts, None, None, now, job.available_at,
-                     now, None, None, None, False, ())
+                     now, None, None, None, False, (), None)
             for job_id, job in zip(ids, jobs, strict=True)
         ]
 
@@ -166,7 +166,7 @@ class SQLBackend(Workflows):
         return [
             make_job(job_id, queue, payload, dict(headers) if headers else {}, priority,
                      _READY, 0, max_attempts, None, None, now, available_at, now, None, None,
-                     None, False, ())
+                     None, False, (), None)
             for job_id, payload in zip(ids, payloads, strict=True)
         ]
 
@@ -212,15 +212,17 @@ class SQLBackend(Workflows):
             f"{now - row['lease_expires_at']:.3f}s ago"
         )
 
-    def ack(self, job_id: int, token: str, now: float) -> None:
+    def ack(self, job_id: int, token: str, now: float, result_json: str | None = None) -> None:
         # A consumer's job threads claim and ack concurrently: they may share commits too.
-        self.dialect.write(lambda: self._ack_now(job_id, token, now), grouped=True)
+        self.dialect.write(lambda: self._ack_now(job_id, token, now, result_json),
+                           grouped=True)
 
-    def _ack_now(self, job_id: int, token: str, now: float) -> None:
+    def _ack_now(self, job_id: int, token: str, now: float, result_json: str | None) -> None:
         conn = self.dialect.conn()
         with self.dialect.translate_errors():
-            changed = conn.execute(self.q["ack"], {"id": job_id, "token": token,
-                                                   "now": now}).rowcount
+            # One statement marks the job done and stores its result: both or neither.
+            changed = conn.execute(self.q["ack"], {"id": job_id, "token": token, "now": now,
+                                                   "result": result_json}).rowcount
             if changed != 1:
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
 

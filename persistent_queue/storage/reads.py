@@ -159,8 +159,16 @@ class Reads(Backend):
 
     # -- housekeeping -----------------------------------------------------------------------
 
-    def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool) -> int:
-        """Delete done jobs finished before ``before``, in short transactions."""
+    def dependency_results(self, job_id: int) -> dict[int, Any]:
+        with self.dialect.translate_errors():
+            rows = self.dialect.conn().execute(self.q["dependency_results"],
+                                               {"id": job_id}).fetchall()
+        return {int(row["id"]): loads(row["result"]) for row in rows}
+
+    def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool,
+                results_before: float | None = None) -> int:
+        """Delete done jobs finished before ``before`` (and, with ``results_before``, done
+        jobs with a result finished before it), in short transactions."""
         with self.dialect.translate_errors():
             conn = self.dialect.conn()
             if queue is not None:
@@ -171,13 +179,17 @@ class Reads(Backend):
                 done = {row["name"] for row in conn.execute(self.q["done_queue_names"])}
                 names += sorted(done - set(names))
         removed = 0
+        passes = [("cleanup_done", before)]
+        if results_before is not None and results_before > before:
+            passes.append(("cleanup_results", results_before))  # results kept result_ttl
         for name in names:
-            while True:
-                params = {"queue": name, "before": before, "batch": batch}
-                count = self.dialect.write(partial(self._delete_batch, "cleanup_done", params))
-                removed += count
-                if count < batch:
-                    break
+            for query, until in passes:
+                while True:
+                    params = {"queue": name, "before": until, "batch": batch}
+                    count = self.dialect.write(partial(self._delete_batch, query, params))
+                    removed += count
+                    if count < batch:
+                        break
         while self.dialect.write(partial(self._delete_batch, "cleanup_events",
                                          {"batch": batch})) >= batch:
             pass

@@ -50,6 +50,7 @@ def job_from_row(row: Row, *, lease_token: bool = False) -> Job:
         last_error=row["last_error"],
         dedup_key=row["dedup_key"] if "dedup_key" in keys else None,
         depends_on=tuple(loads(row["depends_on"]) or ()) if "depends_on" in keys else (),
+        result=loads(row["result"]) if "result" in keys else None,
     )
 
 
@@ -72,7 +73,7 @@ def _fast_constructor(cls: type[Any]) -> Callable[..., Any]:
     return make
 
 
-#: ``Job(...)`` with all 18 fields, positional, at half the cost (hot paths only).
+#: ``Job(...)`` with all 19 fields, positional, at half the cost (hot paths only).
 make_job: Callable[..., Job] = _fast_constructor(Job)
 
 _LEASED = JobState.LEASED
@@ -105,7 +106,7 @@ def job_from_claim(row: tuple[Any, ...]) -> Job:
         _loads_json(headers) or {} if headers is not None else {},
         priority, _LEASED, attempts, max_attempts, lease_token, lease_expires_at,
         created_at, available_at, updated_at, None, last_error, dedup_key, False,
-        tuple(_loads_json(depends_on) or ()) if depends_on is not None else (),
+        tuple(_loads_json(depends_on) or ()) if depends_on is not None else (), None,
     )
 
 

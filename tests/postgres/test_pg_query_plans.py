@@ -62,7 +62,7 @@ def test_hot_statements_use_indexes_with_many_done_rows(pg_fresh_url: str) -> No
                                     "now": now}),
             "peek_claimable": plan("peek_claimable", {"queue": "q", "now": now}),
             "next_available_at": plan("next_available_at", {"queue": "q"}),
-            "ack": plan("ack", lease),
+            "ack": plan("ack", {**lease, "result": None}),
             "ack_many": plan("ack_many", {"ids": [j.id for j in leased],
                                           "tokens": ["t"] * len(leased), "now": now}),
             "select_leased": plan("select_leased", lease),
@@ -134,6 +134,7 @@ OPERATOR = {
     "delete_queue_jobs": "small",
     "done_queue_names": None,
     "cleanup_done": "busy",
+    "cleanup_results": "busy",
     "throughput_enqueued": None,
     "throughput_acked": None,
     "quick_check": None,
@@ -173,7 +174,7 @@ def test_cleanup_and_throughput_read_ranges_of_the_done_index(
 ) -> None:
     pq, params = history
     conn = pq.backend.dialect.conn()  # type: ignore[attr-defined]
-    for name in ("cleanup_done", "throughput_acked", "throughput_enqueued"):
+    for name in ("cleanup_done", "cleanup_results", "throughput_acked", "throughput_enqueued"):
         text = _plan(conn, Q[name], {**params, "queue": "busy"})
         assert "jobs_done" in text and "finished_at" in text, f"{name}:\n{text}"
     assert "jobs_pkey" in _plan(conn, Q["cleanup_done"], {**params, "queue": "busy"})

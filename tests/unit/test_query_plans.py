@@ -45,6 +45,8 @@ HOT_PATH = [
     "delete_job",
     "count_unfinished",
     "cleanup_done",
+    "cleanup_results",
+    "dependency_results",
 ]
 
 #: What operators run (stats, listing, cleanup, throughput, queue deletion): with history in
@@ -59,6 +61,7 @@ OPERATOR = [
     "delete_queue_jobs",
     "done_queue_names",
     "cleanup_done",
+    "cleanup_results",
     "throughput_enqueued",
     "throughput_acked",
 ]
@@ -77,7 +80,7 @@ PARAMS = {
     "available_at": 1_700_000_000.0, "error": None, "reason": "r", "before": 1.0,
     "batch": 1000, "state": "ready", "dedup_key": "k", "depends_on": None,
     "bucket": 60.0, "since": 1_699_990_000.0,
-    "payloads": '["{}", "[]"]', "leases": '{"25000": "00", "25001": "01"}',
+    "result": None, "payloads": '["{}", "[]"]', "leases": '{"25000": "00", "25001": "01"}',
 }
 
 

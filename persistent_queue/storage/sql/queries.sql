@@ -112,3 +112,11 @@ WHERE j.state = 'leased' AND j.lease_expires_at <= :now
                              (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue))
 LIMIT 1;
 
+-- name: dependency_results
+-- The results of the jobs a job depends on, by parent id: NULL for a parent without one (not
+-- finished, acked without a result, dead-lettered or cleaned up).
+SELECT d.depends_on AS id, p.result AS result
+FROM job_dependencies AS d
+LEFT JOIN jobs AS p ON p.id = d.depends_on
+WHERE d.job_id = :id
+ORDER BY d.depends_on;

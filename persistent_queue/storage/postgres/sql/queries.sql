@@ -103,9 +103,10 @@ SELECT min(available_at) AS at FROM jobs
 WHERE queue = %(queue)s AND state IN ('ready', 'leased');
 
 -- name: ack
+-- The result parameter is the task's JSON result (NULL for none), stored by the ack itself.
 UPDATE jobs
 SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
-    finished_at = %(now)s, updated_at = %(now)s
+    finished_at = %(now)s, updated_at = %(now)s, result = %(result)s
 WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
   AND lease_expires_at - %(now)s > 0;
 
@@ -220,6 +221,17 @@ GROUP BY queue;
 DELETE FROM jobs WHERE id = ANY (ARRAY(
     SELECT id FROM jobs
     WHERE queue = %(queue)s AND state = 'done' AND finished_at <= %(before)s
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+));
+
+-- name: cleanup_results
+-- Done jobs holding a result older than the result retention (a job acked without a result
+-- stays until cleanup_done's --older-than); batched and locked as cleanup_done.
+DELETE FROM jobs WHERE id = ANY (ARRAY(
+    SELECT id FROM jobs
+    WHERE queue = %(queue)s AND state = 'done' AND finished_at <= %(before)s
+      AND result IS NOT NULL
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ));

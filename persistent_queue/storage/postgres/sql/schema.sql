@@ -1,4 +1,4 @@
--- The PostgreSQL schema that migrations 001..005 build, in one file (a snapshot: never run
+-- The PostgreSQL schema that migrations 001..006 build, in one file (a snapshot: never run
 -- by the library; from pg_dump --schema-only). tests/postgres/test_pg_schema_snapshot.py
 -- checks that the migrations, applied in order to an empty database, give exactly the
 -- schema this file gives; regenerate it with a new migration.
@@ -109,6 +109,7 @@ CREATE TABLE jobs (
     last_error text,
     dedup_key text,
     depends_on text,
+    result text,
     CONSTRAINT jobs_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT jobs_check CHECK (((state = 'leased'::text) = (lease_token IS NOT NULL))),
     CONSTRAINT jobs_max_attempts_check CHECK (((max_attempts IS NULL) OR (max_attempts >= 1))),

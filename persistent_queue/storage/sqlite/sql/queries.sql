@@ -79,9 +79,10 @@ SELECT min(available_at) AS at FROM jobs INDEXED BY jobs_claim
 WHERE queue = :queue AND state IN ('ready', 'leased');
 
 -- name: ack
+-- :result is the task's JSON result (NULL for none), stored by the ack itself.
 UPDATE jobs
 SET state = 'done', lease_token = NULL, lease_expires_at = NULL,
-    finished_at = :now, updated_at = :now
+    finished_at = :now, updated_at = :now, result = :result
 WHERE id = :id AND state = 'leased' AND lease_token = :token AND lease_expires_at > :now;
 
 -- name: select_leased
@@ -159,6 +160,16 @@ GROUP BY queue;
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
     WHERE queue = :queue AND state = 'done' AND finished_at <= :before
+    LIMIT :batch
+);
+
+-- name: cleanup_results
+-- Done jobs holding a result older than the result retention (a job acked without a result
+-- stays until cleanup_done's --older-than).
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE queue = :queue AND state = 'done' AND finished_at <= :before
+      AND result IS NOT NULL
     LIMIT :batch
 );
 

@@ -1,4 +1,4 @@
--- The SQLite schema that migrations 001..005 build, in one file (a snapshot: never run by
+-- The SQLite schema that migrations 001..006 build, in one file (a snapshot: never run by
 -- the library). tests/unit/test_schema_snapshots.py checks that the migrations, applied in
 -- order to an empty database, give exactly this schema; regenerate it with a new migration.
 
@@ -47,7 +47,7 @@ CREATE TABLE jobs (
     created_at       REAL    NOT NULL,
     updated_at       REAL    NOT NULL,
     finished_at      REAL,
-    last_error       TEXT, dedup_key TEXT, depends_on TEXT,
+    last_error       TEXT, dedup_key TEXT, depends_on TEXT, result TEXT,
     CHECK ((state = 'leased') = (lease_token IS NOT NULL))
 );
 

@@ -1,0 +1,8 @@
+-- Schema version 6 of the PostgreSQL backend: a job's result, stored by the ack that finishes
+-- it, mirroring sqlite/sql/006_results.sql.
+--
+-- `result` is the JSON text of what a task returned (NULL for a job acked without one, and
+-- for every unfinished job). It is written by the same UPDATE that marks the job done. It
+-- lives as long as the done job does: cleanup deletes done jobs older than --older-than, and
+-- done jobs with a result older than the queue's result_ttl.
+ALTER TABLE jobs ADD COLUMN result text;
