@@ -91,6 +91,14 @@ class TaskFailed(QueueError):
         self.error = error
 
 
+class UnknownTask(QueueError, LookupError):
+    """No task of that name is registered (on the queue's registry, or the worker's)."""
+
+
+class NoCurrentJob(QueueError, LookupError):
+    """``current_job()`` was called outside a task that a worker is running."""
+
+
 class ResultTimeout(QueueError, TimeoutError):
     """``Queue.result(job_id, timeout=...)`` waited and the job did not finish in time."""
 

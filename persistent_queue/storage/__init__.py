@@ -12,7 +12,7 @@ import os
 from ..config import Durability
 from ..errors import InvalidArgument
 from ..extras import require_extra
-from .base import Backend, NewJob
+from .base import RESULTS, Backend, NewJob
 from .core import SQLBackend
 from .dialect import Dialect
 from .postgres.url import is_postgres_url
@@ -40,4 +40,4 @@ def open_backend(target: str | os.PathLike[str], *, durability: Durability = "fu
     return SQLiteBackend(text, durability=durability, busy_timeout=busy_timeout)
 
 
-__all__ = ["Backend", "Dialect", "NewJob", "SQLBackend", "open_backend"]
+__all__ = ["RESULTS", "Backend", "Dialect", "NewJob", "SQLBackend", "open_backend"]

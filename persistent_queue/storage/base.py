@@ -28,6 +28,11 @@ from ..models import (
     WorkerInfo,
 )
 
+#: What ``wait_for_change(queue=RESULTS)`` waits for: a job acked with a result, or a job
+#: dead-lettered (never a queue's name: ``~`` is not allowed in one). ``Queue.result`` waits
+#: on it; consumers waiting for work are not woken by results.
+RESULTS = "~results"
+
 
 @dataclass(frozen=True, slots=True)
 class NewJob:

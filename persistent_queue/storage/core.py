@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import InvalidJobState, JobNotFound, LeaseLost, QueueAlreadyExists, QueueNotEmpty
 from ..models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo
-from .base import NewJob
+from .base import RESULTS, NewJob
 from .rows import job_from_claim, job_from_row, make_job, queue_from_row
 from .workflows import Workflows
 
@@ -225,6 +225,8 @@ class SQLBackend(Workflows):
                                                    "result": result_json}).rowcount
             if changed != 1:
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
+            if result_json is not None:
+                self.dialect.notify(conn, RESULTS)  # wakes Queue.result, not consumers
 
     def ack_many(self, leases: Sequence[tuple[int, str]], now: float) -> None:
         self.dialect.write(lambda: self._ack_many_now(leases, now))

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import InvalidDependency, NoSubscribers, QueueFull, QueueNotFound
 from ..models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo, ScheduleInfo, Subscription
-from .base import NewJob
+from .base import RESULTS, NewJob
 from .reads import Reads
 from .rows import dead_letter_from_row, job_from_row, queue_from_row, schedule_from_row
 
@@ -82,6 +82,7 @@ class Workflows(Reads):
         assert letter is not None, "the job's row is held by this transaction"
         conn.execute(self.q["delete_job"], {"id": job_id})
         self._event(conn, job_id, queue, "dead_lettered", attempts, reason, now)
+        self.dialect.notify(conn, RESULTS)  # a Queue.result waiting for it raises TaskFailed
         self._after_dead_letter(conn, job_id, now)
         return dead_letter_from_row(letter)
 
