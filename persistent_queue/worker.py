@@ -1,4 +1,7 @@
-"""The consumer: claims jobs from one queue and runs a handler on each, in threads.
+"""The consumer: claims jobs from its queues and runs a handler on each, in threads.
+
+With several queues, a claim takes from the first listed queue that has claimable jobs
+(:mod:`persistent_queue.worker_claims`).
 
 A handler is any callable taking a :class:`~persistent_queue.Job`. Returning acks the job;
 raising :class:`~persistent_queue.Retry` asks for a retry after its delay; any other exception
@@ -34,6 +37,7 @@ from .logs import JobLog
 from .models import DeadLetter, Job
 from .queue import Queue
 from .signals import on_stop_signals
+from .worker_claims import claim
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +80,8 @@ def default_worker_id(kind: str) -> str:
 class WorkerConfig:
     """Settings of one consumer process (flags > ``PQ_*`` environment > these defaults)."""
 
-    queue: str
+    #: The queue to consume (the first of :attr:`queues` when those are given).
+    queue: str | None = None
     handler: str = "persistent_queue.handlers:echo"
     #: Jobs run at once (one thread each).
     concurrency: int = 1
@@ -89,9 +94,26 @@ class WorkerConfig:
     #: Exit (warm) after this many jobs; None runs until stopped.
     max_jobs: int | None = None
     worker_id: str | None = None
+    #: Queues to consume, in priority order: a claim takes from the first listed queue that
+    #: has claimable jobs. Give either this or :attr:`queue`.
+    queues: tuple[str, ...] = ()
+    #: ``module:attr`` naming a :class:`~persistent_queue.Queue` whose tasks this worker runs.
+    app: str | None = None
 
     def __post_init__(self) -> None:
-        validation.queue_name(self.queue)
+        queues = tuple(self.queues)
+        if self.queue is not None and queues and queues != (self.queue,):
+            raise InvalidArgument("give queue or queues, not both")
+        if not queues:
+            if self.queue is None:
+                raise InvalidArgument("a worker needs a queue to consume")
+            queues = (self.queue,)
+        for name in queues:
+            validation.queue_name(name)
+        if len(set(queues)) != len(queues):
+            raise InvalidArgument(f"a queue is listed twice in {', '.join(queues)}")
+        object.__setattr__(self, "queues", queues)
+        object.__setattr__(self, "queue", queues[0])
         validation.integer(self.concurrency, name="concurrency", minimum=1, maximum=1024)
         if self.visibility_timeout is not None:
             validation.seconds(self.visibility_timeout, name="visibility_timeout",
@@ -165,8 +187,10 @@ class Worker:
 
     def run(self) -> int:
         """Consume until stopped; returns the process exit code."""
-        self.q.register_worker(self.id, kind="consumer", queues=[self.config.queue])
-        logger.info("consumer started", extra={"worker": self.id, "queue": self.config.queue,
+        queues = list(self.config.queues)
+        self.q.register_worker(self.id, kind="consumer", queues=queues)
+        logger.info("consumer started", extra={"worker": self.id, "queue": queues[0],
+                                                "queues": queues,
                                                 "concurrency": self.config.concurrency,
                                                 "handler": self.config.handler})
         threads = [threading.Thread(target=self._run_jobs, name=f"job-{i}", daemon=True)
@@ -195,7 +219,7 @@ class Worker:
             return self.run()
 
     def _claim_until_stopped(self) -> None:
-        name, limit = self.config.queue, self.config.max_jobs
+        queues, limit = self.config.queues, self.config.max_jobs
         while not self._warm.is_set():
             if limit is not None and self._started_jobs >= limit:
                 self._warm.set()
@@ -211,8 +235,8 @@ class Worker:
                     self._slots.release()
                 free -= extra
             try:
-                jobs = self.q.dequeue_many(name, free, wait=self.config.wait,
-                                           visibility_timeout=self.config.visibility_timeout)
+                jobs = claim(self.q, queues, free, wait=self.config.wait,
+                             visibility_timeout=self.config.visibility_timeout)
             except QueueError as exc:
                 jobs = []
                 self._found_none = False  # failing, not idle
@@ -341,30 +365,35 @@ class Worker:
 
     # -- heartbeats -------------------------------------------------------------------------
 
-    def _lease_length(self) -> float:
+    def _lease_lengths(self) -> dict[str, float]:
+        """The lease length of each consumed queue."""
         if self.config.visibility_timeout is not None:
-            return self.config.visibility_timeout
-        try:
-            return self.q.get_queue(self.config.queue).visibility_timeout
-        except QueueError:
-            return self.q.default_visibility_timeout
+            return dict.fromkeys(self.config.queues, self.config.visibility_timeout)
+        lengths = {}
+        for name in self.config.queues:
+            try:
+                lengths[name] = self.q.get_queue(name).visibility_timeout
+            except QueueError:
+                lengths[name] = self.q.default_visibility_timeout
+        return lengths
 
     def _heartbeat(self) -> None:
         next_worker_beat = time.monotonic() + WORKER_HEARTBEAT_INTERVAL
         while not self._done.is_set():
-            lease = self._lease_length()
-            self._done.wait(max(0.05, min(lease / 3, 10.0)))
+            leases = self._lease_lengths()
+            self._done.wait(max(0.05, min(min(leases.values()) / 3, 10.0)))
             if self._done.is_set():
                 return
-            self._extend_leases(lease)
+            self._extend_leases(leases)
             if time.monotonic() >= next_worker_beat:
                 next_worker_beat = time.monotonic() + WORKER_HEARTBEAT_INTERVAL
                 self._flush_counts()
 
-    def _extend_leases(self, lease: float) -> None:
+    def _extend_leases(self, leases: dict[str, float]) -> None:
         with self._lock:
             entries = [e for e in self._in_hand.values() if not e.settling and not e.lease_lost]
         for entry in entries:
+            lease = leases.get(entry.job.queue, self.q.default_visibility_timeout)
             try:
                 entry.job = self.q.extend(entry.job, lease)
             except LeaseLost as exc:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 
 import click
+from click.core import ParameterSource
 
 from ..config import DEFAULT_DB_PATH
-from ..errors import MissingDependency, QueueError
+from ..errors import InvalidArgument, MissingDependency, QueueError
 from ..logs import setup_logging
 from ..queue import Queue
 from ..storage.postgres.url import mask_url
@@ -24,8 +25,14 @@ from .process_options import HELP, import_from_cwd, inherited
 @click.option("--db", envvar="PQ_DB", default=DEFAULT_DB_PATH,
               show_default=mask_url(DEFAULT_DB_PATH), show_envvar=True,
               help="Database file or postgresql:// URL.")
-@click.option("--queue", "queue_name", envvar="PQ_QUEUE", required=True, show_envvar=True,
-              help="Queue to consume.")
+@click.option("--queue", "queue_name", envvar="PQ_QUEUE", default=None, show_envvar=True,
+              help="Queue to consume (or --queues).")
+@click.option("--queues", "queue_list", envvar="PQ_QUEUES", default=None, show_envvar=True,
+              help="Comma-separated queues to consume, in priority order: a claim takes from "
+                   "the first listed queue that has work.")
+@click.option("--app", envvar="PQ_APP", default=None, show_envvar=True,
+              help="module:attr naming a Queue whose @q.task functions this worker runs "
+                   "(jobs naming a task); other jobs go to --handler.")
 @click.option("--handler", envvar="PQ_HANDLER", default="persistent_queue.handlers:echo",
               show_default=True, show_envvar=True,
               help="module:callable taking a Job (the current directory is importable).")
@@ -47,16 +54,23 @@ from .process_options import HELP, import_from_cwd, inherited
 @click.option("--log-level", envvar="PQ_LOG_LEVEL", default="INFO", show_default=True,
               show_envvar=True)
 @click.pass_context
-def worker(ctx: click.Context, db: str, queue_name: str, handler: str, concurrency: int,
-           visibility_timeout: float | None, wait: float, log_dir: str, max_jobs: int | None,
-           durability: str, log_format: str, log_level: str) -> None:
-    """Claim jobs from QUEUE and run HANDLER on each until SIGTERM/SIGINT."""
+def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str | None,
+           app: str | None, handler: str, concurrency: int, visibility_timeout: float | None,
+           wait: float, log_dir: str, max_jobs: int | None, durability: str, log_format: str,
+           log_level: str) -> None:
+    """Claim jobs from QUEUE (or QUEUES, in order) and run each until SIGTERM/SIGINT.
+
+    A job naming a task (enqueued with ``some_task.delay()``) runs that task of the --app
+    Queue; any other job runs HANDLER.
+    """
     db = inherited(ctx, "db", db)
     durability = inherited(ctx, "durability", durability)
     setup_logging(log_level, json_lines=log_format == "json")
     import_from_cwd()
     try:
-        settings = WorkerConfig(queue=queue_name, handler=handler, concurrency=concurrency,
+        queue_name, queues = _chosen_queues(ctx, queue_name, queue_list)
+        settings = WorkerConfig(queue=queue_name, queues=queues, handler=handler,
+                                concurrency=concurrency, app=app or None,
                                 visibility_timeout=visibility_timeout, wait=wait,
                                 log_dir=log_dir or None, max_jobs=max_jobs)
         function = load_handler(handler)
@@ -75,6 +89,25 @@ def worker(ctx: click.Context, db: str, queue_name: str, handler: str, concurren
             click.echo(f"error: {exc}", err=True)
             code = EXIT_ERROR
     sys.exit(code)
+
+
+def _chosen_queues(ctx: click.Context, queue_name: str | None,
+                   queue_list: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """``--queue`` or ``--queues``; a flag typed on the command line beats the environment."""
+    queues = tuple(name.strip() for name in queue_list.split(",")) if queue_list else ()
+    if queue_name is not None and queues:
+        typed = {name for name in ("queue_name", "queue_list")
+                 if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+        if typed == {"queue_list"}:
+            queue_name = None
+        elif typed == {"queue_name"}:
+            queues = ()
+        else:
+            raise InvalidArgument("give --queue or --queues, not both")
+    if queue_name is None and not queues:
+        raise InvalidArgument("a queue to consume is required: --queue NAME or --queues A,B "
+                              "(or PQ_QUEUE / PQ_QUEUES)")
+    return queue_name, queues
 
 
 COMMANDS = [worker]
