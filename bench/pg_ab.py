@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{statistics.median(wal['before'][work]):,.0f} -> "
                       f"{statistics.median(wal['after'][work]):,.0f} bytes")
             for key, q in queues.items():
-                q.backend.dialect.conn().execute("VACUUM jobs")
+                backend = q.backend  # a tree from before the storage core has no dialect
+                conn = backend.dialect.conn() if hasattr(backend, "dialect") else backend._conn()
+                conn.execute("VACUUM jobs")
                 row = q.backend.execute_read(
                     "SELECT count(*) AS n, pg_indexes_size('jobs') AS b FROM jobs")[0]
                 print(f"{key}: {row['n']:,} jobs, indexes of jobs {row['b']:,} bytes")
