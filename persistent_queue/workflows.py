@@ -1,23 +1,22 @@
-"""Workflow methods of :class:`~persistent_queue.Queue`: topics, schedules, bounded enqueue.
+"""Workflow methods of :class:`~persistent_queue.Queue`: topics and schedules.
 
 A mixin of ``Queue``: it validates arguments and reads the clock, the backend does each step
-in one transaction. Dependencies and dedup keys are options of ``Queue.enqueue`` itself.
+in one transaction. Dependencies, dedup keys and waiting for room in a bounded queue are
+options of ``Queue.enqueue`` itself (``producing.py``); their checks are here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import config, schedules, validation
 from .errors import InvalidArgument, QueueFull, ScheduleNotFound, StorageError
 from .models import JSON, Job, ScheduleInfo, Subscription
-from .storage import Backend, NewJob
+from .queue_base import QueueBase
 
 logger = logging.getLogger(__name__)
 
@@ -50,45 +49,8 @@ def check_dependencies(value: object) -> tuple[int, ...]:
     return tuple(ids)
 
 
-class WorkflowMixin:
-    """Topics, schedules and bounded-queue back-pressure for ``Queue``."""
-
-    backend: Backend
-    poll_interval: float
-    dedup_window: float
-    _clock: Callable[[], float]
-
-    if TYPE_CHECKING:  # provided by Queue
-        @property
-        def _defaults(self) -> tuple[int, float]: ...
-        def _new_job(self, payload: JSON, *, priority: int, delay: float | timedelta,
-                     run_at: datetime | float | None, max_attempts: int | None,
-                     headers: Mapping[str, Any] | None, now: float) -> NewJob: ...
-
-    def _store(self, queue: str, jobs: list[NewJob], *, block: bool,
-               timeout: float | timedelta | None) -> list[Job]:
-        """Enqueue; on ``QueueFull`` wait for room when ``block`` (back-pressure)."""
-        if not block:
-            if timeout is not None:
-                raise InvalidArgument("timeout is only meaningful with block=True")
-            wait = 0.0
-        elif timeout is None:
-            wait = math.inf
-        else:
-            wait = validation.seconds(timeout, name="timeout", maximum=config.MAX_WAIT)
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                return self.backend.enqueue(queue, jobs, now=self._clock(),
-                                            queue_defaults=self._defaults)
-            except QueueFull:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.backend.count_rejected_full(queue)
-                    raise
-                # A consumer's ack or an expired lease frees room: wake on a commit (SQLite)
-                # or an announcement for this queue (PostgreSQL), else look again in 1 s.
-                self.backend.wait_for_change(min(remaining, 1.0), self.poll_interval, queue)
+class WorkflowMixin(QueueBase):
+    """Topics and schedules for ``Queue``."""
 
     # -- topics -----------------------------------------------------------------------------
 

@@ -1,0 +1,159 @@
+"""Administration methods of :class:`~persistent_queue.Queue`: queues and dead letters.
+
+A mixin of ``Queue``: creating, changing, pausing, purging and deleting queues; listing,
+redriving and purging dead letters; deleting old done jobs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from . import config, validation
+from .errors import QueueNotFound
+from .models import DeadLetter, DeletedQueue, QueueInfo
+from .queue_base import QueueBase
+
+_UNCHANGED: Any = object()
+
+
+class AdministrationMixin(QueueBase):
+    """Queue settings and lifecycle, dead letters and cleanup for ``Queue``."""
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def create_queue(
+        self,
+        name: str,
+        *,
+        max_attempts: int | None = None,
+        visibility_timeout: float | None = None,
+        max_size: int | None = None,
+        exist_ok: bool = False,
+    ) -> QueueInfo:
+        """Create a queue with its own settings (``QueueAlreadyExists`` unless ``exist_ok``)."""
+        name = validation.queue_name(name)
+        attempts = self.default_max_attempts if max_attempts is None else validation.integer(
+            max_attempts, name="max_attempts", minimum=1, maximum=config.MAX_ATTEMPTS_LIMIT)
+        timeout = (self.default_visibility_timeout if visibility_timeout is None else
+                   validation.seconds(visibility_timeout, name="visibility_timeout",
+                                      maximum=config.MAX_VISIBILITY_TIMEOUT, allow_zero=False))
+        size = None if max_size is None else validation.integer(
+            max_size, name="max_size", minimum=1, maximum=2**62)
+        return self.backend.create_queue(name, max_attempts=attempts, visibility_timeout=timeout,
+                                         max_size=size, exist_ok=exist_ok, now=self._clock())
+
+    def update_queue(
+        self,
+        name: str,
+        *,
+        max_attempts: int = _UNCHANGED,
+        visibility_timeout: float = _UNCHANGED,
+        max_size: int | None = _UNCHANGED,
+    ) -> QueueInfo:
+        """Change a queue's settings; ``max_size=None`` removes the bound.
+
+        ``max_attempts`` applies at once to the queue's jobs that did not set their own.
+        """
+        name = validation.queue_name(name)
+        changes: dict[str, Any] = {}
+        if max_attempts is not _UNCHANGED:
+            changes["max_attempts"] = validation.integer(
+                max_attempts, name="max_attempts", minimum=1, maximum=config.MAX_ATTEMPTS_LIMIT)
+        if visibility_timeout is not _UNCHANGED:
+            changes["visibility_timeout"] = validation.seconds(
+                visibility_timeout, name="visibility_timeout",
+                maximum=config.MAX_VISIBILITY_TIMEOUT, allow_zero=False)
+        if max_size is not _UNCHANGED:
+            changes["max_size"] = None if max_size is None else validation.integer(
+                max_size, name="max_size", minimum=1, maximum=2**62)
+        return self.backend.update_queue(name, changes, self._clock())
+
+    def get_queue(self, name: str) -> QueueInfo:
+        """A queue's settings; ``QueueNotFound`` if there is none."""
+        info = self.backend.get_queue(validation.queue_name(name))
+        if info is None:
+            raise QueueNotFound(f"no queue named {name!r}")
+        return info
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue, by name."""
+        return self.backend.list_queues()
+
+    def delete_queue(self, name: str, *, force: bool = False) -> DeletedQueue:
+        """Delete a queue with its done jobs, dead letters, history, schedules and subscriptions.
+
+        The schedules that target the queue and its topic subscriptions go with it, in the
+        same transaction: otherwise a schedule's next tick or a publish to the topic would
+        recreate it (an enqueue creates a missing queue). The result names them. Refuses
+        (``QueueNotEmpty``, nothing deleted) while it holds unfinished jobs, unless ``force``;
+        ``QueueNotFound`` if there is no such queue.
+        """
+        return self.backend.delete_queue(validation.queue_name(name), force=force)
+
+    def pause(self, name: str) -> QueueInfo:
+        """Stop consumers from claiming from this queue; producers may still enqueue."""
+        return self.backend.update_queue(validation.queue_name(name), {"paused": 1}, self._clock())
+
+    def resume(self, name: str) -> QueueInfo:
+        """Let consumers claim from a paused queue again."""
+        return self.backend.update_queue(validation.queue_name(name), {"paused": 0}, self._clock())
+
+    def purge(self, name: str) -> int:
+        """Delete every unfinished job of a queue (leases held on them are lost)."""
+        name = validation.queue_name(name)
+        self.get_queue(name)
+        return self.backend.purge_queue(name)
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def cleanup(
+        self,
+        older_than: float | timedelta = timedelta(days=7),
+        *,
+        queue: str | None = None,
+        vacuum: bool = False,
+        batch: int = 1000,
+    ) -> int:
+        """Delete done jobs finished ``older_than`` or more ago; returns how many.
+
+        Works in short transactions of ``batch`` rows so consumers are never held up. With
+        ``vacuum=True`` the freed pages are returned to the file system afterwards.
+        """
+        age = validation.seconds(older_than, name="older_than", maximum=float("inf"))
+        name = None if queue is None else validation.queue_name(queue)
+        size = validation.integer(batch, name="batch", minimum=1, maximum=100_000)
+        return self.backend.cleanup(before=self._clock() - age, queue=name, batch=size,
+                                    vacuum=vacuum)
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    def dead_letters(
+        self, queue: str | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[DeadLetter]:
+        """Dead-lettered jobs (of one queue or all), newest first."""
+        name = None if queue is None else validation.queue_name(queue)
+        limit, offset = self._paging(limit, offset)
+        self.reap()
+        return self.backend.dead_letters(name, limit=limit, offset=offset)
+
+    def redrive(self, target: int | str) -> list[int]:
+        """Move dead letters back to their queue with attempts reset to 0.
+
+        ``target`` is a job id (one job) or a queue name (all of that queue's dead letters).
+        Returns the ids moved.
+        """
+        now = self._clock()
+        if isinstance(target, str):
+            name = validation.queue_name(target)
+            return self.backend.redrive(None, name, now=now, queue_defaults=self._defaults)
+        job_id = validation.integer(target, name="job id", minimum=1, maximum=2**63 - 1)
+        return self.backend.redrive(job_id, None, now=now, queue_defaults=self._defaults)
+
+    def purge_dead_letters(
+        self, queue: str | None = None, *, older_than: float | timedelta = 0
+    ) -> int:
+        """Delete dead letters (of one queue or all) that died ``older_than`` or more ago."""
+        name = None if queue is None else validation.queue_name(queue)
+        age = validation.seconds(older_than, name="older_than", maximum=float("inf"))
+        return self.backend.purge_dead_letters(name, before=self._clock() - age)

@@ -1,0 +1,125 @@
+"""Producing methods of :class:`~persistent_queue.Queue`: enqueue one job or a batch.
+
+A mixin of ``Queue``: it validates arguments and reads the clock; the backend stores the jobs
+in one transaction. A bounded queue without room makes ``enqueue(block=True)`` wait for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import config, validation
+from .errors import InvalidArgument, QueueFull
+from .models import JSON, Job
+from .queue_base import JobRef, QueueBase
+from .storage import NewJob
+from .workflows import check_dedup_key, check_dependencies
+
+
+class ProducingMixin(QueueBase):
+    """``enqueue``, ``enqueue_many`` and bounded-queue back-pressure for ``Queue``."""
+
+    def enqueue(
+        self,
+        queue: str,
+        payload: JSON,
+        *,
+        priority: int = 0,
+        delay: float | timedelta = 0,
+        run_at: datetime | float | None = None,
+        max_attempts: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+        depends_on: Iterable[JobRef] | None = None,
+        dedup_key: str | None = None,
+        dedup_window: float | timedelta | None = None,
+        block: bool = False,
+        timeout: float | timedelta | None = None,
+    ) -> Job:
+        """Store one job; it is durable when this returns.
+
+        Args:
+            queue: the queue's name; the queue is created with the defaults if new.
+            payload: any JSON value (at most ``max_payload_bytes`` encoded).
+            priority: higher runs first; FIFO within a priority.
+            delay: seconds (or a timedelta) before the job may be claimed.
+            run_at: a datetime or epoch seconds before which the job may not be claimed.
+            max_attempts: overrides the queue's setting for this job.
+            headers: a JSON object of string keys and scalar values that travels with the job.
+            depends_on: jobs (or ids) that must all be acked first; until then the job is
+                ``waiting``. If one is dead-lettered, so is this job ("dependency failed").
+            dedup_key: while a job of this queue with the same key is unfinished (or done
+                less than ``dedup_window`` seconds ago), return that job instead, with
+                ``deduplicated=True``.
+            dedup_window: overrides the queue object's ``dedup_window`` for this call.
+            block: on a bounded queue that is full, wait for room instead of raising
+                ``QueueFull`` (for at most ``timeout`` seconds; None waits indefinitely).
+        """
+        name = validation.queue_name(queue)
+        now = self._clock()
+        job = self._new_job(payload, priority=priority, delay=delay, run_at=run_at,
+                            max_attempts=max_attempts, headers=headers, now=now)
+        key = check_dedup_key(dedup_key)
+        parents = check_dependencies(depends_on)
+        if key is not None or parents:
+            window = self.dedup_window if dedup_window is None else validation.seconds(
+                dedup_window, name="dedup_window", maximum=float("inf"))
+            job = dataclasses.replace(job, dedup_key=key, dedup_window=window,
+                                      depends_on=parents)
+        return self._store(name, [job], block=block, timeout=timeout)[0]
+
+    def enqueue_many(
+        self,
+        queue: str,
+        payloads: Iterable[JSON],
+        *,
+        priority: int = 0,
+        delay: float | timedelta = 0,
+        max_attempts: int | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> list[Job]:
+        """Store many jobs in one transaction: all of them or, on any error, none."""
+        name = validation.queue_name(queue)
+        now = self._clock()
+        payloads = list(payloads)
+        if not payloads:
+            return []
+        if len(payloads) > config.MAX_BATCH:
+            raise InvalidArgument(
+                f"at most {config.MAX_BATCH} jobs per batch, not {len(payloads)}")
+        # The arguments every job shares are checked once, with the first payload.
+        first = self._new_job(payloads[0], priority=priority, delay=delay, run_at=None,
+                              max_attempts=max_attempts, headers=headers, now=now)
+        texts = [first.payload_json]
+        texts += validation.payloads(payloads[1:], max_bytes=self.max_payload_bytes)
+        return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,
+                                            queue_defaults=self._defaults)
+
+    def _store(self, queue: str, jobs: list[NewJob], *, block: bool,
+               timeout: float | timedelta | None) -> list[Job]:
+        """Enqueue; on ``QueueFull`` wait for room when ``block`` (back-pressure)."""
+        if not block:
+            if timeout is not None:
+                raise InvalidArgument("timeout is only meaningful with block=True")
+            wait = 0.0
+        elif timeout is None:
+            wait = math.inf
+        else:
+            wait = validation.seconds(timeout, name="timeout", maximum=config.MAX_WAIT)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self.backend.enqueue(queue, jobs, now=self._clock(),
+                                            queue_defaults=self._defaults)
+            except QueueFull:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.backend.count_rejected_full(queue)
+                    raise
+                # A consumer's ack or an expired lease frees room: wake on a commit (SQLite)
+                # or an announcement for this queue (PostgreSQL), else look again in 1 s.
+                self.backend.wait_for_change(min(remaining, 1.0), self.poll_interval, queue)
