@@ -5,6 +5,9 @@
 >>> job = q.enqueue("emails", {"to": "a@b.c"})
 >>> claimed = q.dequeue("emails", visibility_timeout=30)
 >>> q.ack(claimed)
+
+Tasks: ``@q.task`` declares a function, ``f.delay(...)`` stores a job a worker runs, and
+``f.delay(...).result(timeout=10)`` waits for what it returned (see :mod:`.tasks`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .errors import (
     JobNotFound,
     LeaseLost,
     MissingDependency,
+    NoCurrentJob,
     NoSubscribers,
     PayloadTooLarge,
     QueueAlreadyExists,
@@ -28,11 +32,14 @@ from .errors import (
     QueueFull,
     QueueNotEmpty,
     QueueNotFound,
+    ResultTimeout,
     Retry,
     ScheduleNotFound,
     SchemaTooNew,
     StorageError,
     StorageFull,
+    TaskFailed,
+    UnknownTask,
 )
 from .models import (
     DeadLetter,
@@ -49,6 +56,7 @@ from .models import (
 )
 from .queue import Queue
 from .retry import RetryPolicy
+from .tasks import Task, TaskHandle, TaskJob, TaskOptions, TaskRegistry, current_job
 
 __version__ = "0.1.0"
 
@@ -69,6 +77,7 @@ __all__ = [
     "JobState",
     "LeaseLost",
     "MissingDependency",
+    "NoCurrentJob",
     "NoSubscribers",
     "PayloadTooLarge",
     "Queue",
@@ -79,6 +88,7 @@ __all__ = [
     "QueueNotEmpty",
     "QueueNotFound",
     "QueueStats",
+    "ResultTimeout",
     "Retry",
     "RetryPolicy",
     "ScheduleInfo",
@@ -89,5 +99,13 @@ __all__ = [
     "StorageError",
     "StorageFull",
     "Subscription",
+    "Task",
+    "TaskFailed",
+    "TaskHandle",
+    "TaskJob",
+    "TaskOptions",
+    "TaskRegistry",
+    "UnknownTask",
     "__version__",
+    "current_job",
 ]

@@ -118,12 +118,16 @@ class AdministrationMixin(QueueBase):
         """Delete done jobs finished ``older_than`` or more ago; returns how many.
 
         Works in short transactions of ``batch`` rows so consumers are never held up. With
-        ``vacuum=True`` the freed pages are returned to the file system afterwards.
+        ``vacuum=True`` the freed pages are returned to the file system afterwards. Done
+        jobs holding a task result finished more than ``result_ttl`` ago (the Queue's) go
+        too, however young.
         """
         age = validation.seconds(older_than, name="older_than", maximum=float("inf"))
         name = None if queue is None else validation.queue_name(queue)
         size = validation.integer(batch, name="batch", minimum=1, maximum=100_000)
-        return self.backend.cleanup(before=self._clock() - age, queue=name, batch=size,
+        now = self._clock()
+        return self.backend.cleanup(before=now - age, queue=name, batch=size,
+                                    results_before=now - self.result_ttl,
                                     vacuum=vacuum)
 
     # -- dead letters -----------------------------------------------------------------------

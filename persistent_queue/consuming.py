@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from . import config, validation
 from .errors import InvalidArgument
 from .models import DeadLetter, Job
 from .queue_base import JobRef, QueueBase
+from .tasks import NO_RESULT, encode_result
 
 
 class ConsumingMixin(QueueBase):
@@ -95,10 +97,17 @@ class ConsumingMixin(QueueBase):
             raise InvalidArgument(f"job {job_id}: a lease token is required (claim it first)")
         return job_id, token
 
-    def ack(self, job: JobRef, lease_token: str | None = None) -> None:
-        """Mark a claimed job done. ``LeaseLost`` if the lease is no longer the caller's."""
+    def ack(self, job: JobRef, lease_token: str | None = None, *,
+            result: Any = NO_RESULT) -> None:
+        """Mark a claimed job done. ``LeaseLost`` if the lease is no longer the caller's.
+
+        ``result`` (a task's return value, any JSON value) is stored with the ack, in its
+        transaction; ``InvalidPayload``/``PayloadTooLarge`` (over ``config.MAX_RESULT_BYTES``)
+        before anything is written, the job still leased.
+        """
         job_id, token = self._lease(job, lease_token)
-        self.backend.ack(job_id, token, self._clock())
+        result_json = None if result is NO_RESULT else encode_result(result)
+        self.backend.ack(job_id, token, self._clock(), result_json)
 
     acknowledge = ack
 

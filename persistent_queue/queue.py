@@ -29,6 +29,7 @@ from .reads import ReadsMixin
 from .retry import RetryPolicy
 from .storage import Backend, open_backend
 from .storage.postgres.url import mask_url
+from .task_results import TaskResultsMixin
 from .workflows import WorkflowMixin
 
 __all__ = ["JobRef", "Queue"]
@@ -42,7 +43,8 @@ def _open_backend(
     return open_backend(target, durability=durability, busy_timeout=busy_timeout)
 
 
-class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, WorkflowMixin):
+class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, WorkflowMixin,
+            TaskResultsMixin):
     """A persistent job queue: every named queue lives in one database.
 
     Args:
@@ -64,6 +66,8 @@ class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, Wor
         poll_interval: how often a waiting ``dequeue`` looks for new commits.
         dedup_window: seconds after a job with a dedup key is done during which an enqueue
             with the same key still returns it (default 0: only while it is unfinished).
+        result_ttl: seconds a done job's task result is kept: ``cleanup`` (the janitor)
+            deletes done jobs holding a result finished longer ago (default 7 days).
 
     A ``Queue`` may be shared by threads (each uses its own connection) and survives ``fork``
     (the child opens new connections).
@@ -82,6 +86,7 @@ class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, Wor
         clock: Callable[[], float] = time.time,
         poll_interval: float = config.DEFAULT_POLL_INTERVAL,
         dedup_window: float | timedelta = config.DEFAULT_DEDUP_WINDOW,
+        result_ttl: float | timedelta = config.RESULT_TTL,
     ) -> None:
         if durability not in ("full", "normal"):
             raise InvalidArgument(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -96,6 +101,8 @@ class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, Wor
             poll_interval, name="poll_interval", maximum=10.0, allow_zero=False)
         self.dedup_window = validation.seconds(dedup_window, name="dedup_window",
                                                maximum=float("inf"))
+        self.result_ttl = validation.seconds(result_ttl, name="result_ttl",
+                                             maximum=float("inf"))
         self.durability = durability
         self.retry_policy = retry_policy or RetryPolicy()
         self._clock = clock

@@ -40,6 +40,7 @@ class QueueBase:
     max_payload_bytes: int
     poll_interval: float
     dedup_window: float
+    result_ttl: float  # seconds a done job's task result is kept
     retry_policy: RetryPolicy
     _clock: Callable[[], float]
     _last_reap: float

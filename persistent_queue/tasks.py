@@ -1,0 +1,341 @@
+"""Tasks: plain functions declared on a :class:`~persistent_queue.Queue`, run by workers.
+
+For users::
+
+    q = Queue("data/queue.db")
+
+    @q.task(queue="emails", max_attempts=5)
+    def send_email(to: str, subject: str = "") -> dict:
+        return {"sent": to}
+
+    handle = send_email.delay("a@b.c", subject="hi")     # stored at once -> TaskHandle
+    handle.result(timeout=10)                            # {"sent": "a@b.c"}
+    send_email.options(priority=5, depends_on=[handle]).delay("b@c.d")
+    send_email("a@b.c")                                  # runs inline, stores nothing
+
+A task job's payload is ``{"task": name, "args": [...], "kwargs": {...}}`` (checked as JSON at
+``.delay()``: ``InvalidPayload`` at once) and it carries the header ``{"task": name}``.
+
+For the worker (the whole interface it needs)::
+
+    registry = app_queue.tasks                 # TaskRegistry: the tasks declared on a Queue
+    name = task_name(job)                      # the task a job names, None for a raw job
+    name in registry                           # whether this worker can run it
+    value = registry.run(job, queue=worker_q)  # sets current_job(), decodes args/kwargs,
+                                               # calls the function; UnknownTask if unknown,
+                                               # InvalidPayload if not a task job
+    encode_result(value)                       # JSON text; InvalidPayload (not JSON) or
+                                               # PayloadTooLarge (> config.MAX_RESULT_BYTES)
+    worker_q.ack(job, result=value)            # stores the result in the ack's transaction
+
+``current_job()`` inside a running task returns its job (a :class:`TaskJob`: a ``Job`` with
+``task``, ``args``, ``kwargs`` and ``dependency_results()``); outside one it raises
+``NoCurrentJob``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from . import config, validation
+from .errors import (
+    InvalidArgument,
+    InvalidPayload,
+    NoCurrentJob,
+    PayloadTooLarge,
+    UnknownTask,
+)
+from .models import JSON, Job, JobState
+
+if TYPE_CHECKING:
+    from .queue import Queue
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+class _NoResult:
+    """The type of :data:`NO_RESULT`."""
+
+    def __repr__(self) -> str:
+        return "NO_RESULT"
+
+
+#: ``Queue.ack(job)`` without ``result=``: nothing is stored (None would store JSON null).
+NO_RESULT: Any = _NoResult()
+
+#: The header every task job carries: its task's name.
+TASK_HEADER = "task"
+_PAYLOAD_KEYS = frozenset({"task", "args", "kwargs"})
+
+
+def task_name(job: Job) -> str | None:
+    """The name of the task ``job`` runs, or None for a job that is not a task job."""
+    payload = job.payload
+    if (isinstance(payload, dict) and payload.keys() == _PAYLOAD_KEYS
+            and isinstance(payload["task"], str) and isinstance(payload["args"], list)
+            and isinstance(payload["kwargs"], dict)):
+        return payload["task"]
+    return None
+
+
+def encode_result(value: Any) -> str:
+    """A task's return value as stored: compact JSON text of at most
+    ``config.MAX_RESULT_BYTES`` bytes. ``InvalidPayload`` when it is not JSON,
+    ``PayloadTooLarge`` when it is too large: either fails the attempt."""
+    text = validation.encode_json(value, where="task result")
+    size = len(text.encode("utf-8"))
+    if size > config.MAX_RESULT_BYTES:
+        raise PayloadTooLarge(f"task result is {size} bytes encoded; the limit is "
+                              f"{config.MAX_RESULT_BYTES} (config.MAX_RESULT_BYTES)")
+    return text
+
+
+class TaskJob(Job):
+    """The job a task is running (what :func:`current_job` returns): a ``Job`` that can also
+    read its parents' results."""
+
+    _queue: Queue
+
+    @classmethod
+    def of(cls, job: Job, queue: Queue) -> TaskJob:
+        fields = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+        running = cls(**fields)
+        object.__setattr__(running, "_queue", queue)
+        return running
+
+    @property
+    def task(self) -> str | None:
+        """The task's name."""
+        return task_name(self)
+
+    @property
+    def args(self) -> list[Any]:
+        """The positional arguments the task was called with."""
+        return list(self.payload["args"]) if self.task else []
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments the task was called with."""
+        return dict(self.payload["kwargs"]) if self.task else {}
+
+    def dependency_results(self) -> dict[int, JSON]:
+        """``{parent_id: result}`` of every job this one depends on (see
+        :meth:`Queue.dependency_results`)."""
+        return self._queue.dependency_results(self.id)
+
+
+_current: ContextVar[TaskJob | None] = ContextVar("persistent_queue_current_job", default=None)
+
+
+def current_job() -> TaskJob:
+    """The job of the task running in this context (set by the worker around the call).
+
+    Raises ``NoCurrentJob`` outside a running task (a plain inline call included)."""
+    job = _current.get()
+    if job is None:
+        raise NoCurrentJob("current_job() is only available inside a task run by a worker")
+    return job
+
+
+class TaskHandle:
+    """A stored task job: its ``id``, its current ``job``/``status`` and its ``result()``."""
+
+    __slots__ = ("_queue", "enqueued", "id", "task")
+
+    def __init__(self, queue: Queue, job: Job, task: str) -> None:
+        self._queue = queue
+        #: The job as stored by ``delay`` (``deduplicated`` says whether it already existed).
+        self.enqueued = job
+        self.id = job.id
+        self.task = task
+
+    def __repr__(self) -> str:
+        return f"TaskHandle(id={self.id}, task={self.task!r})"
+
+    @property
+    def job(self) -> Job:
+        """The job as stored now."""
+        return self._queue.get_job(self.id)
+
+    @property
+    def status(self) -> JobState:
+        """The job's state now (waiting, ready, leased, done or dead)."""
+        return self.job.state
+
+    def result(self, timeout: float | None = None) -> JSON:
+        """Wait for the result (see :meth:`Queue.result`)."""
+        return self._queue.result(self.id, timeout=timeout)
+
+
+def _job_ids(depends_on: Sequence[TaskHandle | Job | int]) -> list[Job | int]:
+    return [ref.id if isinstance(ref, TaskHandle) else ref for ref in depends_on]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """What ``Task.options`` binds (as ``Queue.enqueue`` takes it)."""
+
+    queue: str | None = None
+    delay: float | timedelta = 0
+    run_at: datetime | float | None = None
+    priority: int = 0
+    dedup_key: str | None = None
+    depends_on: tuple[TaskHandle | Job | int, ...] = ()
+    headers: Mapping[str, Any] | None = None
+    max_attempts: int | None = None
+
+
+class TaskOptions(Generic[P, R]):
+    """A task with options bound for its jobs (from :meth:`Task.options`): ``.delay(...)``."""
+
+    __slots__ = ("options", "task")
+
+    def __init__(self, task: Task[P, R], options: _Options) -> None:
+        self.task = task
+        self.options = options
+
+    def __repr__(self) -> str:
+        return f"TaskOptions({self.task.name!r}, {self.options})"
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """Store a job that runs the task with these arguments and the bound options."""
+        return self.task._enqueue(self.options, args, kwargs)
+
+
+class Task(Generic[P, R]):
+    """A function declared with ``@q.task``: call it to run it inline, ``.delay(...)`` to
+    store a job that a worker runs, ``.options(...)`` to set that job's options."""
+
+    def __init__(self, registry: TaskRegistry, fn: Callable[P, R], *, name: str, queue: str,
+                 max_attempts: int | None, timeout: float | None) -> None:
+        self.registry = registry
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.max_attempts = max_attempts
+        #: Seconds the task is expected to take (stored; not enforced yet).
+        self.timeout = timeout
+        functools.update_wrapper(self, fn)
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, queue={self.queue!r})"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """Store a job that runs the task with these arguments; durable on return."""
+        return self._enqueue(_Options(), args, kwargs)
+
+    def options(self, *, queue: str | None = None, delay: float | timedelta = 0,
+                run_at: datetime | float | None = None, priority: int = 0,
+                dedup_key: str | None = None,
+                depends_on: Sequence[TaskHandle | Job | int] = (),
+                headers: Mapping[str, Any] | None = None,
+                max_attempts: int | None = None) -> TaskOptions[P, R]:
+        """The task with options for the next ``.delay`` (as ``Queue.enqueue`` takes them;
+        ``depends_on`` also takes handles)."""
+        if queue is not None:
+            validation.queue_name(queue)
+        return TaskOptions(self, _Options(queue, delay, run_at, priority, dedup_key,
+                                          tuple(depends_on), headers, max_attempts))
+
+    def _enqueue(self, opts: _Options, args: tuple[Any, ...],
+                 kwargs: Mapping[str, Any]) -> TaskHandle:
+        payload = {"task": self.name, "args": list(args), "kwargs": dict(kwargs)}
+        try:
+            validation.encode_json(payload, where=f"the arguments of task {self.name!r}")
+        except InvalidPayload as exc:
+            raise InvalidPayload(str(exc).replace("payload", "arguments")) from exc
+        headers = dict(opts.headers or {})
+        if TASK_HEADER in headers and headers[TASK_HEADER] != self.name:
+            raise InvalidArgument(f"the header {TASK_HEADER!r} is the task's name; "
+                                  "it cannot be set")
+        headers[TASK_HEADER] = self.name
+        queue = self.registry.queue
+        job = queue.enqueue(
+            opts.queue or self.queue, payload, priority=opts.priority, delay=opts.delay,
+            run_at=opts.run_at,
+            max_attempts=opts.max_attempts if opts.max_attempts is not None
+            else self.max_attempts,
+            headers=headers, depends_on=_job_ids(opts.depends_on) or None,
+            dedup_key=opts.dedup_key)
+        return TaskHandle(queue, job, self.name)
+
+
+class TaskRegistry:
+    """The tasks declared on one Queue (``q.tasks``), by name."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self._tasks: dict[str, Task[Any, Any]] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __iter__(self) -> Iterator[Task[Any, Any]]:
+        return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def names(self) -> list[str]:
+        """Every task's name, sorted."""
+        return sorted(self._tasks)
+
+    def get(self, name: str) -> Task[Any, Any]:
+        """The task called ``name``; ``UnknownTask`` if there is none."""
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTask(f"unknown task {name!r}") from None
+
+    def register(self, fn: Callable[P, R], *, name: str | None = None,
+                 queue: str = "default", max_attempts: int | None = None,
+                 timeout: float | None = None) -> Task[P, R]:
+        """Declare ``fn`` as a task (what ``@q.task(...)`` does); ``InvalidArgument`` for a
+        name already taken."""
+        if not callable(fn):
+            raise InvalidArgument(f"a task must be a function, not {type(fn).__name__}")
+        task_name_ = name if name is not None else f"{fn.__module__}.{fn.__qualname__}"
+        if not isinstance(task_name_, str) or not task_name_ or len(task_name_) > 200:
+            raise InvalidArgument("a task name must be a non-empty string of at most 200 "
+                                  "characters")
+        if task_name_ in self._tasks:
+            raise InvalidArgument(f"a task named {task_name_!r} is already declared on this "
+                                  "queue (give one of them another name=)")
+        validation.queue_name(queue)
+        if max_attempts is not None:
+            validation.integer(max_attempts, name="max_attempts", minimum=1,
+                               maximum=config.MAX_ATTEMPTS_LIMIT)
+        if timeout is not None:
+            timeout = validation.seconds(timeout, name="timeout", maximum=float("inf"),
+                                         allow_zero=False)
+        task = Task(self, fn, name=task_name_, queue=queue, max_attempts=max_attempts,
+                    timeout=timeout)
+        self._tasks[task_name_] = task
+        return task
+
+    def run(self, job: Job, queue: Queue | None = None) -> Any:
+        """Run the task ``job`` names with its arguments, with ``current_job()`` set to it;
+        returns what the task returned (encode it with :func:`encode_result`).
+
+        ``queue`` is the Queue the worker claimed the job with (``dependency_results``
+        reads through it); default: this registry's. ``UnknownTask`` when no task here has
+        the job's name, ``InvalidPayload`` when the job is not a task job.
+        """
+        name = task_name(job)
+        if name is None:
+            raise InvalidPayload(f"job {job.id} is not a task job (its payload is not "
+                                 '{"task": ..., "args": [...], "kwargs": {...}})')
+        task = self.get(name)
+        token = _current.set(TaskJob.of(job, queue or self.queue))
+        try:
+            return task.fn(*job.payload["args"], **job.payload["kwargs"])
+        finally:
+            _current.reset(token)
