@@ -19,17 +19,11 @@ exits with :data:`EXIT_COLD_STOP` (cold stop).
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 import queue as queue_module
-import socket
 import threading
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import config, validation
 from .errors import InvalidArgument, LeaseLost, QueueError, Retry
@@ -37,43 +31,28 @@ from .logs import JobLog
 from .models import DeadLetter, Job
 from .queue import Queue
 from .signals import on_stop_signals
+from .tasks import TaskRegistry
 from .worker_claims import claim
+from .worker_routing import (
+    Handler,
+    Routed,
+    Router,
+    default_worker_id,
+    describe_error,
+    load_app,
+    load_handler,
+)
+
+__all__ = ["EXIT_COLD_STOP", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "Handler", "Worker",
+           "WorkerConfig", "default_worker_id", "load_app", "load_handler"]
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[[Job], Any]
 
 #: Exit codes of a consumer process.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_COLD_STOP = 0, 1, 2, 3
 
 #: How often a consumer records its heartbeat and counters in the workers table (seconds).
 WORKER_HEARTBEAT_INTERVAL = 5.0
-
-
-def load_handler(spec: str) -> Handler:
-    """Import ``"package.module:callable"``; ``InvalidArgument`` with the reason if it fails."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise InvalidArgument(f"handler must look like 'module:callable', not {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidArgument(f"cannot import handler module {module_name!r}: {exc}") from None
-    target: Any = module
-    for part in attribute.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise InvalidArgument(f"module {module_name!r} has no attribute {attribute!r}")
-    if not callable(target):
-        raise InvalidArgument(f"handler {spec!r} is not callable")
-    handler: Handler = target
-    return handler
-
-
-def default_worker_id(kind: str) -> str:
-    """``consumer_00@host`` under supervisord (stable across restarts), else ``kind-pid@host``."""
-    name = os.environ.get("SUPERVISOR_PROCESS_NAME") or f"{kind}-{os.getpid()}"
-    return f"{name}@{socket.gethostname()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +116,17 @@ class Worker:
     Another thread can watch it through :attr:`stopping`, :attr:`idle` and :attr:`draining`.
     """
 
-    def __init__(self, q: Queue, settings: WorkerConfig, handler: Handler | None = None) -> None:
+    def __init__(self, q: Queue, settings: WorkerConfig, handler: Handler | None = None,
+                 tasks: TaskRegistry | None = None) -> None:
         self.q = q
         self.config = settings
         self.handler = handler or load_handler(settings.handler)
         self.id = settings.worker_id or default_worker_id("consumer")
+        if tasks is None and settings.app is not None:
+            tasks = load_app(settings.app)
+        #: The tasks this worker runs (None: only the handler's jobs).
+        self.tasks = tasks
+        self._router = Router(q, self.handler, tasks, self.id)
         self.job_log = JobLog(settings.log_dir, worker=self.id) if settings.log_dir else None
         self._in_hand: dict[int, _InHand] = {}
         self._lock = threading.Condition()
@@ -303,12 +288,15 @@ class Worker:
         started = time.monotonic()
         error: str | None = None
         retry: Retry | None = None
+        routed = Routed()
         try:
-            self.handler(job)
+            routed = self._router.run(job)
+            if routed.unknown is not None:
+                error = routed.unknown_error(self.id)
         except Retry as exc:
             retry = exc
         except BaseException as exc:  # SystemExit from a handler fails the job, not the thread
-            error = _describe(exc)
+            error = describe_error(exc)
         duration = time.monotonic() - started
         with self._lock:
             entry = self._in_hand.get(job.id)
@@ -316,10 +304,10 @@ class Worker:
                 return  # given back by a cold stop
             entry.settling = True
             lost = entry.lease_lost
-        result = self._settle(job, error, retry, lost)
+        result = self._settle(job, error, retry, lost, routed)
         extra = {"worker": self.id, "job_id": job.id, "queue": job.queue,
                  "attempt": job.attempts, "duration_ms": round(duration * 1000, 1),
-                 "result": result}
+                 "result": result, "task": routed.task}
         if result == "acked":
             logger.info("job %d acked", job.id, extra=extra)
         else:
@@ -339,15 +327,23 @@ class Worker:
                 self.job_log.error(job_id=job.id, queue=job.queue, attempt=job.attempts,
                                    error=text)
 
-    def _settle(self, job: Job, error: str | None, retry: Retry | None, lost: bool) -> str:
-        """Ack or nack; the result word for the logs."""
+    def _settle(self, job: Job, error: str | None, retry: Retry | None, lost: bool,
+                routed: Routed) -> str:
+        """Ack (with a task's result) or nack; the result word for the logs."""
         if lost:
             return "lease_lost"
         try:
             if retry is not None:
                 outcome = self.q.nack(job, error=f"Retry: {retry.reason}", delay=retry.delay)
+            elif routed.unknown is not None and job.attempts >= job.max_attempts:
+                # The last attempt: the dead letter says why, not just "failed N of N".
+                outcome = self.q.move_to_dead_letter_queue(
+                    job, reason=routed.dead_letter_reason, error=error)
             elif error is not None:
                 outcome = self.q.nack(job, error=error)
+            elif routed.task is not None:
+                self.q.ack(job, result=routed.result)
+                return "acked"
             else:
                 self.q.ack(job)
                 return "acked"
@@ -419,10 +415,3 @@ class Worker:
             with self._lock:
                 for key, value in counts.items():
                     self._counts[key] += value
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: message`` followed by the traceback, its end kept if it is too long."""
-    text = f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
-    limit = config.MAX_ERROR_CHARS
-    return text if len(text) <= limit else text[:200] + "\n...\n" + text[-(limit - 210):]

@@ -1,4 +1,5 @@
-"""``pq worker`` (also ``consumer.py``): claim jobs from a queue and run a handler on each.
+"""``pq worker`` (also ``consumer.py``): claim jobs from queues and run each with its task
+(``--app``) or the handler (``--handler``).
 
 Every flag can also come from a ``PQ_*`` environment variable (shown in ``--help``); a flag
 wins over the environment. Exit codes: 0 stopped cleanly (warm stop), 1 the database failed,
@@ -17,7 +18,7 @@ from ..errors import InvalidArgument, MissingDependency, QueueError
 from ..logs import setup_logging
 from ..queue import Queue
 from ..storage.postgres.url import mask_url
-from ..worker import EXIT_ERROR, EXIT_USAGE, Worker, WorkerConfig, load_handler
+from ..worker import EXIT_ERROR, EXIT_USAGE, Worker, WorkerConfig, load_app, load_handler
 from .process_options import HELP, import_from_cwd, inherited
 
 
@@ -74,6 +75,7 @@ def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str 
                                 visibility_timeout=visibility_timeout, wait=wait,
                                 log_dir=log_dir or None, max_jobs=max_jobs)
         function = load_handler(handler)
+        tasks = load_app(app) if app else None
     except (QueueError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -84,7 +86,7 @@ def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str 
         sys.exit(EXIT_USAGE if isinstance(exc, MissingDependency) else EXIT_ERROR)
     with q:
         try:
-            code = Worker(q, settings, function).run_with_signals()
+            code = Worker(q, settings, function, tasks).run_with_signals()
         except QueueError as exc:
             click.echo(f"error: {exc}", err=True)
             code = EXIT_ERROR

@@ -1,0 +1,212 @@
+"""Tasks through real ``pq worker --app ... --queues ...`` processes.
+
+The application is a module written into tmp_path (the worker's working directory, which
+``pq worker`` puts on its import path); the test declares the same tasks on its own Queue by
+running that file, so ``.delay()`` here and the routing there use the same names.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persistent_queue import JobState, Queue, TaskFailed
+from tests.support import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+APP = '''
+import os
+import time
+from pathlib import Path
+
+from persistent_queue import Queue, current_job
+
+q = Queue(os.environ["TASKAPP_DB"])
+
+
+@q.task(queue="math", name="add")
+def add(a, b):
+    return a + b
+
+
+@q.task(queue="math", name="square")
+def square(n):
+    return {"n": n, "square": n * n}
+
+
+@q.task(queue="text", name="upper")
+def upper(text):
+    return text.upper()
+
+
+@q.task(queue="text", name="fail", max_attempts=2)
+def fail(message):
+    raise ValueError(message)
+
+
+@q.task(queue="text", name="total")
+def total():
+    """A fan-in: the sum of its parents' results."""
+    parents = current_job().dependency_results()
+    return {"parents": sorted(parents), "sum": sum(parents.values())}
+
+
+@q.task(queue="slow", name="wait_for_release")
+def wait_for_release(n):
+    """Blocks until the file $TASKAPP_DIR/release exists; records its start and end."""
+    folder = Path(os.environ["TASKAPP_DIR"])
+    job = current_job()
+    (folder / f"started-{job.id}-{os.getpid()}").touch()
+    deadline = time.monotonic() + 120
+    while not (folder / "release").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("never released")
+        time.sleep(0.05)
+    with open(folder / "finished", "a") as out:
+        out.write(f"{job.id}\\n")
+    return n * 10
+'''
+
+
+@pytest.fixture
+def app(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    """The task app as the test sees it: its Queue (with the tasks declared) on the db."""
+    (tmp_path / "taskapp.py").write_text(APP)
+    monkeypatch.setenv("TASKAPP_DB", db_url)
+    monkeypatch.setenv("TASKAPP_DIR", str(tmp_path))
+    q: Queue = runpy.run_path(str(tmp_path / "taskapp.py"))["q"]
+    yield q
+    q.close()
+
+
+class Workers:
+    """``pq worker`` processes on the test's database, stopped (or killed) at the end."""
+
+    def __init__(self, tmp_path: Path, db_url: str, env: dict[str, str]) -> None:
+        self.tmp_path, self.db_url = tmp_path, db_url
+        self.env = {**env, "TASKAPP_DB": db_url, "TASKAPP_DIR": str(tmp_path)}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *flags: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "persistent_queue", "worker", "--db", self.db_url,
+             "--app", "taskapp:q", "--wait", "0.5", "--log-dir", "", "--log-format", "text",
+             *flags], cwd=self.tmp_path, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "".join(path.read_text() for path in sorted(self.tmp_path.glob("worker-*.log")))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, db_url: str, subprocess_env: dict[str, str]) -> Iterator[Workers]:
+    running = Workers(tmp_path, db_url, subprocess_env)
+    yield running
+    running.stop()
+
+
+def task(app: Queue, name: str) -> Any:
+    return next(t for t in app.tasks if t.name == name)
+
+
+def test_a_thousand_tasks_of_three_kinds_over_two_queues_come_back_exactly(
+        app: Queue, workers: Workers) -> None:
+    add, square, upper = task(app, "add"), task(app, "square"), task(app, "upper")
+    for _ in range(2):
+        workers.start("--queues", "math,text", "--concurrency", "4")
+    handles, expected = [], []
+    for i in range(1000):
+        kind = i % 3
+        if kind == 0:
+            handles.append(add.delay(i, 1))
+            expected.append(i + 1)
+        elif kind == 1:
+            handles.append(square.delay(n=i))
+            expected.append({"n": i, "square": i * i})
+        else:
+            handles.append(upper.delay(f"word {i}"))
+            expected.append(f"WORD {i}")
+    assert [h.result(timeout=120) for h in handles] == expected
+    assert [app.result(h.id, timeout=1) for h in handles[:3]] == expected[:3]
+    assert {h.job.queue for h in handles} == {"math", "text"}
+    assert all(h.job.attempts == 1 for h in handles[::50])
+    registered = [w for w in app.workers() if w.state == "running"]
+    assert len(registered) == 2 and all(w.queues == ["math", "text"] for w in registered)
+
+
+def test_a_failing_task_gives_task_failed_with_its_error(app: Queue, workers: Workers) -> None:
+    workers.start("--queues", "text")
+    handle = task(app, "fail").delay("the printer is on fire")
+    with pytest.raises(TaskFailed) as failed:
+        handle.result(timeout=60)
+    assert failed.value.job_id == handle.id
+    assert failed.value.error is not None
+    assert failed.value.error.startswith("ValueError: the printer is on fire")
+    assert handle.status is JobState.DEAD
+
+
+def test_an_unknown_task_is_dead_lettered_with_its_reason(app: Queue,
+                                                          workers: Workers) -> None:
+    worker = workers.start("--queues", "math")
+    job = app.enqueue("math", {"task": "no_such_task", "args": [], "kwargs": {}},
+                      headers={"task": "no_such_task"}, max_attempts=2)
+    with pytest.raises(TaskFailed) as failed:
+        app.result(job.id, timeout=60)
+    assert "unknown task 'no_such_task'" in (failed.value.error or "")
+    (dead,) = app.dead_letters()
+    assert dead.id == job.id and dead.attempts == 2
+    assert dead.reason == "unknown task 'no_such_task'"
+    assert dead.last_error is not None
+    assert f"(worker consumer-{worker.pid}@" in dead.last_error
+    assert dead.last_error.endswith("does not have it)")
+    wait_for(lambda: f"which worker consumer-{worker.pid}@" in workers.logs(),
+             message="the log to name the worker that lacked the task")
+
+
+def test_a_fan_in_reads_its_parents_results(app: Queue, workers: Workers) -> None:
+    workers.start("--queues", "math,text", "--concurrency", "2")
+    add = task(app, "add")
+    parents = [add.delay(1, 2), add.delay(3, 4), add.delay(5, 6)]
+    fan_in = task(app, "total").options(depends_on=parents).delay()
+    assert fan_in.result(timeout=60) == {"parents": sorted(p.id for p in parents), "sum": 21}
+
+
+def test_a_worker_killed_mid_task_still_yields_every_result_once(
+        app: Queue, workers: Workers, tmp_path: Path) -> None:
+    first = workers.start("--queues", "slow", "--concurrency", "3",
+                          "--visibility-timeout", "2")
+    handles = [task(app, "wait_for_release").delay(n) for n in range(3)]
+    wait_for(lambda: len(list(tmp_path.glob(f"started-*-{first.pid}"))) == 3, timeout=60,
+             message="the first worker to be inside all three tasks")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(30)
+    second = workers.start("--queues", "slow", "--concurrency", "3")
+    (tmp_path / "release").touch()
+    assert [h.result(timeout=60) for h in handles] == [0, 10, 20]
+    finished = (tmp_path / "finished").read_text().split()
+    assert sorted(finished) == sorted(str(h.id) for h in handles)  # each ran to its end once
+    assert len(list(tmp_path.glob(f"started-*-{second.pid}"))) == 3
+    assert all(h.job.attempts == 2 for h in handles)
