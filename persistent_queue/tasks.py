@@ -206,6 +206,11 @@ class TaskOptions(Generic[P, R]):
         """Store a job that runs the task with these arguments and the bound options."""
         return self.task._enqueue(self.options, args, kwargs)
 
+    def delay_on(self, store: Queue, /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """``delay`` storing the job through ``store`` rather than the Queue the task was
+        declared on (what ``POST /tasks/{name}`` does with the API's own Queue)."""
+        return self.task._enqueue(self.options, args, kwargs, store)
+
 
 class Task(Generic[P, R]):
     """A function declared with ``@q.task``: call it to run it inline, ``.delay(...)`` to
@@ -246,7 +251,7 @@ class Task(Generic[P, R]):
                                           tuple(depends_on), headers, max_attempts))
 
     def _enqueue(self, opts: _Options, args: tuple[Any, ...],
-                 kwargs: Mapping[str, Any]) -> TaskHandle:
+                 kwargs: Mapping[str, Any], store: Queue | None = None) -> TaskHandle:
         payload = {"task": self.name, "args": list(args), "kwargs": dict(kwargs)}
         try:
             validation.encode_json(payload, where=f"the arguments of task {self.name!r}")
@@ -257,7 +262,7 @@ class Task(Generic[P, R]):
             raise InvalidArgument(f"the header {TASK_HEADER!r} is the task's name; "
                                   "it cannot be set")
         headers[TASK_HEADER] = self.name
-        queue = self.registry.queue
+        queue = store if store is not None else self.registry.queue
         job = queue.enqueue(
             opts.queue or self.queue, payload, priority=opts.priority, delay=opts.delay,
             run_at=opts.run_at,

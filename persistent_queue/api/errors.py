@@ -32,6 +32,8 @@ from ..errors import (
     ScheduleNotFound,
     StorageError,
     StorageFull,
+    TaskFailed,
+    UnknownTask,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ STATUS_BY_ERROR: list[tuple[type[QueueError], int, str]] = [
     (PayloadTooLarge, 413, "payload_too_large"),
     (InvalidDependency, 422, "invalid_dependency"),
     (InvalidInput, 422, "invalid_input"),
+    (UnknownTask, 422, "unknown_task"),
+    (TaskFailed, 409, "task_failed"),
     (JobNotFound, 404, "job_not_found"),
     (QueueNotFound, 404, "queue_not_found"),
     (ScheduleNotFound, 404, "schedule_not_found"),

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 
 from .. import __version__, config, validation
 from ..queue import Queue
+from ..tasks import TaskRegistry
 from .errors import install_error_handlers
 from .metrics import ApiMetrics
 from .middleware import BearerAuthMiddleware, BodyLimitMiddleware
@@ -37,6 +38,8 @@ class ApiState:
     integrity_interval: float
     min_free_bytes: int
     default_queue: str = DEFAULT_QUEUE
+    #: The tasks ``POST /tasks/{name}`` enqueues (``pq api --app``); None: no tasks.
+    registry: TaskRegistry | None = None
     integrity_cache: dict[str, Any] = field(default_factory=dict)
     _limiter: anyio.CapacityLimiter | None = None
 
@@ -70,6 +73,7 @@ def create_app(
     min_free_bytes: int = 64 * 1024 * 1024,
     default_queue: str = DEFAULT_QUEUE,
     durability: config.Durability = config.DEFAULT_DURABILITY,
+    registry: TaskRegistry | None = None,
 ) -> FastAPI:
     """A FastAPI app serving a queue.
 
@@ -85,8 +89,10 @@ def create_app(
         default_queue: the queue of enqueues and claims that name none (``InvalidQueueName``
             if it is no valid name).
         durability: the fsync policy of the queue the app opens from a path.
+        registry: the tasks ``POST /tasks/{name}`` may enqueue (a Queue's ``tasks``, as
+            ``pq api --app module:q`` loads them); their jobs are stored in this app's queue.
     """
-    from .routes import dead_letters, jobs, messages, queues, system, workflows
+    from .routes import dead_letters, jobs, messages, queues, system, tasks, workflows
 
     if read_token and not token:
         raise ValueError("a read-only token needs a full token too")
@@ -117,10 +123,10 @@ def create_app(
     app.state.api = ApiState(
         queue=queue, metrics=ApiMetrics(queue), max_wait=min(max_wait, config.MAX_WAIT),
         integrity_interval=integrity_interval, min_free_bytes=min_free_bytes,
-        default_queue=default_queue,
+        default_queue=default_queue, registry=registry,
     )
     install_error_handlers(app)
-    for module in (messages, queues, jobs, dead_letters, workflows, system):
+    for module in (messages, queues, jobs, tasks, dead_letters, workflows, system):
         app.include_router(module.router)
     # The last added runs first: authenticate before reading a body.
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)

@@ -85,6 +85,50 @@ class EnqueueRequest(StrictModel):
         return self
 
 
+class TaskRequest(StrictModel):
+    """A call of a task, stored as a job that a worker runs (``POST /tasks/{name}``)."""
+
+    args: Annotated[list[Any], Field(description="positional arguments (JSON values)")] = []
+    kwargs: Annotated[dict[str, Any], Field(description="keyword arguments (JSON values)")] = {}
+    queue: Annotated[QueueName | None, Field(
+        description="default: the queue the task was declared with")] = None
+    priority: Priority = 0
+    delay: Delay = 0
+    run_at: Annotated[float | None, Field(ge=0, allow_inf_nan=False,
+                                          description="epoch seconds; not with delay")] = None
+    headers: Headers | None = None
+    max_attempts: Attempts | None = None
+    depends_on: Annotated[list[JobId], Field(
+        max_length=config.MAX_DEPENDENCIES,
+        description="ids of jobs that must be acked first; the task can read their results")
+    ] = []
+    dedup_key: Annotated[str | None, Field(
+        min_length=1, max_length=config.MAX_DEDUP_KEY_CHARS,
+        description="while a job of the queue with this key is unfinished, return it instead "
+                    "(200, deduplicated: true)")] = None
+
+
+class TaskOut(BaseModel):
+    """A task the server can enqueue (declared with ``@q.task`` in its ``--app``)."""
+
+    name: str = Field(description="what POST /tasks/{name} and workers route by")
+    queue: str = Field(description="the queue its jobs go to by default")
+    max_attempts: int | None = Field(description="attempts before dead-lettering "
+                                                 "(null: the queue's)")
+    timeout: float | None = Field(description="seconds a run is expected to take")
+
+
+class ResultOut(BaseModel):
+    """Where a job's result stands: ``done`` with its ``result``, ``dead`` with its
+    ``error``, or still unfinished (``waiting``, ``ready`` or ``leased``)."""
+
+    id: int = Field(description="the job's id")
+    state: str = Field(description="done, dead, or the unfinished job's state")
+    result: Any = Field(default=None, description="what the task returned (state done)")
+    error: str | None = Field(default=None, description="the last error, else the "
+                                                        "dead-letter reason (state dead)")
+
+
 class DequeueRequest(StrictModel):
     """Claim the next ready job of a queue."""
 

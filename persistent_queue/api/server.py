@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from ..errors import QueueError
 from ..queue import Queue
 from ..storage.postgres.url import mask_url
+from ..tasks import TaskRegistry
 from .factory import create_app
 from .settings import ApiSettings, parse_args, settings_from_env
 
@@ -25,10 +26,23 @@ logger = logging.getLogger("persistent_queue.api.server")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def load_registry(settings: ApiSettings) -> TaskRegistry | None:
+    """The tasks of ``--app``/``PQ_APP`` (None without it); the current directory is
+    importable, as for ``pq worker --app``. ``InvalidArgument`` when it cannot be loaded."""
+    if not settings.app:
+        return None
+    from ..commands.process_options import import_from_cwd
+    from ..worker_routing import load_app
+
+    import_from_cwd()
+    return load_app(settings.app)
+
+
 def app_from_env() -> FastAPI:
     """The app of ``uvicorn persistent_queue.api:app``, configured from ``PQ_*`` variables.
 
-    It opens the queue of ``PQ_DB`` (closed when the server shuts down).
+    It opens the queue of ``PQ_DB`` (closed when the server shuts down) and imports the
+    tasks of ``PQ_APP`` if set.
 
     Raises:
         InvalidArgument: a ``PQ_*`` variable holds a bad value (the message names it).
@@ -36,7 +50,8 @@ def app_from_env() -> FastAPI:
     settings = settings_from_env()
     return create_app(settings.db, token=settings.token, read_token=settings.read_token,
                       max_body_bytes=settings.max_body, max_wait=settings.max_wait,
-                      default_queue=settings.default_queue, durability=settings.durability)
+                      default_queue=settings.default_queue, durability=settings.durability,
+                      registry=load_registry(settings))
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -50,6 +65,11 @@ def serve(settings: ApiSettings) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        registry = load_registry(settings)
+    except QueueError as exc:
+        print(f"error: --app {settings.app}: {exc}", file=sys.stderr)
+        return 2
+    try:
         queue = Queue(settings.db, durability=settings.durability)
     except QueueError as exc:
         print(f"error: cannot open {mask_url(settings.db)}: {exc}", file=sys.stderr)
@@ -59,7 +79,7 @@ def serve(settings: ApiSettings) -> int:
                        settings.host)
     app = create_app(queue, token=settings.token, read_token=settings.read_token,
                      max_body_bytes=settings.max_body, max_wait=settings.max_wait,
-                     default_queue=settings.default_queue)
+                     default_queue=settings.default_queue, registry=registry)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal under the
     # handlers found at start-up: make those a clean exit (code 0) rather than a kill.
     for signum in (signal.SIGTERM, signal.SIGINT):

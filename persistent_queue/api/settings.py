@@ -2,7 +2,8 @@
 
 ``PQ_DB``, ``PQ_DURABILITY``, ``PQ_API_HOST``, ``PQ_API_PORT``, ``PQ_API_MAX_BODY`` (bytes),
 ``PQ_API_MAX_WAIT`` (seconds), ``PQ_DEFAULT_QUEUE`` (the queue of requests that name none,
-default ``default``), ``PQ_LOG_LEVEL``; the secrets ``PQ_API_TOKEN`` (full access) and
+default ``default``), ``PQ_APP`` (``module:attr`` naming the Queue whose ``@q.task`` functions
+``POST /tasks/{name}`` enqueues), ``PQ_LOG_LEVEL``; the secrets ``PQ_API_TOKEN`` (full access) and
 ``PQ_API_READ_TOKEN`` (GET routes only) come from the environment only.
 """
 
@@ -38,6 +39,7 @@ class ApiSettings:
     log_level: str
     token: str | None
     read_token: str | None
+    app: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +102,9 @@ def _settings(parser: _Parser, argv: Sequence[str], env: Mapping[str, str]) -> A
     parser.add_argument("--default-queue", default=env.get("PQ_DEFAULT_QUEUE") or "default",
                         help="queue of /send, /enqueue, /receive and /dequeue requests that name "
                              "none (PQ_DEFAULT_QUEUE; default 'default')")
+    parser.add_argument("--app", default=env.get("PQ_APP") or None,
+                        help="module:attr naming a Queue whose @q.task functions POST "
+                             "/tasks/{name} enqueues (PQ_APP; default none: no tasks)")
     parser.add_argument("--log-level", default=env.get("PQ_LOG_LEVEL", "info").lower(),
                         choices=LOG_LEVELS, help="(PQ_LOG_LEVEL; default info)")
     args = parser.parse_args(list(argv))
@@ -125,4 +130,4 @@ def _settings(parser: _Parser, argv: Sequence[str], env: Mapping[str, str]) -> A
     return ApiSettings(host=args.host, port=args.port, db=args.db, durability=args.durability,
                        max_body=args.max_body, max_wait=args.max_wait,
                        default_queue=args.default_queue, log_level=args.log_level,
-                       token=token, read_token=read_token)
+                       token=token, read_token=read_token, app=args.app or None)
