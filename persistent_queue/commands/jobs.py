@@ -1,10 +1,12 @@
-"""``pq enqueue | dequeue | ack | nack | jobs list | jobs show``."""
+"""``pq enqueue | dequeue | ack | nack | result | jobs list | jobs show``."""
 
 from __future__ import annotations
 
 import click
 
+from ..errors import ResultTimeout
 from ..models import JobState
+from ..tasks import task_name
 from .common import (
     EXIT_EMPTY,
     EXIT_USAGE,
@@ -136,11 +138,36 @@ def list_jobs(ctx: click.Context, queue: str | None, state: str | None, limit: i
 @click.argument("job_id", type=int)
 @click.pass_context
 def show(ctx: click.Context, job_id: int) -> None:
-    """One job (live or dead-lettered) with its history, as JSON."""
+    """One job (live or dead-lettered) with its history, as JSON.
+
+    ``task`` is the name of the task it runs (null for a job that is no task job) and
+    ``result`` what the task returned, once done.
+    """
     with open_queue(ctx) as q:
         job = q.get_job(job_id)
         history = q.history(job_id)
-    print_json({**job.to_dict(), "history": [event.to_dict() for event in history]})
+    print_json({**job.to_dict(), "task": task_name(job),
+                "history": [event.to_dict() for event in history]})
 
 
-COMMANDS = [enqueue, dequeue, ack, nack, jobs]
+@click.command()
+@click.argument("job_id", type=int)
+@click.option("--wait", type=float, default=0, show_default=True,
+              help="Seconds to wait for the job to finish.")
+@click.pass_context
+def result(ctx: click.Context, job_id: int, wait: float) -> None:
+    """Print job JOB_ID's result as JSON, waiting up to --wait seconds for it.
+
+    Exit 0 with the result, 1 if the job was dead-lettered (its error on stderr) or no job
+    has that id, 3 if it is not finished in time.
+    """
+    with open_queue(ctx) as q:
+        try:
+            value = q.result(job_id, timeout=wait)
+        except ResultTimeout as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(EXIT_EMPTY)
+    print_json(value)
+
+
+COMMANDS = [enqueue, dequeue, ack, nack, result, jobs]
