@@ -1,4 +1,5 @@
-"""Run a consumer: ``python consumer.py --queue emails --handler tasks:send_email``.
+"""Run a consumer: ``python consumer.py --queue emails --handler tasks:send_email``, or for
+tasks ``python consumer.py --app tasks:q --queues emails,reports --handler tasks:send_email``.
 
 The same as ``pq worker`` (:mod:`persistent_queue.commands.worker`): every flag can also come
 from a ``PQ_*`` environment variable (shown in ``--help``); a flag wins over the environment.

@@ -61,7 +61,7 @@ def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str 
            log_level: str) -> None:
     """Claim jobs from QUEUE (or QUEUES, in order) and run each until SIGTERM/SIGINT.
 
-    A job naming a task (enqueued with ``some_task.delay()``) runs that task of the --app
+    A job naming a task (stored by some_task.delay()) runs that task of the --app
     Queue; any other job runs HANDLER.
     """
     db = inherited(ctx, "db", db)
