@@ -6,6 +6,7 @@ import streamlit as st
 
 from ..errors import InvalidInput
 from ..queue import Queue
+from ..tasks import TASK_HEADER
 from .frames import dead_letters_frame, history_frame, timestamp
 from .markup import escape_markdown
 from .session import attempt, read, show_flash
@@ -95,6 +96,9 @@ def render_dead_letters(queue: Queue) -> None:
                 f"{letter.attempts} attempt(s), created {timestamp(letter.created_at)} UTC, "
                 f"dead since {timestamp(letter.dead_at)} UTC.")
     st.text(f"Reason: {letter.reason}")
+    task = letter.headers.get(TASK_HEADER)
+    if isinstance(task, str):
+        st.text(f"Task: {task} (its arguments are in the payload)")
     if letter.last_error:
         st.code(letter.last_error, language=None)
     left, right = st.columns(2)

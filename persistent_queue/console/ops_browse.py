@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ import streamlit as st
 from ..errors import JobNotFound
 from ..models import Job, JobState
 from ..queue import Queue
+from ..tasks import task_name
 from .frames import (
     duration,
     history_frame,
@@ -106,8 +108,30 @@ def _state_of(queue: Queue, job_id: int) -> str:
         return "deleted"
 
 
+def as_json_text(value: Any) -> str:
+    """``value`` as indented JSON text, shown with ``st.code`` (literal: never Markdown, and
+    a string stays a string where ``st.json`` would parse it)."""
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _render_task(job: Job) -> None:
+    """A task job's name, arguments and (once done) result, as literal text."""
+    name = task_name(job)
+    if name is not None:
+        st.markdown("**Task**")
+        st.code(name, language=None)
+        left, right = st.columns(2)
+        left.markdown("**Arguments**")
+        left.code(as_json_text(job.payload["args"]), language="json")
+        right.markdown("**Keyword arguments**")
+        right.code(as_json_text(job.payload["kwargs"]), language="json")
+    if job.state is JobState.DONE and (name is not None or job.result is not None):
+        st.markdown("**Result**")
+        st.code(as_json_text(job.result), language="json")
+
+
 def render_detail(queue: Queue, ids: list[int]) -> None:
-    """A job's fields, payload, headers and history."""
+    """A job's fields, its task (name, arguments, result), payload, headers and history."""
     st.subheader("Job detail")
     left, right = st.columns(2)
     options: list[int | None] = [None, *ids]
@@ -148,6 +172,7 @@ def render_detail(queue: Queue, ids: list[int]) -> None:
     if job.last_error:
         st.markdown("**Last error**")
         st.code(job.last_error, language=None)
+    _render_task(job)
     left, right = st.columns(2)
     left.markdown("**Payload**")
     left.json(job.payload)
