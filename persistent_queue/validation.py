@@ -50,7 +50,7 @@ def _check_json_value(value: Any, *, where: str) -> None:
         elif isinstance(item, list | tuple):
             stack.extend((child, depth + 1) for child in item)
         else:
-            raise InvalidPayload(f"{where} holds a {type(item).__name__}, which is not JSON")
+            raise InvalidPayload(f"{where}: a value of type {type(item).__name__!r} is not JSON")
 
 
 #: One encoder built once: ``json.dumps`` with non-default options builds a new one per call.
