@@ -43,6 +43,9 @@ def import_object(spec: str, what: str, shape: str = "module:attr") -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise InvalidArgument(f"cannot import {what} module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module itself failed: a SyntaxError, a RuntimeError...
+        raise InvalidArgument(f"cannot import {what} module {module_name!r}: importing it "
+                              f"raised {type(exc).__name__}: {exc}") from None
     target: Any = module
     for part in attribute.split("."):
         target = getattr(target, part, None)
