@@ -83,7 +83,7 @@ def _arguments_problem(task: Task[Any, Any], body: TaskRequest) -> str | None:
     return None
 
 
-@router.post("/tasks/{name}", status_code=201, response_model=JobOut,
+@router.post("/tasks/{name:path}", status_code=201, response_model=JobOut,
              responses=_TASK_RESPONSES)
 def enqueue_task(name: TaskName, body: TaskRequest, state: StateDep) -> JSONResponse:
     """Store a job that runs the task ``name`` with ``args`` and ``kwargs`` (201 with the job:
