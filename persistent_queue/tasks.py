@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -247,6 +247,11 @@ class Task(Generic[P, R]):
         ``depends_on`` also takes handles)."""
         if queue is not None:
             validation.queue_name(queue)
+        if isinstance(depends_on, str | bytes | Mapping) or not isinstance(depends_on, Iterable):
+            raise InvalidArgument("depends_on must be a list of task handles, jobs or job ids, "
+                                  f"not {type(depends_on).__name__}")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise InvalidPayload("headers must be a JSON object of string keys")
         return TaskOptions(self, _Options(queue, delay, run_at, priority, dedup_key,
                                           tuple(depends_on), headers, max_attempts))
 
@@ -311,6 +316,8 @@ class TaskRegistry:
         if not isinstance(task_name_, str) or not task_name_ or len(task_name_) > 200:
             raise InvalidArgument("a task name must be a non-empty string of at most 200 "
                                   "characters")
+        if not task_name_.isprintable():
+            raise InvalidArgument(f"a task name must be printable text, not {task_name_!r}")
         if task_name_ in self._tasks:
             raise InvalidArgument(f"a task named {task_name_!r} is already declared on this "
                                   "queue (give one of them another name=)")

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from persistent_queue import JobState, Queue, TaskFailed
 from persistent_queue.api import create_app
+from persistent_queue.errors import InvalidArgument, InvalidPayload
 from persistent_queue.worker import EXIT_OK, Worker, WorkerConfig
 
 
@@ -99,3 +100,32 @@ def test_a_waiting_child_of_a_failing_parent_gets_task_failed_promptly(
     assert time.monotonic() - started < 10
     thread.join(timeout=10)
     assert handle.status is JobState.DEAD
+
+
+def test_depends_on_that_is_not_a_list_is_invalid_argument(real_queue: Queue) -> None:
+    @real_queue.task(queue="work", name="step")
+    def step() -> None:
+        return None
+
+    parent = step.delay()
+    for wrong in (parent, parent.id, "1"):
+        with pytest.raises(InvalidArgument, match="depends_on must be a list"):
+            step.options(depends_on=wrong)  # type: ignore[arg-type]
+    assert step.options(depends_on=[parent]).delay().job.depends_on == (parent.id,)
+
+
+def test_headers_that_are_not_an_object_are_invalid_payload(real_queue: Queue) -> None:
+    @real_queue.task(queue="work", name="step")
+    def step() -> None:
+        return None
+
+    with pytest.raises(InvalidPayload, match="headers must be a JSON object"):
+        step.options(headers=[("a", 1)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "line\nbreak", "\ud800"])
+def test_a_task_name_that_is_not_printable_text_is_refused_at_declaration(
+        real_queue: Queue, name: str) -> None:
+    with pytest.raises(InvalidArgument, match="printable"):
+        real_queue.task(name=name)(lambda: None)
+    assert name not in real_queue.tasks
