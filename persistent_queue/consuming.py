@@ -133,20 +133,24 @@ class ConsumingMixin(QueueBase):
         *,
         delay: float | timedelta | None = None,
         lease_token: str | None = None,
+        dead_letter_reason: str | None = None,
     ) -> Job | DeadLetter:
         """Record a failed attempt.
 
         The job returns to the queue after ``delay`` seconds (by default the retry policy's
         exponential backoff with jitter), or moves to the dead-letter table when its attempts
-        are used up. Returns the job as it now stands.
+        are used up, with ``dead_letter_reason`` as the dead letter's reason if given (else
+        "failed N of M attempts"). Returns the job as it now stands.
         """
         job_id, token = self._lease(job, lease_token)
         wait = None
         if delay is not None:
             wait = validation.seconds(delay, name="delay", maximum=config.MAX_DELAY)
         message = validation.text(error, name="error", max_chars=config.MAX_ERROR_CHARS)
+        reason = validation.text(dead_letter_reason, name="dead_letter_reason", max_chars=1024)
         return self.backend.nack(job_id, token, error=message, delay=wait,
-                                 backoff=self.retry_policy.delay, now=self._clock())
+                                 backoff=self.retry_policy.delay, now=self._clock(),
+                                 dead_letter_reason=reason)
 
     def requeue(
         self, job: JobRef, delay: float | timedelta = 0, *, lease_token: str | None = None

@@ -335,10 +335,10 @@ class Worker:
         try:
             if retry is not None:
                 outcome = self.q.nack(job, error=f"Retry: {retry.reason}", delay=retry.delay)
-            elif routed.unknown is not None and job.attempts >= job.max_attempts:
-                # The last attempt: the dead letter says why, not just "failed N of N".
-                outcome = self.q.move_to_dead_letter_queue(
-                    job, reason=routed.dead_letter_reason, error=error)
+            elif routed.unknown is not None:
+                # Should this be the last attempt, the dead letter says why, not "failed N of N".
+                outcome = self.q.nack(job, error=error,
+                                      dead_letter_reason=routed.dead_letter_reason)
             elif error is not None:
                 outcome = self.q.nack(job, error=error)
             elif routed.task is not None:

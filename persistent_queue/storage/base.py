@@ -161,8 +161,10 @@ class Backend(ABC):
 
     @abstractmethod
     def nack(self, job_id: int, token: str, *, error: str | None, delay: float | None,
-             backoff: Callable[[int], float], now: float) -> Job | DeadLetter:
-        """Fail an attempt: back to ready after a delay, or dead-letter when exhausted."""
+             backoff: Callable[[int], float], now: float,
+             dead_letter_reason: str | None = None) -> Job | DeadLetter:
+        """Fail an attempt: back to ready after a delay, or dead-letter when exhausted (with
+        ``dead_letter_reason``, else "failed N of M attempts")."""
 
     @abstractmethod
     def requeue(self, job_id: int, token: str, *, delay: float, now: float) -> Job:

@@ -250,12 +250,15 @@ class SQLBackend(Workflows):
                 from None
 
     def nack(self, job_id: int, token: str, *, error: str | None, delay: float | None,
-             backoff: Callable[[int], float], now: float) -> Job | DeadLetter:
-        return self.dialect.write(lambda: self._nack_now(job_id, token, error=error,
-                                                         delay=delay, backoff=backoff, now=now))
+             backoff: Callable[[int], float], now: float,
+             dead_letter_reason: str | None = None) -> Job | DeadLetter:
+        return self.dialect.write(lambda: self._nack_now(
+            job_id, token, error=error, delay=delay, backoff=backoff, now=now,
+            dead_letter_reason=dead_letter_reason))
 
     def _nack_now(self, job_id: int, token: str, *, error: str | None, delay: float | None,
-                  backoff: Callable[[int], float], now: float) -> Job | DeadLetter:
+                  backoff: Callable[[int], float], now: float,
+                  dead_letter_reason: str | None) -> Job | DeadLetter:
         with self.dialect.transaction() as conn:
             params = {"id": job_id, "token": token, "now": now}
             row = conn.execute(self.q["select_leased"], params).fetchone()
@@ -264,10 +267,9 @@ class SQLBackend(Workflows):
             attempts, max_attempts = row["attempts"], row["effective_max_attempts"]
             self._event(conn, job_id, row["queue"], "failed", attempts, error, now)
             if attempts >= max_attempts:
-                return self._dead_letter(
-                    conn, job_id, row["queue"], f"failed {attempts} of {max_attempts} attempts",
-                    error, attempts, now,
-                )
+                reason = dead_letter_reason or f"failed {attempts} of {max_attempts} attempts"
+                return self._dead_letter(conn, job_id, row["queue"], reason, error, attempts,
+                                         now)
             wait = backoff(attempts) if delay is None else delay
             conn.execute(self.q["retry_later"], {**params, "available_at": now + wait,
                                                  "error": error})
