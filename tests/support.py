@@ -7,6 +7,8 @@ import errno
 import fcntl
 import os
 import random
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -177,3 +179,46 @@ def open_and_enqueue_together(db: str, workdir: Path, env: dict[str, str],
     results = [child.communicate(timeout=120) for child in children]
     return [(child.pid, child.returncode, out, err)
             for child, (out, err) in zip(children, results, strict=True)]
+
+
+#: The line uvicorn logs once it listens; a server started with ``--port 0`` names its port here.
+API_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+class ServedApi:
+    """A server process started with ``--port 0``: its base URL, once it has named its port,
+    and everything it has printed (in ``log``, a file: an undrained pipe would block it)."""
+
+    def __init__(self, command: list[str], *, log: Path, cwd: Path,
+                 env: dict[str, str]) -> None:
+        self.log = log
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=output,
+                                            stderr=subprocess.STDOUT)
+        self.base = ""
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_listening(self, timeout: float = 120) -> str:
+        """Its base URL, as soon as it names its port; fails at once if it exits first."""
+        def bound_port() -> int | None:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.text()}")
+            found = API_LISTENING.search(self.text())
+            return int(found.group(1)) if found else None
+
+        port = wait_for(bound_port, timeout=timeout, interval=0.05,
+                        message="the server to listen")
+        self.base = f"http://127.0.0.1:{port}"
+        return self.base
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then its exit code (killed if it is still running after ``timeout``)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()

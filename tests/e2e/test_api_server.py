@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
@@ -14,13 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, wait_for
+from tests.support import ROOT, ServedApi, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 # uvicorn's line once it listens; with --port 0 it names the port the kernel gave it.
-RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -39,22 +36,11 @@ def server(db_url: str, tmp_path: Path, subprocess_env: dict[str, str]
            ) -> Iterator[tuple[str, int]]:
     env = {**subprocess_env, "PQ_API_TOKEN": "e2e-token"}
     env.pop("PQ_API_HOST", None)
-    log = tmp_path / "api.log"  # a file, not a pipe: an undrained pipe would block the server
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "api.py"), "--port", "0", "--db", db_url,
-             "--log-level", "info"],  # info: the level of the line that names the port
-            env=env, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)
-
-    def bound_port() -> int | None:
-        if process.poll() is not None:
-            pytest.fail(f"api.py exited with {process.returncode}: {log.read_text()}")
-        found = RUNNING.search(log.read_text(errors="replace"))
-        return int(found.group(1)) if found else None
-
+    api = ServedApi([sys.executable, str(ROOT / "api.py"), "--port", "0", "--db", db_url,
+                     "--log-level", "info"],  # info: the level of the line naming the port
+                    log=tmp_path / "api.log", cwd=tmp_path, env=env)
     try:
-        port = wait_for(bound_port, timeout=120, interval=0.1, message="api.py to listen")
-        base = f"http://127.0.0.1:{port}"
+        base = api.wait_listening()
 
         def healthy() -> bool:
             try:
@@ -63,17 +49,11 @@ def server(db_url: str, tmp_path: Path, subprocess_env: dict[str, str]
                 return False
 
         wait_for(healthy, timeout=60, interval=0.1, message="api.py to answer /healthz")
-        yield base, port
+        yield base, int(base.rsplit(":", 1)[1])
     finally:
-        running = process.poll() is None
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=90)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        assert not running or code == 0, log.read_text(errors="replace")[-3000:]
+        running = api.process.poll() is None
+        code = api.stop(timeout=90)
+        assert not running or code == 0, api.text()[-3000:]
 
 
 def test_produce_consume_ack_over_http(server: tuple[str, int]) -> None:

@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from persistent_queue import Queue
-from tests.support import ROOT, wait_for
+from tests.support import ROOT, ServedApi, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -211,37 +211,18 @@ def test_make_stop_without_supervisord_says_so(tmp_path: Path,
 
 # -- the API: curl as the design writes it -------------------------------------------------
 
-RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-
-
 @pytest.fixture
 def api(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[str]:
     """``python api.py --port 0`` (no token, no PQ_DEFAULT_QUEUE): its base URL."""
     env = {k: v for k, v in subprocess_env.items()
            if k not in ("PQ_API_TOKEN", "PQ_API_READ_TOKEN", "PQ_DEFAULT_QUEUE", "PQ_API_HOST")}
-    log = tmp_path / "api.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "api.py"), "--port", "0", "--db",
-             str(tmp_path / "queue.db")], env=env, cwd=tmp_path, stdout=output,
-            stderr=subprocess.STDOUT)
-
-    def bound() -> int | None:
-        if process.poll() is not None:
-            pytest.fail(f"api.py exited with {process.returncode}: {log.read_text()}")
-        found = RUNNING.search(log.read_text(errors="replace"))
-        return int(found.group(1)) if found else None
-
+    api = ServedApi([sys.executable, str(ROOT / "api.py"), "--port", "0", "--db",
+                     str(tmp_path / "queue.db")], log=tmp_path / "api.log", cwd=tmp_path,
+                    env=env)
     try:
-        yield f"http://127.0.0.1:{wait_for(bound, timeout=120, interval=0.1)}"
+        yield api.wait_listening()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        api.stop()
 
 
 def curl(*args: str) -> tuple[int, dict[str, object]]:

@@ -7,11 +7,9 @@ runs out of ticks beside a healthy schedule; ``api.py`` as a real server answeri
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +19,7 @@ import httpx
 import pytest
 
 from persistent_queue import Queue
-from tests.support import ROOT, FakeClock, wait_for
+from tests.support import ROOT, FakeClock, ServedApi, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -106,55 +104,17 @@ def test_a_cron_out_of_ticks_ends_and_the_scheduler_keeps_firing_the_others(
     assert real_queue.get_schedule("year-end").runs == 1
 
 
-class ServerOutput:
-    """Every line the server prints, read by a thread so its pipe never fills."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._process = process
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def join(self) -> None:
-        self._reader.join(timeout=30)
-
-
 @pytest.fixture
 def api_server(db_url: str, tmp_path: Path,
-               subprocess_env: dict[str, str]) -> Iterator[tuple[str, ServerOutput]]:
+               subprocess_env: dict[str, str]) -> Iterator[tuple[str, ServedApi]]:
     """``api.py`` on a port it binds itself (``--port 0``), read back from its start-up line."""
     env = {k: v for k, v in subprocess_env.items() if not k.startswith("PQ_API_")}
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "api.py"), "--port", "0", "--db", db_url],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = ServerOutput(process)
-
-    def bound_port() -> int | None:
-        if process.poll() is not None:
-            pytest.fail(f"api.py exited with {process.returncode}:\n{output.text}")
-        found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", output.text)
-        return int(found.group(1)) if found else None
-
-    port = wait_for(bound_port, timeout=60, interval=0.05, message="api.py to listen")
+    api = ServedApi([sys.executable, str(ROOT / "api.py"), "--port", "0", "--db", db_url],
+                    log=tmp_path / "api.log", cwd=tmp_path, env=env)
     try:
-        yield f"http://127.0.0.1:{port}", output
+        yield api.wait_listening(timeout=60), api
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-        output.join()
+        assert api.stop(timeout=30) == 0
 
 
 @pytest.mark.parametrize("body, detail", [
@@ -166,7 +126,7 @@ def api_server(db_url: str, tmp_path: Path,
 ], ids=["february-30", "fifth-monday-on-jan-1", "year-in-the-past", "tzdata-folder",
         "another-tzdata-folder"])
 def test_post_schedules_refuses_what_can_never_fire_with_422(
-    api_server: tuple[str, ServerOutput], body: dict[str, str], detail: str
+    api_server: tuple[str, ServedApi], body: dict[str, str], detail: str
 ) -> None:
     base, output = api_server
     with httpx.Client(base_url=base, timeout=30) as client:
@@ -177,11 +137,11 @@ def test_post_schedules_refuses_what_can_never_fire_with_422(
         assert detail in answer.json()["detail"]
         assert client.get("/schedules").json() == []
         assert client.get("/healthz").status_code == 200
-    assert "Traceback" not in output.text and " 500 " not in output.text
+    assert "Traceback" not in output.text() and " 500 " not in output.text()
 
 
 def test_the_api_lists_a_finished_schedule_as_finished(
-    api_server: tuple[str, ServerOutput], db_url: str
+    api_server: tuple[str, ServedApi], db_url: str
 ) -> None:
     base, output = api_server
     last_tick = declare_a_schedule_that_runs_out(db_url)
@@ -193,4 +153,4 @@ def test_the_api_lists_a_finished_schedule_as_finished(
     assert listed["year-end"]["finished_at"] is not None
     assert listed["year-end"]["next_run_at"] == last_tick
     assert one["finished_at"] == listed["year-end"]["finished_at"]
-    assert "Traceback" not in output.text
+    assert "Traceback" not in output.text()
