@@ -18,6 +18,7 @@ import importlib
 import logging
 import os
 import socket
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,11 +107,12 @@ class Router:
         self.registry = registry
         self.worker_id = worker_id
 
-    def run(self, job: Job) -> Routed:
+    def run(self, job: Job, cancel: threading.Event | None = None) -> Routed:
         """Run ``job``; exceptions (``Retry`` included) propagate as the handler's would.
 
-        A result that is not JSON or too large raises here, so the attempt fails with that
-        error rather than the ack.
+        ``cancel`` is the job's cancel event, which a task sees through
+        ``current_job().raise_if_cancelled()``. A result that is not JSON or too large raises
+        here, so the attempt fails with that error rather than the ack.
         """
         name = task_name(job)
         if name is None:
@@ -123,7 +125,7 @@ class Router:
                 extra={"worker": self.worker_id, "job_id": job.id, "task": name,
                        "known_tasks": self.registry.names() if self.registry else []})
             return Routed(task=name, unknown=name)
-        value = self.registry.run(job, self.q)
+        value = self.registry.run(job, self.q, cancel=cancel)
         encode_result(value)  # InvalidPayload / PayloadTooLarge: the attempt fails
         return Routed(task=name, result=value)
 
