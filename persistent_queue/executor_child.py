@@ -204,7 +204,7 @@ def _read_pipe(conn: Connection, inbox: queue_module.SimpleQueue[Any],
 
 def _run_job(router: Router, job: Job, cancel: threading.Event) -> Outcome:
     """Run one job in the child; every value in the outcome is plain data."""
-    cancelled = getattr(errors, "JobCancelled", None)
+    cancelled = getattr(errors, "JobCancelled", None)  # looked up: it comes with job control
     try:
         routed = router.run(job, cancel=cancel)
         if routed.unknown is not None:

@@ -16,8 +16,8 @@ stuck in C code holding its GIL cannot read the pipe.
 
 Start method: ``forkserver``. Measured on 2 cores (``python -m bench.executors``): a child is
 replaced in about 12 ms, forked from a server that has imported this package already, against
-about 115 ms with ``spawn`` (a fresh interpreter importing it); ``start()`` of 4 slots takes
-30 ms against 250 ms, plus about 0.15 s once per process for the forkserver itself. Plain
+about 120 ms with ``spawn`` (a fresh interpreter importing it); ``start()`` of 4 slots takes
+30-50 ms against 250 ms, plus about 0.18 s once per process for the forkserver itself. Plain
 ``fork`` is never used: the worker has threads (heartbeat, claims, SQLite's checkpointer),
 whose locks a forked child would inherit held. The server is single-threaded and imports no
 user code: each child imports the handler and the app itself, with the worker's ``sys.path``
