@@ -1,4 +1,4 @@
--- The PostgreSQL schema that migrations 001..006 build, in one file (a snapshot: never run
+-- The PostgreSQL schema that migrations 001..007 build, in one file (a snapshot: never run
 -- by the library; from pg_dump --schema-only). tests/postgres/test_pg_schema_snapshot.py
 -- checks that the migrations, applied in order to an empty database, give exactly the
 -- schema this file gives; regenerate it with a new migration.
@@ -16,9 +16,10 @@ CREATE FUNCTION jobs_lease_expired() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    INSERT INTO job_events (job_id, queue, at, event, attempt, detail)
+    INSERT INTO job_events (job_id, queue, at, event, attempt, detail, worker, run_time)
     VALUES (NEW.id, NEW.queue, NEW.updated_at, 'lease_expired', OLD.attempts,
-            'lease expired before ack (consumer crashed, hung or too slow)');
+            'lease expired before ack (consumer crashed, hung or too slow)',
+            OLD.claimed_by, NEW.updated_at - OLD.started_at);
     RETURN NULL;
 END;
 $$;
@@ -64,7 +65,10 @@ CREATE TABLE dead_letters (
     last_error text,
     dead_at double precision NOT NULL,
     dedup_key text,
-    depends_on text
+    depends_on text,
+    timeout double precision,
+    started_at double precision,
+    claimed_by text
 );
 
 CREATE TABLE job_dependencies (
@@ -79,7 +83,9 @@ CREATE TABLE job_events (
     at double precision NOT NULL,
     event text NOT NULL,
     attempt integer,
-    detail text
+    detail text,
+    worker text,
+    run_time double precision
 );
 
 ALTER TABLE job_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -110,10 +116,19 @@ CREATE TABLE jobs (
     dedup_key text,
     depends_on text,
     result text,
+    timeout double precision,
+    started_at double precision,
+    claimed_by text,
+    progress double precision,
+    progress_message text,
+    cancel_requested_at double precision,
+    cancel_reason text,
     CONSTRAINT jobs_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT jobs_check CHECK (((state = 'leased'::text) = (lease_token IS NOT NULL))),
     CONSTRAINT jobs_max_attempts_check CHECK (((max_attempts IS NULL) OR (max_attempts >= 1))),
-    CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['waiting'::text, 'ready'::text, 'leased'::text, 'done'::text])))
+    CONSTRAINT jobs_progress_check CHECK (((progress IS NULL) OR ((progress >= (0)::double precision) AND (progress <= (1)::double precision)))),
+    CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['waiting'::text, 'ready'::text, 'leased'::text, 'done'::text, 'cancelled'::text]))),
+    CONSTRAINT jobs_timeout_check CHECK (((timeout IS NULL) OR (timeout > (0)::double precision)))
 );
 
 ALTER TABLE jobs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -141,9 +156,11 @@ CREATE TABLE queues (
     updated_at double precision NOT NULL,
     dedup_hits bigint DEFAULT 0 NOT NULL,
     rejected_full bigint DEFAULT 0 NOT NULL,
+    timeout double precision,
     CONSTRAINT queues_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT queues_max_size_check CHECK (((max_size IS NULL) OR (max_size >= 1))),
     CONSTRAINT queues_paused_check CHECK ((paused = ANY (ARRAY[0, 1]))),
+    CONSTRAINT queues_timeout_check CHECK (((timeout IS NULL) OR (timeout > (0)::double precision))),
     CONSTRAINT queues_visibility_timeout_check CHECK ((visibility_timeout > (0)::double precision))
 );
 
@@ -225,6 +242,8 @@ CREATE INDEX job_events_at ON job_events USING btree (at);
 
 CREATE INDEX job_events_job ON job_events USING btree (job_id, id);
 
+CREATE INDEX jobs_cancelled ON jobs USING btree (queue, finished_at) WHERE (state = 'cancelled'::text);
+
 CREATE INDEX jobs_claim ON jobs USING btree (queue, priority DESC, id) WHERE (state = ANY (ARRAY['ready'::text, 'leased'::text]));
 
 CREATE INDEX jobs_dedup ON jobs USING btree (queue, dedup_key, id) WHERE (dedup_key IS NOT NULL);
@@ -237,7 +256,7 @@ CREATE INDEX jobs_waiting ON jobs USING btree (queue) WHERE (state = 'waiting'::
 
 CREATE INDEX schedules_due ON schedules USING btree (next_run_at);
 
-CREATE TRIGGER jobs_forget_dependencies AFTER DELETE ON jobs FOR EACH ROW WHEN (((old.state = 'done'::text) AND (old.depends_on IS NOT NULL))) EXECUTE FUNCTION jobs_forget_dependencies();
+CREATE TRIGGER jobs_forget_dependencies AFTER DELETE ON jobs FOR EACH ROW WHEN (((old.state = ANY (ARRAY['done'::text, 'cancelled'::text])) AND (old.depends_on IS NOT NULL))) EXECUTE FUNCTION jobs_forget_dependencies();
 
 CREATE TRIGGER jobs_lease_expired AFTER UPDATE OF lease_token ON jobs FOR EACH ROW WHEN (((old.state = 'leased'::text) AND (new.state = 'leased'::text) AND (old.lease_token IS DISTINCT FROM new.lease_token))) EXECUTE FUNCTION jobs_lease_expired();
 

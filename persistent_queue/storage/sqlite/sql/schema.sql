@@ -1,4 +1,4 @@
--- The SQLite schema that migrations 001..006 build, in one file (a snapshot: never run by
+-- The SQLite schema that migrations 001..007 build, in one file (a snapshot: never run by
 -- the library). tests/unit/test_schema_snapshots.py checks that the migrations, applied in
 -- order to an empty database, give exactly this schema; regenerate it with a new migration.
 
@@ -14,7 +14,7 @@ CREATE TABLE dead_letters (
     reason       TEXT    NOT NULL,
     last_error   TEXT,
     dead_at      REAL    NOT NULL
-, dedup_key TEXT, depends_on TEXT);
+, dedup_key TEXT, depends_on TEXT, timeout REAL, started_at REAL, claimed_by TEXT);
 
 CREATE TABLE job_dependencies (
     job_id     INTEGER NOT NULL,
@@ -30,24 +30,35 @@ CREATE TABLE job_events (
     event   TEXT    NOT NULL,
     attempt INTEGER,
     detail  TEXT
-);
+, worker TEXT, run_time REAL);
 
-CREATE TABLE jobs (
-    id               INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue            TEXT    NOT NULL,
-    state            TEXT    NOT NULL CHECK (state IN ('waiting', 'ready', 'leased', 'done')),
-    priority         INTEGER NOT NULL DEFAULT 0,
-    payload          TEXT    NOT NULL,
-    headers          TEXT,
-    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    max_attempts     INTEGER CHECK (max_attempts IS NULL OR max_attempts >= 1),
-    available_at     REAL    NOT NULL,
-    lease_token      TEXT,
-    lease_expires_at REAL,
-    created_at       REAL    NOT NULL,
-    updated_at       REAL    NOT NULL,
-    finished_at      REAL,
-    last_error       TEXT, dedup_key TEXT, depends_on TEXT, result TEXT,
+CREATE TABLE "jobs" (
+    id                  INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue               TEXT    NOT NULL,
+    state               TEXT    NOT NULL
+                        CHECK (state IN ('waiting', 'ready', 'leased', 'done', 'cancelled')),
+    priority            INTEGER NOT NULL DEFAULT 0,
+    payload             TEXT    NOT NULL,
+    headers             TEXT,
+    attempts            INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts        INTEGER CHECK (max_attempts IS NULL OR max_attempts >= 1),
+    available_at        REAL    NOT NULL,
+    lease_token         TEXT,
+    lease_expires_at    REAL,
+    created_at          REAL    NOT NULL,
+    updated_at          REAL    NOT NULL,
+    finished_at         REAL,
+    last_error          TEXT,
+    dedup_key           TEXT,
+    depends_on          TEXT,
+    result              TEXT,
+    timeout             REAL    CHECK (timeout IS NULL OR timeout > 0),
+    started_at          REAL,
+    claimed_by          TEXT,
+    progress            REAL    CHECK (progress IS NULL OR (progress >= 0 AND progress <= 1)),
+    progress_message    TEXT,
+    cancel_requested_at REAL,
+    cancel_reason       TEXT,
     CHECK ((state = 'leased') = (lease_token IS NOT NULL))
 );
 
@@ -65,7 +76,7 @@ CREATE TABLE queues (
     paused             INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
     created_at         REAL    NOT NULL,
     updated_at         REAL    NOT NULL
-, dedup_hits INTEGER NOT NULL DEFAULT 0, rejected_full INTEGER NOT NULL DEFAULT 0);
+, dedup_hits INTEGER NOT NULL DEFAULT 0, rejected_full INTEGER NOT NULL DEFAULT 0, timeout REAL CHECK (timeout IS NULL OR timeout > 0));
 
 CREATE TABLE schedules (
     name         TEXT    PRIMARY KEY,
@@ -116,6 +127,8 @@ CREATE INDEX job_events_at ON job_events (at);
 
 CREATE INDEX job_events_job ON job_events (job_id, id);
 
+CREATE INDEX jobs_cancelled ON jobs (queue, finished_at, state) WHERE state = 'cancelled';
+
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, id) WHERE state IN ('ready', 'leased');
 
 CREATE INDEX jobs_dedup ON jobs (queue, dedup_key, id) WHERE dedup_key IS NOT NULL;
@@ -130,7 +143,7 @@ CREATE INDEX schedules_due ON schedules (next_run_at);
 
 CREATE TRIGGER jobs_forget_dependencies
 AFTER DELETE ON jobs
-WHEN OLD.state = 'done' AND OLD.depends_on IS NOT NULL
+WHEN OLD.state IN ('done', 'cancelled') AND OLD.depends_on IS NOT NULL
 BEGIN
     DELETE FROM job_dependencies WHERE job_id = OLD.id;
 END;
@@ -139,9 +152,10 @@ CREATE TRIGGER jobs_lease_expired
 AFTER UPDATE OF attempts ON jobs
 WHEN OLD.state = 'leased' AND NEW.state = 'leased'
 BEGIN
-    INSERT INTO job_events (job_id, queue, at, event, attempt, detail)
+    INSERT INTO job_events (job_id, queue, at, event, attempt, detail, worker, run_time)
     VALUES (NEW.id, NEW.queue, NEW.updated_at, 'lease_expired', OLD.attempts,
-            'lease expired before ack (consumer crashed, hung or too slow)');
+            'lease expired before ack (consumer crashed, hung or too slow)',
+            OLD.claimed_by, NEW.updated_at - OLD.started_at);
 END;
 
 CREATE TRIGGER jobs_release_dependents
