@@ -91,6 +91,17 @@ HEADER_KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 MAX_HEADERS: Final = 64
 MAX_HEADER_VALUE_CHARS: Final = 1024
 MAX_ERROR_CHARS: Final = 16 * 1024
+#: Longest run-time limit of a job or queue (``timeout=``), in seconds: 366 days.
+MAX_TIMEOUT: Final = 366 * 24 * 3600.0
+#: Longest progress message stored with ``set_progress`` (longer ones are truncated).
+MAX_PROGRESS_MESSAGE_CHARS: Final = 1024
+#: Longest cancellation reason stored with ``cancel`` (longer ones are truncated).
+MAX_REASON_CHARS: Final = 1024
+#: Longest worker id stored as ``claimed_by`` (``dequeue(worker=...)``).
+MAX_WORKER_ID_CHARS: Final = 256
+#: How often ``TaskJob.raise_if_cancelled()`` reads the database when the worker gave it no
+#: cancellation event (seconds).
+CANCEL_CHECK_INTERVAL: Final = 0.5
 
 #: Workflows. Seconds after a deduplicated job is done during which its key still answers
 #: with that job (0: only while it is unfinished).

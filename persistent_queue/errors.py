@@ -82,13 +82,25 @@ class InvalidJobState(QueueError):
 
 
 class TaskFailed(QueueError):
-    """A task's job was dead-lettered, so it has no result: raised by ``Queue.result`` and
-    ``TaskHandle.result``. ``error`` is the last error (else the dead-letter reason)."""
+    """A task's job was dead-lettered or cancelled, so it has no result: raised by
+    ``Queue.result`` and ``TaskHandle.result``. ``error`` is the last error (else the
+    dead-letter reason, or for a cancelled job the cancellation's reason or "cancelled")."""
 
     def __init__(self, message: str, *, job_id: int, error: str | None) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.error = error
+
+
+class JobCancelled(QueueError):
+    """The running job's cancellation was requested: raised inside its handler by
+    ``raise_if_cancelled()`` and ``set_progress()`` (the worker then confirms the cancel).
+    ``job_id`` is the job's id and ``reason`` the reason given, if any."""
+
+    def __init__(self, message: str, *, job_id: int, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.reason = reason
 
 
 class UnknownTask(QueueError, LookupError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 JSON = Any
 """A decoded JSON value (dict, list, str, int, float, bool or None)."""
@@ -16,7 +16,8 @@ class JobState(StrEnum):
 
     ``waiting`` -> ``ready`` (its dependencies are done) -> ``leased`` (a consumer holds it)
     -> ``done`` (acked). A nack or an expired lease returns it to ``ready`` until its attempts
-    are used up; then it is ``dead`` (in the dead-letter table).
+    are used up; then it is ``dead`` (in the dead-letter table). ``cancelled`` is terminal
+    like ``done``: an operator cancelled it (a leased job once its worker stopped it).
     """
 
     WAITING = "waiting"
@@ -24,6 +25,16 @@ class JobState(StrEnum):
     LEASED = "leased"
     DONE = "done"
     DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+class Progress(NamedTuple):
+    """How far a running job has come, as its handler last said (``Job.progress``)."""
+
+    #: Between 0 and 1.
+    fraction: float
+    #: The handler's words with it, if any.
+    message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +50,8 @@ class Job:
         payload: The job's body: any JSON value.
         headers: String keys with JSON scalar values, for routing and filtering.
         priority: Higher runs first; equal priorities run oldest first.
-        state: Where the job is in its life: waiting, ready, leased, done or dead.
+        state: Where the job is in its life: waiting, ready, leased, done, cancelled or
+            dead.
         attempts: How many times the job has been claimed (a requeue gives one back).
         max_attempts: Attempts allowed before the job is dead-lettered (its own, else its
             queue's).
@@ -50,7 +62,7 @@ class Job:
         available_at: When the job may next be claimed (epoch seconds): after a delay or a
             retry's backoff.
         updated_at: When the job last changed (epoch seconds).
-        finished_at: When the job was acked (epoch seconds); null until then.
+        finished_at: When the job was acked or cancelled (epoch seconds); null until then.
         last_error: The error of the latest failed attempt, if any.
         dedup_key: The job's deduplication key, if it was given one.
         deduplicated: True when an enqueue returned this existing job because of its dedup
@@ -59,6 +71,17 @@ class Job:
         result: What the job's task returned (any JSON value), stored by the ack that
             finished it; null until then, for a job acked without a result, and once the
             done job is cleaned up (after the queue's result_ttl).
+        timeout: Seconds an attempt may run before its worker stops it and the attempt
+            fails (the job's own, else its queue's); null for no limit.
+        started_at: When the current or last attempt was claimed (epoch seconds); null if
+            never claimed.
+        claimed_by: The worker that claimed the current or last attempt; null if never
+            claimed.
+        progress: How far the running attempt has come, as its handler last said: fraction
+            (0 to 1) and message; null until the handler reports (each claim clears it).
+        cancel_requested: True once cancellation was requested (a leased job's worker then
+            stops it; the job ends cancelled).
+        cancel_reason: The reason given with the cancellation, if any.
     """
 
     id: int
@@ -80,12 +103,31 @@ class Job:
     deduplicated: bool = False
     depends_on: tuple[int, ...] = field(default=())
     result: JSON = None
+    timeout: float | None = None
+    started_at: float | None = None
+    claimed_by: str | None = None
+    progress: Progress | None = None
+    cancel_requested: bool = False
+    cancel_reason: str | None = None
+
+    @property
+    def run_time(self) -> float | None:
+        """Seconds the last attempt ran, for a job that finished running (acked, or cancelled
+        while it ran); None otherwise."""
+        if self.finished_at is None or self.started_at is None:
+            return None
+        if self.state is not JobState.DONE and self.state is not JobState.CANCELLED:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (state as its string value)."""
+        """A JSON-ready dict (state as its string value; ``progress`` as
+        ``{"fraction": ..., "message": ...}`` or null; ``run_time`` added)."""
         data = dataclasses.asdict(self)
         data["state"] = self.state.value
         data["depends_on"] = list(self.depends_on)
+        data["progress"] = None if self.progress is None else self.progress._asdict()
+        data["run_time"] = self.run_time
         return data
 
 
@@ -106,6 +148,8 @@ class DeadLetter:
         last_error: The error of the job's last failed attempt, if any.
         created_at: When the job was first stored (epoch seconds).
         dead_at: When the job was dead-lettered (epoch seconds).
+        timeout: The job's own run-time limit in seconds (kept by a redrive); null when it
+            used its queue's.
     """
 
     id: int
@@ -119,6 +163,7 @@ class DeadLetter:
     last_error: str | None
     created_at: float
     dead_at: float
+    timeout: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -127,15 +172,24 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
-    """One line of a job's history: a failure, an expired lease, a dead-lettering, a redrive.
+    """One line of a job's history, from its enqueue to its end.
+
+    Stored events: failed, lease_expired, cancel_requested, cancelled, dead_lettered and
+    redriven. ``enqueued``, each ``claimed`` and ``acked`` are read from the job's row and
+    from the run times of the stored events (no row is written per claim or ack).
 
     Attributes:
         job_id: The id of the job the event happened to.
         queue: The queue the job was in at the time.
         at: When it happened (epoch seconds).
-        event: What happened: failed, lease_expired, dead_lettered or redriven.
+        event: What happened: enqueued, claimed, failed, lease_expired, cancel_requested,
+            cancelled, acked, dead_lettered or redriven.
         attempt: The job's attempt count at the time (0 for a redrive), if known.
         detail: The error or the reason given, if any.
+        worker: The worker that ran the attempt (claimed, failed, lease_expired, cancelled,
+            acked), if known.
+        run_time: Seconds the attempt had run when it ended (failed, cancelled, acked; for
+            lease_expired, until the expiry was noticed); null for other events.
     """
 
     job_id: int
@@ -144,6 +198,8 @@ class JobEvent:
     event: str
     attempt: int | None
     detail: str | None
+    worker: str | None = None
+    run_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -165,6 +221,8 @@ class QueueInfo:
         paused: True while consumers may not claim from the queue (enqueues still work).
         created_at: When the queue was created (epoch seconds).
         updated_at: When its settings last changed (epoch seconds).
+        timeout: Seconds an attempt of its jobs may run before it is stopped, unless the job
+            sets its own; null for no limit.
     """
 
     name: str
@@ -174,6 +232,7 @@ class QueueInfo:
     paused: bool
     created_at: float
     updated_at: float
+    timeout: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -198,6 +257,7 @@ class QueueStats:
         expired: Leased jobs whose lease ran out (claimable again).
         done: Acked jobs not yet cleaned up.
         dead: Jobs of this queue in the dead-letter table.
+        cancelled: Cancelled jobs not yet cleaned up.
         paused: True while consumers may not claim from the queue.
         oldest_ready_age: Seconds the oldest claimable job has waited; null if none.
         retries: Failed attempts and expired leases in the queue's history.
@@ -218,6 +278,7 @@ class QueueStats:
     retries: int = 0
     dedup_hits: int = 0
     rejected_full: int = 0
+    cancelled: int = 0
 
     @property
     def pending(self) -> int:
