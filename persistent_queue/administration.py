@@ -1,17 +1,19 @@
-"""Administration methods of :class:`~persistent_queue.Queue`: queues and dead letters.
+"""Administration methods of :class:`~persistent_queue.Queue`: queues, jobs, dead letters.
 
-A mixin of ``Queue``: creating, changing, pausing, purging and deleting queues; listing,
-redriving and purging dead letters; deleting old done jobs.
+A mixin of ``Queue``: creating, changing, pausing, purging and deleting queues; an operator's
+actions on one job (cancel, delete, retry now); listing, editing, redriving and purging dead
+letters; deleting old done and cancelled jobs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from . import config, validation
 from .errors import QueueNotFound
-from .models import DeadLetter, DeletedQueue, QueueInfo
+from .models import JSON, DeadLetter, DeletedQueue, Job, QueueInfo
 from .queue_base import QueueBase
 
 _UNCHANGED: Any = object()
@@ -30,18 +32,25 @@ class AdministrationMixin(QueueBase):
         visibility_timeout: float | None = None,
         max_size: int | None = None,
         exist_ok: bool = False,
+        timeout: float | timedelta | None = None,
     ) -> QueueInfo:
-        """Create a queue with its own settings (``QueueAlreadyExists`` unless ``exist_ok``)."""
+        """Create a queue with its own settings (``QueueAlreadyExists`` unless ``exist_ok``).
+
+        ``timeout``: seconds an attempt of its jobs may run before its worker stops it and the
+        attempt fails, unless the job sets its own (default: no limit).
+        """
         name = validation.queue_name(name)
         attempts = self.default_max_attempts if max_attempts is None else validation.integer(
             max_attempts, name="max_attempts", minimum=1, maximum=config.MAX_ATTEMPTS_LIMIT)
-        timeout = (self.default_visibility_timeout if visibility_timeout is None else
-                   validation.seconds(visibility_timeout, name="visibility_timeout",
-                                      maximum=config.MAX_VISIBILITY_TIMEOUT, allow_zero=False))
+        lease = (self.default_visibility_timeout if visibility_timeout is None else
+                 validation.seconds(visibility_timeout, name="visibility_timeout",
+                                    maximum=config.MAX_VISIBILITY_TIMEOUT, allow_zero=False))
+        run_limit = validation.run_timeout(timeout)
         size = None if max_size is None else validation.integer(
             max_size, name="max_size", minimum=1, maximum=2**62)
-        return self.backend.create_queue(name, max_attempts=attempts, visibility_timeout=timeout,
-                                         max_size=size, exist_ok=exist_ok, now=self._clock())
+        return self.backend.create_queue(name, max_attempts=attempts, visibility_timeout=lease,
+                                         max_size=size, exist_ok=exist_ok, now=self._clock(),
+                                         timeout=run_limit)
 
     def update_queue(
         self,
@@ -50,10 +59,13 @@ class AdministrationMixin(QueueBase):
         max_attempts: int = _UNCHANGED,
         visibility_timeout: float = _UNCHANGED,
         max_size: int | None = _UNCHANGED,
+        timeout: float | timedelta | None = _UNCHANGED,
     ) -> QueueInfo:
-        """Change a queue's settings; ``max_size=None`` removes the bound.
+        """Change a queue's settings; ``max_size=None`` removes the bound and
+        ``timeout=None`` the run-time limit.
 
-        ``max_attempts`` applies at once to the queue's jobs that did not set their own.
+        ``max_attempts`` and ``timeout`` apply at once to the queue's jobs that did not set
+        their own (a running attempt keeps the limit it was claimed with).
         """
         name = validation.queue_name(name)
         changes: dict[str, Any] = {}
@@ -67,6 +79,8 @@ class AdministrationMixin(QueueBase):
         if max_size is not _UNCHANGED:
             changes["max_size"] = None if max_size is None else validation.integer(
                 max_size, name="max_size", minimum=1, maximum=2**62)
+        if timeout is not _UNCHANGED:
+            changes["timeout"] = validation.run_timeout(timeout)
         return self.backend.update_queue(name, changes, self._clock())
 
     def get_queue(self, name: str) -> QueueInfo:
@@ -115,7 +129,8 @@ class AdministrationMixin(QueueBase):
         vacuum: bool = False,
         batch: int = 1000,
     ) -> int:
-        """Delete done jobs finished ``older_than`` or more ago; returns how many.
+        """Delete done and cancelled jobs finished ``older_than`` or more ago; returns how
+        many.
 
         Works in short transactions of ``batch`` rows so consumers are never held up. With
         ``vacuum=True`` the freed pages are returned to the file system afterwards. Done
@@ -130,7 +145,71 @@ class AdministrationMixin(QueueBase):
                                     results_before=now - self.result_ttl,
                                     vacuum=vacuum)
 
+    # -- one job ----------------------------------------------------------------------------
+
+    def cancel(self, job_id: int, *, reason: str | None = None) -> Job:
+        """Cancel a job; returns it as it now stands.
+
+        A waiting or ready job (delayed and backing-off ones too) is ``cancelled`` at once
+        and never runs. A running job (leased, its lease live) stays leased with
+        ``cancel_requested`` set: its worker stops it and confirms (``confirm_cancel``), or
+        the job is cancelled when its lease expires; an ack that comes first still acks it
+        (the work is done). Asking again changes nothing. A job whose lease already expired
+        is cancelled at once (its consumer's late ack is refused). The jobs waiting for a
+        cancelled job are dead-lettered with reason "dependency cancelled" (redrivable).
+        ``InvalidJobState`` for a done, cancelled or dead-lettered job, ``JobNotFound`` for
+        an unknown id.
+        """
+        job_id = validation.integer(job_id, name="job id", minimum=1, maximum=2**63 - 1)
+        why = validation.text(reason, name="reason", max_chars=config.MAX_REASON_CHARS)
+        return self.backend.cancel(job_id, reason=why, now=self._clock())
+
+    def delete_job(self, job_id: int) -> None:
+        """Delete a waiting, ready (delayed too), done or cancelled job with its history.
+
+        The jobs waiting for a deleted unfinished job are dead-lettered with reason
+        "dependency deleted". ``InvalidJobState`` for a leased job (cancel it first) or a
+        dead letter (purge it), ``JobNotFound`` for an unknown id.
+        """
+        job_id = validation.integer(job_id, name="job id", minimum=1, maximum=2**63 - 1)
+        self.backend.delete_job(job_id, now=self._clock())
+
+    def retry_now(self, job_id: int) -> Job:
+        """Make a delayed or backing-off ready job claimable now (waiting consumers wake).
+
+        ``InvalidJobState`` (saying why) for a job in any other state or already claimable,
+        ``JobNotFound`` for an unknown id.
+        """
+        job_id = validation.integer(job_id, name="job id", minimum=1, maximum=2**63 - 1)
+        return self.backend.retry_now(job_id, now=self._clock())
+
     # -- dead letters -----------------------------------------------------------------------
+
+    def edit_dead_letter(
+        self,
+        job_id: int,
+        *,
+        payload: JSON = _UNCHANGED,
+        headers: Mapping[str, Any] | None = _UNCHANGED,
+        priority: int = _UNCHANGED,
+    ) -> DeadLetter:
+        """Change a dead letter before redriving it; what is not given stays as it is.
+
+        ``payload`` and ``headers`` are checked exactly as ``enqueue`` checks them (the same
+        size limits and errors); ``headers=None`` removes them. ``InvalidJobState`` if the
+        job is not dead-lettered, ``JobNotFound`` for an unknown id.
+        """
+        job_id = validation.integer(job_id, name="job id", minimum=1, maximum=2**63 - 1)
+        changes: dict[str, Any] = {}
+        if payload is not _UNCHANGED:
+            changes["payload"] = validation.payload(payload, max_bytes=self.max_payload_bytes)
+        if headers is not _UNCHANGED:
+            changes["headers"] = validation.headers(headers)[1]
+        if priority is not _UNCHANGED:
+            changes["priority"] = validation.integer(
+                priority, name="priority", minimum=config.PRIORITY_MIN,
+                maximum=config.PRIORITY_MAX)
+        return self.backend.edit_dead_letter(job_id, changes)
 
     def dead_letters(
         self, queue: str | None = None, *, limit: int = 100, offset: int = 0

@@ -1,15 +1,16 @@
 """Consuming methods of :class:`~persistent_queue.Queue`: claims and the lease.
 
 A mixin of ``Queue``: ``dequeue`` waits for work (a commit, an announcement, a job coming
-due) and claims it under a lease; ``ack``, ``nack``, ``requeue``, ``extend`` and
-``move_to_dead_letter_queue`` end or renew that lease. The backend does each in one
-transaction and checks the lease token.
+due) and claims it under a lease; ``ack``, ``nack``, ``requeue``, ``extend``,
+``set_progress``, ``confirm_cancel`` and ``move_to_dead_letter_queue`` end or renew that
+lease. The backend does each in one transaction and checks the lease token.
+``cancel_requests`` tells a worker which of its jobs an operator asked to cancel.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -24,14 +25,18 @@ class ConsumingMixin(QueueBase):
     """Claiming jobs and acking, failing, returning or extending their leases for ``Queue``."""
 
     def dequeue(
-        self, queue: str, *, visibility_timeout: float | None = None, wait: float = 0
+        self, queue: str, *, visibility_timeout: float | None = None, wait: float = 0,
+        worker: str | None = None,
     ) -> Job | None:
         """Claim the next job, or return None if none is ready (after waiting ``wait`` s).
 
         The job is leased for ``visibility_timeout`` seconds (the queue's setting by default):
-        ack, nack, requeue or extend it before then, or it becomes claimable again.
+        ack, nack, requeue or extend it before then, or it becomes claimable again. The claim
+        records ``worker`` (default :attr:`default_worker`, ``"pid@host"``) as the job's
+        ``claimed_by`` and now as its ``started_at``; the job carries its ``timeout``.
         """
-        jobs = self.dequeue_many(queue, 1, visibility_timeout=visibility_timeout, wait=wait)
+        jobs = self.dequeue_many(queue, 1, visibility_timeout=visibility_timeout, wait=wait,
+                                 worker=worker)
         return jobs[0] if jobs else None
 
     def dequeue_many(
@@ -41,10 +46,13 @@ class ConsumingMixin(QueueBase):
         *,
         visibility_timeout: float | None = None,
         wait: float = 0,
+        worker: str | None = None,
     ) -> list[Job]:
-        """Claim up to ``count`` jobs in one statement, highest priority first."""
+        """Claim up to ``count`` jobs in one statement, highest priority first (see
+        :meth:`dequeue`)."""
         name = validation.queue_name(queue)
         limit = validation.integer(count, name="count", minimum=1, maximum=config.MAX_BATCH)
+        claimer = self.default_worker if worker is None else validation.worker_id(worker)
         timeout = None
         if visibility_timeout is not None:
             timeout = validation.seconds(visibility_timeout, name="visibility_timeout",
@@ -58,7 +66,8 @@ class ConsumingMixin(QueueBase):
             # A read first: polling an empty queue must not queue up for the write lock. While
             # claims keep finding work the read is skipped (one statement per claim, not two).
             if name in self._busy or self.backend.has_claimable(name, now):
-                jobs = self.backend.claim(name, limit=limit, visibility_timeout=timeout, now=now)
+                jobs = self.backend.claim(name, limit=limit, visibility_timeout=timeout, now=now,
+                                          worker=claimer)
             if jobs:
                 self._busy.add(name)
                 return jobs
@@ -140,7 +149,8 @@ class ConsumingMixin(QueueBase):
         The job returns to the queue after ``delay`` seconds (by default the retry policy's
         exponential backoff with jitter), or moves to the dead-letter table when its attempts
         are used up, with ``dead_letter_reason`` as the dead letter's reason if given (else
-        "failed N of M attempts"). Returns the job as it now stands.
+        "failed N of M attempts"). A job whose cancellation was requested is cancelled
+        instead (never run again). Returns the job as it now stands.
         """
         job_id, token = self._lease(job, lease_token)
         wait = None
@@ -155,7 +165,10 @@ class ConsumingMixin(QueueBase):
     def requeue(
         self, job: JobRef, delay: float | timedelta = 0, *, lease_token: str | None = None
     ) -> Job:
-        """Give a claimed job back without counting the attempt (e.g. on shutdown)."""
+        """Give a claimed job back without counting the attempt (e.g. on shutdown).
+
+        A job whose cancellation was requested is cancelled instead.
+        """
         job_id, token = self._lease(job, lease_token)
         wait = validation.seconds(delay, name="delay", maximum=config.MAX_DELAY)
         return self.backend.requeue(job_id, token, delay=wait, now=self._clock())
@@ -176,6 +189,58 @@ class ConsumingMixin(QueueBase):
         length = validation.seconds(seconds, name="seconds",
                                     maximum=config.MAX_VISIBILITY_TIMEOUT, allow_zero=False)
         return self.backend.extend(job_id, token, seconds=length, now=self._clock())
+
+    def set_progress(
+        self,
+        job: Job,
+        fraction: float,
+        message: str | None = None,
+        *,
+        visibility_timeout: float | timedelta | None = None,
+    ) -> Job:
+        """Store how far a claimed job has come, and renew its lease (fenced like ``extend``).
+
+        ``fraction`` is from 0 to 1 (``InvalidArgument`` otherwise); ``message`` is free
+        text, truncated to ``config.MAX_PROGRESS_MESSAGE_CHARS``. The lease then ends no
+        sooner than ``visibility_timeout`` (default: the queue's) from now; it is never
+        shortened. ``LeaseLost`` if the lease is no longer the caller's. The returned job's
+        ``cancel_requested`` says whether an operator asked to cancel it.
+        """
+        job_id, token = self._lease(job, None)
+        value = validation.fraction(fraction)
+        words = validation.text(message, name="message",
+                                max_chars=config.MAX_PROGRESS_MESSAGE_CHARS)
+        seconds = None
+        if visibility_timeout is not None:
+            seconds = validation.seconds(visibility_timeout, name="visibility_timeout",
+                                         maximum=config.MAX_VISIBILITY_TIMEOUT,
+                                         allow_zero=False)
+        return self.backend.set_progress(job_id, token, fraction=value, message=words,
+                                         seconds=seconds, now=self._clock())
+
+    def confirm_cancel(self, job: Job) -> Job:
+        """Say that the claimed job was stopped after its cancellation was requested: it is
+        ``cancelled`` (with the worker and run time of the attempt in its history), and the
+        jobs waiting for it are dead-lettered ("dependency cancelled").
+
+        ``LeaseLost`` if the lease is no longer the caller's (a lease that expired after the
+        request is cancelled by the reaper); ``InvalidJobState`` if no cancellation was
+        requested.
+        """
+        job_id, token = self._lease(job, None)
+        return self.backend.confirm_cancel(job_id, token, now=self._clock())
+
+    def cancel_requests(self, job_ids: Iterable[int]) -> set[int]:
+        """Which of ``job_ids`` an operator asked to cancel (``cancel``): a cheap read of the
+        jobs by id that takes no write lock (a worker asks for the jobs it runs, about twice
+        a second). A job cancelled since (or whose cancellation was requested) is included."""
+        if isinstance(job_ids, str | bytes | Mapping) or not isinstance(job_ids, Iterable):
+            raise InvalidArgument("job_ids must be a list of job ids")
+        ids = [validation.integer(job_id, name="job id", minimum=1, maximum=2**63 - 1)
+               for job_id in job_ids]
+        if len(ids) > config.MAX_BATCH:
+            raise InvalidArgument(f"at most {config.MAX_BATCH} job ids, not {len(ids)}")
+        return self.backend.cancel_requests(ids) if ids else set()
 
     def move_to_dead_letter_queue(
         self,

@@ -38,6 +38,7 @@ class ProducingMixin(QueueBase):
         dedup_key: str | None = None,
         dedup_window: float | timedelta | None = None,
         block: bool = False,
+        block_timeout: float | timedelta | None = None,
         timeout: float | timedelta | None = None,
     ) -> Job:
         """Store one job; it is durable when this returns.
@@ -57,12 +58,16 @@ class ProducingMixin(QueueBase):
                 ``deduplicated=True``.
             dedup_window: overrides the queue object's ``dedup_window`` for this call.
             block: on a bounded queue that is full, wait for room instead of raising
-                ``QueueFull`` (for at most ``timeout`` seconds; None waits indefinitely).
+                ``QueueFull`` (for at most ``block_timeout`` seconds; None waits
+                indefinitely).
+            timeout: seconds an attempt may run before its worker stops it and the attempt
+                fails ("timed out"); default: the queue's ``timeout`` (none unless set).
         """
         name = validation.queue_name(queue)
         now = self._clock()
         job = self._new_job(payload, priority=priority, delay=delay, run_at=run_at,
-                            max_attempts=max_attempts, headers=headers, now=now)
+                            max_attempts=max_attempts, headers=headers, now=now,
+                            timeout=timeout)
         key = check_dedup_key(dedup_key)
         parents = check_dependencies(depends_on)
         if key is not None or parents:
@@ -70,7 +75,7 @@ class ProducingMixin(QueueBase):
                 dedup_window, name="dedup_window", maximum=float("inf"))
             job = dataclasses.replace(job, dedup_key=key, dedup_window=window,
                                       depends_on=parents)
-        return self._store(name, [job], block=block, timeout=timeout)[0]
+        return self._store(name, [job], block=block, block_timeout=block_timeout)[0]
 
     def enqueue_many(
         self,
@@ -81,8 +86,12 @@ class ProducingMixin(QueueBase):
         delay: float | timedelta = 0,
         max_attempts: int | None = None,
         headers: Mapping[str, Any] | None = None,
+        timeout: float | timedelta | None = None,
     ) -> list[Job]:
-        """Store many jobs in one transaction: all of them or, on any error, none."""
+        """Store many jobs in one transaction: all of them or, on any error, none.
+
+        The options are those of :meth:`enqueue`, shared by every job.
+        """
         name = validation.queue_name(queue)
         now = self._clock()
         payloads = list(payloads)
@@ -93,23 +102,25 @@ class ProducingMixin(QueueBase):
                 f"at most {config.MAX_BATCH} jobs per batch, not {len(payloads)}")
         # The arguments every job shares are checked once, with the first payload.
         first = self._new_job(payloads[0], priority=priority, delay=delay, run_at=None,
-                              max_attempts=max_attempts, headers=headers, now=now)
+                              max_attempts=max_attempts, headers=headers, now=now,
+                              timeout=timeout)
         texts = [first.payload_json]
         texts += validation.payloads(payloads[1:], max_bytes=self.max_payload_bytes)
         return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,
                                             queue_defaults=self._defaults)
 
     def _store(self, queue: str, jobs: list[NewJob], *, block: bool,
-               timeout: float | timedelta | None) -> list[Job]:
+               block_timeout: float | timedelta | None) -> list[Job]:
         """Enqueue; on ``QueueFull`` wait for room when ``block`` (back-pressure)."""
         if not block:
-            if timeout is not None:
-                raise InvalidArgument("timeout is only meaningful with block=True")
+            if block_timeout is not None:
+                raise InvalidArgument("block_timeout is only meaningful with block=True")
             wait = 0.0
-        elif timeout is None:
+        elif block_timeout is None:
             wait = math.inf
         else:
-            wait = validation.seconds(timeout, name="timeout", maximum=config.MAX_WAIT)
+            wait = validation.seconds(block_timeout, name="block_timeout",
+                                      maximum=config.MAX_WAIT)
         deadline = time.monotonic() + wait
         while True:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -46,10 +47,21 @@ class QueueBase:
     _last_reap: float
     _reap_lock: threading.Lock
     _busy: set[str]  # queues whose last claim found work
+    _worker_id: tuple[int, str] | None = None  # (pid, "pid@host") of the default worker id
 
     @property
     def _defaults(self) -> tuple[int, float]:
         return self.default_max_attempts, self.default_visibility_timeout
+
+    @property
+    def default_worker(self) -> str:
+        """The worker id a claim records when given none: ``"pid@host"`` of this process
+        (computed once, and again in a forked child)."""
+        pid = os.getpid()
+        known = self._worker_id
+        if known is None or known[0] != pid:
+            known = self._worker_id = (pid, f"{pid}@{socket.gethostname()}")
+        return known[1]
 
     def _new_job(
         self,
@@ -61,6 +73,7 @@ class QueueBase:
         max_attempts: int | None,
         headers: Mapping[str, Any] | None,
         now: float,
+        timeout: float | timedelta | None = None,
     ) -> NewJob:
         payload_json = validation.payload(payload, max_bytes=self.max_payload_bytes)
         clean_headers, headers_json = validation.headers(headers)
@@ -79,7 +92,7 @@ class QueueBase:
                                maximum=config.MAX_ATTEMPTS_LIMIT)
         return NewJob(payload=payload, payload_json=payload_json, headers=clean_headers,
                       headers_json=headers_json, priority=priority, available_at=available_at,
-                      max_attempts=max_attempts)
+                      max_attempts=max_attempts, timeout=validation.run_timeout(timeout))
 
     @staticmethod
     def _paging(limit: int, offset: int) -> tuple[int, int]:

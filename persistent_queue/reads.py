@@ -56,7 +56,13 @@ class ReadsMixin(QueueBase):
                                       offset=offset, newest_first=newest_first)
 
     def history(self, job_id: int) -> list[JobEvent]:
-        """A job's failures, expired leases, dead-letterings and redrives, oldest first."""
+        """A job's whole timeline, oldest first, done jobs included: enqueued, one claimed
+        per attempt (worker, attempt), failed (worker, run time, error), lease_expired,
+        cancel_requested, cancelled, acked (worker, run time), dead_lettered, redriven.
+
+        Claims and acks write no event row: they are read from the job's row and from the
+        run times the other events record (a claim given back by ``requeue`` leaves none).
+        """
         job_id = validation.integer(job_id, name="job id", minimum=1, maximum=2**63 - 1)
         return self.backend.history(job_id)
 

@@ -54,7 +54,8 @@ class TaskResultsMixin(QueueBase):
         Args:
             queue: the queue its jobs go to (``.options(queue=...)`` overrides it).
             max_attempts: attempts before its job is dead-lettered (default: the queue's).
-            timeout: seconds a run is expected to take (stored on the task; not enforced).
+            timeout: seconds an attempt may run: stored with each of its jobs, whose
+                worker stops it then and fails the attempt (default: the queue's).
             name: the name workers route by; default ``"module.qualname"``. A name already
                 declared on this queue is ``InvalidArgument``.
         """
@@ -69,7 +70,8 @@ class TaskResultsMixin(QueueBase):
 
         Waits on the backend's wake-up (SQLite's data_version, PostgreSQL's LISTEN), with no
         busy loop. ``timeout`` None waits indefinitely. Raises ``TaskFailed`` (``.error``:
-        the last error, else the dead-letter reason) once the job is dead-lettered,
+        the last error, else the dead-letter reason) once the job is dead-lettered, or
+        (``.error``: the reason given, else "cancelled") once it is cancelled,
         ``ResultTimeout`` (a ``TimeoutError``) when it is not done in time, ``JobNotFound``
         for an unknown id (or a done job already cleaned up). A job acked without a result
         gives None.
@@ -85,6 +87,10 @@ class TaskResultsMixin(QueueBase):
             if job.state is JobState.DEAD:
                 error = job.last_error or self._dead_reason(job_id)
                 raise TaskFailed(f"job {job_id} was dead-lettered: {error}", job_id=job_id,
+                                 error=error)
+            if job.state is JobState.CANCELLED:
+                error = job.cancel_reason or "cancelled"
+                raise TaskFailed(f"job {job_id} was cancelled: {error}", job_id=job_id,
                                  error=error)
             remaining = _RECHECK if deadline is None else deadline - time.monotonic()
             if remaining <= 0:

@@ -29,25 +29,31 @@ For the worker (the whole interface it needs)::
     worker_q.ack(job, result=value)            # stores the result in the ack's transaction
 
 ``current_job()`` inside a running task returns its job (a :class:`TaskJob`: a ``Job`` with
-``task``, ``args``, ``kwargs`` and ``dependency_results()``); outside one it raises
-``NoCurrentJob``.
+``task``, ``args``, ``kwargs``, ``dependency_results()``, ``set_progress(fraction, message)``
+and ``raise_if_cancelled()``); outside one it raises ``NoCurrentJob``. A worker that watches
+for cancellation passes ``registry.run(job, queue=worker_q, cancel=event)`` (anything with
+``is_set()``, a ``threading.Event``): the task's ``raise_if_cancelled()`` then reads that
+event; without one it reads the database, at most every ``config.CANCEL_CHECK_INTERVAL``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
 from . import config, validation
 from .errors import (
     InvalidArgument,
     InvalidPayload,
+    JobCancelled,
     NoCurrentJob,
     PayloadTooLarge,
+    QueueError,
     UnknownTask,
 )
 from .models import JSON, Job, JobState
@@ -95,17 +101,28 @@ def encode_result(value: Any) -> str:
     return text
 
 
+class CancelSignal(Protocol):
+    """What a worker hands a running task to say its job's cancellation was requested
+    (a ``threading.Event``, or anything with ``is_set()``)."""
+
+    def is_set(self) -> bool: ...
+
+
 class TaskJob(Job):
     """The job a task is running (what :func:`current_job` returns): a ``Job`` that can also
-    read its parents' results."""
+    read its parents' results, report its progress and stop when it is cancelled."""
 
     _queue: Queue
+    _cancel: CancelSignal | None
+    _next_check: float  # monotonic time of the next database read by raise_if_cancelled
 
     @classmethod
-    def of(cls, job: Job, queue: Queue) -> TaskJob:
+    def of(cls, job: Job, queue: Queue, cancel: CancelSignal | None = None) -> TaskJob:
         fields = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
         running = cls(**fields)
         object.__setattr__(running, "_queue", queue)
+        object.__setattr__(running, "_cancel", cancel)
+        object.__setattr__(running, "_next_check", float("-inf"))
         return running
 
     @property
@@ -127,6 +144,44 @@ class TaskJob(Job):
         """``{parent_id: result}`` of every job this one depends on (see
         :meth:`Queue.dependency_results`)."""
         return self._queue.dependency_results(self.id)
+
+    def set_progress(self, fraction: float, message: str | None = None) -> None:
+        """Store how far the task has come (``fraction`` from 0 to 1, and words), renewing
+        its lease (see :meth:`Queue.set_progress`). Raises ``JobCancelled`` when the job's
+        cancellation was requested: let it propagate (the worker confirms the cancel)."""
+        stored = self._queue.set_progress(self, fraction, message)
+        if stored.cancel_requested:
+            raise self._cancelled(stored.cancel_reason)
+        if self._cancel is not None and self._cancel.is_set():
+            raise self._cancelled()
+
+    def raise_if_cancelled(self) -> None:
+        """A cooperative cancellation point: raises ``JobCancelled`` when the job's
+        cancellation was requested (let it propagate); returns at once otherwise.
+
+        Reads the worker's cancellation event when it gave one; else the database, at most
+        every ``config.CANCEL_CHECK_INTERVAL`` seconds (calls in between return at once).
+        """
+        if self._cancel is not None:
+            if self._cancel.is_set():
+                raise self._cancelled()
+            return
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        object.__setattr__(self, "_next_check", now + config.CANCEL_CHECK_INTERVAL)
+        if self._queue.cancel_requests([self.id]):
+            raise self._cancelled()
+
+    def _cancelled(self, reason: str | None = None) -> JobCancelled:
+        if reason is None:
+            try:
+                reason = self._queue.get_job(self.id).cancel_reason
+            except QueueError:  # gone, or the database failed: the reason is a detail
+                reason = None
+        suffix = f": {reason}" if reason else ""
+        return JobCancelled(f"job {self.id} was cancelled{suffix}", job_id=self.id,
+                            reason=reason)
 
 
 _current: ContextVar[TaskJob | None] = ContextVar("persistent_queue_current_job", default=None)
@@ -188,6 +243,7 @@ class _Options:
     depends_on: tuple[TaskHandle | Job | int, ...] = ()
     headers: Mapping[str, Any] | None = None
     max_attempts: int | None = None
+    timeout: float | timedelta | None = None
 
 
 class TaskOptions(Generic[P, R]):
@@ -223,7 +279,8 @@ class Task(Generic[P, R]):
         self.name = name
         self.queue = queue
         self.max_attempts = max_attempts
-        #: Seconds the task is expected to take (stored; not enforced yet).
+        #: Seconds an attempt may run (stored with each job; its worker stops it then and
+        #: fails the attempt); None: the queue's.
         self.timeout = timeout
         functools.update_wrapper(self, fn)
 
@@ -242,18 +299,20 @@ class Task(Generic[P, R]):
                 dedup_key: str | None = None,
                 depends_on: Sequence[TaskHandle | Job | int] = (),
                 headers: Mapping[str, Any] | None = None,
-                max_attempts: int | None = None) -> TaskOptions[P, R]:
+                max_attempts: int | None = None,
+                timeout: float | timedelta | None = None) -> TaskOptions[P, R]:
         """The task with options for the next ``.delay`` (as ``Queue.enqueue`` takes them;
-        ``depends_on`` also takes handles)."""
+        ``depends_on`` also takes handles; ``timeout`` overrides the task's)."""
         if queue is not None:
             validation.queue_name(queue)
+        validation.run_timeout(timeout)
         if isinstance(depends_on, str | bytes | Mapping) or not isinstance(depends_on, Iterable):
             raise InvalidArgument("depends_on must be a list of task handles, jobs or job ids, "
                                   f"not {type(depends_on).__name__}")
         if headers is not None and not isinstance(headers, Mapping):
             raise InvalidPayload("headers must be a JSON object of string keys")
         return TaskOptions(self, _Options(queue, delay, run_at, priority, dedup_key,
-                                          tuple(depends_on), headers, max_attempts))
+                                          tuple(depends_on), headers, max_attempts, timeout))
 
     def _enqueue(self, opts: _Options, args: tuple[Any, ...],
                  kwargs: Mapping[str, Any], store: Queue | None = None) -> TaskHandle:
@@ -274,7 +333,8 @@ class Task(Generic[P, R]):
             max_attempts=opts.max_attempts if opts.max_attempts is not None
             else self.max_attempts,
             headers=headers, depends_on=_job_ids(opts.depends_on) or None,
-            dedup_key=opts.dedup_key)
+            dedup_key=opts.dedup_key,
+            timeout=opts.timeout if opts.timeout is not None else self.timeout)
         return TaskHandle(queue, job, self.name)
 
 
@@ -325,28 +385,29 @@ class TaskRegistry:
         if max_attempts is not None:
             validation.integer(max_attempts, name="max_attempts", minimum=1,
                                maximum=config.MAX_ATTEMPTS_LIMIT)
-        if timeout is not None:
-            timeout = validation.seconds(timeout, name="timeout", maximum=float("inf"),
-                                         allow_zero=False)
+        timeout = validation.run_timeout(timeout)
         task = Task(self, fn, name=task_name_, queue=queue, max_attempts=max_attempts,
                     timeout=timeout)
         self._tasks[task_name_] = task
         return task
 
-    def run(self, job: Job, queue: Queue | None = None) -> Any:
+    def run(self, job: Job, queue: Queue | None = None,
+            cancel: CancelSignal | None = None) -> Any:
         """Run the task ``job`` names with its arguments, with ``current_job()`` set to it;
         returns what the task returned (encode it with :func:`encode_result`).
 
-        ``queue`` is the Queue the worker claimed the job with (``dependency_results``
-        reads through it); default: this registry's. ``UnknownTask`` when no task here has
-        the job's name, ``InvalidPayload`` when the job is not a task job.
+        ``queue`` is the Queue the worker claimed the job with (``dependency_results``,
+        ``set_progress`` and cancellation checks go through it); default: this registry's.
+        ``cancel`` is the worker's cancellation event for the job (``is_set()`` once its
+        cancellation was requested), read by ``raise_if_cancelled()``. ``UnknownTask`` when
+        no task here has the job's name, ``InvalidPayload`` when the job is not a task job.
         """
         name = task_name(job)
         if name is None:
             raise InvalidPayload(f"job {job.id} is not a task job (its payload is not "
                                  '{"task": ..., "args": [...], "kwargs": {...}})')
         task = self.get(name)
-        token = _current.set(TaskJob.of(job, queue or self.queue))
+        token = _current.set(TaskJob.of(job, queue or self.queue, cancel))
         try:
             return task.fn(*job.payload["args"], **job.payload["kwargs"])
         finally:

@@ -161,6 +161,35 @@ def seconds(
     return number
 
 
+def run_timeout(value: object, *, name: str = "timeout") -> float | None:
+    """An optional run-time limit: None, or positive seconds up to ``config.MAX_TIMEOUT``."""
+    if value is None:
+        return None
+    return seconds(value, name=name, maximum=config.MAX_TIMEOUT, allow_zero=False)
+
+
+def worker_id(value: object) -> str:
+    """A worker id to record as a claim's ``claimed_by``: printable text of 1 to
+    ``config.MAX_WORKER_ID_CHARS`` characters."""
+    if type(value) is not str:
+        raise InvalidArgument(f"worker must be a string, not {type(value).__name__}")
+    if not 0 < len(value) <= config.MAX_WORKER_ID_CHARS or not value.isprintable():
+        raise InvalidArgument(f"worker must be 1-{config.MAX_WORKER_ID_CHARS} printable "
+                              f"characters, not {value[:40]!r}")
+    return value
+
+
+def fraction(value: object, *, name: str = "fraction") -> float:
+    """A finite number from 0 to 1 (a progress)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{name} must be a number from 0 to 1, not "
+                              f"{type(value).__name__}")
+    number = float(value)
+    if not 0.0 <= number <= 1.0:  # NaN fails too
+        raise InvalidArgument(f"{name} must be from 0 to 1, not {value}")
+    return number
+
+
 def text(value: object, *, name: str, max_chars: int) -> str | None:
     """An optional free-text value (an error message, a reason), truncated to ``max_chars``."""
     if value is None:

@@ -245,9 +245,19 @@ def derived_from(source: type[Any]) -> Callable[[type[_Model]], type[_Model]]:
     return derive
 
 
+class ProgressOut(BaseModel):
+    """How far a running job has come, as its handler last said (``Job.progress``)."""
+
+    fraction: float = Field(description="from 0 to 1")
+    message: str | None = Field(description="the handler's words with it, if any")
+
+
 @derived_from(models.Job)
 class JobOut(BaseModel):
     """A job as stored (``lease_token`` only on the response to a claim)."""
+
+    # An object, as ``Job.to_dict`` gives it (the dataclass holds a named tuple).
+    progress: ProgressOut | None = Field(description=field_descriptions(models.Job)["progress"])
 
 
 @derived_from(models.DeadLetter)

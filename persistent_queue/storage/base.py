@@ -48,6 +48,7 @@ class NewJob:
     dedup_key: str | None = None
     dedup_window: float = 0.0
     depends_on: tuple[int, ...] = ()
+    timeout: float | None = None
 
 
 class Backend(ABC):
@@ -72,12 +73,13 @@ class Backend(ABC):
     # queues
     @abstractmethod
     def create_queue(self, name: str, *, max_attempts: int, visibility_timeout: float,
-                     max_size: int | None, exist_ok: bool, now: float) -> QueueInfo:
+                     max_size: int | None, exist_ok: bool, now: float,
+                     timeout: float | None = None) -> QueueInfo:
         """Create a queue; ``QueueAlreadyExists`` unless ``exist_ok``."""
 
     @abstractmethod
     def update_queue(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
-        """Change settings (max_attempts, visibility_timeout, max_size, paused)."""
+        """Change settings (max_attempts, visibility_timeout, max_size, paused, timeout)."""
 
     @abstractmethod
     def get_queue(self, name: str) -> QueueInfo | None:
@@ -115,15 +117,17 @@ class Backend(ABC):
         """
         jobs = [
             NewJob(payload, text, dict(template.headers), template.headers_json,
-                   template.priority, template.available_at, template.max_attempts)
+                   template.priority, template.available_at, template.max_attempts,
+                   timeout=template.timeout)
             for payload, text in zip(payloads, payload_jsons, strict=True)
         ]
         return self.enqueue(queue, jobs, now=now, queue_defaults=queue_defaults)
 
     @abstractmethod
     def claim(self, queue: str, *, limit: int, visibility_timeout: float | None,
-              now: float) -> list[Job]:
-        """Atomically lease up to ``limit`` claimable jobs (new token each, attempts + 1)."""
+              now: float, worker: str | None = None) -> list[Job]:
+        """Atomically lease up to ``limit`` claimable jobs (new token each, attempts + 1) for
+        ``worker`` (stored as ``claimed_by``, with ``started_at = now``; progress cleared)."""
 
     @abstractmethod
     def has_claimable(self, queue: str, now: float) -> bool:
@@ -181,7 +185,42 @@ class Backend(ABC):
 
     @abstractmethod
     def reap_expired(self, now: float) -> int:
-        """Dead-letter jobs whose lease expired on their last attempt."""
+        """Dead-letter jobs whose lease expired on their last attempt, and cancel jobs whose
+        lease expired after their cancellation was requested."""
+
+    # control of jobs
+    @abstractmethod
+    def cancel(self, job_id: int, *, reason: str | None, now: float) -> Job:
+        """Cancel a job: at once unless it runs under a live lease (then the request is
+        recorded for its worker). ``InvalidJobState`` for a finished or dead-lettered job."""
+
+    @abstractmethod
+    def confirm_cancel(self, job_id: int, token: str, *, now: float) -> Job:
+        """The lease holder stopped the job after a cancel request: it is cancelled."""
+
+    @abstractmethod
+    def cancel_requests(self, job_ids: Sequence[int]) -> set[int]:
+        """Which of ``job_ids`` have their cancellation requested (read-only)."""
+
+    @abstractmethod
+    def set_progress(self, job_id: int, token: str, *, fraction: float, message: str | None,
+                     seconds: float | None, now: float) -> Job:
+        """Store a running job's progress and renew its lease to at least ``seconds`` (else
+        the queue's visibility timeout) from now (fenced)."""
+
+    @abstractmethod
+    def delete_job(self, job_id: int, *, now: float) -> None:
+        """Delete a job that is not leased, with its history; its waiting dependents are
+        dead-lettered."""
+
+    @abstractmethod
+    def retry_now(self, job_id: int, *, now: float) -> Job:
+        """Make a delayed or backing-off ready job claimable now."""
+
+    @abstractmethod
+    def edit_dead_letter(self, job_id: int, changes: dict[str, Any]) -> DeadLetter:
+        """Change a dead letter's payload, headers or priority (already validated and
+        encoded: ``payload``/``headers`` as JSON text)."""
 
     @abstractmethod
     def dead_letters(self, queue: str | None, *, limit: int, offset: int) -> list[DeadLetter]:
@@ -207,7 +246,8 @@ class Backend(ABC):
 
     @abstractmethod
     def history(self, job_id: int) -> list[JobEvent]:
-        """A job's recorded events, oldest first."""
+        """A job's timeline, oldest first: its stored events with the enqueue, claims and
+        ack read from its row and the events' run times."""
 
     @abstractmethod
     def stats(self, now: float) -> dict[str, QueueStats]:

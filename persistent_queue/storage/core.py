@@ -5,7 +5,8 @@ holds (``self.dialect``): every method takes already-validated values (see
 :mod:`persistent_queue.queue`) and the caller's ``now``, and states its rule once; the dialect
 runs it (connections, transactions, group commit or deadlock retry, wake-ups) and supplies the
 SQL (``self.q``). Its layers: :mod:`.reads` (reads and housekeeping), :mod:`.workflows`
-(dependencies, dedup keys, bounds, topics, schedules), this module (the transitions).
+(dependencies, dedup keys, bounds, topics, schedules), :mod:`.control` (cancelling, progress,
+operators' actions on one job, dead letters), this module (queues, enqueueing, the lease).
 
 Concurrency: every fenced operation reads the job's row through a locking statement
 (``select_leased``, ``lock_job``: ``FOR UPDATE`` on PostgreSQL, where writers run side by side;
@@ -21,8 +22,8 @@ from typing import Any
 from ..errors import InvalidJobState, JobNotFound, LeaseLost, QueueAlreadyExists, QueueNotEmpty
 from ..models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo
 from .base import RESULTS, NewJob
+from .control import JobControl
 from .rows import job_from_claim, job_from_row, make_job, queue_from_row
-from .workflows import Workflows
 
 _READY = JobState.READY
 
@@ -31,17 +32,19 @@ class _StaleLease(Exception):
     """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
 
 
-class SQLBackend(Workflows):
+class SQLBackend(JobControl):
     """Every queue in one SQL database, on the dialect given (see the module docstring)."""
 
     # -- queues -----------------------------------------------------------------------------
 
     def create_queue(self, name: str, *, max_attempts: int, visibility_timeout: float,
-                     max_size: int | None, exist_ok: bool, now: float) -> QueueInfo:
+                     max_size: int | None, exist_ok: bool, now: float,
+                     timeout: float | None = None) -> QueueInfo:
         with self.dialect.transaction() as conn:
             row = conn.execute(self.q["create_queue"], {
                 "name": name, "max_attempts": max_attempts,
                 "visibility_timeout": visibility_timeout, "max_size": max_size, "now": now,
+                "timeout": timeout,
             }).fetchone()
             if row is not None:
                 return queue_from_row(row)
@@ -50,7 +53,7 @@ class SQLBackend(Workflows):
             return self._queue_row(conn, name)
 
     def update_queue(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
-        allowed = {"max_attempts", "visibility_timeout", "max_size", "paused"}
+        allowed = {"max_attempts", "visibility_timeout", "max_size", "paused", "timeout"}
         unknown = set(changes) - allowed
         if unknown:  # pragma: no cover - guarded by Queue
             raise ValueError(f"cannot change {sorted(unknown)}")
@@ -115,7 +118,8 @@ class SQLBackend(Workflows):
                     # Positional (fields in declaration order): once per enqueued job.
                     return [make_job(inserted[0], queue, job.payload, job.headers, job.priority,
                                      _READY, 0, inserted[1], None, None, now, job.available_at,
-                                     now, None, None, None, False, (), None)]
+                                     now, None, None, None, False, (), None, inserted[2],
+                                     None, None, None, False, None)]
         with self.dialect.transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
             dedup = any(job.dedup_key is not None for job in jobs)
@@ -132,7 +136,9 @@ class SQLBackend(Workflows):
         return [
             make_job(job_id, queue, job.payload, job.headers, job.priority, _READY, 0,
                      job.max_attempts or info.max_attempts, None, None, now, job.available_at,
-                     now, None, None, None, False, (), None)
+                     now, None, None, None, False, (), None,
+                     info.timeout if job.timeout is None else job.timeout,
+                     None, None, None, False, None)
             for job_id, job in zip(ids, jobs, strict=True)
         ]
 
@@ -154,7 +160,8 @@ class SQLBackend(Workflows):
                 info = self._queue_row(conn, queue, lock=True)
                 stored = self._enqueue_workflow(conn, info, [
                     NewJob(payload, text, dict(template.headers), template.headers_json,
-                           template.priority, template.available_at, template.max_attempts)
+                           template.priority, template.available_at, template.max_attempts,
+                           timeout=template.timeout)
                     for payload, text in zip(payloads, payload_jsons, strict=True)
                 ], now)
                 self.dialect.notify(conn, queue)
@@ -163,19 +170,20 @@ class SQLBackend(Workflows):
         headers, priority, available_at = (template.headers, template.priority,
                                            template.available_at)
         max_attempts = template.max_attempts or info.max_attempts
+        timeout = info.timeout if template.timeout is None else template.timeout
         return [
             make_job(job_id, queue, payload, dict(headers) if headers else {}, priority,
                      _READY, 0, max_attempts, None, None, now, available_at, now, None, None,
-                     None, False, (), None)
+                     None, False, (), None, timeout, None, None, None, False, None)
             for job_id, payload in zip(ids, payloads, strict=True)
         ]
 
     # -- the lease --------------------------------------------------------------------------
 
     def claim(self, queue: str, *, limit: int, visibility_timeout: float | None,
-              now: float) -> list[Job]:
+              now: float, worker: str | None = None) -> list[Job]:
         rows = self.dialect.write(
-            lambda: self.dialect.claim_rows(queue, limit, visibility_timeout, now),
+            lambda: self.dialect.claim_rows(queue, limit, visibility_timeout, now, worker),
             grouped=True)
         jobs = [job_from_claim(row) for row in rows]
         if len(jobs) > 1:
@@ -190,27 +198,6 @@ class SQLBackend(Workflows):
             row = self.dialect.conn().execute(self.q["next_available_at"],
                                               {"queue": queue}).fetchone()
         return None if row is None or row["at"] is None else float(row["at"])
-
-    def _diagnose_lease(self, conn: Any, job_id: int, token: str, now: float,
-                        action: str) -> Exception:
-        """Why a fenced operation matched no row: the specific error to raise."""
-        row = conn.execute(self.q["get_job"], {"id": job_id}).fetchone()
-        if row is None:
-            if conn.execute(self.q["get_dead_letter"], {"id": job_id}).fetchone() is not None:
-                return LeaseLost(f"cannot {action} job {job_id}: it is in the dead-letter table")
-            return JobNotFound(f"no job with id {job_id}")
-        state = row["state"]
-        if state != "leased":
-            return LeaseLost(f"cannot {action} job {job_id}: it is {state}, not leased")
-        if row["lease_token"] != token:
-            return LeaseLost(
-                f"cannot {action} job {job_id}: the lease token is stale "
-                "(the lease expired and another consumer claimed the job)"
-            )
-        return LeaseLost(
-            f"cannot {action} job {job_id}: its lease expired "
-            f"{now - row['lease_expires_at']:.3f}s ago"
-        )
 
     def ack(self, job_id: int, token: str, now: float, result_json: str | None = None) -> None:
         # A consumer's job threads claim and ack concurrently: they may share commits too.
@@ -265,7 +252,15 @@ class SQLBackend(Workflows):
             if row is None:
                 raise self._diagnose_lease(conn, job_id, token, now, "nack")
             attempts, max_attempts = row["attempts"], row["effective_max_attempts"]
-            self._event(conn, job_id, row["queue"], "failed", attempts, error, now)
+            started = row["started_at"]
+            self._event(conn, job_id, row["queue"], "failed", attempts, error, now,
+                        worker=row["claimed_by"],
+                        run_time=None if started is None else now - started)
+            if row["cancel_requested_at"] is not None:
+                # Failed after its cancellation was asked for: cancelled, never run again
+                # (the failed event above names the worker and run time of the attempt).
+                return self._cancel_row(conn, row, reason=None, now=now, running=True,
+                                        attempt_recorded=True)
             if attempts >= max_attempts:
                 reason = dead_letter_reason or f"failed {attempts} of {max_attempts} attempts"
                 return self._dead_letter(conn, job_id, row["queue"], reason, error, attempts,
@@ -282,9 +277,12 @@ class SQLBackend(Workflows):
     def _requeue_now(self, job_id: int, token: str, *, delay: float, now: float) -> Job:
         with self.dialect.transaction() as conn:
             params = {"id": job_id, "token": token, "now": now, "available_at": now + delay}
-            row = conn.execute(self.q["requeue"], params).fetchone()
-            if row is None:
+            held = conn.execute(self.q["select_leased"], params).fetchone()
+            if held is None:
                 raise self._diagnose_lease(conn, job_id, token, now, "requeue")
+            if held["cancel_requested_at"] is not None:  # given back: not to run again
+                return self._cancel_row(conn, held, reason=None, now=now, running=True)
+            row = conn.execute(self.q["requeue"], params).fetchone()
             self.dialect.notify(conn, row["queue"])
             return job_from_row(row)
 
@@ -309,6 +307,7 @@ class SQLBackend(Workflows):
     def _dead_letter_now(self, job_id: int, token: str | None, *, reason: str,
                          error: str | None, now: float) -> DeadLetter:
         with self.dialect.transaction() as conn:
+            ran = True  # the job is leased: the dead-lettering ends an attempt
             if token is not None:
                 row = conn.execute(self.q["select_leased"],
                                    {"id": job_id, "token": token, "now": now}).fetchone()
@@ -320,17 +319,22 @@ class SQLBackend(Workflows):
                     if conn.execute(self.q["get_dead_letter"], {"id": job_id}).fetchone():
                         raise InvalidJobState(f"job {job_id} is already dead-lettered")
                     raise JobNotFound(f"no job with id {job_id}")
-                if row["state"] == "done":
-                    raise InvalidJobState(f"job {job_id} is done; only unfinished jobs can be "
-                                          "dead-lettered")
+                if row["state"] in ("done", "cancelled"):
+                    raise InvalidJobState(f"job {job_id} is {row['state']}; only unfinished "
+                                          "jobs can be dead-lettered")
                 if row["state"] == "leased" and row["lease_expires_at"] > now:
                     raise LeaseLost(f"job {job_id} is leased by a consumer; pass its lease "
                                     "token to dead-letter it")
+                ran = row["state"] == "leased"
+            started = row["started_at"] if ran else None
             return self._dead_letter(conn, job_id, row["queue"], reason, error,
-                                     row["attempts"], now)
+                                     row["attempts"], now,
+                                     worker=row["claimed_by"] if ran else None,
+                                     run_time=None if started is None else now - started)
 
     def reap_expired(self, now: float) -> int:
-        """Dead-letter every job whose lease expired on its last allowed attempt."""
+        """Dead-letter every job whose lease expired on its last allowed attempt, and cancel
+        every job whose lease expired after its cancellation was requested."""
         with self.dialect.translate_errors():
             if self.dialect.conn().execute(self.q["any_exhausted_lease"],
                                            {"now": now}).fetchone() is None:
@@ -341,8 +345,14 @@ class SQLBackend(Workflows):
         with self.dialect.transaction() as conn:
             rows = conn.execute(self.q["find_exhausted_leases"], {"now": now}).fetchall()
             for row in rows:
+                if row["cancel_requested_at"] is not None:  # its worker never confirmed
+                    self._cancel_row(conn, row, reason=None, now=now, running=True)
+                    continue
+                started = row["started_at"]
                 self._event(conn, row["id"], row["queue"], "lease_expired", row["attempts"],
-                            "lease expired on the last allowed attempt", now)
+                            "lease expired on the last allowed attempt", now,
+                            worker=row["claimed_by"],
+                            run_time=None if started is None else now - started)
                 self._dead_letter(
                     conn, row["id"], row["queue"], "lease expired",
                     f"lease expired on attempt {row['attempts']} "
@@ -350,39 +360,3 @@ class SQLBackend(Workflows):
                     row["attempts"], now,
                 )
             return len(rows)
-
-    # -- dead letters -----------------------------------------------------------------------
-
-    def redrive(self, job_id: int | None, queue: str | None, *, now: float,
-                queue_defaults: tuple[int, float]) -> list[int]:
-        q = self.q
-        with self.dialect.transaction() as conn:
-            if job_id is not None:
-                row = conn.execute(q["lock_dead_letter"], {"id": job_id}).fetchone()
-                if row is None:
-                    if conn.execute(q["get_job"], {"id": job_id}).fetchone() is not None:
-                        raise InvalidJobState(f"job {job_id} is not in the dead-letter table")
-                    raise JobNotFound(f"no dead-lettered job with id {job_id}")
-                targets = [(row["id"], row["queue"])]
-            else:
-                targets = [(r["id"], r["queue"]) for r in
-                           conn.execute(q["dead_letter_ids_of_queue"], {"queue": queue})]
-            for target_id, target_queue in targets:
-                self._ensure_queue(conn, target_queue, queue_defaults, now)
-                if conn.execute(q["redrive_one"], {"id": target_id, "now": now}).rowcount == 0:
-                    continue  # already brought back, with a job it depends on
-                conn.execute(q["delete_dead_letter"], {"id": target_id})
-                self._event(conn, target_id, target_queue, "redriven", 0,
-                            "moved back from the dead-letter table", now)
-                self._after_redrive(conn, target_id, now)
-            for name in sorted({name for _, name in targets}):
-                self.dialect.notify(conn, name)
-            return [target_id for target_id, _ in targets]
-
-    def purge_dead_letters(self, queue: str | None, *, before: float) -> int:
-        with self.dialect.transaction() as conn:
-            if queue is None:
-                return int(conn.execute(self.q["purge_all_dead_letters"],
-                                        {"before": before}).rowcount)
-            return int(conn.execute(self.q["purge_dead_letters"],
-                                    {"queue": queue, "before": before}).rowcount)

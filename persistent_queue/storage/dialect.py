@@ -121,17 +121,19 @@ class Dialect(ABC):
 
     @abstractmethod
     def claim_rows(self, queue: str, limit: int, visibility_timeout: float | None,
-                   now: float) -> list[tuple[Any, ...]]:
-        """Lease up to ``limit`` jobs in one statement; rows read by position."""
+                   now: float, worker: str) -> list[tuple[Any, ...]]:
+        """Lease up to ``limit`` jobs in one statement for ``worker``; rows read by position."""
 
     @abstractmethod
     def has_claimable(self, queue: str, now: float) -> bool:
         """Whether a claim might find a job now (read-only)."""
 
     @abstractmethod
-    def insert_one(self, queue: str, job: NewJob, now: float) -> tuple[int, int] | None:
+    def insert_one(self, queue: str, job: NewJob,
+                   now: float) -> tuple[int, int, float | None] | None:
         """The common enqueue in one statement: a job for an existing, unbounded queue, as
-        ``(id, effective max_attempts)``; None to take the transactional path instead."""
+        ``(id, effective max_attempts, effective timeout)``; None to take the transactional
+        path instead."""
 
     @abstractmethod
     def insert_jobs(self, conn: Any, queue: str, jobs: Sequence[NewJob],

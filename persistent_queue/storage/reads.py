@@ -25,7 +25,8 @@ from ..models import (
 )
 from .base import Backend
 from .dialect import Dialect
-from .rows import dead_letter_from_row, job_from_row, loads
+from .history import timeline
+from .rows import dead_letter_from_row, event_from_row, job_from_row, loads
 
 
 class Reads(Backend):
@@ -82,7 +83,8 @@ class Reads(Backend):
             lease_expires_at=None, created_at=letter.created_at, available_at=letter.dead_at,
             updated_at=letter.dead_at, finished_at=letter.dead_at,
             last_error=letter.last_error, dedup_key=dead["dedup_key"],
-            depends_on=tuple(loads(dead["depends_on"]) or ()),
+            depends_on=tuple(loads(dead["depends_on"]) or ()), timeout=letter.timeout,
+            started_at=dead["started_at"], claimed_by=dead["claimed_by"],
         )
 
     def list_jobs(self, queue: str | None, *, state: JobState | None, headers: dict[str, Any],
@@ -93,14 +95,13 @@ class Reads(Backend):
             return [job_from_row(row) for row in self.dialect.conn().execute(query, params)]
 
     def history(self, job_id: int) -> list[JobEvent]:
-        with self.dialect.translate_errors():
-            rows = self.dialect.conn().execute(self.q["job_events"],
-                                               {"job_id": job_id}).fetchall()
-        return [
-            JobEvent(job_id=r["job_id"], queue=r["queue"], at=r["at"], event=r["event"],
-                     attempt=r["attempt"], detail=r["detail"])
-            for r in rows
-        ]
+        with self.dialect.snapshot() as conn:  # the row and its events at one moment
+            rows = conn.execute(self.q["job_events"], {"job_id": job_id}).fetchall()
+            try:
+                job: Job | None = self.get_job(job_id)
+            except JobNotFound:
+                job = None  # cleaned up, purged or deleted: its stored events only
+        return timeline(job, [event_from_row(row) for row in rows])
 
     def dead_letters(self, queue: str | None, *, limit: int, offset: int) -> list[DeadLetter]:
         page = {"limit": limit, "offset": offset}
@@ -130,6 +131,7 @@ class Reads(Backend):
                 retries=entry.get("retries", 0),
                 dedup_hits=entry.get("dedup_hits", 0),
                 rejected_full=entry.get("rejected_full", 0),
+                cancelled=entry.get("cancelled", 0),
             )
             for name, entry in sorted(counts.items())
         }
@@ -167,8 +169,9 @@ class Reads(Backend):
 
     def cleanup(self, *, before: float, queue: str | None, batch: int, vacuum: bool,
                 results_before: float | None = None) -> int:
-        """Delete done jobs finished before ``before`` (and, with ``results_before``, done
-        jobs with a result finished before it), in short transactions."""
+        """Delete done and cancelled jobs finished before ``before`` (and, with
+        ``results_before``, done jobs with a result finished before it), in short
+        transactions."""
         with self.dialect.translate_errors():
             conn = self.dialect.conn()
             if queue is not None:
@@ -179,7 +182,7 @@ class Reads(Backend):
                 done = {row["name"] for row in conn.execute(self.q["done_queue_names"])}
                 names += sorted(done - set(names))
         removed = 0
-        passes = [("cleanup_done", before)]
+        passes = [("cleanup_done", before), ("cleanup_cancelled", before)]
         if results_before is not None and results_before > before:
             passes.append(("cleanup_results", results_before))  # results kept result_ttl
         for name in names:

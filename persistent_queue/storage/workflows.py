@@ -35,6 +35,7 @@ from .reads import Reads
 from .rows import dead_letter_from_row, job_from_row, queue_from_row, schedule_from_row
 
 DEPENDENCY_FAILED = "dependency failed"
+DEPENDENCY_CANCELLED = "dependency cancelled"
 
 
 class Workflows(Reads):
@@ -43,9 +44,13 @@ class Workflows(Reads):
     # -- steps inside a transaction ---------------------------------------------------------
 
     def _event(self, conn: Any, job_id: int, queue: str, event: str, attempt: int | None,
-               detail: str | None, now: float) -> None:
+               detail: str | None, now: float, *, worker: str | None = None,
+               run_time: float | None = None) -> None:
+        """Record one event; ``worker`` and ``run_time`` for one that ends an attempt (the
+        history reads that attempt's claim from them)."""
         conn.execute(self.q["insert_event"], {"job_id": job_id, "queue": queue, "event": event,
-                                              "attempt": attempt, "detail": detail, "now": now})
+                                              "attempt": attempt, "detail": detail, "now": now,
+                                              "worker": worker, "run_time": run_time})
 
     def _queue_row(self, conn: Any, name: str, *, lock: bool = False) -> QueueInfo:
         row = conn.execute(self.q["lock_queue" if lock else "get_queue"],
@@ -76,12 +81,14 @@ class Workflows(Reads):
         return info
 
     def _dead_letter(self, conn: Any, job_id: int, queue: str, reason: str, error: str | None,
-                     attempts: int, now: float) -> DeadLetter:
+                     attempts: int, now: float, *, worker: str | None = None,
+                     run_time: float | None = None) -> DeadLetter:
         letter = conn.execute(self.q["insert_dead_letter"], {
             "id": job_id, "reason": reason, "error": error, "now": now}).fetchone()
         assert letter is not None, "the job's row is held by this transaction"
         conn.execute(self.q["delete_job"], {"id": job_id})
-        self._event(conn, job_id, queue, "dead_lettered", attempts, reason, now)
+        self._event(conn, job_id, queue, "dead_lettered", attempts, reason, now,
+                    worker=worker, run_time=run_time)
         self.dialect.notify(conn, RESULTS)  # a Queue.result waiting for it raises TaskFailed
         self._after_dead_letter(conn, job_id, now)
         return dead_letter_from_row(letter)
@@ -99,17 +106,24 @@ class Workflows(Reads):
         try:
             while pending:
                 parent = pending.pop()
-                for row in conn.execute(self.q["waiting_dependents"], {"id": parent}).fetchall():
-                    self._dead_letter(conn, row["id"], row["queue"], DEPENDENCY_FAILED,
-                                      f"job {parent} it depends on was dead-lettered",
-                                      row["attempts"], now)
+                self._fail_dependents(conn, parent, DEPENDENCY_FAILED,
+                                      f"job {parent} it depends on was dead-lettered", now)
         finally:
             local.cascade = None
+
+    def _fail_dependents(self, conn: Any, parent: int, reason: str, detail: str,
+                         now: float) -> None:
+        """Dead-letter the jobs waiting for ``parent`` with ``reason`` (theirs in turn with
+        "dependency failed", transitively)."""
+        for row in conn.execute(self.q["waiting_dependents"], {"id": parent}).fetchall():
+            self._dead_letter(conn, row["id"], row["queue"], reason, detail, row["attempts"],
+                              now)
 
     def _after_redrive(self, conn: Any, job_id: int, now: float) -> None:
         """A redriven job waits for unfinished dependencies; its dead dependents come back."""
         q = self.q
         conn.execute(q["lock_parents_of"], {"id": job_id})  # an ack of one waits for us
+        conn.execute(q["forget_cancelled_parents"], {"id": job_id})  # run without them
         unmet = conn.execute(q["unmet_dependencies"], {"id": job_id}).fetchone()
         if unmet["unmet"]:
             conn.execute(q["make_waiting"], {"id": job_id, "now": now})
@@ -164,7 +178,8 @@ class Workflows(Reads):
         row = conn.execute(self.q["find_dedup"], {"queue": queue, "key": job.dedup_key}).fetchone()
         if row is None:
             return None
-        if row["state"] == "done" and row["finished_at"] + job.dedup_window <= now:
+        if (row["state"] in ("done", "cancelled")
+                and row["finished_at"] + job.dedup_window <= now):
             return None
         return dataclasses.replace(job_from_row(row), deduplicated=True)
 
@@ -192,28 +207,30 @@ class Workflows(Reads):
 
     def _insert_workflow_job(self, conn: Any, queue: str, job: NewJob, now: float) -> Job:
         states = self._lock_parents(conn, job.depends_on) if job.depends_on else {}
-        unmet, dead = 0, 0
+        unmet, dead, cancelled = 0, 0, 0
         for parent in job.depends_on:
             state = states.get(parent)
             if state is None:
                 raise InvalidDependency(f"depends_on names job {parent}, which does not exist")
             unmet += state != "done"
             dead += state == "dead"
+            cancelled += state == "cancelled"
         row = conn.execute(self.q["insert_workflow_job"], {
             "queue": queue, "state": "waiting" if unmet else "ready",
             "priority": job.priority, "payload": job.payload_json, "headers": job.headers_json,
             "max_attempts": job.max_attempts, "available_at": job.available_at, "now": now,
-            "dedup_key": job.dedup_key,
+            "dedup_key": job.dedup_key, "timeout": job.timeout,
             "depends_on": json.dumps(list(job.depends_on)) if job.depends_on else None,
         }).fetchone()
         stored = job_from_row(row)
         if job.depends_on:
             conn.execute(self.q["insert_dependencies"], {
                 "job_id": stored.id, "parents": self.dialect.array(list(job.depends_on))})
-        if dead:
-            self._dead_letter(conn, stored.id, queue, DEPENDENCY_FAILED,
-                              "a job it depends on was dead-lettered before it was enqueued",
-                              0, now)
+        if dead or cancelled:
+            reason, fate = ((DEPENDENCY_FAILED, "dead-lettered") if dead
+                            else (DEPENDENCY_CANCELLED, "cancelled"))
+            self._dead_letter(conn, stored.id, queue, reason,
+                              f"a job it depends on was {fate} before it was enqueued", 0, now)
             return dataclasses.replace(stored, state=JobState.DEAD, finished_at=now)
         return stored
 

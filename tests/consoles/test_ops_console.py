@@ -96,7 +96,7 @@ def test_nack_records_the_error_and_requeue_does_not_count(
     assert messages(app, "success")[0].startswith(f"Nacked job {job.id}: back in the queue")
     stored = db.get_job(job.id)
     assert (stored.attempts, stored.last_error) == (1, "SMTP said no")
-    assert [e.event for e in db.history(job.id)] == ["failed"]
+    assert [e.event for e in db.history(job.id)] == ["enqueued", "claimed", "failed"]
 
     wait_for(lambda: db.stats("emails").ready == 1, timeout=30, message="backoff to pass")
     click(app, "Claim next job")
@@ -177,8 +177,9 @@ def test_job_detail_shows_the_whole_history(open_console: Console, db: Queue) ->
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["State"] == "dead" and metrics["Attempts"] == "2 / 2"
     history = app.dataframe[-1].value
-    assert list(history["event"])[:2] == ["failed", "failed"]
-    assert list(history["detail"])[:2] == ["timeout", "refused"]
+    failures = history[history["event"] == "failed"]
+    assert list(history["event"])[:3] == ["enqueued", "claimed", "failed"]
+    assert list(failures["detail"]) == ["timeout", "refused"]
     assert "dead_lettered" in list(history["event"]) or "dead" in " ".join(history["event"])
     app.number_input(key="detail_id").set_value(999_999)
     run(app)

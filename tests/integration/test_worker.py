@@ -71,7 +71,7 @@ def test_heartbeats_keep_a_long_job_leased(real_queue: Queue, tmp_path: Path) ->
     run_worker(real_queue, lambda job: time.sleep(4.5), tmp_path, visibility_timeout=1.5)
     stored = real_queue.get_job(job.id)
     assert stored.state is JobState.DONE and stored.attempts == 1
-    assert [e.event for e in real_queue.history(job.id)] == []
+    assert [e.event for e in real_queue.history(job.id)] == ["enqueued", "claimed", "acked"]
 
 
 def test_a_lost_lease_is_not_acked(real_queue: Queue, tmp_path: Path, db_path: Path) -> None:

@@ -146,7 +146,7 @@ def test_blocked_producer_process_resumes_when_a_consumer_acks(
             from persistent_queue import Queue
             q = Queue(sys.argv[1], durability="normal")
             for n in range(2, 6):
-                q.enqueue("bounded", n, block=True, timeout=120)
+                q.enqueue("bounded", n, block=True, block_timeout=120)
             print("done")
         """
         proc = _spawn(code, db_path, go, subprocess_env)

@@ -72,7 +72,7 @@ def test_jobs_and_dead_letters(pq, db_path: Path) -> None:  # type: ignore[no-un
         q.nack(claimed, error="boom")
     shown = json.loads(pq("jobs", "show", str(job.id)).output)
     assert shown["state"] == "dead" and [e["event"] for e in shown["history"]] == [
-        "failed", "dead_lettered"]
+        "enqueued", "claimed", "failed", "dead_lettered"]
     assert pq("jobs", "show", "999").exit_code == EXIT_FAILED
     assert "boom" in pq("dlq", "list").output
     assert pq("dlq", "redrive").exit_code == EXIT_USAGE

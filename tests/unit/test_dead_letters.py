@@ -221,16 +221,21 @@ def test_history_records_failures_expiries_dead_lettering_and_redrive(
 
     events = queue.history(job.id)
 
+    # Claims and the ack write no row: they are read from the job and the events' run times.
     assert [(e.event, e.attempt) for e in events] == [
-        ("failed", 1),
-        ("lease_expired", 2),
-        ("failed", 3),
+        ("enqueued", 0),
+        ("claimed", 1), ("failed", 1),
+        ("claimed", 2), ("lease_expired", 2),
+        ("claimed", 3), ("failed", 3),
         ("dead_lettered", 3),
         ("redriven", 0),
+        ("claimed", 1), ("acked", 1),
     ]
-    assert events[0].detail == "first failure" and events[0].at == start
-    assert events[2].detail == "third failure"
-    assert events[3].detail == "failed 3 of 3 attempts"
-    assert events[4].at == start + 35
+    stored = [e for e in events if e.event not in ("enqueued", "claimed", "acked")]
+    assert stored[0].detail == "first failure" and stored[0].at == start
+    assert stored[2].detail == "third failure"
+    assert stored[3].detail == "failed 3 of 3 attempts"
+    assert stored[4].at == start + 35
+    assert [e.at - start for e in events if e.event == "claimed"] == [0, 0, 30, 40]
     assert all(e.job_id == job.id and e.queue == "q" for e in events)
     assert queue.history(424242) == []

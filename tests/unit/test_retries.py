@@ -153,7 +153,7 @@ def test_lease_expiry_on_the_last_attempt_dead_letters_via_reap(
     assert dead.last_error is not None and "lease expired on attempt 2" in dead.last_error
     assert queue.get_job(job.id).state is JobState.DEAD
     assert [e.event for e in queue.history(job.id)] == [
-        "lease_expired", "lease_expired", "dead_lettered"]
+        "enqueued", "claimed", "lease_expired", "claimed", "lease_expired", "dead_lettered"]
     clock.advance(3600)
     assert queue.dequeue("q") is None
 
@@ -203,5 +203,6 @@ def test_failures_alternate_with_expiries_and_all_count(queue: Queue, clock: Fak
     assert isinstance(result, DeadLetter)
     assert result.attempts == 3
     assert [(e.event, e.attempt) for e in queue.history(job.id)] == [
-        ("failed", 1), ("lease_expired", 2), ("failed", 3), ("dead_lettered", 3)]
+        ("enqueued", 0), ("claimed", 1), ("failed", 1), ("claimed", 2), ("lease_expired", 2),
+        ("claimed", 3), ("failed", 3), ("dead_lettered", 3)]
     assert queue.stats("q").retries == 3

@@ -62,7 +62,7 @@ def test_block_times_out_with_queue_full(real_queue: Queue) -> None:
     real_queue.enqueue("jobs", 1)
     started = time.monotonic()
     with pytest.raises(QueueFull):
-        real_queue.enqueue("jobs", 2, block=True, timeout=0.3)
+        real_queue.enqueue("jobs", 2, block=True, block_timeout=0.3)
     assert time.monotonic() - started >= 0.3
     assert real_queue.stats("jobs").rejected_full == 1
 
@@ -73,7 +73,7 @@ def test_block_waits_for_room(real_queue: Queue) -> None:
     result: list[object] = []
 
     def produce() -> None:
-        result.append(real_queue.enqueue("jobs", 2, block=True, timeout=60))
+        result.append(real_queue.enqueue("jobs", 2, block=True, block_timeout=60))
 
     producer = threading.Thread(target=produce)
     producer.start()
@@ -88,6 +88,6 @@ def test_block_waits_for_room(real_queue: Queue) -> None:
     assert real_queue.stats("jobs").rejected_full == 0
 
 
-def test_timeout_without_block_is_an_error(queue: Queue) -> None:
+def test_block_timeout_without_block_is_an_error(queue: Queue) -> None:
     with pytest.raises(InvalidArgument, match="block"):
-        queue.enqueue("jobs", 1, timeout=1)
+        queue.enqueue("jobs", 1, block_timeout=1)

@@ -49,6 +49,7 @@ class PostgresDialect(PostgresConnections, Dialect):
         JobState.LEASED: "state IN ('ready', 'leased') AND ",
         JobState.WAITING: "state = 'waiting' AND ",
         JobState.DONE: "state = 'done' AND ",
+        JobState.CANCELLED: "state = 'cancelled' AND ",
     }
 
     def __init__(self, url: str, *, durability: Durability = "full",
@@ -114,9 +115,9 @@ class PostgresDialect(PostgresConnections, Dialect):
     # -- the hot paths ----------------------------------------------------------------------
 
     def claim_rows(self, queue: str, limit: int, visibility_timeout: float | None,
-                   now: float) -> list[tuple[Any, ...]]:
+                   now: float, worker: str) -> list[tuple[Any, ...]]:
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
-                  "now": now}
+                  "now": now, "worker": worker}
         with translate_errors():
             cursor = self.conn().cursor(row_factory=tuple_row)  # read by position
             return cursor.execute(Q["claim"], params).fetchall()
@@ -128,14 +129,15 @@ class PostgresDialect(PostgresConnections, Dialect):
         # dequeue + ack). The `peek_claimable` query stays for tools that want the answer.
         return True
 
-    def insert_one(self, queue: str, job: NewJob, now: float) -> tuple[int, int] | None:
+    def insert_one(self, queue: str, job: NewJob,
+                   now: float) -> tuple[int, int, float | None] | None:
         with translate_errors():
             row = self.conn().execute(Q["insert_job_if_queue"], {
                 "queue": queue, "priority": job.priority, "payload": job.payload_json,
                 "headers": job.headers_json, "max_attempts": job.max_attempts,
-                "available_at": job.available_at, "now": now,
+                "available_at": job.available_at, "now": now, "timeout": job.timeout,
             }).fetchone()
-        return None if row is None else (row["id"], row["max_attempts"])
+        return None if row is None else (row["id"], row["max_attempts"], row["timeout"])
 
     def insert_jobs(self, conn: Connection, queue: str, jobs: Sequence[NewJob],
                     now: float) -> list[int]:
@@ -146,6 +148,7 @@ class PostgresDialect(PostgresConnections, Dialect):
             "headers": [job.headers_json for job in jobs],
             "max_attempts": [job.max_attempts for job in jobs],
             "available_ats": [float(job.available_at) for job in jobs],
+            "timeouts": [job.timeout for job in jobs],
         })]
         if len(ids) != len(jobs):  # pragma: no cover - one row per array element
             raise StorageError(f"stored {len(ids)} of {len(jobs)} jobs")
@@ -159,6 +162,7 @@ class PostgresDialect(PostgresConnections, Dialect):
             "payloads": list(payload_jsons), "headers": [template.headers_json] * count,
             "max_attempts": [template.max_attempts] * count,
             "available_ats": [float(template.available_at)] * count,
+            "timeouts": [template.timeout] * count,
         })]
         if len(ids) != count:  # pragma: no cover - one row per array element
             raise StorageError(f"stored {len(ids)} of {count} jobs")

@@ -3,7 +3,9 @@
 -- name: find_dedup
 -- The newest job of the queue holding the key (served by jobs_dedup).
 SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = jobs.queue))
-    AS effective_max_attempts
+    AS effective_max_attempts,
+    COALESCE(timeout, (SELECT q.timeout FROM queues q WHERE q.name = jobs.queue))
+    AS effective_timeout
 FROM jobs
 WHERE queue = :queue AND dedup_key = :key
 ORDER BY id DESC
@@ -11,11 +13,13 @@ LIMIT 1;
 
 -- name: insert_workflow_job
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
-                  available_at, created_at, updated_at, dedup_key, depends_on)
+                  available_at, created_at, updated_at, dedup_key, depends_on, timeout)
 VALUES (:queue, :state, :priority, :payload, :headers, 0, :max_attempts,
-        :available_at, :now, :now, :dedup_key, :depends_on)
+        :available_at, :now, :now, :dedup_key, :depends_on, :timeout)
 RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = :queue))
-    AS effective_max_attempts;
+    AS effective_max_attempts,
+    COALESCE(timeout, (SELECT q.timeout FROM queues q WHERE q.name = :queue))
+    AS effective_timeout;
 
 -- name: make_waiting
 UPDATE jobs SET state = 'waiting', updated_at = :now WHERE id = :id AND state = 'ready';
@@ -97,3 +101,10 @@ RETURNING *;
 -- name: next_schedule_at
 SELECT min(next_run_at) AS next_run_at FROM schedules WHERE finished_at IS NULL;
 
+-- name: forget_cancelled_parents
+-- A redriven job no longer waits for a parent that was cancelled (the redrive runs it
+-- without that parent, as it would after the parent was deleted or cleaned up).
+DELETE FROM job_dependencies
+WHERE job_id = :id
+  AND EXISTS (SELECT 1 FROM jobs AS p
+              WHERE p.id = job_dependencies.depends_on AND p.state = 'cancelled');

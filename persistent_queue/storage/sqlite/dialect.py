@@ -53,6 +53,7 @@ class SQLiteDialect(SQLiteConnections, Dialect):
         JobState.READY: "state IN ('ready', 'leased') AND ",
         JobState.LEASED: "state IN ('ready', 'leased') AND ",
         JobState.WAITING: "state = 'waiting' AND ",
+        JobState.CANCELLED: "state = 'cancelled' AND ",
     }
 
     def __init__(self, path: str | os.PathLike[str], *, durability: Durability = "full",
@@ -165,9 +166,9 @@ class SQLiteDialect(SQLiteConnections, Dialect):
     # -- the hot paths ----------------------------------------------------------------------
 
     def claim_rows(self, queue: str, limit: int, visibility_timeout: float | None,
-                   now: float) -> list[tuple[Any, ...]]:
+                   now: float, worker: str) -> list[tuple[Any, ...]]:
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
-                  "now": now}
+                  "now": now, "worker": worker}
         conn = self.conn()
         with _TRANSLATE_ERRORS:
             cursor = conn.cursor()
@@ -185,24 +186,25 @@ class SQLiteDialect(SQLiteConnections, Dialect):
             return self.conn().execute(
                 Q["peek_claimable"], {"queue": queue, "now": now}).fetchone() is not None
 
-    def insert_one(self, queue: str, job: NewJob, now: float) -> tuple[int, int] | None:
+    def insert_one(self, queue: str, job: NewJob,
+                   now: float) -> tuple[int, int, float | None] | None:
         with _TRANSLATE_ERRORS:
             inserted = self.conn().execute(_INSERT_JOB_IF_QUEUE, {
                 "queue": queue, "priority": job.priority, "payload": job.payload_json,
                 "headers": job.headers_json, "max_attempts": job.max_attempts,
-                "available_at": job.available_at, "now": now,
+                "available_at": job.available_at, "now": now, "timeout": job.timeout,
             }).fetchall()
         if not inserted:
             return None
-        (job_id, max_attempts), = inserted
-        return job_id, max_attempts
+        (job_id, max_attempts, timeout), = inserted
+        return job_id, max_attempts, timeout
 
     def insert_jobs(self, conn: sqlite3.Connection, queue: str, jobs: Sequence[NewJob],
                     now: float) -> list[int]:
         rows = [
             {"queue": queue, "priority": job.priority, "payload": job.payload_json,
              "headers": job.headers_json, "max_attempts": job.max_attempts,
-             "available_at": job.available_at, "now": now}
+             "available_at": job.available_at, "now": now, "timeout": job.timeout}
             for job in jobs
         ]
         if len(rows) == 1:
@@ -219,7 +221,7 @@ class SQLiteDialect(SQLiteConnections, Dialect):
         last_id = conn.execute(Q["insert_jobs_batch"], {
             "queue": queue, "priority": template.priority, "headers": template.headers_json,
             "max_attempts": template.max_attempts, "available_at": template.available_at,
-            "now": now, "payloads": _dumps(payload_jsons),
+            "now": now, "payloads": _dumps(payload_jsons), "timeout": template.timeout,
         }).lastrowid
         assert last_id is not None
         # One statement inside one write transaction: AUTOINCREMENT ids are consecutive.

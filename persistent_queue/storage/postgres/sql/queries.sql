@@ -20,7 +20,8 @@ SELECT * FROM queues WHERE name = %(name)s FOR UPDATE;
 -- BitmapOr); there is no index on the queue alone.
 DELETE FROM jobs
 WHERE queue = %(name)s
-  AND (state IN ('ready', 'leased') OR state = 'waiting' OR state = 'done');
+  AND (state IN ('ready', 'leased') OR state = 'waiting' OR state = 'done'
+       OR state = 'cancelled');
 
 -- name: count_unfinished
 -- Through jobs_claim and jobs_waiting (one arm of the OR each), never the done rows.
@@ -32,12 +33,14 @@ WHERE queue = %(name)s AND (state IN ('ready', 'leased') OR state = 'waiting');
 -- (the identity is drawn in the ORDER BY's order). Notifies once, on commit.
 WITH inserted AS (
     INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
-                      available_at, created_at, updated_at)
+                      available_at, created_at, updated_at, timeout)
     SELECT %(queue)s::text, 'ready', t.priority, t.payload, t.headers, 0, t.max_attempts,
-           t.available_at, %(now)s::double precision, %(now)s::double precision
+           t.available_at, %(now)s::double precision, %(now)s::double precision, t.timeout
     FROM unnest(%(priorities)s::integer[], %(payloads)s::text[], %(headers)s::text[],
-                %(max_attempts)s::integer[], %(available_ats)s::double precision[])
-         WITH ORDINALITY AS t(priority, payload, headers, max_attempts, available_at, ord)
+                %(max_attempts)s::integer[], %(available_ats)s::double precision[],
+                %(timeouts)s::double precision[])
+         WITH ORDINALITY AS t(priority, payload, headers, max_attempts, available_at, timeout,
+                              ord)
     ORDER BY t.ord
     RETURNING id
 )
@@ -48,33 +51,39 @@ ORDER BY inserted.id;
 -- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
 -- No row returned (a new or bounded queue) means: take the transactional path instead.
 WITH q AS (
-    SELECT name, max_attempts FROM queues WHERE name = %(queue)s AND max_size IS NULL
+    SELECT name, max_attempts, timeout FROM queues WHERE name = %(queue)s AND max_size IS NULL
 ), inserted AS (
     INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
-                      available_at, created_at, updated_at)
+                      available_at, created_at, updated_at, timeout)
     SELECT q.name, 'ready', %(priority)s::integer, %(payload)s::text, %(headers)s::text, 0,
            %(max_attempts)s::integer, %(available_at)s::double precision,
-           %(now)s::double precision, %(now)s::double precision
+           %(now)s::double precision, %(now)s::double precision,
+           %(timeout)s::double precision
     FROM q
-    RETURNING id, max_attempts
+    RETURNING id, max_attempts, timeout
 )
 SELECT inserted.id, COALESCE(inserted.max_attempts, q.max_attempts) AS max_attempts,
+       COALESCE(inserted.timeout, q.timeout) AS timeout,
        pg_notify('persistent_queue', q.name) AS woken
 FROM inserted, q;
 
 -- name: claim
 -- One statement: pick the claimable rows no other transaction holds (SKIP LOCKED), lease them.
 -- An expired lease on a job with attempts left is claimable again (its last attempt is
--- dead-lettered by `find_exhausted_leases` instead).
+-- dead-lettered by `find_exhausted_leases` instead, which also cancels an expired lease
+-- whose cancellation was requested). Records who claimed the attempt and when, and clears
+-- the last attempt's progress.
 WITH q AS (
-    SELECT visibility_timeout, max_attempts FROM queues
+    SELECT visibility_timeout, max_attempts, timeout FROM queues
     WHERE name = %(queue)s AND paused = 0
 ), picked AS MATERIALIZED (
     SELECT j.id FROM jobs AS j, q
     WHERE j.queue = %(queue)s
       AND j.state IN ('ready', 'leased')
       AND j.available_at <= %(now)s
-      AND (j.state = 'ready' OR j.attempts < COALESCE(j.max_attempts, q.max_attempts))
+      AND (j.state = 'ready'
+           OR (j.attempts < COALESCE(j.max_attempts, q.max_attempts)
+               AND j.cancel_requested_at IS NULL))
     ORDER BY j.priority DESC, j.id
     LIMIT %(limit)s
     FOR UPDATE OF j SKIP LOCKED
@@ -89,14 +98,16 @@ SET state = 'leased',
                                       q.visibility_timeout),
     last_error = CASE WHEN j.state = 'leased' THEN 'lease expired before ack'
                       ELSE j.last_error END,
-    updated_at = %(now)s
+    updated_at = %(now)s,
+    started_at = %(now)s, claimed_by = %(worker)s, progress = NULL, progress_message = NULL
 FROM picked, q
 WHERE j.id = picked.id
 -- Explicit columns, in the order `sqlite_rows.job_from_claim` reads them by position.
 RETURNING j.id, j.queue, j.payload, j.headers, j.priority, j.attempts,
     COALESCE(j.max_attempts, q.max_attempts),
     j.lease_token, j.lease_expires_at, j.created_at, j.available_at, j.updated_at,
-    j.last_error, j.dedup_key, j.depends_on;
+    j.last_error, j.dedup_key, j.depends_on,
+    COALESCE(j.timeout, q.timeout), j.started_at, j.claimed_by;
 
 -- name: next_available_at
 SELECT min(available_at) AS at FROM jobs
@@ -142,7 +153,9 @@ SET state = 'ready', lease_token = NULL, lease_expires_at = NULL,
 WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
   AND lease_expires_at - %(now)s > 0
 RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
-    AS effective_max_attempts;
+    AS effective_max_attempts,
+    COALESCE(timeout, (SELECT q.timeout FROM queues q WHERE q.name = queue))
+    AS effective_timeout;
 
 -- name: extend
 UPDATE jobs
@@ -150,35 +163,71 @@ SET lease_expires_at = %(until)s, available_at = %(until)s, updated_at = %(now)s
 WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
   AND lease_expires_at - %(now)s > 0
 RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
-    AS effective_max_attempts;
+    AS effective_max_attempts,
+    COALESCE(timeout, (SELECT q.timeout FROM queues q WHERE q.name = queue))
+    AS effective_timeout;
+
+-- name: set_progress
+-- The running handler's progress, fenced like `extend`; the lease is renewed to at least
+-- :seconds (else the queue's visibility timeout) from now, never shortened.
+UPDATE jobs
+SET progress = %(fraction)s, progress_message = %(message)s,
+    lease_expires_at = greatest(lease_expires_at, %(now)s + COALESCE(
+        %(seconds)s::double precision,
+        (SELECT q.visibility_timeout FROM queues q WHERE q.name = queue), 0)),
+    available_at = greatest(lease_expires_at, %(now)s + COALESCE(
+        %(seconds)s::double precision,
+        (SELECT q.visibility_timeout FROM queues q WHERE q.name = queue), 0)),
+    updated_at = %(now)s
+WHERE id = %(id)s AND state = 'leased' AND lease_token = %(token)s
+  AND lease_expires_at - %(now)s > 0
+RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = queue))
+    AS effective_max_attempts,
+    COALESCE(timeout, (SELECT q.timeout FROM queues q WHERE q.name = queue))
+    AS effective_timeout;
+
+-- name: cancel_requests
+-- Which of these jobs have their cancellation requested: a primary-key probe per id, no
+-- lock (the worker asks for the jobs it runs, about twice a second).
+SELECT id FROM jobs
+WHERE id = ANY (%(ids)s::bigint[]) AND cancel_requested_at IS NOT NULL;
 
 -- name: insert_dead_letter
 INSERT INTO dead_letters (id, queue, priority, payload, headers, attempts, max_attempts,
-                          created_at, reason, last_error, dead_at, dedup_key, depends_on)
+                          created_at, reason, last_error, dead_at, dedup_key, depends_on,
+                          timeout, started_at, claimed_by)
 SELECT id, queue, priority, payload, headers, attempts, max_attempts,
        created_at, %(reason)s::text, COALESCE(%(error)s::text, last_error),
-       %(now)s::double precision, dedup_key, depends_on
+       %(now)s::double precision, dedup_key, depends_on, timeout, started_at, claimed_by
 FROM jobs WHERE id = %(id)s
 RETURNING *;
 
 -- name: find_exhausted_leases
--- Leases that expired on their last allowed attempt: these jobs crashed every consumer.
--- Rows another transaction is working on are left to it (SKIP LOCKED).
-SELECT j.id, j.queue, j.attempts FROM jobs AS j
+-- Leases that expired on their last allowed attempt (these jobs crashed every consumer), and
+-- expired leases of jobs whose cancellation was requested. Rows another transaction is
+-- working on are left to it (SKIP LOCKED).
+SELECT j.id, j.queue, j.attempts, j.started_at, j.claimed_by, j.cancel_requested_at,
+       j.cancel_reason
+FROM jobs AS j
 WHERE j.state = 'leased' AND j.lease_expires_at <= %(now)s
-  AND j.attempts >= COALESCE(j.max_attempts,
-                             (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue))
+  AND (j.cancel_requested_at IS NOT NULL
+       OR j.attempts >= COALESCE(j.max_attempts,
+                                 (SELECT q.max_attempts FROM queues AS q WHERE q.name = j.queue)))
 ORDER BY j.id
 FOR UPDATE OF j SKIP LOCKED;
 
 -- name: get_job
 SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = j.queue))
-    AS effective_max_attempts
+    AS effective_max_attempts,
+    COALESCE(j.timeout, (SELECT q.timeout FROM queues q WHERE q.name = j.queue))
+    AS effective_timeout
 FROM jobs AS j WHERE j.id = %(id)s;
 
 -- name: lock_job
 SELECT j.*, COALESCE(j.max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = j.queue))
-    AS effective_max_attempts
+    AS effective_max_attempts,
+    COALESCE(j.timeout, (SELECT q.timeout FROM queues q WHERE q.name = j.queue))
+    AS effective_timeout
 FROM jobs AS j WHERE j.id = %(id)s
 FOR UPDATE OF j;
 
@@ -188,11 +237,12 @@ SELECT * FROM dead_letters WHERE id = %(id)s FOR UPDATE;
 -- name: redrive_one
 -- The job comes back under its own id (the identity never hands that id out again).
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
-                  available_at, created_at, updated_at, last_error, dedup_key, depends_on)
+                  available_at, created_at, updated_at, last_error, dedup_key, depends_on,
+                  timeout)
 OVERRIDING SYSTEM VALUE
 SELECT id, queue, 'ready', priority, payload, headers, 0, max_attempts,
        %(now)s::double precision, created_at, %(now)s::double precision, last_error,
-       dedup_key, depends_on
+       dedup_key, depends_on, timeout
 FROM dead_letters WHERE id = %(id)s
 ON CONFLICT (id) DO NOTHING;
 
@@ -221,6 +271,15 @@ GROUP BY queue;
 DELETE FROM jobs WHERE id = ANY (ARRAY(
     SELECT id FROM jobs
     WHERE queue = %(queue)s AND state = 'done' AND finished_at <= %(before)s
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+));
+
+-- name: cleanup_cancelled
+-- Cancelled jobs past the retention, batched and locked as cleanup_done (jobs_cancelled).
+DELETE FROM jobs WHERE id = ANY (ARRAY(
+    SELECT id FROM jobs
+    WHERE queue = %(queue)s AND state = 'cancelled' AND finished_at <= %(before)s
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ));

@@ -1,7 +1,7 @@
 -- The registry of producers and consumers, and small durable values (kv).
 
 -- name: throughput_enqueued
--- Dead-lettered jobs were enqueued too: they count where they were created.
+-- Dead-lettered and cancelled jobs were enqueued too: they count where they were created.
 -- Unfinished jobs come from their partial indexes; a done job created in the window also
 -- finished in it, so only the window's range of each queue's jobs_done is read. The queue
 -- names of done jobs come from a skip-scan of that index (as in `done_queue_names`), as one
@@ -21,6 +21,9 @@ FROM (SELECT queue, created_at FROM jobs
       SELECT queue, created_at FROM jobs
       WHERE queue = ANY (ARRAY(SELECT name FROM names WHERE name IS NOT NULL))
         AND state = 'done' AND finished_at >= %(since)s AND created_at >= %(since)s
+      UNION ALL
+      SELECT queue, created_at FROM jobs
+      WHERE state = 'cancelled' AND finished_at >= %(since)s AND created_at >= %(since)s
       UNION ALL
       SELECT queue, created_at FROM dead_letters WHERE created_at >= %(since)s) AS created
 GROUP BY 1, 2;

@@ -59,10 +59,11 @@ WHERE e.job_id = %(id)s
 -- name: restore_waiting
 -- The dead letter back into `jobs` under its own id (the identity never hands it out).
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
-                  available_at, created_at, updated_at, last_error, dedup_key, depends_on)
+                  available_at, created_at, updated_at, last_error, dedup_key, depends_on,
+                  timeout)
 OVERRIDING SYSTEM VALUE
 SELECT id, queue, 'waiting', priority, payload, headers, 0, max_attempts,
-       %(now)s, created_at, %(now)s, last_error, dedup_key, depends_on
+       %(now)s, created_at, %(now)s, last_error, dedup_key, depends_on, timeout
 FROM dead_letters WHERE id = %(id)s;
 
 -- name: subscribers

@@ -1,7 +1,7 @@
 -- The registry of producers and consumers, and small durable values (kv).
 
 -- name: throughput_enqueued
--- Dead-lettered jobs were enqueued too: they count where they were created.
+-- Dead-lettered and cancelled jobs were enqueued too: they count where they were created.
 -- Unfinished jobs come from their partial indexes; a done job created in the window also
 -- finished in it, so only the window's range of each queue's done index is read.
 SELECT queue, CAST(created_at / :bucket AS INTEGER) * :bucket AS bucket, count(*) AS n
@@ -12,6 +12,10 @@ FROM (SELECT queue, created_at FROM jobs
       UNION ALL
       SELECT j.queue, j.created_at FROM queues AS q CROSS JOIN jobs AS j
       WHERE j.queue = q.name AND j.state = 'done' AND j.finished_at >= :since
+        AND j.created_at >= :since
+      UNION ALL
+      SELECT j.queue, j.created_at FROM queues AS q CROSS JOIN jobs AS j
+      WHERE j.queue = q.name AND j.state = 'cancelled' AND j.finished_at >= :since
         AND j.created_at >= :since
       UNION ALL
       SELECT queue, created_at FROM dead_letters WHERE created_at >= :since)

@@ -30,9 +30,10 @@ WHERE e.job_id = :id
 
 -- name: restore_waiting
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
-                  available_at, created_at, updated_at, last_error, dedup_key, depends_on)
+                  available_at, created_at, updated_at, last_error, dedup_key, depends_on,
+                  timeout)
 SELECT id, queue, 'waiting', priority, payload, headers, 0, max_attempts,
-       :now, created_at, :now, last_error, dedup_key, depends_on
+       :now, created_at, :now, last_error, dedup_key, depends_on, timeout
 FROM dead_letters WHERE id = :id;
 
 -- name: subscribers
