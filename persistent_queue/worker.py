@@ -1,4 +1,4 @@
-"""The consumer: claims jobs from its queues and runs a handler on each, in threads.
+"""The consumer: claims jobs from its queues and runs a handler on each.
 
 With several queues, a claim takes from the first listed queue that has claimable jobs
 (:mod:`persistent_queue.worker_claims`).
@@ -8,9 +8,25 @@ raising :class:`~persistent_queue.Retry` asks for a retry after its delay; any o
 nacks the job with the error and its traceback (retried with backoff, dead-lettered when its
 attempts are used up).
 
-While a handler runs, a heartbeat thread extends the job's lease, so a long job is not handed
-to another consumer. If the lease is lost anyway (the process was frozen longer than the
-visibility timeout), the result is not acked and that is logged: another consumer owns the job.
+Executors (``WorkerConfig.executor``):
+
+* ``thread`` (the default): handlers run in this process, one thread per slot. Cheapest, but
+  a handler that holds the GIL (a long computation in C, such as a catastrophic regex) also
+  stops the heartbeat thread: if that lasts longer than the lease, the lease expires and
+  another consumer may start the same job. This worker notices (the late heartbeat and the
+  refused ack are logged as a lost lease: the job's outcome is the other consumer's), but
+  cannot prevent it. A handler that outlives its timeout or its cancellation's grace period
+  cannot be stopped either: the attempt is failed (or the job cancelled) on time, the slot
+  goes to a new thread, and the old thread's eventual outcome is discarded and logged.
+* ``process``: handlers run in a pool of child processes
+  (:class:`~persistent_queue.executors.ProcessExecutor`) while this process claims and
+  renews leases; a hung, GIL-holding, crashing or leaking handler is killed at its timeout
+  or on cancellation, and its child replaced.
+
+Control of a running job: the control thread renews each lease, asks the database about
+every ``CONTROL_INTERVAL`` s which jobs in hand have a cancellation requested (the handler
+sees it at ``current_job().raise_if_cancelled()`` / ``set_progress()``), and enforces each
+job's timeout (``timed out after N s``: retried or dead-lettered as any failure).
 
 Stopping: the first SIGTERM/SIGINT stops claiming and lets the jobs in hand finish and be acked
 (warm stop, exit 0); a second one gives the jobs in hand back at once with ``requeue`` and
@@ -24,9 +40,11 @@ import queue as queue_module
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from . import config, validation
-from .errors import InvalidArgument, LeaseLost, QueueError, Retry
+from .errors import InvalidArgument, JobCancelled, LeaseLost, QueueError, Retry
+from .executors import Outcome, ProcessExecutor
 from .logs import JobLog
 from .models import DeadLetter, Job
 from .queue import Queue
@@ -54,6 +72,14 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_COLD_STOP = 0, 1, 2, 3
 #: How often a consumer records its heartbeat and counters in the workers table (seconds).
 WORKER_HEARTBEAT_INTERVAL = 5.0
 
+#: How often the control thread looks for cancellations and overdue jobs (seconds).
+CONTROL_INTERVAL = 0.5
+
+#: A control thread that woke this much later than asked was starved (seconds).
+STARVED_AFTER = 2.0
+
+Executor = Literal["thread", "process"]
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
@@ -62,7 +88,7 @@ class WorkerConfig:
     #: The queue to consume (the first of :attr:`queues` when those are given).
     queue: str | None = None
     handler: str = "persistent_queue.handlers:echo"
-    #: Jobs run at once (one thread each).
+    #: Jobs run at once (one thread, or one child process, each).
     concurrency: int = 1
     #: Lease length; None uses the queue's own setting.
     visibility_timeout: float | None = None
@@ -78,6 +104,14 @@ class WorkerConfig:
     queues: tuple[str, ...] = ()
     #: ``module:attr`` naming a :class:`~persistent_queue.Queue` whose tasks this worker runs.
     app: str | None = None
+    #: Where handlers run: ``thread`` (in this process) or ``process`` (child processes that
+    #: can be killed at a timeout or on cancellation). See the module docstring.
+    executor: Executor = "thread"
+    #: ``process`` executor: replace a child after it ran this many jobs (None: never).
+    max_tasks_per_child: int | None = None
+    #: Seconds a cancelled handler has to stop by itself before it is killed (``process``)
+    #: or abandoned (``thread``) and its job marked cancelled.
+    cancel_grace: float = 5.0
 
     def __post_init__(self) -> None:
         queues = tuple(self.queues)
@@ -100,18 +134,32 @@ class WorkerConfig:
         validation.seconds(self.wait, name="wait", maximum=60.0, allow_zero=False)
         if self.max_jobs is not None:
             validation.integer(self.max_jobs, name="max_jobs", minimum=1, maximum=2**62)
+        if self.executor not in ("thread", "process"):
+            raise InvalidArgument(f"executor must be 'thread' or 'process', "
+                                  f"not {self.executor!r}")
+        if self.max_tasks_per_child is not None:
+            validation.integer(self.max_tasks_per_child, name="max_tasks_per_child",
+                               minimum=1, maximum=2**62)
+        validation.seconds(self.cancel_grace, name="cancel_grace", maximum=3600.0)
 
 
 @dataclass(slots=True)
 class _InHand:
     job: Job
-    started: float = field(default_factory=time.monotonic)
+    claimed: float = field(default_factory=time.monotonic)
+    #: When the handler started (monotonic); None while the job waits for a thread.
+    running_since: float | None = None
     lease_lost: bool = False
     settling: bool = False
+    #: Set once a cancellation of the job was requested; handlers see it.
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_seen: float | None = None
+    #: Thread executor: the handler outlived its timeout or cancellation and was left behind.
+    abandoned: bool = False
 
 
 class Worker:
-    """Runs ``handler`` on the jobs of one queue until stopped.
+    """Runs ``handler`` (or the job's task) on the jobs of its queues until stopped.
 
     Another thread can watch it through :attr:`stopping`, :attr:`idle` and :attr:`draining`.
     """
@@ -127,6 +175,13 @@ class Worker:
         #: The tasks this worker runs (None: only the handler's jobs).
         self.tasks = tasks
         self._router = Router(q, self.handler, tasks, self.id)
+        self._executor: ProcessExecutor | None = None
+        if settings.executor == "process":
+            self._executor = ProcessExecutor(
+                size=settings.concurrency, db=str(q.db),
+                queue_options={"durability": q.durability}, handler=settings.handler,
+                app=settings.app, worker_id=self.id,
+                max_tasks_per_child=settings.max_tasks_per_child)
         self.job_log = JobLog(settings.log_dir, worker=self.id) if settings.log_dir else None
         self._in_hand: dict[int, _InHand] = {}
         self._lock = threading.Condition()
@@ -139,6 +194,8 @@ class Worker:
         self._found_none = False
         self._counts = {"processed": 0, "failed": 0}
         self._started_jobs = 0
+        self._left_behind = 0  # thread executor: abandoned handlers still running
+        self._exit_code = EXIT_OK
         self.processed = 0
         self.failed = 0
 
@@ -173,16 +230,19 @@ class Worker:
     def run(self) -> int:
         """Consume until stopped; returns the process exit code."""
         queues = list(self.config.queues)
+        if self._executor is not None:
+            self._executor.start()
         self.q.register_worker(self.id, kind="consumer", queues=queues)
         logger.info("consumer started", extra={"worker": self.id, "queue": queues[0],
                                                 "queues": queues,
                                                 "concurrency": self.config.concurrency,
+                                                "executor": self.config.executor,
                                                 "handler": self.config.handler})
-        threads = [threading.Thread(target=self._run_jobs, name=f"job-{i}", daemon=True)
-                   for i in range(self.config.concurrency)]
-        threads.append(threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True))
+        threads = [self._job_thread(i) for i in range(self.config.concurrency)]
+        threads.append(threading.Thread(target=self._control, name="control", daemon=True))
         for thread in threads:
             thread.start()
+        code = EXIT_ERROR
         try:
             self._claim_until_stopped()
             self._draining.set()
@@ -191,9 +251,12 @@ class Worker:
             self._done.set()
             for _ in range(self.config.concurrency):
                 self._tasks.put(None)
+            if self._executor is not None:
+                self._executor.shutdown(kill=self._cold.is_set())
             self._flush_counts(stopping=True)
             if self.job_log:
                 self.job_log.close()
+        code = max(code, self._exit_code) if code != EXIT_COLD_STOP else code
         logger.info("consumer stopped", extra={"worker": self.id, "processed": self.processed,
                                                 "failed": self.failed, "exit_code": code})
         return code
@@ -221,7 +284,8 @@ class Worker:
                 free -= extra
             try:
                 jobs = claim(self.q, queues, free, wait=self.config.wait,
-                             visibility_timeout=self.config.visibility_timeout)
+                             visibility_timeout=self.config.visibility_timeout,
+                             worker=self.id)
             except QueueError as exc:
                 jobs = []
                 self._found_none = False  # failing, not idle
@@ -268,79 +332,120 @@ class Worker:
 
     # -- running jobs -----------------------------------------------------------------------
 
-    def _run_jobs(self) -> None:
+    def _job_thread(self, slot: int) -> threading.Thread:
+        return threading.Thread(target=self._run_jobs, args=(slot,), name=f"job-{slot}",
+                                daemon=True)
+
+    def _run_jobs(self, slot: int) -> None:
         while True:
             job = self._tasks.get()
             if job is None:
                 return
+            left_behind = False
             try:
-                self._run_one(job)
+                left_behind = self._run_one(job, slot)
             except Exception:  # pragma: no cover - a bug here must not kill the thread
                 logger.exception("unexpected error settling job %d", job.id,
                                  extra={"worker": self.id, "job_id": job.id})
             finally:
-                with self._lock:
-                    self._in_hand.pop(job.id, None)
-                    self._lock.notify_all()
-                self._slots.release()
+                if not left_behind:
+                    with self._lock:
+                        self._in_hand.pop(job.id, None)
+                        self._lock.notify_all()
+                    self._slots.release()
+            if left_behind:
+                return  # a new thread took this one's place when it was abandoned
 
-    def _run_one(self, job: Job) -> None:
-        started = time.monotonic()
-        error: str | None = None
-        retry: Retry | None = None
-        routed = Routed()
-        try:
-            routed = self._router.run(job)
-            if routed.unknown is not None:
-                error = routed.unknown_error(self.id)
-        except Retry as exc:
-            retry = exc
-        except BaseException as exc:  # SystemExit from a handler fails the job, not the thread
-            error = describe_error(exc)
-        duration = time.monotonic() - started
+    def _run_one(self, job: Job, slot: int) -> bool:
+        """Run and settle one job; True if its handler was abandoned while it ran."""
         with self._lock:
             entry = self._in_hand.get(job.id)
-            if entry is None or self._cold.is_set():
-                return  # given back by a cold stop
+            if entry is None:
+                return False
+            entry.running_since = time.monotonic()
+        if entry.cancel.is_set():
+            outcome = Outcome(kind="cancelled")  # cancelled while it waited for a thread
+        elif self._executor is not None:
+            outcome = self._executor.run(job, slot=slot, timeout=job.timeout,
+                                         cancel=entry.cancel, grace=self.config.cancel_grace)
+        else:
+            outcome = self._run_here(job, entry)
+        with self._lock:
+            if entry.abandoned:
+                self._left_behind -= 1
+                logger.warning(
+                    "the abandoned handler of job %d returned after %.1f s; its outcome "
+                    "(%s) is discarded", job.id, time.monotonic() - entry.running_since,
+                    outcome.kind, extra={"worker": self.id, "job_id": job.id})
+                return True
+            if self._cold.is_set() or job.id not in self._in_hand:
+                return False  # given back by a cold stop
             entry.settling = True
             lost = entry.lease_lost
-        result = self._settle(job, error, retry, lost, routed)
+        self._finish(job, outcome, lost)
+        return False
+
+    def _run_here(self, job: Job, entry: _InHand) -> Outcome:
+        """The thread executor: run the job in this thread."""
+        started = time.monotonic()
+        try:
+            routed = self._router.run(job, cancel=entry.cancel)
+        except Retry as exc:
+            return Outcome(kind="retry", retry_delay=exc.delay, retry_reason=exc.reason,
+                           duration=time.monotonic() - started)
+        except JobCancelled:
+            return Outcome(kind="cancelled", duration=time.monotonic() - started)
+        except BaseException as exc:  # SystemExit from a handler fails the job, not the thread
+            return Outcome(kind="error", error=describe_error(exc),
+                           duration=time.monotonic() - started)
+        return Outcome(kind="ok", routed=routed, duration=time.monotonic() - started)
+
+    def _finish(self, job: Job, outcome: Outcome, lost: bool) -> None:
+        """Settle ``job`` with ``outcome``, then log and count the result."""
+        routed = outcome.routed
+        result = "lease_lost" if lost else self._settle(job, outcome)
         extra = {"worker": self.id, "job_id": job.id, "queue": job.queue,
-                 "attempt": job.attempts, "duration_ms": round(duration * 1000, 1),
+                 "attempt": job.attempts, "duration_ms": round(outcome.duration * 1000, 1),
                  "result": result, "task": routed.task}
         if result == "acked":
             logger.info("job %d acked", job.id, extra=extra)
         else:
             logger.warning("job %d %s", job.id, result.replace("_", " "), extra=extra)
         with self._lock:
-            if result == "acked":
-                self.processed += 1
-                self._counts["processed"] += 1
-            else:
-                self.failed += 1
-                self._counts["failed"] += 1
+            key = "processed" if result == "acked" else "failed"
+            setattr(self, key, getattr(self, key) + 1)
+            self._counts[key] += 1
         if self.job_log:
             self.job_log.processed(job_id=job.id, queue=job.queue, attempt=job.attempts,
-                                   duration=duration, result=result)
-            if error is not None or retry is not None:
-                text = error if error is not None else f"Retry: {retry}"
+                                   duration=outcome.duration, result=result)
+            error = self._error_text(job, outcome)
+            if error is not None and outcome.kind != "cancelled":
                 self.job_log.error(job_id=job.id, queue=job.queue, attempt=job.attempts,
-                                   error=text)
+                                   error=error)
 
-    def _settle(self, job: Job, error: str | None, retry: Retry | None, lost: bool,
-                routed: Routed) -> str:
-        """Ack (with a task's result) or nack; the result word for the logs."""
-        if lost:
-            return "lease_lost"
+    def _error_text(self, job: Job, outcome: Outcome) -> str | None:
+        if outcome.kind == "retry":
+            return f"Retry: {outcome.retry_reason}"
+        if outcome.routed.unknown is not None:
+            return outcome.routed.unknown_error(self.id)
+        return outcome.error
+
+    def _settle(self, job: Job, outcome: Outcome) -> str:
+        """Ack (with a task's result), nack or confirm a cancellation; the result word."""
+        routed = outcome.routed
         try:
-            if retry is not None:
-                outcome = self.q.nack(job, error=f"Retry: {retry.reason}", delay=retry.delay)
+            if outcome.kind == "cancelled":
+                self.q.confirm_cancel(job)
+                return "cancelled"
+            if outcome.kind == "retry":
+                result = self.q.nack(job, error=f"Retry: {outcome.retry_reason}",
+                                     delay=outcome.retry_delay)
             elif routed.unknown is not None:
                 # Should this be the last attempt, the dead letter says why, not "failed N of N".
-                outcome = self.q.nack(job, error=error,
-                                      dead_letter_reason=routed.dead_letter_reason)
-            elif error is not None:
-                outcome = self.q.nack(job, error=error)
+                result = self.q.nack(job, error=routed.unknown_error(self.id),
+                                     dead_letter_reason=routed.dead_letter_reason)
+            elif outcome.kind != "ok":
+                result = self.q.nack(job, error=outcome.error)
             elif routed.task is not None:
                 self.q.ack(job, result=routed.result)
                 return "acked"
@@ -355,11 +460,13 @@ class Worker:
             logger.error("could not settle job %d: %s", job.id, exc,
                          extra={"worker": self.id, "job_id": job.id})
             return "settle_failed"
-        if isinstance(outcome, DeadLetter):
+        if isinstance(result, DeadLetter):
             return "dead_lettered"
-        return "retry" if retry is not None else "failed"
+        if outcome.kind in ("timeout", "crashed"):
+            return "timed_out" if outcome.kind == "timeout" else "crashed"
+        return "retry" if outcome.kind == "retry" else "failed"
 
-    # -- heartbeats -------------------------------------------------------------------------
+    # -- control: leases, cancellations, timeouts, heartbeats --------------------------------
 
     def _lease_lengths(self) -> dict[str, float]:
         """The lease length of each consumed queue."""
@@ -373,17 +480,100 @@ class Worker:
                 lengths[name] = self.q.default_visibility_timeout
         return lengths
 
-    def _heartbeat(self) -> None:
-        next_worker_beat = time.monotonic() + WORKER_HEARTBEAT_INTERVAL
-        while not self._done.is_set():
-            leases = self._lease_lengths()
-            self._done.wait(max(0.05, min(min(leases.values()) / 3, 10.0)))
-            if self._done.is_set():
+    def _control(self) -> None:
+        """The control thread: see the module docstring."""
+        leases = self._lease_lengths()
+        now = time.monotonic()
+        next_extend, next_lengths = now, now + 30.0
+        next_worker_beat = now + WORKER_HEARTBEAT_INTERVAL
+        while True:
+            asleep = time.monotonic()
+            interval = max(0.01, min(CONTROL_INTERVAL, next_extend - asleep))
+            if self._done.wait(interval):
                 return
-            self._extend_leases(leases)
-            if time.monotonic() >= next_worker_beat:
-                next_worker_beat = time.monotonic() + WORKER_HEARTBEAT_INTERVAL
+            now = time.monotonic()
+            late = now - asleep - interval
+            if late > STARVED_AFTER:
+                with self._lock:
+                    running = sorted(self._in_hand)
+                logger.warning(
+                    "the control thread could not run for %.1f s: a handler holding the GIL "
+                    "(e.g. a long call into C) stops lease renewal; another consumer may take "
+                    "such a job when its lease expires (use --executor process)", late,
+                    extra={"worker": self.id, "job_ids": running})
+            if now >= next_lengths:
+                leases, next_lengths = self._lease_lengths(), now + 30.0
+            self._watch_cancellations()
+            if self._executor is None:
+                self._enforce_limits()
+            if now >= next_extend:
+                self._extend_leases(leases)
+                next_extend = time.monotonic() + max(0.05, min(min(leases.values()) / 3, 10.0))
+            if now >= next_worker_beat:
+                next_worker_beat = now + WORKER_HEARTBEAT_INTERVAL
                 self._flush_counts()
+
+    def _watch_cancellations(self) -> None:
+        with self._lock:
+            ids = [job_id for job_id, e in self._in_hand.items() if e.cancel_seen is None]
+        if not ids:
+            return
+        try:
+            requested = self.q.cancel_requests(ids)
+        except QueueError as exc:
+            logger.error("could not read cancellations: %s", exc, extra={"worker": self.id})
+            return
+        for job_id in requested:
+            self._cancel_requested(job_id)
+
+    def _cancel_requested(self, job_id: int) -> None:
+        with self._lock:
+            entry = self._in_hand.get(job_id)
+            if entry is None or entry.cancel_seen is not None:
+                return
+            entry.cancel_seen = time.monotonic()
+        entry.cancel.set()
+        logger.info("cancellation of job %d requested", job_id,
+                    extra={"worker": self.id, "job_id": job_id})
+
+    def _enforce_limits(self) -> None:
+        """Thread executor: fail a job past its timeout, cancel one past its grace period."""
+        now = time.monotonic()
+        overdue: list[tuple[_InHand, Outcome]] = []
+        with self._lock:
+            for entry in self._in_hand.values():
+                if entry.settling or entry.running_since is None:
+                    continue
+                timeout = entry.job.timeout
+                if timeout is not None and now - entry.running_since >= timeout:
+                    overdue.append((entry, Outcome(
+                        kind="timeout", error=f"timed out after {timeout:g} s",
+                        duration=now - entry.running_since)))
+                elif (entry.cancel_seen is not None
+                      and now - entry.cancel_seen >= self.config.cancel_grace):
+                    overdue.append((entry, Outcome(kind="cancelled",
+                                                   duration=now - entry.running_since)))
+            for entry, _ in overdue:
+                entry.settling = entry.abandoned = True
+                self._in_hand.pop(entry.job.id, None)
+                self._left_behind += 1
+            self._lock.notify_all()
+        for entry, outcome in overdue:
+            logger.warning(
+                "job %d: its handler is still running %s; this thread cannot stop it, so the "
+                "job is settled now and the handler left behind (use --executor process to "
+                "kill such handlers)", entry.job.id,
+                "after its timeout" if outcome.kind == "timeout" else "after its cancellation",
+                extra={"worker": self.id, "job_id": entry.job.id})
+            self._finish(entry.job, outcome, entry.lease_lost)
+            self._slots.release()
+            self._job_thread(-1).start()  # the slot's replacement
+        if self._left_behind > self.config.concurrency and not self._warm.is_set():
+            logger.error("%d abandoned handlers are still running; stopping this consumer so "
+                         "that its restart ends them", self._left_behind,
+                         extra={"worker": self.id})
+            self._exit_code = EXIT_ERROR
+            self.request_stop()
 
     def _extend_leases(self, leases: dict[str, float]) -> None:
         with self._lock:
@@ -397,11 +587,16 @@ class Worker:
                     if entry.settling:
                         continue
                     entry.lease_lost = True
-                logger.warning("lost the lease of job %d while it ran: %s", entry.job.id, exc,
-                               extra={"worker": self.id, "job_id": entry.job.id})
+                logger.warning(
+                    "lost the lease of job %d while it ran: %s (another consumer may be "
+                    "running it now; its outcome here will not be recorded)", entry.job.id, exc,
+                    extra={"worker": self.id, "job_id": entry.job.id})
             except QueueError as exc:
                 logger.error("could not extend the lease of job %d: %s", entry.job.id, exc,
                              extra={"worker": self.id, "job_id": entry.job.id})
+            else:
+                if entry.job.cancel_requested:
+                    self._cancel_requested(entry.job.id)
 
     def _flush_counts(self, *, stopping: bool = False) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def claim(q: Queue, queues: Sequence[str], count: int, *, wait: float,
-          visibility_timeout: float | None) -> list[Job]:
+          visibility_timeout: float | None, worker: str | None = None) -> list[Job]:
     """Claim up to ``count`` jobs from ``queues`` in listed order, waiting up to ``wait`` s.
 
     One queue is exactly ``q.dequeue_many``. With several, each empty poll reads each queue
@@ -30,10 +30,10 @@ def claim(q: Queue, queues: Sequence[str], count: int, *, wait: float,
     """
     if len(queues) == 1:
         return q.dequeue_many(queues[0], count, wait=wait,
-                              visibility_timeout=visibility_timeout)
+                              visibility_timeout=visibility_timeout, worker=worker)
     deadline = time.monotonic() + wait
     while True:
-        jobs = _claim_in_order(q, queues, count, visibility_timeout)
+        jobs = _claim_in_order(q, queues, count, visibility_timeout, worker)
         if jobs:
             return jobs
         if not _wait_for_any(q, queues, deadline):
@@ -41,12 +41,12 @@ def claim(q: Queue, queues: Sequence[str], count: int, *, wait: float,
 
 
 def _claim_in_order(q: Queue, queues: Sequence[str], count: int,
-                    visibility_timeout: float | None) -> list[Job]:
+                    visibility_timeout: float | None, worker: str | None) -> list[Job]:
     jobs: list[Job] = []
     for name in queues:
         try:
             jobs += q.dequeue_many(name, count - len(jobs),
-                                   visibility_timeout=visibility_timeout)
+                                   visibility_timeout=visibility_timeout, worker=worker)
         except QueueError:
             if not jobs:
                 raise

@@ -38,7 +38,19 @@ from .process_options import HELP, import_from_cwd, inherited
               show_default=True, show_envvar=True,
               help="module:callable taking a Job (the current directory is importable).")
 @click.option("--concurrency", envvar="PQ_CONCURRENCY", type=int, default=1,
-              show_default=True, show_envvar=True, help="Jobs run at once (threads).")
+              show_default=True, show_envvar=True,
+              help="Jobs run at once (threads, or child processes with --executor process).")
+@click.option("--executor", envvar="PQ_EXECUTOR", type=click.Choice(["thread", "process"]),
+              default="thread", show_default=True, show_envvar=True,
+              help="Where handlers run: threads of this process, or child processes that can "
+                   "be killed at a job's timeout or on its cancellation.")
+@click.option("--max-tasks-per-child", envvar="PQ_MAX_TASKS_PER_CHILD", type=int,
+              default=None, show_envvar=True,
+              help="--executor process: replace a child process after this many jobs.")
+@click.option("--cancel-grace", envvar="PQ_CANCEL_GRACE", type=float, default=5.0,
+              show_default=True, show_envvar=True,
+              help="Seconds a cancelled handler has to stop by itself before it is killed "
+                   "(process) or left behind (thread).")
 @click.option("--visibility-timeout", envvar="PQ_VISIBILITY_TIMEOUT", type=float,
               default=None, show_envvar=True,
               help="Lease length in seconds [default: the queue's setting].")
@@ -56,7 +68,9 @@ from .process_options import HELP, import_from_cwd, inherited
               show_envvar=True)
 @click.pass_context
 def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str | None,
-           app: str | None, handler: str, concurrency: int, visibility_timeout: float | None,
+           app: str | None, handler: str, concurrency: int, executor: str,
+           max_tasks_per_child: int | None, cancel_grace: float,
+           visibility_timeout: float | None,
            wait: float, log_dir: str, max_jobs: int | None, durability: str, log_format: str,
            log_level: str) -> None:
     """Claim jobs from QUEUE (or QUEUES, in order) and run each until SIGTERM/SIGINT.
@@ -72,6 +86,9 @@ def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str 
         queue_name, queues = _chosen_queues(ctx, queue_name, queue_list)
         settings = WorkerConfig(queue=queue_name, queues=queues, handler=handler,
                                 concurrency=concurrency, app=app or None,
+                                executor=executor,  # type: ignore[arg-type]
+                                max_tasks_per_child=max_tasks_per_child,
+                                cancel_grace=cancel_grace,
                                 visibility_timeout=visibility_timeout, wait=wait,
                                 log_dir=log_dir or None, max_jobs=max_jobs)
         function = load_handler(handler)
@@ -87,6 +104,9 @@ def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str 
     with q:
         try:
             code = Worker(q, settings, function, tasks).run_with_signals()
+        except InvalidArgument as exc:  # e.g. the handler does not import in a child process
+            click.echo(f"error: {exc}", err=True)
+            code = EXIT_USAGE
         except QueueError as exc:
             click.echo(f"error: {exc}", err=True)
             code = EXIT_ERROR
