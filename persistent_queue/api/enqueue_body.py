@@ -8,8 +8,8 @@ FastAPI reads one kind of body per route; these two routes take either, so they 
 - a form (``application/x-www-form-urlencoded``, what ``curl -d 'message=Hello World'`` sends)
   is decoded with :mod:`urllib.parse` (no multipart dependency): ``message`` (or ``payload``)
   becomes the payload, as text; ``queue``, ``priority``, ``delay``, ``run_at``,
-  ``max_attempts``, ``dedup_key`` and ``dedup_window`` are read from their text. ``headers``
-  and ``depends_on`` need JSON.
+  ``max_attempts``, ``dedup_key``, ``dedup_window`` and ``timeout`` are read from their text.
+  ``headers`` and ``depends_on`` need JSON.
 
 A request that names no queue gets ``None`` here; the route puts the server's default queue in
 its place. Every other problem is an :class:`InvalidBody` whose message ends with what a valid
@@ -34,7 +34,7 @@ FORM = "application/x-www-form-urlencoded"
 FORM_FIELDS = {
     "message": "payload", "payload": "payload", "queue": "queue", "priority": "priority",
     "delay": "delay", "run_at": "run_at", "max_attempts": "max_attempts",
-    "dedup_key": "dedup_key", "dedup_window": "dedup_window",
+    "dedup_key": "dedup_key", "dedup_window": "dedup_window", "timeout": "timeout",
 }
 #: More fields than a form can meaningfully carry is a mistake, not a request.
 MAX_FORM_FIELDS = 2 * len(FORM_FIELDS)
@@ -50,6 +50,8 @@ FORM_SCHEMA: dict[str, Any] = {
         "delay": {"type": "number", "minimum": 0},
         "max_attempts": {"type": "integer", "minimum": 1},
         "dedup_key": {"type": "string", "minLength": 1},
+        "timeout": {"type": "number", "exclusiveMinimum": 0,
+                    "description": "seconds an attempt may run"},
     },
     "required": ["message"],
     "additionalProperties": False,

@@ -44,6 +44,10 @@ Delay = Annotated[float, Field(ge=0, le=config.MAX_DELAY, allow_inf_nan=False,
 Timeout = Annotated[float, Field(gt=0, le=config.MAX_VISIBILITY_TIMEOUT, allow_inf_nan=False,
                                  description="seconds")]
 Attempts = Annotated[int, Field(ge=1, le=config.MAX_ATTEMPTS_LIMIT)]
+RunTimeout = Annotated[float, Field(
+    gt=0, le=config.MAX_TIMEOUT, allow_inf_nan=False,
+    description="seconds an attempt may run before its worker stops it and the attempt fails "
+                "(timed out); default: the queue's")]
 HeaderValue = StrictStr | StrictInt | StrictFloat | StrictBool | None
 Headers = Annotated[dict[str, HeaderValue], Field(max_length=config.MAX_HEADERS)]
 
@@ -77,6 +81,7 @@ class EnqueueRequest(StrictModel):
     dedup_window: Annotated[float | None, Field(
         ge=0, le=config.MAX_DELAY, allow_inf_nan=False,
         description="also while that job finished less than this many seconds ago")] = None
+    timeout: RunTimeout | None = None
 
     @model_validator(mode="after")
     def _window_needs_key(self) -> EnqueueRequest:
@@ -106,6 +111,10 @@ class TaskRequest(StrictModel):
         min_length=1, max_length=config.MAX_DEDUP_KEY_CHARS,
         description="while a job of the queue with this key is unfinished, return it instead "
                     "(200, deduplicated: true)")] = None
+    timeout: Annotated[float | None, Field(
+        gt=0, le=config.MAX_TIMEOUT, allow_inf_nan=False,
+        description="seconds an attempt may run (default: the task's, else the queue's)")
+    ] = None
 
 
 class TaskOut(BaseModel):
@@ -119,14 +128,15 @@ class TaskOut(BaseModel):
 
 
 class ResultOut(BaseModel):
-    """Where a job's result stands: ``done`` with its ``result``, ``dead`` with its
-    ``error``, or still unfinished (``waiting``, ``ready`` or ``leased``)."""
+    """Where a job's result stands: ``done`` with its ``result``, ``dead`` or ``cancelled``
+    with its ``error``, or still unfinished (``waiting``, ``ready`` or ``leased``)."""
 
     id: int = Field(description="the job's id")
-    state: str = Field(description="done, dead, or the unfinished job's state")
+    state: str = Field(description="done, dead, cancelled, or the unfinished job's state")
     result: Any = Field(default=None, description="what the task returned (state done)")
-    error: str | None = Field(default=None, description="the last error, else the "
-                                                        "dead-letter reason (state dead)")
+    error: str | None = Field(default=None, description=(
+        "the last error, else the dead-letter reason (state dead); the cancellation's "
+        "reason, else 'cancelled' (state cancelled)"))
 
 
 class DequeueRequest(StrictModel):
@@ -174,14 +184,17 @@ class CreateQueueRequest(StrictModel):
     visibility_timeout: Timeout | None = None
     max_size: Annotated[int | None, Field(ge=1, le=2**62)] = None
     exist_ok: bool = False
+    timeout: RunTimeout | None = None
 
 
 class UpdateQueueRequest(StrictModel):
-    """Settings to change; omitted fields stay, ``max_size: null`` removes the bound."""
+    """Settings to change; omitted fields stay, ``max_size: null`` removes the bound and
+    ``timeout: null`` the run-time limit."""
 
     max_attempts: Attempts | None = None
     visibility_timeout: Timeout | None = None
     max_size: Annotated[int | None, Field(ge=1, le=2**62)] = None
+    timeout: RunTimeout | None = None
 
 
 class RedriveRequest(StrictModel):
@@ -194,6 +207,25 @@ class DeadLetterRequest(StrictModel):
     """Why an operator moves a job to the dead-letter table."""
 
     reason: Annotated[str, Field(min_length=1, max_length=1024)] = "moved by an operator"
+
+
+class CancelRequest(StrictModel):
+    """Why an operator cancels a job (optional: the body may be left out)."""
+
+    reason: Annotated[str | None, Field(max_length=config.MAX_REASON_CHARS,
+                                        description="kept as the job's cancel_reason")] = None
+
+
+class EditDeadLetterRequest(StrictModel):
+    """What to change in a dead letter before redriving it; omitted fields stay as they are.
+
+    ``payload`` and ``headers`` are checked exactly as an enqueue checks them;
+    ``headers: null`` removes the headers.
+    """
+
+    payload: Any = Field(default=None, description="any JSON value (at most 1 MiB encoded)")
+    headers: Headers | None = None
+    priority: Priority = 0
 
 
 class CleanupRequest(StrictModel):
@@ -258,6 +290,7 @@ class JobOut(BaseModel):
 
     # An object, as ``Job.to_dict`` gives it (the dataclass holds a named tuple).
     progress: ProgressOut | None = Field(description=field_descriptions(models.Job)["progress"])
+    run_time: float | None = Field(description=models.Job.run_time.__doc__)
 
 
 @derived_from(models.DeadLetter)
@@ -266,9 +299,10 @@ class DeadLetterOut(BaseModel):
 
 
 class NackOut(BaseModel):
-    """Where a nacked job went: back to the queue (``job``) or dead-lettered (``dead_letter``)."""
+    """Where a nacked job went: back to the queue (``job``), dead-lettered
+    (``dead_letter``), or cancelled (``job``: its cancellation had been requested)."""
 
-    outcome: str = Field(description="'retry' or 'dead'")
+    outcome: str = Field(description="'retry', 'dead' or 'cancelled'")
     job: JobOut | None = None
     dead_letter: DeadLetterOut | None = None
 

@@ -1,4 +1,4 @@
-"""The dead-letter table: list, redrive one or a whole queue, purge."""
+"""The dead-letter table: list, edit one, redrive one or a whole queue, purge."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from ... import config
 from ...errors import JobNotFound
 from ...queue import Queue
 from ..factory import get_queue
-from ..schemas import MAX_ID, NAME_REGEX, CountOut, DeadLetterOut, IdsOut, RedriveRequest
+from ..schemas import (
+    MAX_ID,
+    NAME_REGEX,
+    CountOut,
+    DeadLetterOut,
+    EditDeadLetterRequest,
+    IdsOut,
+    RedriveRequest,
+)
 from ..strict_json import StrictJSONRoute
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["dead letters"])
@@ -27,6 +35,20 @@ def list_dead_letters(
 ) -> list[dict[str, Any]]:
     """Dead-lettered jobs (of one queue or all), newest first."""
     return [dead.to_dict() for dead in queue.dead_letters(queue_name, limit=limit, offset=offset)]
+
+
+@router.patch("/dead-letters/{job_id}", response_model=DeadLetterOut)
+def edit_dead_letter(
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: EditDeadLetterRequest, queue: QueueDep
+) -> dict[str, Any]:
+    """Change a dead letter's ``payload``, ``headers`` or ``priority`` before redriving it.
+
+    Only the fields given change (``headers: null`` removes them); payload and headers are
+    checked as an enqueue checks them (422, 413). 404 if no dead letter has that id, 409 if
+    the job is not dead-lettered.
+    """
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    return queue.edit_dead_letter(job_id, **changes).to_dict()
 
 
 @router.post("/dead-letters/redrive", response_model=IdsOut)

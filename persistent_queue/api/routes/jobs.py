@@ -1,10 +1,11 @@
-"""Jobs as resources: one job, its history, and a filtered, paged list."""
+"""Jobs as resources: one job, its history, and a filtered, paged list; an operator's
+actions on one job: cancel, delete, retry now, dead-letter."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from ... import config
 from ...errors import InvalidArgument
@@ -14,6 +15,7 @@ from ..factory import get_queue
 from ..schemas import (
     MAX_ID,
     NAME_REGEX,
+    CancelRequest,
     CleanupRequest,
     CountOut,
     DeadLetterOut,
@@ -65,9 +67,50 @@ def get_job(job_id: IdPath, queue: QueueDep) -> dict[str, Any]:
 
 @router.get("/jobs/{job_id}/history", response_model=list[JobEventOut])
 def job_history(job_id: IdPath, queue: QueueDep) -> list[dict[str, Any]]:
-    """The job's failures, expired leases, dead-letterings and redrives, oldest first."""
+    """The job's whole timeline, oldest first, done jobs included: enqueued, claimed (worker,
+    attempt), failed (worker, run time, error), lease_expired, cancel_requested, cancelled,
+    acked (worker, run time), dead_lettered, redriven."""
     queue.get_job(job_id)
     return [event.to_dict() for event in queue.history(job_id)]
+
+
+_STATE_CONFLICT: dict[int | str, dict[str, object]] = {
+    404: {"description": "No job has that id (``job_not_found``)."},
+    409: {"description": "The job's state does not allow it (``invalid_job_state``, saying "
+                         "why)."},
+}
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=_STATE_CONFLICT)
+def cancel_job(job_id: IdPath, queue: QueueDep,
+               body: CancelRequest | None = None) -> dict[str, Any]:
+    """Cancel a job; the body (``{"reason": ...}``) is optional.
+
+    A waiting or ready job (delayed too) is ``cancelled`` at once and never runs. A running
+    job stays ``leased`` with ``cancel_requested: true``: its worker stops it within about a
+    second and it ends ``cancelled`` (an ack that comes first still acks it). Asking again
+    changes nothing. 409 for a done, cancelled or dead-lettered job.
+    """
+    return queue.cancel(job_id, reason=None if body is None else body.reason).to_dict()
+
+
+@router.delete("/jobs/{job_id}", status_code=204, responses=_STATE_CONFLICT)
+def delete_job(job_id: IdPath, queue: QueueDep) -> Response:
+    """Delete a waiting, ready, done or cancelled job with its history (204).
+
+    409 for a leased job (cancel it first) or a dead letter (``DELETE /dead-letters``).
+    """
+    queue.delete_job(job_id)
+    return Response(status_code=204)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, responses=_STATE_CONFLICT)
+def retry_job(job_id: IdPath, queue: QueueDep) -> dict[str, Any]:
+    """Make a delayed or backing-off job claimable now (200 with the job).
+
+    409 for a job that is already claimable or in any other state than ready.
+    """
+    return queue.retry_now(job_id).to_dict()
 
 
 @router.post("/jobs/{job_id}/dead-letter", response_model=DeadLetterOut)

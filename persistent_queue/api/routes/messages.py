@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from ... import config
 from ...errors import QueueError
-from ...models import DeadLetter, Job
+from ...models import DeadLetter, Job, JobState
 from ...queue import Queue
 from ..enqueue_body import FORM, FORM_SCHEMA, InvalidBody, parse_enqueue
 from ..errors import error_response
@@ -75,7 +75,7 @@ async def _enqueue(request: Request, state: ApiState) -> Response:
         state.queue.enqueue, body.queue or state.default_queue, body.payload,
         priority=body.priority, delay=body.delay, run_at=body.run_at,
         max_attempts=body.max_attempts, headers=body.headers, depends_on=body.depends_on,
-        dedup_key=body.dedup_key, dedup_window=body.dedup_window))
+        dedup_key=body.dedup_key, dedup_window=body.dedup_window, timeout=body.timeout))
     if not job.deduplicated:
         state.metrics.enqueued.labels(job.queue).inc()
     return JSONResponse(JobOut.model_validate(job.to_dict()).model_dump(mode="json"),
@@ -185,13 +185,15 @@ def ack(body: LeaseRequest, state: StateDep) -> OkOut:
 
 @router.post("/nack", response_model=NackOut)
 def nack(body: NackRequest, state: StateDep) -> dict[str, Any]:
-    """Record a failed attempt: the job is retried later or dead-lettered."""
+    """Record a failed attempt: the job is retried later or dead-lettered (or cancelled, if
+    its cancellation was requested)."""
     outcome: Job | DeadLetter = state.queue.nack(body.id, body.error, delay=body.delay,
                                                  lease_token=body.lease_token)
     state.metrics.record_nack(outcome)
     if isinstance(outcome, DeadLetter):
         return {"outcome": "dead", "dead_letter": outcome.to_dict()}
-    return {"outcome": "retry", "job": outcome.to_dict()}
+    ended = outcome.state is JobState.CANCELLED
+    return {"outcome": "cancelled" if ended else "retry", "job": outcome.to_dict()}
 
 
 @router.post("/extend", response_model=JobOut)

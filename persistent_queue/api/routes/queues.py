@@ -34,7 +34,7 @@ def create_queue(body: CreateQueueRequest, queue: QueueDep) -> dict[str, Any]:
     """Create a queue with its own settings (409 if it exists, unless ``exist_ok``)."""
     return queue.create_queue(
         body.name, max_attempts=body.max_attempts, visibility_timeout=body.visibility_timeout,
-        max_size=body.max_size, exist_ok=body.exist_ok).to_dict()
+        max_size=body.max_size, exist_ok=body.exist_ok, timeout=body.timeout).to_dict()
 
 
 @router.get("/stats", response_model=dict[str, QueueStatsOut])

@@ -7,8 +7,8 @@ job is stored in the server's own database (``--db``), where ``pq worker --app .
 ``GET /jobs/{id}/result?wait=S`` long-polls as ``/dequeue?wait=`` does: in slices of
 ``POLL_SLICE`` seconds on the long-poll thread pool, stopping early when the client leaves,
 never longer than the server's ``--max-wait``. It answers 200 once the job is finished (done
-with its ``result``, or dead-lettered with its ``error``: check ``state``), 202 with the job's
-state when it is not finished within the wait, 404 for an unknown id.
+with its ``result``, dead-lettered or cancelled with its ``error``: check ``state``), 202 with
+the job's state when it is not finished within the wait, 404 for an unknown id.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ _TASK_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 _RESULT_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"model": ResultOut, "description": "Finished: ``state`` is ``done`` (with "
-                                             "``result``) or ``dead`` (with ``error``)."},
+                                             "``result``), ``dead`` or ``cancelled`` (with "
+                                             "``error``)."},
     202: {"model": ResultOut, "description": "Not finished within ``wait``: ``state`` is "
                                              "``waiting``, ``ready`` or ``leased``."},
     404: {"description": "No job has that id (or the done job was cleaned up)."},
@@ -106,7 +107,7 @@ def enqueue_task(name: TaskName, body: TaskRequest, state: StateDep) -> JSONResp
     options = task.options(queue=body.queue, delay=body.delay, run_at=body.run_at,
                            priority=body.priority, dedup_key=body.dedup_key,
                            depends_on=body.depends_on, headers=body.headers,
-                           max_attempts=body.max_attempts)
+                           max_attempts=body.max_attempts, timeout=body.timeout)
     handle = options.delay_on(state.queue, *body.args, **body.kwargs)
     job = handle.enqueued
     if not job.deduplicated:
@@ -132,8 +133,9 @@ async def job_result(
     """A job's result, waiting up to ``wait`` seconds for it to finish.
 
     200 ``{"id", "state": "done", "result"}`` once done; 200 ``{"id", "state": "dead",
-    "error"}`` once dead-lettered (the task failed: no result will come); 202 ``{"id",
-    "state"}`` when not finished within ``wait``; 404 for an unknown id.
+    "error"}`` once dead-lettered (the task failed: no result will come), or ``"state":
+    "cancelled"`` with the cancellation's reason as ``error``; 202 ``{"id", "state"}`` when
+    not finished within ``wait``; 404 for an unknown id.
     """
     if wait > state.max_wait:
         return error_response(422, "validation_error",
@@ -150,11 +152,13 @@ async def job_result(
             else:
                 result = await to_thread.run_sync(call)
         except TaskFailed as exc:
-            return _answer(job_id, 200, "dead", error=exc.error)
+            ended: Job = await to_thread.run_sync(partial(queue.get_job, job_id))
+            cancelled = ended.state is JobState.CANCELLED
+            return _answer(job_id, 200, "cancelled" if cancelled else "dead", error=exc.error)
         except ResultTimeout:
             if remaining <= step or await request.is_disconnected():
                 job: Job = await to_thread.run_sync(partial(queue.get_job, job_id))
-                if job.state not in (JobState.DONE, JobState.DEAD):
+                if job.state not in (JobState.DONE, JobState.DEAD, JobState.CANCELLED):
                     return _answer(job_id, 202, job.state.value)
                 deadline = 0.0  # it finished just now: one more look answers with it
             continue

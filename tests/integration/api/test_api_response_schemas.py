@@ -34,7 +34,7 @@ SERVED = {
 #: Values the API never returns as a body (deleting a queue answers 204).
 NOT_SERVED = {models.DeletedQueue}
 #: What a response adds to its value: computed properties that ``to_dict`` includes.
-EXTENSIONS = {"QueueStatsOut": {"pending"}}
+EXTENSIONS = {"QueueStatsOut": {"pending"}, "JobOut": {"run_time"}}
 
 
 @pytest.fixture

@@ -165,6 +165,24 @@ def test_result_of_a_dead_lettered_job_is_200_with_state_dead_and_the_error(
                                "error": "SMTP said no"}
 
 
+def test_result_of_a_cancelled_job_is_200_with_state_cancelled_and_the_reason(
+        tasks_client: TestClient, queue: Queue) -> None:
+    job_id = tasks_client.post("/tasks/app.send_email", json={"args": ["a@b.c"]}).json()["id"]
+    queue.cancel(job_id, reason="wrong address")
+    response = tasks_client.get(f"/jobs/{job_id}/result", params={"wait": 5})
+    assert response.status_code == 200
+    assert response.json() == {"id": job_id, "state": "cancelled", "result": None,
+                               "error": "wrong address"}
+
+
+def test_post_task_takes_a_timeout_over_the_tasks(tasks_client: TestClient) -> None:
+    posted = tasks_client.post("/tasks/app.send_email", json={"args": ["a@b.c"], "timeout": 9})
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["timeout"] == 9
+    refused = tasks_client.post("/tasks/app.send_email", json={"args": ["a"], "timeout": 0})
+    assert refused.status_code == 422
+
+
 def test_result_of_an_unknown_job_is_404(tasks_client: TestClient) -> None:
     response = tasks_client.get("/jobs/424242/result", params={"wait": 1})
     assert response.status_code == 404
