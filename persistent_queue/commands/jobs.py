@@ -1,4 +1,5 @@
-"""``pq enqueue | dequeue | ack | nack | result | jobs list | jobs show``."""
+"""``pq enqueue | dequeue | ack | nack | result | jobs list | show | history | cancel | delete
+| retry``."""
 
 from __future__ import annotations
 
@@ -38,11 +39,14 @@ from .common import (
               help="Return the unfinished job with this key instead of a new one.")
 @click.option("--dedup-window", type=float, default=None,
               help="Also while that job finished less than this many seconds ago.")
+@click.option("--timeout", type=float, default=None,
+              help="Seconds an attempt may run before its worker stops it "
+                   "[default: the queue's].")
 @click.pass_context
 def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: float,
             run_at: str | None, max_attempts: int | None, header_pairs: tuple[str, ...],
             depends_on: tuple[int, ...], dedup_key: str | None,
-            dedup_window: float | None) -> None:
+            dedup_window: float | None, timeout: float | None) -> None:
     """Enqueue PAYLOAD (JSON, or plain text taken as a string) on QUEUE.
 
     Prints the job as JSON; ``"deduplicated": true`` means an existing job was returned.
@@ -55,7 +59,7 @@ def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: 
         job = q.enqueue(queue, parse_json_arg(payload), priority=priority, delay=delay,
                         run_at=at, max_attempts=max_attempts, headers=headers or None,
                         depends_on=depends_on or None, dedup_key=dedup_key,
-                        dedup_window=dedup_window)
+                        dedup_window=dedup_window, timeout=timeout)
     print_json(job.to_dict())
     if job.deduplicated:
         click.echo(f"deduplicated: existing job {job.id}", err=True)
@@ -110,7 +114,7 @@ def nack(ctx: click.Context, job_id: int, token: str, error: str | None,
 
 @click.group()
 def jobs() -> None:
-    """List and inspect jobs."""
+    """List and inspect jobs; cancel, delete or retry one."""
 
 
 @jobs.command("list")
@@ -141,13 +145,82 @@ def show(ctx: click.Context, job_id: int) -> None:
     """One job (live or dead-lettered) with its history, as JSON.
 
     ``task`` is the name of the task it runs (null for a job that is no task job) and
-    ``result`` what the task returned, once done.
+    ``result`` what the task returned, once done. ``progress``, ``claimed_by`` (the worker),
+    ``started_at``, ``run_time`` and ``timeout`` say how its attempt runs or ran; ``history``
+    is its timeline (``pq jobs history`` prints it as a table).
     """
     with open_queue(ctx) as q:
         job = q.get_job(job_id)
         history = q.history(job_id)
     print_json({**job.to_dict(), "task": task_name(job),
                 "history": [event.to_dict() for event in history]})
+
+
+@jobs.command("history")
+@click.argument("job_id", type=int)
+@json_option
+@click.pass_context
+def history(ctx: click.Context, job_id: int, as_json: bool) -> None:
+    """Job JOB_ID's timeline, oldest first: enqueued, claimed (by which worker, which
+    attempt), failed / acked / cancelled (with the attempt's run time), dead-lettered..."""
+    with open_queue(ctx) as q:
+        q.get_job(job_id)
+        events = q.history(job_id)
+    if as_json:
+        print_json([event.to_dict() for event in events])
+        return
+    rows = [{"at": when(e.at), "event": e.event, "attempt": e.attempt, "worker": e.worker,
+             "run_time": None if e.run_time is None else f"{e.run_time:.3f}s",
+             "detail": (e.detail or "").splitlines()[0][:60] if e.detail else None}
+            for e in events]
+    table(rows, ["at", "event", "attempt", "worker", "run_time", "detail"])
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+@click.option("--reason", default=None, help="Why (kept as the job's cancel_reason).")
+@click.pass_context
+def cancel(ctx: click.Context, job_id: int, reason: str | None) -> None:
+    """Cancel job JOB_ID: a queued job at once; a running one is stopped by its worker.
+
+    Exit 1 if the job is done, cancelled or dead-lettered, or no job has that id.
+    """
+    with open_queue(ctx) as q:
+        job = q.cancel(job_id, reason=reason)
+    if job.state is JobState.CANCELLED:
+        click.echo(f"job {job_id} cancelled")
+    else:
+        worker = f" ({job.claimed_by})" if job.claimed_by else ""
+        click.echo(f"job {job_id} is running: cancellation requested; its worker{worker} "
+                   "stops it and it ends cancelled")
+
+
+@jobs.command("delete")
+@click.argument("job_id", type=int)
+@click.pass_context
+def delete(ctx: click.Context, job_id: int) -> None:
+    """Delete job JOB_ID (waiting, ready, done or cancelled) with its history.
+
+    Exit 1 for a leased job (cancel it first), a dead letter (``pq dlq purge``) or an
+    unknown id.
+    """
+    with open_queue(ctx) as q:
+        q.delete_job(job_id)
+    click.echo(f"job {job_id} deleted")
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+@click.pass_context
+def retry(ctx: click.Context, job_id: int) -> None:
+    """Make delayed or backing-off job JOB_ID claimable now.
+
+    Exit 1 if it is already claimable or not ready (leased, done, ...), or no job has that
+    id.
+    """
+    with open_queue(ctx) as q:
+        q.retry_now(job_id)
+    click.echo(f"job {job_id} is ready to run now")
 
 
 @click.command()
