@@ -1,13 +1,15 @@
-"""Admin console: dead letters: list, inspect, redrive one or all, purge."""
+"""Admin console: dead letters: list, inspect, edit one's payload, redrive one or all, purge."""
 
 from __future__ import annotations
+
+import json
 
 import streamlit as st
 
 from ..errors import InvalidInput
 from ..queue import Queue
 from ..tasks import TASK_HEADER
-from .frames import dead_letters_frame, history_frame, timestamp
+from .frames import dead_letters_frame, history_frame, parse_json, timestamp
 from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
@@ -25,6 +27,14 @@ def _redrive_one(job_id: int) -> None:
     attempt(lambda q: q.redrive(job_id),
             lambda ids: f"Redrove job {job_id} to its queue with its attempts reset."
             if ids else f"Job {job_id} is no longer a dead letter.", where=WHERE)
+
+
+def _save_payload(job_id: int) -> None:
+    """Replace the dead letter's payload with the JSON typed in its text area."""
+    text = str(st.session_state.get(f"dead_payload_{job_id}") or "")
+    attempt(lambda q: q.edit_dead_letter(job_id, payload=parse_json(text)),
+            lambda _: f"Saved the payload of job {job_id}: a redrive runs it with this one.",
+            where=WHERE)
 
 
 def _redrive_all() -> None:
@@ -106,6 +116,13 @@ def render_dead_letters(queue: Queue) -> None:
     left.json(letter.payload)
     right.markdown("**Headers**")
     right.json(letter.headers)
+    with st.container(border=True):
+        st.markdown("**Edit the payload** before redriving it (JSON, checked as an enqueue "
+                    "checks it)")
+        st.text_area("Payload (JSON)", key=f"dead_payload_{letter.id}", height=150,
+                     value=json.dumps(letter.payload, indent=2, ensure_ascii=False))
+        st.button("Save payload", key="dead_save_payload", on_click=_save_payload,
+                  args=(letter.id,))
     events = read(lambda q: q.history(letter.id), queue) or []
     if events:
         st.dataframe(history_frame(events), hide_index=True)

@@ -91,6 +91,14 @@ def duration(seconds: float | None) -> str:
     return f"{sign}{left // 86400}d {left % 86400 // 3600:02d}h"
 
 
+def run_time(seconds: float | None) -> str:
+    """An attempt's run time: ``0.42 s`` under a minute, else a :func:`duration`; ``""`` if
+    None."""
+    if seconds is None:
+        return ""
+    return f"{seconds:.2f} s" if seconds < 60 else duration(seconds)
+
+
 def size(count: int) -> str:
     """Bytes as ``KiB``/``MiB``/``GiB``."""
     value = float(count)
@@ -132,10 +140,13 @@ def jobs_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
 
 
 def history_frame(events: Sequence[JobEvent]) -> pd.DataFrame:
-    """A job's history, oldest first."""
+    """A job's timeline, oldest first: what happened, in which attempt, on which worker, and
+    how long the attempt had run when it ended."""
     rows = [{"at": timestamp(e.at), "event": e.event, "attempt": e.attempt,
+             "worker": e.worker or "", "run time": run_time(e.run_time),
              "detail": e.detail or ""} for e in events]
-    return pd.DataFrame(rows, columns=["at", "event", "attempt", "detail"])
+    return pd.DataFrame(rows, columns=["at", "event", "attempt", "worker", "run time",
+                                       "detail"])
 
 
 def stats_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo] = ()) -> pd.DataFrame:

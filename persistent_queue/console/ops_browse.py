@@ -1,26 +1,16 @@
-"""Ops console: browse and search jobs, and a job's detail with its whole history."""
+"""Ops console: browse and search jobs; a job's detail is :mod:`.ops_job`."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-from ..errors import JobNotFound
 from ..models import Job, JobState
 from ..queue import Queue
-from ..tasks import task_name
-from .frames import (
-    duration,
-    history_frame,
-    jobs_frame,
-    parse_headers,
-    payload_matches,
-    timestamp,
-)
-from .markup import escape_markdown
+from .frames import jobs_frame, parse_headers, payload_matches
+from .ops_job import render_detail
 from .session import read
 
 ALL = "(all)"
@@ -99,88 +89,3 @@ def render_browse(queue: Queue, names: list[str]) -> None:
                    "dependencies with state 'waiting'.")
         st.dataframe(jobs_frame(result.jobs, now), hide_index=True)
     render_detail(queue, [job.id for job in result.jobs])
-
-
-def _state_of(queue: Queue, job_id: int) -> str:
-    try:
-        return queue.get_job(job_id).state.value
-    except JobNotFound:
-        return "deleted"
-
-
-def as_json_text(value: Any) -> str:
-    """``value`` as indented JSON text, shown with ``st.code`` (literal: never Markdown, and
-    a string stays a string where ``st.json`` would parse it)."""
-    return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def _render_task(job: Job) -> None:
-    """A task job's name, arguments and (once done) result, as literal text."""
-    name = task_name(job)
-    if name is not None:
-        st.markdown("**Task**")
-        st.code(name, language=None)
-        left, right = st.columns(2)
-        left.markdown("**Arguments**")
-        left.code(as_json_text(job.payload["args"]), language="json")
-        right.markdown("**Keyword arguments**")
-        right.code(as_json_text(job.payload["kwargs"]), language="json")
-    if job.state is JobState.DONE and (name is not None or job.result is not None):
-        st.markdown("**Result**")
-        st.code(as_json_text(job.result), language="json")
-
-
-def render_detail(queue: Queue, ids: list[int]) -> None:
-    """A job's fields, its task (name, arguments, result), payload, headers and history."""
-    st.subheader("Job detail")
-    left, right = st.columns(2)
-    options: list[int | None] = [None, *ids]
-    picked = left.selectbox("A job of this page", options, key="detail_pick",
-                            format_func=lambda i: "-" if i is None else f"job {i}")
-    typed = right.number_input("…or any job id", min_value=0, value=0, step=1, key="detail_id")
-    job_id = int(typed) or picked
-    if not job_id:
-        st.caption("Pick a job to see its payload and history.")
-        return
-    job = read(lambda q: q.get_job(job_id), queue)
-    if job is None:
-        return
-    events = read(lambda q: q.history(job_id), queue) or []
-    now = queue.now()
-    a, b, c, d = st.columns(4)
-    a.metric("State", job.state.value)
-    b.metric("Attempts", f"{job.attempts} / {job.max_attempts}")
-    c.metric("Priority", job.priority)
-    d.metric("Queue", escape_markdown(job.queue))
-    times = {
-        "created": timestamp(job.created_at),
-        "available at": timestamp(job.available_at),
-        "updated": timestamp(job.updated_at),
-        "finished": timestamp(job.finished_at),
-        "lease ends": (f"{timestamp(job.lease_expires_at)} "
-                       f"(in {duration(job.lease_expires_at - now)})"
-                       if job.lease_expires_at and job.state is JobState.LEASED else ""),
-    }
-    st.table({k: [v] for k, v in times.items() if v})
-    if job.depends_on:
-        states = read(lambda q: {i: _state_of(q, i) for i in job.depends_on}, queue) or {}
-        st.markdown("**Depends on** " + ", ".join(
-            f"job {i} ({states.get(i, '?')})" for i in job.depends_on)
-            + (": it waits until all are acked." if job.state is JobState.WAITING else "."))
-    if job.dedup_key:
-        st.text(f"Dedup key: {job.dedup_key}")
-    if job.last_error:
-        st.markdown("**Last error**")
-        st.code(job.last_error, language=None)
-    _render_task(job)
-    left, right = st.columns(2)
-    left.markdown("**Payload**")
-    left.json(job.payload)
-    right.markdown("**Headers**")
-    right.json(job.headers)
-    st.markdown(f"**History** ({len(events)} events: failures, expired leases, "
-                "dead-letterings, redrives)")
-    if events:
-        st.dataframe(history_frame(events), hide_index=True)
-    else:
-        st.caption("No failures or redrives recorded.")

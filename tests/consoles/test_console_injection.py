@@ -218,3 +218,21 @@ def test_typed_input_quoted_in_messages_is_shown_as_text(open_console: Console,
     [error] = messages(app, "error")
     assert IMAGE in error
     assert_shown_as_text(app)
+
+
+def test_a_running_jobs_worker_progress_and_cancel_reason_are_shown_as_text(
+    open_console: Console, db: Queue
+) -> None:
+    job = db.enqueue("reports", {"n": 1})
+    claimed = db.dequeue("reports", worker=WORKER)
+    assert claimed is not None
+    db.set_progress(claimed, 0.5, REASON)
+    db.cancel(job.id, reason=REASON)
+    app = open_console("ops_console.py")
+    app.number_input(key="detail_id").set_value(job.id)
+    shown = assert_shown_as_text(run(app))
+    assert f"50%: {REASON}".replace("\n", " ") in shown  # the progress bar's text
+    assert f"Cancellation requested: {REASON}" in literal_texts(app)
+    frames = [f.value for f in app.dataframe]
+    assert any(WORKER in set(f["worker"]) for f in frames if "timeout" in f.columns)
+    assert any(WORKER in set(f["worker"]) for f in frames if "event" in f.columns)
