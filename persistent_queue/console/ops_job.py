@@ -58,8 +58,9 @@ def _cancel(job_id: int) -> None:
     def said(job: Job) -> str:
         if job.state is JobState.CANCELLED:
             return f"Cancelled job {job_id}: it will not run."
-        return (f"Cancellation of job {job_id} requested: its worker ({job.claimed_by}) "
-                "stops it and the job ends cancelled.")
+        worker = f" ({job.claimed_by})" if job.claimed_by else ""
+        return (f"Cancellation of job {job_id} requested: its worker{worker} stops it and the "
+                "job ends cancelled.")
 
     attempt(lambda q: q.cancel(job_id, reason=reason), said, where=WHERE)
 
