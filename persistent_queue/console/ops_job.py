@@ -66,15 +66,17 @@ def _cancel(job_id: int) -> None:
 
 
 def _delete(job_id: int) -> None:
+    confirm = f"detail_delete_confirm_{job_id}"  # per job: a tick never carries to another
+
     def action(q: Queue) -> bool:
-        if not st.session_state.get("detail_delete_confirm"):
+        if not st.session_state.get(confirm):
             raise InvalidInput(f"tick the box to delete job {job_id} for good")
         q.delete_job(job_id)
         return True
 
     if attempt(action, lambda _: f"Deleted job {job_id} with its history.", where=WHERE):
         # The job is gone: the detail shows none.
-        st.session_state["detail_delete_confirm"] = False
+        st.session_state[confirm] = False
         st.session_state["detail_id"] = 0
         st.session_state["detail_pick"] = None
 
@@ -117,7 +119,7 @@ def _render_actions(job: Job, now: float) -> None:
         st.button(CANCEL, key="detail_cancel", on_click=_cancel, args=(job.id,),
                   disabled=blocked[CANCEL] is not None)
     with delete.container(border=True):
-        st.checkbox(f"Yes, delete job {job.id} for good", key="detail_delete_confirm",
+        st.checkbox(f"Yes, delete job {job.id} for good", key=f"detail_delete_confirm_{job.id}",
                     disabled=blocked[DELETE] is not None)
         st.button(DELETE, key="detail_delete", on_click=_delete, args=(job.id,),
                   disabled=blocked[DELETE] is not None)

@@ -106,7 +106,7 @@ def test_a_queued_job_is_cancelled_at_once_then_deleted_after_confirmation(
     click(app, "Delete job")
     assert messages(app, "error") == [f"tick the box to delete job {job.id} for good"]
     assert db.get_job(job.id).state is JobState.CANCELLED
-    app.checkbox(key="detail_delete_confirm").check()
+    app.checkbox(key=f"detail_delete_confirm_{job.id}").check()
     click(app, "Delete job")
     assert messages(app, "success") == [f"Deleted job {job.id} with its history."]
     with pytest.raises(JobNotFound):
