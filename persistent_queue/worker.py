@@ -53,7 +53,6 @@ from .tasks import TaskRegistry
 from .worker_claims import claim
 from .worker_routing import (
     Handler,
-    Routed,
     Router,
     default_worker_id,
     describe_error,
