@@ -29,6 +29,18 @@ logger = logging.getLogger("persistent_queue.queue")
 #: A job as handed out, or its id.
 JobRef = Job | int
 
+#: This process's default worker id, ``"pid@host"`` (see ``QueueBase.default_worker``):
+#: computed on first use, forgotten in a forked child.
+_process_worker: str | None = None
+
+
+def _forget_process_worker() -> None:
+    global _process_worker
+    _process_worker = None
+
+
+os.register_at_fork(after_in_child=_forget_process_worker)
+
 
 class QueueBase:
     """The state ``Queue.__init__`` sets and the helpers its mixins share."""
@@ -47,7 +59,6 @@ class QueueBase:
     _last_reap: float
     _reap_lock: threading.Lock
     _busy: set[str]  # queues whose last claim found work
-    _worker_id: tuple[int, str] | None = None  # (pid, "pid@host") of the default worker id
 
     @property
     def _defaults(self) -> tuple[int, float]:
@@ -56,12 +67,11 @@ class QueueBase:
     @property
     def default_worker(self) -> str:
         """The worker id a claim records when given none: ``"pid@host"`` of this process
-        (computed once, and again in a forked child)."""
-        pid = os.getpid()
-        known = self._worker_id
-        if known is None or known[0] != pid:
-            known = self._worker_id = (pid, f"{pid}@{socket.gethostname()}")
-        return known[1]
+        (computed once per process: again in a forked child)."""
+        global _process_worker
+        if _process_worker is None:
+            _process_worker = f"{os.getpid()}@{socket.gethostname()}"
+        return _process_worker
 
     def _new_job(
         self,
@@ -102,7 +112,8 @@ class QueueBase:
     # -- expired leases ---------------------------------------------------------------------
 
     def reap(self) -> int:
-        """Dead-letter now every job whose lease expired on its last attempt."""
+        """Dead-letter now every job whose lease expired on its last attempt, and cancel every
+        job whose lease expired after its cancellation was requested; returns how many."""
         now = self._clock()
         with self._reap_lock:
             self._last_reap = now
@@ -119,7 +130,8 @@ class QueueBase:
             self._last_reap = now
             reaped = self.backend.reap_expired(now)
             if reaped:
-                logger.warning("dead-lettered %d job(s) whose last lease expired", reaped,
+                logger.warning("dead-lettered or cancelled %d job(s) whose lease expired "
+                               "(on their last attempt, or after a cancel request)", reaped,
                                extra={"reaped": reaped})
         finally:
             self._reap_lock.release()

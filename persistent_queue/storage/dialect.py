@@ -121,7 +121,7 @@ class Dialect(ABC):
 
     @abstractmethod
     def claim_rows(self, queue: str, limit: int, visibility_timeout: float | None,
-                   now: float, worker: str) -> list[tuple[Any, ...]]:
+                   now: float, worker: str | None) -> list[tuple[Any, ...]]:
         """Lease up to ``limit`` jobs in one statement for ``worker``; rows read by position."""
 
     @abstractmethod

@@ -115,7 +115,7 @@ class PostgresDialect(PostgresConnections, Dialect):
     # -- the hot paths ----------------------------------------------------------------------
 
     def claim_rows(self, queue: str, limit: int, visibility_timeout: float | None,
-                   now: float, worker: str) -> list[tuple[Any, ...]]:
+                   now: float, worker: str | None) -> list[tuple[Any, ...]]:
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
                   "now": now, "worker": worker}
         with translate_errors():

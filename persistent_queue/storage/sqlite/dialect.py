@@ -166,7 +166,7 @@ class SQLiteDialect(SQLiteConnections, Dialect):
     # -- the hot paths ----------------------------------------------------------------------
 
     def claim_rows(self, queue: str, limit: int, visibility_timeout: float | None,
-                   now: float, worker: str) -> list[tuple[Any, ...]]:
+                   now: float, worker: str | None) -> list[tuple[Any, ...]]:
         params = {"queue": queue, "limit": limit, "visibility_timeout": visibility_timeout,
                   "now": now, "worker": worker}
         conn = self.conn()
