@@ -57,9 +57,10 @@ def test_hot_statements_use_indexes_with_many_done_rows(pg_fresh_url: str) -> No
             return _plan(conn, Q[name], params)
 
         lease = {"id": leased[0].id, "token": "t", "now": now}
+        by_id = {"id": leased[0].id, "now": now}
         plans = {
             "claim": plan("claim", {"queue": "q", "limit": 5, "visibility_timeout": None,
-                                    "now": now}),
+                                    "now": now, "worker": "w"}),
             "peek_claimable": plan("peek_claimable", {"queue": "q", "now": now}),
             "next_available_at": plan("next_available_at", {"queue": "q"}),
             "ack": plan("ack", {**lease, "result": None}),
@@ -69,18 +70,28 @@ def test_hot_statements_use_indexes_with_many_done_rows(pg_fresh_url: str) -> No
             "insert_jobs": plan("insert_jobs", {
                 "queue": "q", "now": now, "priorities": [0, 1], "payloads": ["{}", "[]"],
                 "headers": [None, None], "max_attempts": [None, 3],
-                "available_ats": [now, now]}),
+                "available_ats": [now, now], "timeouts": [None, 5.0]}),
             "find_exhausted_leases": plan("find_exhausted_leases", {"now": now}),
+            "any_exhausted_lease": plan("any_exhausted_lease", {"now": now}),
             "insert_job_if_queue": plan("insert_job_if_queue", {
                 "queue": "q", "priority": 0, "payload": "{}", "headers": None,
-                "max_attempts": None, "available_at": now, "now": now}),
+                "max_attempts": None, "available_at": now, "now": now, "timeout": None}),
+            # Control of running jobs (schema 7): each finds its rows by primary key.
+            "cancel_requests": plan("cancel_requests", {"ids": [j.id for j in leased]}),
+            "set_progress": plan("set_progress", {**lease, "fraction": 0.5, "message": None,
+                                                  "seconds": None}),
+            "request_cancel": plan("request_cancel", {**by_id, "reason": None}),
+            "cancel_job": plan("cancel_job", {**by_id, "reason": None, "ran": 1}),
+            "retry_now": plan("retry_now", by_id),
         }
     for name, text in plans.items():
         assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
     assert "jobs_claim" in plans["claim"] and "jobs_claim" in plans["peek_claimable"]
     assert "jobs_claim" in plans["next_available_at"]
     assert "jobs_leases" in plans["find_exhausted_leases"]
-    for name in ("ack", "ack_many", "select_leased"):
+    assert "jobs_leases" in plans["any_exhausted_lease"]
+    for name in ("ack", "ack_many", "select_leased", "cancel_requests", "set_progress",
+                 "request_cancel", "cancel_job", "retry_now"):
         assert "jobs_pkey" in plans[name], f"{name}:\n{plans[name]}"
     # The queue's settings come from `queues` (a few rows: a scan may be cheapest there).
     assert "Insert on jobs" in plans["insert_job_if_queue"]
@@ -114,6 +125,7 @@ def history(pg_session: Any) -> Iterator[tuple[Queue, dict[str, Any]]]:
         jobs = pq.enqueue_many(queue, [{"n": n} for n in range(10)])
         pq.enqueue(queue, {"waits": True}, depends_on=[jobs[0].id])
         pq.dequeue_many(queue, 3)
+        pq.cancel(jobs[-1].id)
     conn.execute("VACUUM ANALYZE")
     conn.execute("RESET synchronous_commit")
     params = {"now": now, "before": now - DONE_JOBS + 1000, "batch": 1000,
@@ -135,6 +147,7 @@ OPERATOR = {
     "done_queue_names": None,
     "cleanup_done": "busy",
     "cleanup_results": "busy",
+    "cleanup_cancelled": "busy",
     "throughput_enqueued": None,
     "throughput_acked": None,
     "quick_check": None,
@@ -167,6 +180,7 @@ def test_done_jobs_are_counted_in_their_index_alone(
     text = _plan(pq.backend.dialect.conn(), Q["count_by_state"], params)  # type: ignore[attr-defined]
     assert "Index Only Scan using jobs_done" in text, text
     assert "jobs_claim" in text and "jobs_waiting" in text, text
+    assert "jobs_cancelled" in text, text
 
 
 def test_cleanup_and_throughput_read_ranges_of_the_done_index(
@@ -183,6 +197,7 @@ def test_cleanup_and_throughput_read_ranges_of_the_done_index(
 @pytest.mark.parametrize(("state", "indexes"), [
     (JobState.READY, ("jobs_claim",)), (JobState.LEASED, ("jobs_claim", "jobs_leases")),
     (JobState.WAITING, ("jobs_waiting",)), (JobState.DONE, ()),
+    (JobState.CANCELLED, ("jobs_cancelled",)),
 ])
 @pytest.mark.parametrize("queue", ["busy", "small", None])
 def test_listing_by_state_uses_its_index_or_stops_after_a_page(

@@ -184,7 +184,7 @@ def test_operator_statements_never_read_done_rows_through_the_table(
 
 def test_listing_by_state_uses_the_state_index_or_stops_after_a_page(history_db: Queue) -> None:
     for state, index in (("ready", "jobs_claim"), ("leased", "jobs_claim"),
-                         ("waiting", "jobs_waiting")):
+                         ("waiting", "jobs_waiting"), ("cancelled", "jobs_cancelled")):
         steps = history_db.backend.execute_read(  # type: ignore[attr-defined]
             "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE queue = :queue AND "  # noqa: S608
             f"{TERMS[JobState(state)]}state = :state ORDER BY id DESC LIMIT 50",
@@ -208,3 +208,11 @@ def test_the_batch_ack_looks_up_each_lease_by_id(history_db: Queue) -> None:
 def test_the_hot_path_list_covers_every_lease_statement() -> None:
     lease_statements = {name for name, text in Q.items() if ":token" in text}
     assert lease_statements <= set(HOT_PATH)
+
+
+def test_a_worker_asking_for_cancel_requests_reads_its_jobs_by_id(history_db: Queue) -> None:
+    # Polled about twice a second by every worker, for the jobs it runs: never a scan.
+    steps = plan(history_db, Q["cancel_requests"])
+    assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in steps, steps
+    assert not [step for step in steps if step.startswith("SCAN")
+                and not step.startswith("SCAN json_each")], steps

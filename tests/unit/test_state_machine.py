@@ -2,7 +2,8 @@
 
 The model is a dict of jobs with their state, attempts, due time and current lease token.
 Hypothesis drives producers, consumers (with current and stale tokens), the clock, the reaper
-and redrives; after each step every job must be in exactly one place, in the state and with
+and redrives, and operators controlling jobs (cancel, confirm_cancel, set_progress, retry_now,
+delete_job); after each step every job must be in exactly one place, in the state and with
 the attempts the model predicts, and the dead-letter table must hold exactly the dead jobs.
 """
 
@@ -30,6 +31,8 @@ from persistent_queue import (
     DeadLetter,
     InvalidJobState,
     Job,
+    JobNotFound,
+    JobState,
     LeaseLost,
     Queue,
     RetryPolicy,
@@ -50,18 +53,29 @@ class ModelJob:
     id: int
     priority: int
     max_attempts: int
-    state: str = "ready"  # ready, leased, done, dead
+    state: str = "ready"  # ready, leased, done, dead, cancelled
     attempts: int = 0
     due: float = 0.0  # ready: claimable from; leased: lease end
     token: str | None = None
     dead_reason: str = ""
+    cancel_requested: bool = False
+    progress: float | None = None
 
     def claimable(self, now: float) -> bool:
         if self.state == "ready":
             return self.due <= now
         if self.state == "leased":
-            return self.due <= now and self.attempts < self.max_attempts
+            return (self.due <= now and self.attempts < self.max_attempts
+                    and not self.cancel_requested)
         return False
+
+    def reaped(self, now: float) -> str | None:
+        """What the reaper makes of this job now: dead, cancelled, or None (nothing)."""
+        if self.state != "leased" or self.due > now:
+            return None
+        if self.cancel_requested:
+            return "cancelled"
+        return "dead" if self.attempts >= self.max_attempts else None
 
     def holds(self, token: str, now: float) -> bool:
         return self.state == "leased" and self.token == token and self.due > now
@@ -97,12 +111,18 @@ class QueueMachine(RuleBasedStateMachine):
         return self.clock.now
 
     def settle(self) -> None:
-        """Reap in the queue, and in the model: expired leases on their last attempt die."""
+        """Reap in the queue, and in the model: expired leases on their last attempt die,
+        expired leases whose cancel was requested are cancelled."""
         self.q.reap()
         for job in self.jobs.values():
-            if (job.state == "leased" and job.due <= self.now
-                    and job.attempts >= job.max_attempts):
-                job.state, job.token, job.dead_reason = "dead", None, "lease expired"
+            self.apply_reap(job)
+
+    def apply_reap(self, job: ModelJob) -> None:
+        fate = job.reaped(self.now)
+        if fate == "dead":
+            job.state, job.token, job.dead_reason = "dead", None, "lease expired"
+        elif fate == "cancelled":
+            job.state, job.token = "cancelled", None
 
     def snapshot(self) -> tuple[list[Job], list[DeadLetter]]:
         """Everything stored, read without reaping (``Queue.dead_letters`` reaps first)."""
@@ -144,7 +164,9 @@ class QueueMachine(RuleBasedStateMachine):
             model.state, model.token = "leased", real.lease_token
             model.attempts += 1
             model.due = self.now + VISIBILITY
-            assert real.attempts == model.attempts
+            model.progress = None  # each claim starts at no progress
+            assert real.attempts == model.attempts and real.progress is None
+            assert not real.cancel_requested
             self.leases.append((real.id, real.lease_token))
 
     def current_or_stale(self, data: st.DataObject) -> tuple[int, str]:
@@ -173,7 +195,10 @@ class QueueMachine(RuleBasedStateMachine):
             return self.refused(lambda: self.q.nack(job_id, "e", delay=delay, lease_token=token))
         result = self.q.nack(job_id, "e", delay=delay, lease_token=token)
         job.token = None
-        if job.attempts >= job.max_attempts:
+        if job.cancel_requested:  # asked to stop: cancelled, never retried
+            assert isinstance(result, Job) and result.state.value == "cancelled"
+            job.state = "cancelled"
+        elif job.attempts >= job.max_attempts:
             assert isinstance(result, DeadLetter)
             job.state, job.dead_reason = "dead", "failed"
         else:
@@ -189,8 +214,12 @@ class QueueMachine(RuleBasedStateMachine):
         if not holds:
             return self.refused(lambda: self.q.requeue(job_id, delay, lease_token=token))
         self.q.requeue(job_id, delay, lease_token=token)
+        if job.cancel_requested:  # given back after a cancel request: cancelled
+            job.state, job.token = "cancelled", None
+            return None
         job.state, job.token, job.due = "ready", None, self.now + delay
         job.attempts -= 1
+        return None
 
     @precondition(lambda self: self.leases)
     @rule(data=st.data(), seconds=st.sampled_from([1.0, 20.0]))
@@ -202,6 +231,7 @@ class QueueMachine(RuleBasedStateMachine):
         extended = self.q.extend(job_id, seconds, lease_token=token)
         job.due = self.now + seconds
         assert extended.lease_expires_at == job.due
+        assert extended.cancel_requested == job.cancel_requested
 
     @precondition(lambda self: len(self.leases) > 1)
     @rule(data=st.data())
@@ -211,15 +241,25 @@ class QueueMachine(RuleBasedStateMachine):
         if not stale:
             return None
         job_id, token = data.draw(st.sampled_from(stale))
-        operation = data.draw(st.sampled_from(["ack", "nack", "extend", "requeue", "dlq"]))
+        operation = data.draw(st.sampled_from(["ack", "nack", "extend", "requeue", "dlq",
+                                               "progress", "confirm_cancel"]))
+        stale_job = self.lease_of(job_id, token)
         calls = {
             "ack": lambda: self.q.ack(job_id, token),
             "nack": lambda: self.q.nack(job_id, "late", lease_token=token),
             "extend": lambda: self.q.extend(job_id, 30, lease_token=token),
             "requeue": lambda: self.q.requeue(job_id, lease_token=token),
             "dlq": lambda: self.q.move_to_dead_letter_queue(job_id, lease_token=token),
+            "progress": lambda: self.q.set_progress(stale_job, 0.5),
+            "confirm_cancel": lambda: self.q.confirm_cancel(stale_job),
         }
         return self.refused(calls[operation])
+
+    def lease_of(self, job_id: int, token: str) -> Job:
+        """A claimed job as a consumer holds it (what set_progress/confirm_cancel take)."""
+        return Job(id=job_id, queue=QUEUE, payload=None, headers={}, priority=0,
+                   state=JobState.LEASED, attempts=0, max_attempts=1, lease_token=token,
+                   lease_expires_at=None, created_at=0, available_at=0, updated_at=0)
 
     def refused(self, call: object) -> None:
         before = self.snapshot()
@@ -251,6 +291,7 @@ class QueueMachine(RuleBasedStateMachine):
         for job_id in targets:
             job = self.jobs[job_id]
             job.state, job.attempts, job.due = "ready", 0, self.now
+            job.cancel_requested, job.progress = False, None
 
     @rule(data=st.data())
     def operator_dead_letters_by_id(self, data: st.DataObject) -> None:
@@ -258,7 +299,7 @@ class QueueMachine(RuleBasedStateMachine):
             return
         self.settle()
         job = self.jobs[data.draw(st.sampled_from(sorted(self.jobs)))]
-        if job.state in ("done", "dead"):
+        if job.state in ("done", "dead", "cancelled"):
             try:
                 self.q.move_to_dead_letter_queue(job.id)
             except InvalidJobState:
@@ -269,12 +310,110 @@ class QueueMachine(RuleBasedStateMachine):
         self.q.move_to_dead_letter_queue(job.id, "operator")
         job.state, job.token, job.dead_reason = "dead", None, "operator"
 
+    # -- operators controlling one job -------------------------------------------------------
+
+    def some_job(self, data: st.DataObject) -> ModelJob | None:
+        if not self.jobs:
+            return None
+        return self.jobs[data.draw(st.sampled_from(sorted(self.jobs)))]
+
+    @rule(data=st.data())
+    def operator_cancels(self, data: st.DataObject) -> None:
+        job = self.some_job(data)
+        if job is None:
+            return None
+        self.settle()
+        if job.state in ("done", "dead", "cancelled"):
+            before = self.snapshot()
+            try:
+                self.q.cancel(job.id)
+            except InvalidJobState:
+                assert self.snapshot() == before
+                return None
+            raise AssertionError(f"a {job.state} job was cancelled")
+        result = self.q.cancel(job.id, reason="operator")
+        if job.state == "leased" and job.due > self.now:  # running: asked to stop
+            job.cancel_requested = True
+            assert result.state.value == "leased" and result.cancel_requested
+        else:  # ready, delayed, backing off, or its lease already expired
+            job.state, job.token, job.cancel_requested = "cancelled", None, True
+            assert result.state.value == "cancelled"
+        return None
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data())
+    def worker_confirms_cancel(self, data: st.DataObject) -> None:
+        job_id, token = self.current_or_stale(data)
+        job, holds = self.fenced(job_id, token)
+        lease = self.lease_of(job_id, token)
+        if not holds:
+            return self.refused(lambda: self.q.confirm_cancel(lease))
+        if not job.cancel_requested:
+            before = self.snapshot()
+            with pytest.raises(InvalidJobState):
+                self.q.confirm_cancel(lease)
+            assert self.snapshot() == before
+            return None
+        assert self.q.confirm_cancel(lease).state.value == "cancelled"
+        job.state, job.token = "cancelled", None
+        return None
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), fraction=st.sampled_from([0.0, 0.5, 1.0]))
+    def handler_reports_progress(self, data: st.DataObject, fraction: float) -> None:
+        job_id, token = self.current_or_stale(data)
+        job, holds = self.fenced(job_id, token)
+        lease = self.lease_of(job_id, token)
+        if not holds:
+            return self.refused(lambda: self.q.set_progress(lease, fraction))
+        stored = self.q.set_progress(lease, fraction, "step")
+        job.due = max(job.due, self.now + VISIBILITY)  # renewed, never shortened
+        job.progress = fraction
+        assert stored.lease_expires_at == job.due
+        assert stored.cancel_requested == job.cancel_requested
+        return None
+
+    @rule(data=st.data())
+    def operator_retries_now(self, data: st.DataObject) -> None:
+        job = self.some_job(data)
+        if job is None:
+            return None
+        self.settle()
+        if job.state == "ready" and job.due > self.now:
+            assert self.q.retry_now(job.id).available_at == self.now
+            job.due = self.now
+            return None
+        before = self.snapshot()
+        with pytest.raises(InvalidJobState):
+            self.q.retry_now(job.id)
+        assert self.snapshot() == before
+        return None
+
+    @rule(data=st.data())
+    def operator_deletes(self, data: st.DataObject) -> None:
+        job = self.some_job(data)
+        if job is None:
+            return None
+        self.settle()
+        if job.state in ("leased", "dead"):
+            before = self.snapshot()
+            with pytest.raises(InvalidJobState):
+                self.q.delete_job(job.id)
+            assert self.snapshot() == before
+            return None
+        self.q.delete_job(job.id)
+        del self.jobs[job.id]
+        self.leases = [(i, t) for i, t in self.leases if i != job.id]
+        with pytest.raises(JobNotFound):
+            self.q.get_job(job.id)
+        return None
+
     # -- invariants --------------------------------------------------------------------------
 
     def pending_reap(self) -> set[int]:
-        """Expired leases on their last attempt: dead, whether or not reaped yet."""
-        return {j.id for j in self.jobs.values()
-                if j.state == "leased" and j.due <= self.now and j.attempts >= j.max_attempts}
+        """Expired leases on their last attempt (dead) or asked to stop (cancelled), whether
+        or not reaped yet."""
+        return {j.id for j in self.jobs.values() if j.reaped(self.now) is not None}
 
     @rule(reap=st.booleans())
     def operator_reads_stats(self, reap: bool) -> None:
@@ -289,6 +428,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert stats.leased == sum(j.state == "leased" for j in jobs)
         assert stats.done == sum(j.state == "done" for j in jobs)
         assert stats.dead == sum(j.state == "dead" for j in jobs)
+        assert stats.cancelled == sum(j.state == "cancelled" for j in jobs)
 
     @invariant()
     def matches_the_model(self) -> None:
@@ -300,13 +440,17 @@ class QueueMachine(RuleBasedStateMachine):
         assert not set(live_ids) & set(dead_ids)
         assert set(live_ids) | set(dead_ids) == set(self.jobs)
         pending = self.pending_reap()
-        for job_id in pending & set(dead_ids):  # the queue reaped it: so does the model
-            job = self.jobs[job_id]
-            job.state, job.token, job.dead_reason = "dead", None, "lease expired"
+        reaped = (pending & set(dead_ids)) | {j.id for j in live if j.id in pending
+                                              and j.state.value == "cancelled"}
+        for job_id in reaped:  # the queue reaped it: so does the model
+            self.apply_reap(self.jobs[job_id])
         for real in live:
             model = self.jobs[real.id]
             assert real.state.value == model.state, (real, model)
             assert real.attempts == model.attempts, (real, model)
+            assert real.cancel_requested == model.cancel_requested, (real, model)
+            assert (None if real.progress is None else real.progress.fraction) == (
+                model.progress), (real, model)
             if model.state == "ready":
                 assert real.available_at == model.due
             if model.state == "leased":
