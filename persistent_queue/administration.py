@@ -11,12 +11,26 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from . import config, validation
+from . import config, flow, validation
 from .errors import QueueNotFound
 from .models import JSON, DeadLetter, DeletedQueue, Job, QueueInfo
 from .queue_base import QueueBase
 
 _UNCHANGED: Any = object()
+
+
+def _limits(**given: Any) -> dict[str, Any]:
+    """Flow-control settings, checked, as the queue's columns (None removes a limit)."""
+    columns: dict[str, Any] = {}
+    for name in ("concurrency", "group_concurrency"):
+        if name in given:
+            columns[name] = flow.limit(given[name], name=name)
+    for name, prefix in (("rate_limit", "rate"), ("group_rate_limit", "group_rate")):
+        if name in given:
+            rate = flow.rate(given[name], name=name)
+            columns[f"{prefix}_count"] = None if rate is None else rate.count
+            columns[f"{prefix}_period"] = None if rate is None else rate.period
+    return columns
 
 
 class AdministrationMixin(QueueBase):
@@ -33,13 +47,26 @@ class AdministrationMixin(QueueBase):
         max_size: int | None = None,
         exist_ok: bool = False,
         timeout: float | timedelta | None = None,
+        concurrency: int | None = None,
+        rate_limit: str | None = None,
+        group_concurrency: int | None = None,
+        group_rate_limit: str | None = None,
     ) -> QueueInfo:
-        """Create a queue with its own settings (``QueueAlreadyExists`` unless ``exist_ok``).
+        """Create a queue with its own settings (``QueueAlreadyExists`` unless ``exist_ok``;
+        an existing queue keeps its settings).
 
         ``timeout``: seconds an attempt of its jobs may run before its worker stops it and the
         attempt fails, unless the job sets its own (default: no limit).
+
+        Flow control (``docs/flow-control.md``), enforced across every consumer of the
+        database: ``concurrency`` (leased jobs of the queue at once), ``rate_limit`` (claims
+        per period: ``"50/s"``, ``"100/m"``, ``"1000/h"``, ``"3/10s"``; a burst of the count,
+        then evenly spaced), and per ``group_key``: ``group_concurrency`` (1: one job of a
+        group at a time, in enqueue order) and ``group_rate_limit``.
         """
         name = validation.queue_name(name)
+        limits = _limits(concurrency=concurrency, rate_limit=rate_limit,
+                         group_concurrency=group_concurrency, group_rate_limit=group_rate_limit)
         attempts = self.default_max_attempts if max_attempts is None else validation.integer(
             max_attempts, name="max_attempts", minimum=1, maximum=config.MAX_ATTEMPTS_LIMIT)
         lease = (self.default_visibility_timeout if visibility_timeout is None else
@@ -50,7 +77,9 @@ class AdministrationMixin(QueueBase):
             max_size, name="max_size", minimum=1, maximum=2**62)
         return self.backend.create_queue(name, max_attempts=attempts, visibility_timeout=lease,
                                          max_size=size, exist_ok=exist_ok, now=self._clock(),
-                                         timeout=run_limit)
+                                         timeout=run_limit,
+                                         limits={k: v for k, v in limits.items()
+                                                 if v is not None} or None)
 
     def update_queue(
         self,
@@ -60,12 +89,20 @@ class AdministrationMixin(QueueBase):
         visibility_timeout: float = _UNCHANGED,
         max_size: int | None = _UNCHANGED,
         timeout: float | timedelta | None = _UNCHANGED,
+        concurrency: int | None = _UNCHANGED,
+        rate_limit: str | None = _UNCHANGED,
+        group_concurrency: int | None = _UNCHANGED,
+        group_rate_limit: str | None = _UNCHANGED,
     ) -> QueueInfo:
-        """Change a queue's settings; ``max_size=None`` removes the bound and
-        ``timeout=None`` the run-time limit.
+        """Change a queue's settings; ``max_size=None`` removes the bound,
+        ``timeout=None`` the run-time limit, and None a flow-control limit (``concurrency``,
+        ``rate_limit``, ``group_concurrency``, ``group_rate_limit``: see :meth:`create_queue`).
 
         ``max_attempts`` and ``timeout`` apply at once to the queue's jobs that did not set
-        their own (a running attempt keeps the limit it was claimed with).
+        their own (a running attempt keeps the limit it was claimed with). A new flow-control
+        limit applies from the next claim (jobs already leased keep their leases); a changed
+        rate limit starts afresh. A queue that gains group limits puts its unfinished jobs
+        without a group key into one group of their own, held back by no group limit.
         """
         name = validation.queue_name(name)
         changes: dict[str, Any] = {}
@@ -81,6 +118,11 @@ class AdministrationMixin(QueueBase):
                 max_size, name="max_size", minimum=1, maximum=2**62)
         if timeout is not _UNCHANGED:
             changes["timeout"] = validation.run_timeout(timeout)
+        given = {key: value for key, value in (
+            ("concurrency", concurrency), ("rate_limit", rate_limit),
+            ("group_concurrency", group_concurrency), ("group_rate_limit", group_rate_limit),
+        ) if value is not _UNCHANGED}
+        changes.update(_limits(**given))
         return self.backend.update_queue(name, changes, self._clock())
 
     def get_queue(self, name: str) -> QueueInfo:

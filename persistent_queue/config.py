@@ -62,6 +62,10 @@ DEFAULT_BACKOFF_CAP: Final = 300.0
 #: How often a waiting ``dequeue(wait=...)`` checks the database for new commits (seconds).
 DEFAULT_POLL_INTERVAL: Final = 0.025
 
+#: A consumer held back by a queue's limits (flow control) looks again at least this often
+#: (seconds), besides when a commit or an announcement wakes it and when a limit lets go.
+FLOW_RECHECK: Final = 1.0
+
 #: Exhausted expired leases are moved to the dead-letter table at most this often (seconds).
 REAP_INTERVAL: Final = 1.0
 

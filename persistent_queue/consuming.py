@@ -82,6 +82,19 @@ class ConsumingMixin(QueueBase):
             if remaining <= 0:
                 return False
             now = self._clock()
+            outlook = self.backend.flow_outlook(queue, now)
+            if outlook is not None:  # a queue with limits: wait for them, never claim in vain
+                claimable, wake_at = outlook
+                if claimable:
+                    return True
+                timeout = remaining if wake_at is None else max(wake_at - now, 0.001)
+                # Woken by a commit (SQLite) or an announcement for the queue (an ack by a
+                # process that claims from limited queues, a nack, a new job); looks again
+                # at least every FLOW_RECHECK s for acks that were not announced.
+                self.backend.wait_for_change(min(timeout, remaining, config.FLOW_RECHECK),
+                                             self.poll_interval, queue)
+                self._maybe_reap(self._clock())  # an expired last lease may hold a group
+                continue
             next_at = self.backend.next_available_at(queue)
             timeout = remaining
             if next_at is not None:

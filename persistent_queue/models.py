@@ -82,6 +82,8 @@ class Job:
         cancel_requested: True once cancellation was requested (a leased job's worker then
             stops it; the job ends cancelled).
         cancel_reason: The reason given with the cancellation, if any.
+        group_key: The job's group (flow control): on a queue with group limits, jobs of one
+            group run in enqueue order within the group's limits; null for none.
     """
 
     id: int
@@ -109,6 +111,7 @@ class Job:
     progress: Progress | None = None
     cancel_requested: bool = False
     cancel_reason: str | None = None
+    group_key: str | None = None
 
     @property
     def run_time(self) -> float | None:
@@ -150,6 +153,7 @@ class DeadLetter:
         dead_at: When the job was dead-lettered (epoch seconds).
         timeout: The job's own run-time limit in seconds (kept by a redrive); null when it
             used its queue's.
+        group_key: The job's group (a redrive returns it to that group); null for none.
     """
 
     id: int
@@ -164,6 +168,7 @@ class DeadLetter:
     created_at: float
     dead_at: float
     timeout: float | None = None
+    group_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -223,6 +228,14 @@ class QueueInfo:
         updated_at: When its settings last changed (epoch seconds).
         timeout: Seconds an attempt of its jobs may run before it is stopped, unless the job
             sets its own; null for no limit.
+        concurrency: The most jobs of the queue leased at once, across every consumer; null
+            for no limit.
+        rate_limit: The most claims per period across every consumer, e.g. "50/s" (a burst of
+            50, then one every 20 ms); null for no limit.
+        group_concurrency: The most jobs of one group leased at once; a group's jobs start
+            in enqueue order (1: one at a time, in order); null for no limit.
+        group_rate_limit: The most claims per period of one group, e.g. "5/s"; null for no
+            limit.
     """
 
     name: str
@@ -233,6 +246,10 @@ class QueueInfo:
     created_at: float
     updated_at: float
     timeout: float | None = None
+    concurrency: int | None = None
+    rate_limit: str | None = None
+    group_concurrency: int | None = None
+    group_rate_limit: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -263,6 +280,9 @@ class QueueStats:
         retries: Failed attempts and expired leases in the queue's history.
         dedup_hits: Enqueues answered with an existing job (same dedup key).
         rejected_full: Enqueues refused because the queue was at its max_size.
+        throttled: Claims that found jobs ready but got fewer (or none) because of the
+            queue's limits (concurrency, rate or a group's), since the queue was created.
+        held: Jobs ready now that the queue's limits hold back now (throttled now).
     """
 
     queue: str
@@ -279,6 +299,8 @@ class QueueStats:
     dedup_hits: int = 0
     rejected_full: int = 0
     cancelled: int = 0
+    throttled: int = 0
+    held: int = 0
 
     @property
     def pending(self) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import config, validation
+from . import config, flow, validation
 from .errors import InvalidArgument, QueueFull
 from .models import JSON, Job
 from .queue_base import JobRef, QueueBase
@@ -40,6 +40,7 @@ class ProducingMixin(QueueBase):
         block: bool = False,
         block_timeout: float | timedelta | None = None,
         timeout: float | timedelta | None = None,
+        group_key: str | None = None,
     ) -> Job:
         """Store one job; it is durable when this returns.
 
@@ -62,6 +63,10 @@ class ProducingMixin(QueueBase):
                 indefinitely).
             timeout: seconds an attempt may run before its worker stops it and the attempt
                 fails ("timed out"); default: the queue's ``timeout`` (none unless set).
+            group_key: the job's group (1-256 printable characters): on a queue with group
+                limits, a group's jobs start in enqueue order within ``group_concurrency``
+                and ``group_rate_limit``, and claims rotate over groups
+                (``docs/flow-control.md``).
         """
         name = validation.queue_name(queue)
         now = self._clock()
@@ -70,6 +75,9 @@ class ProducingMixin(QueueBase):
                             timeout=timeout)
         key = check_dedup_key(dedup_key)
         parents = check_dependencies(depends_on)
+        group = flow.group_key(group_key)
+        if group is not None:
+            job = dataclasses.replace(job, group_key=group)
         if key is not None or parents:
             window = self.dedup_window if dedup_window is None else validation.seconds(
                 dedup_window, name="dedup_window", maximum=float("inf"))
@@ -87,10 +95,12 @@ class ProducingMixin(QueueBase):
         max_attempts: int | None = None,
         headers: Mapping[str, Any] | None = None,
         timeout: float | timedelta | None = None,
+        group_key: str | None = None,
     ) -> list[Job]:
         """Store many jobs in one transaction: all of them or, on any error, none.
 
-        The options are those of :meth:`enqueue`, shared by every job.
+        The options are those of :meth:`enqueue`, shared by every job; ``group_key`` puts
+        every one of them in that group, in the order given.
         """
         name = validation.queue_name(queue)
         now = self._clock()
@@ -104,6 +114,9 @@ class ProducingMixin(QueueBase):
         first = self._new_job(payloads[0], priority=priority, delay=delay, run_at=None,
                               max_attempts=max_attempts, headers=headers, now=now,
                               timeout=timeout)
+        group = flow.group_key(group_key)
+        if group is not None:
+            first = dataclasses.replace(first, group_key=group)
         texts = [first.payload_json]
         texts += validation.payloads(payloads[1:], max_bytes=self.max_payload_bytes)
         return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,

@@ -46,7 +46,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar
 
-from . import config, validation
+from . import config, flow, validation
 from .errors import (
     InvalidArgument,
     InvalidPayload,
@@ -244,6 +244,7 @@ class _Options:
     headers: Mapping[str, Any] | None = None
     max_attempts: int | None = None
     timeout: float | timedelta | None = None
+    group_key: str | None = None
 
 
 class TaskOptions(Generic[P, R]):
@@ -300,9 +301,11 @@ class Task(Generic[P, R]):
                 depends_on: Sequence[TaskHandle | Job | int] = (),
                 headers: Mapping[str, Any] | None = None,
                 max_attempts: int | None = None,
-                timeout: float | timedelta | None = None) -> TaskOptions[P, R]:
+                timeout: float | timedelta | None = None,
+                group_key: str | None = None) -> TaskOptions[P, R]:
         """The task with options for the next ``.delay`` (as ``Queue.enqueue`` takes them;
-        ``depends_on`` also takes handles; ``timeout`` overrides the task's)."""
+        ``depends_on`` also takes handles; ``timeout`` overrides the task's; ``group_key``
+        puts the job in a group for the queue's group limits)."""
         if queue is not None:
             validation.queue_name(queue)
         validation.run_timeout(timeout)
@@ -312,7 +315,8 @@ class Task(Generic[P, R]):
         if headers is not None and not isinstance(headers, Mapping):
             raise InvalidPayload("headers must be a JSON object of string keys")
         return TaskOptions(self, _Options(queue, delay, run_at, priority, dedup_key,
-                                          tuple(depends_on), headers, max_attempts, timeout))
+                                          tuple(depends_on), headers, max_attempts, timeout,
+                                          flow.group_key(group_key)))
 
     def _enqueue(self, opts: _Options, args: tuple[Any, ...],
                  kwargs: Mapping[str, Any], store: Queue | None = None) -> TaskHandle:
@@ -334,7 +338,8 @@ class Task(Generic[P, R]):
             else self.max_attempts,
             headers=headers, depends_on=_job_ids(opts.depends_on) or None,
             dedup_key=opts.dedup_key,
-            timeout=opts.timeout if opts.timeout is not None else self.timeout)
+            timeout=opts.timeout if opts.timeout is not None else self.timeout,
+            group_key=opts.group_key)
         return TaskHandle(queue, job, self.name)
 
 

@@ -49,6 +49,7 @@ class NewJob:
     dedup_window: float = 0.0
     depends_on: tuple[int, ...] = ()
     timeout: float | None = None
+    group_key: str | None = None
 
 
 class Backend(ABC):
@@ -74,8 +75,11 @@ class Backend(ABC):
     @abstractmethod
     def create_queue(self, name: str, *, max_attempts: int, visibility_timeout: float,
                      max_size: int | None, exist_ok: bool, now: float,
-                     timeout: float | None = None) -> QueueInfo:
-        """Create a queue; ``QueueAlreadyExists`` unless ``exist_ok``."""
+                     timeout: float | None = None,
+                     limits: dict[str, Any] | None = None) -> QueueInfo:
+        """Create a queue; ``QueueAlreadyExists`` unless ``exist_ok``. ``limits``: flow
+        control's columns (``concurrency``, ``rate_count``/``rate_period``, ``group_...``),
+        set only on a queue this call creates."""
 
     @abstractmethod
     def update_queue(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
@@ -136,6 +140,11 @@ class Backend(ABC):
     @abstractmethod
     def next_available_at(self, queue: str) -> float | None:
         """The earliest time an unfinished job of the queue becomes claimable."""
+
+    def flow_outlook(self, queue: str, now: float) -> tuple[bool, float | None] | None:
+        """For a queue with limits (flow control): ``(claimable now, when its limits next
+        let a job go)``; None for a queue without limits (the default: no backend limits)."""
+        return None
 
     @abstractmethod
     def wait_for_change(self, timeout: float, poll_interval: float,

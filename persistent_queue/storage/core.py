@@ -22,24 +22,37 @@ from typing import Any
 from ..errors import InvalidJobState, JobNotFound, LeaseLost, QueueAlreadyExists, QueueNotEmpty
 from ..models import DeadLetter, DeletedQueue, Job, JobState, QueueInfo
 from .base import RESULTS, NewJob
-from .control import JobControl
+from .flow import FlowControl
 from .rows import job_from_claim, job_from_row, make_job, queue_from_row
 
 _READY = JobState.READY
+
+
+#: The settings ``update_queue`` changes, and those of flow control among them.
+_FLOW_SETTINGS = frozenset({"concurrency", "rate_count", "rate_period", "group_concurrency",
+                            "group_rate_count", "group_rate_period"})
+_SETTINGS = frozenset({"max_attempts", "visibility_timeout", "max_size", "paused",
+                       "timeout"}) | _FLOW_SETTINGS
+
+
+def _grouped(info: QueueInfo) -> bool:
+    """Whether the queue has group limits (every job it stores is then in a group)."""
+    return info.group_concurrency is not None or info.group_rate_limit is not None
 
 
 class _StaleLease(Exception):
     """Internal: a batch ack matched fewer rows than it named (rolls the batch back)."""
 
 
-class SQLBackend(JobControl):
+class SQLBackend(FlowControl):
     """Every queue in one SQL database, on the dialect given (see the module docstring)."""
 
     # -- queues -----------------------------------------------------------------------------
 
     def create_queue(self, name: str, *, max_attempts: int, visibility_timeout: float,
                      max_size: int | None, exist_ok: bool, now: float,
-                     timeout: float | None = None) -> QueueInfo:
+                     timeout: float | None = None,
+                     limits: dict[str, Any] | None = None) -> QueueInfo:
         with self.dialect.transaction() as conn:
             row = conn.execute(self.q["create_queue"], {
                 "name": name, "max_attempts": max_attempts,
@@ -47,30 +60,56 @@ class SQLBackend(JobControl):
                 "timeout": timeout,
             }).fetchone()
             if row is not None:
+                if limits:  # a new queue: no job to move into a group yet
+                    self._set_queue(conn, name, limits, now)
+                    return self._queue_row(conn, name)
                 return queue_from_row(row)
             if not exist_ok:
                 raise QueueAlreadyExists(f"queue {name!r} already exists")
             return self._queue_row(conn, name)
 
     def update_queue(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
-        allowed = {"max_attempts", "visibility_timeout", "max_size", "paused", "timeout"}
-        unknown = set(changes) - allowed
+        unknown = set(changes) - _SETTINGS
         if unknown:  # pragma: no cover - guarded by Queue
             raise ValueError(f"cannot change {sorted(unknown)}")
-        p = self.dialect.param
+        return self.dialect.write(lambda: self._update_queue_now(name, changes, now))
+
+    def _update_queue_now(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
         with self.dialect.transaction() as conn:
             before = self._queue_row(conn, name, lock=True)
-            if changes:
-                # Column names come from the fixed `allowed` set above, never from input.
-                assignments = ", ".join(f"{column} = {p(column)}" for column in sorted(changes))
-                conn.execute(
-                    f"UPDATE queues SET {assignments}, updated_at = {p('now')} "  # noqa: S608
-                    f"WHERE name = {p('name')}",
-                    {**changes, "name": name, "now": now},
-                )
-            if before.paused and changes.get("paused") == 0:
-                self.dialect.notify(conn, name)  # resumed: its ready jobs are claimable again
+            flow_changed = self._set_queue(conn, name, changes, now, before=before)
+            if flow_changed or (before.paused and changes.get("paused") == 0):
+                self.dialect.notify(conn, name)  # claimable again, or limits changed
             return self._queue_row(conn, name)
+
+    def _set_queue(self, conn: Any, name: str, changes: dict[str, Any], now: float, *,
+                   before: QueueInfo | None = None) -> bool:
+        """Store new settings; True if they change the queue's limits. A queue that gains
+        group limits moves its unfinished jobs without a group into the group ''."""
+        p = self.dialect.param
+        if not changes:
+            return False
+        # Column names come from the fixed `_SETTINGS` set, never from input.
+        assignments = ", ".join(f"{column} = {p(column)}" for column in sorted(changes))
+        conn.execute(f"UPDATE queues SET {assignments}, updated_at = {p('now')} "  # noqa: S608
+                     f"WHERE name = {p('name')}", {**changes, "name": name, "now": now})
+        if not set(changes) & _FLOW_SETTINGS:
+            return False
+        conn.execute(self.q["flow_refresh_flags"], {"name": name})
+        after = self._queue_row(conn, name)
+        if before is not None and after.rate_limit != before.rate_limit:
+            conn.execute(self.q["flow_restart_rate"], {"name": name})
+        if before is not None and after.group_rate_limit != before.group_rate_limit:
+            conn.execute(self.q["flow_restart_group_rates"], {"name": name})
+        grouped = after.group_concurrency is not None or after.group_rate_limit is not None
+        was_grouped = before is not None and (before.group_concurrency is not None
+                                              or before.group_rate_limit is not None)
+        if grouped and not was_grouped and before is not None:
+            conn.execute(self.q["flow_hold_inserts"])
+            conn.execute(self.q["flow_default_group"], {"name": name})
+        if after.concurrency is not None or after.rate_limit is not None or grouped:
+            self._limited.add(name)
+        return True
 
     def get_queue(self, name: str) -> QueueInfo | None:
         with self.dialect.translate_errors():
@@ -92,7 +131,7 @@ class SQLBackend(JobControl):
                     "pass force=True to delete them with it"
                 )
             for query in ("delete_queue_jobs", "delete_queue_dead_letters",
-                          "delete_queue_events", "delete_queue"):
+                          "delete_queue_events", "delete_queue_flow_groups", "delete_queue"):
                 conn.execute(self.q[query], {"name": name})
             return deleted
 
@@ -112,18 +151,19 @@ class SQLBackend(JobControl):
                      queue_defaults: tuple[int, float]) -> list[Job]:
         if len(jobs) == 1:
             job = jobs[0]
-            if job.dedup_key is None and not job.depends_on:
+            if job.dedup_key is None and not job.depends_on and job.group_key is None:
                 inserted = self.dialect.insert_one(queue, job, now)
                 if inserted is not None:
                     # Positional (fields in declaration order): once per enqueued job.
                     return [make_job(inserted[0], queue, job.payload, job.headers, job.priority,
                                      _READY, 0, inserted[1], None, None, now, job.available_at,
                                      now, None, None, None, False, (), None, inserted[2],
-                                     None, None, None, False, None)]
+                                     None, None, None, False, None, None)]
         with self.dialect.transaction() as conn:
             info = self._ensure_queue(conn, queue, queue_defaults, now)
             dedup = any(job.dedup_key is not None for job in jobs)
-            if info.max_size is not None or dedup or any(job.depends_on for job in jobs):
+            if (info.max_size is not None or dedup or any(job.depends_on for job in jobs)
+                    or _grouped(info) or any(job.group_key is not None for job in jobs)):
                 if info.max_size is not None or dedup:
                     # Bounds and dedup keys are read-then-write: one such enqueue per queue
                     # at a time. Dependencies need no queue lock: their parents' rows are
@@ -138,7 +178,7 @@ class SQLBackend(JobControl):
                      job.max_attempts or info.max_attempts, None, None, now, job.available_at,
                      now, None, None, None, False, (), None,
                      info.timeout if job.timeout is None else job.timeout,
-                     None, None, None, False, None)
+                     None, None, None, False, None, None)
             for job_id, job in zip(ids, jobs, strict=True)
         ]
 
@@ -161,7 +201,7 @@ class SQLBackend(JobControl):
                 stored = self._enqueue_workflow(conn, info, [
                     NewJob(payload, text, dict(template.headers), template.headers_json,
                            template.priority, template.available_at, template.max_attempts,
-                           timeout=template.timeout)
+                           timeout=template.timeout, group_key=template.group_key)
                     for payload, text in zip(payloads, payload_jsons, strict=True)
                 ], now)
                 self.dialect.notify(conn, queue)
@@ -174,7 +214,8 @@ class SQLBackend(JobControl):
         return [
             make_job(job_id, queue, payload, dict(headers) if headers else {}, priority,
                      _READY, 0, max_attempts, None, None, now, available_at, now, None, None,
-                     None, False, (), None, timeout, None, None, None, False, None)
+                     None, False, (), None, timeout, None, None, None, False, None,
+                     template.group_key)
             for job_id, payload in zip(ids, payloads, strict=True)
         ]
 
@@ -182,16 +223,15 @@ class SQLBackend(JobControl):
 
     def claim(self, queue: str, *, limit: int, visibility_timeout: float | None,
               now: float, worker: str | None = None) -> list[Job]:
-        rows = self.dialect.write(
-            lambda: self.dialect.claim_rows(queue, limit, visibility_timeout, now, worker),
-            grouped=True)
+        rows = self._claim_rows(queue, limit, visibility_timeout, now, worker)  # limits: flow.py
         jobs = [job_from_claim(row) for row in rows]
         if len(jobs) > 1:
             jobs.sort(key=lambda job: (-job.priority, job.id))
         return jobs
 
     def has_claimable(self, queue: str, now: float) -> bool:
-        return self.dialect.has_claimable(queue, now)
+        outlook = self.flow_outlook(queue, now)  # a limited queue: may its limits let one go?
+        return self.dialect.has_claimable(queue, now) if outlook is None else outlook[0]
 
     def next_available_at(self, queue: str) -> float | None:
         with self.dialect.translate_errors():
@@ -207,9 +247,10 @@ class SQLBackend(JobControl):
     def _ack_now(self, job_id: int, token: str, now: float, result_json: str | None) -> None:
         conn = self.dialect.conn()
         with self.dialect.translate_errors():
-            # One statement marks the job done and stores its result: both or neither.
-            changed = conn.execute(self.q["ack"], {"id": job_id, "token": token, "now": now,
-                                                   "result": result_json}).rowcount
+            # One statement marks the job done and stores its result: both or neither. A
+            # process that claims from limited queues announces the freed slot.
+            changed = conn.execute(self.q["ack_announce" if self._limited else "ack"], {
+                "id": job_id, "token": token, "now": now, "result": result_json}).rowcount
             if changed != 1:
                 raise self._diagnose_lease(conn, job_id, token, now, "ack")
             if result_json is not None:
@@ -225,6 +266,7 @@ class SQLBackend(JobControl):
             with self.dialect.transaction() as tx:
                 if tx.execute(self.q["ack_many"], params).rowcount != len(leases):
                     raise _StaleLease
+                self._announce_limited(tx)
         except _StaleLease:
             # Rolled back: find the first lease that is not current, as `ack` would.
             with self.dialect.translate_errors():

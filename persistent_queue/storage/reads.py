@@ -132,6 +132,8 @@ class Reads(Backend):
                 dedup_hits=entry.get("dedup_hits", 0),
                 rejected_full=entry.get("rejected_full", 0),
                 cancelled=entry.get("cancelled", 0),
+                throttled=entry.get("throttled", 0),
+                held=entry.get("held", 0),
             )
             for name, entry in sorted(counts.items())
         }
@@ -196,6 +198,8 @@ class Reads(Backend):
         while self.dialect.write(partial(self._delete_batch, "cleanup_events",
                                          {"batch": batch})) >= batch:
             pass
+        # Flow control's memory of groups that went quiet (their rotation and rate state).
+        self.dialect.write(partial(self._delete_batch, "flow_forget_groups", {"before": before}))
         if vacuum:
             self.dialect.vacuum()
         self.dialect.after_cleanup()

@@ -90,6 +90,7 @@ class Workflows(Reads):
         self._event(conn, job_id, queue, "dead_lettered", attempts, reason, now,
                     worker=worker, run_time=run_time)
         self.dialect.notify(conn, RESULTS)  # a Queue.result waiting for it raises TaskFailed
+        self.dialect.notify(conn, queue)  # its slot and its group's turn are free (limits)
         self._after_dead_letter(conn, job_id, now)
         return dead_letter_from_row(letter)
 
@@ -221,6 +222,7 @@ class Workflows(Reads):
             "max_attempts": job.max_attempts, "available_at": job.available_at, "now": now,
             "dedup_key": job.dedup_key, "timeout": job.timeout,
             "depends_on": json.dumps(list(job.depends_on)) if job.depends_on else None,
+            "group_key": job.group_key,
         }).fetchone()
         stored = job_from_row(row)
         if job.depends_on:

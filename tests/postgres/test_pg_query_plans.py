@@ -70,7 +70,7 @@ def test_hot_statements_use_indexes_with_many_done_rows(pg_fresh_url: str) -> No
             "insert_jobs": plan("insert_jobs", {
                 "queue": "q", "now": now, "priorities": [0, 1], "payloads": ["{}", "[]"],
                 "headers": [None, None], "max_attempts": [None, 3],
-                "available_ats": [now, now], "timeouts": [None, 5.0]}),
+                "available_ats": [now, now], "timeouts": [None, 5.0], "group_key": None}),
             "find_exhausted_leases": plan("find_exhausted_leases", {"now": now}),
             "any_exhausted_lease": plan("any_exhausted_lease", {"now": now}),
             "insert_job_if_queue": plan("insert_job_if_queue", {
@@ -233,3 +233,37 @@ def test_quick_check_without_the_constraint_still_finds_a_lease_token_outside_a_
             conn.execute(f'ALTER TABLE jobs DROP CONSTRAINT "{name[0]}"')
             conn.execute("UPDATE jobs SET lease_token = 'stale' WHERE id = %s", (job.id,))
         assert pq.check_integrity() == [f"job {job.id} is ready but holds a lease token"]
+
+
+def test_a_limited_claim_reads_indexes_with_many_done_rows(pg_fresh_url: str) -> None:
+    """Flow control's statements (storage/flow.py): the queue's live leases through
+    jobs_leases, each group's first jobs through jobs_groups, the chosen jobs by id."""
+    with Queue(pg_fresh_url, clock=FakeClock(), durability="normal") as pq:
+        conn = pq.backend.dialect.conn()  # type: ignore[attr-defined]
+        now = pq.now()
+        pq.create_queue("g", group_concurrency=2, concurrency=50)
+        conn.execute(
+            "INSERT INTO jobs (queue, state, priority, payload, attempts, available_at, "
+            "created_at, updated_at, finished_at, group_key) SELECT 'g', 'done', 0, '{}', 1, "
+            "%(now)s, %(now)s, %(now)s, %(now)s, 'k' || (n %% 50) "
+            "FROM generate_series(1, 30000) AS n", {"now": now})
+        for group in range(5):
+            pq.enqueue_many("g", [{"n": n} for n in range(20)], group_key=f"k{group}")
+        leased = pq.dequeue_many("g", 4)
+        conn.execute("ANALYZE")
+        params = {"queue": "g", "name": "g", "now": now, "max_attempts": 5, "limit": 3,
+                  "window": 2, "need": 2, "ids": [j.id for j in leased],
+                  "visibility_timeout": 30.0, "id": leased[0].id, "token": "t",
+                  "result": None, "worker": "w", "timeout": None}
+        plans = {name: _plan(conn, Q[name], params) for name in (
+            "flow_candidates", "flow_live_leases", "flow_group_heads", "flow_default_heads",
+            "claim_chosen", "ack_announce", "flow_default_group")}
+    for name, text in plans.items():
+        assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
+    assert "jobs_leases" in plans["flow_live_leases"], plans["flow_live_leases"]
+    for name in ("flow_group_heads", "flow_default_heads"):
+        assert "jobs_groups" in plans[name], f"{name}:\n{plans[name]}"
+    assert "Sort" not in plans["flow_group_heads"], plans["flow_group_heads"]  # read in order
+    assert "jobs_claim" in plans["flow_candidates"], plans["flow_candidates"]
+    for name in ("claim_chosen", "ack_announce"):
+        assert "jobs_pkey" in plans[name], f"{name}:\n{plans[name]}"

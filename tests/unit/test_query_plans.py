@@ -58,6 +58,15 @@ HOT_PATH = [
     "edit_dead_letter",
     "any_exhausted_lease",
     "cleanup_cancelled",
+    # flow control (storage/flow.py): a limited queue's claim, and the ack that announces it
+    "flow_is_limited",
+    "flow_candidates",
+    "flow_live_leases",
+    "flow_group_heads",
+    "flow_default_heads",
+    "claim_chosen",
+    "flow_record",
+    "ack_announce",
 ]
 
 #: What operators run (stats, listing, cleanup, throughput, queue deletion): with history in
@@ -76,6 +85,8 @@ OPERATOR = [
     "cleanup_cancelled",
     "throughput_enqueued",
     "throughput_acked",
+    "flow_default_group",
+    "flow_forget_groups",
 ]
 
 #: Partial indexes that hold only unfinished jobs: walking one is bounded by the backlog.
@@ -83,7 +94,7 @@ UNFINISHED_INDEXES = ("jobs_claim", "jobs_waiting", "jobs_leases")
 
 HARMLESS_SCANS = ("SCAN json_each", "SCAN CONSTANT ROW", "SCAN names", "SCAN queues",
                   "SCAN dead_letters", "SCAN q", "SCAN j USING INDEX jobs_done",
-                  "SCAN (subquery")
+                  "SCAN (subquery", "SCAN groups", "SCAN w")
 
 PARAMS = {
     "queue": "busy", "name": "busy", "limit": 10, "visibility_timeout": None,
@@ -95,6 +106,7 @@ PARAMS = {
     "result": None, "payloads": '["{}", "[]"]', "leases": '{"25000": "00", "25001": "01"}',
     "timeout": None, "worker": "w", "ids": "[25000, 25001]", "fraction": 0.5, "message": None,
     "seconds": None, "ran": 1, "set_payload": 1, "set_headers": 0, "set_priority": 0,
+    "group_key": None, "window": 1, "need": 2, "rate_tat": None, "throttled": 0,
 }
 
 
@@ -216,3 +228,17 @@ def test_a_worker_asking_for_cancel_requests_reads_its_jobs_by_id(history_db: Qu
     assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in steps, steps
     assert not [step for step in steps if step.startswith("SCAN")
                 and not step.startswith("SCAN json_each")], steps
+
+
+def test_a_limited_claim_reads_live_leases_and_group_heads_through_their_indexes(
+        history_db: Queue) -> None:
+    assert plan(history_db, Q["flow_live_leases"]) == [
+        "SEARCH jobs USING INDEX jobs_leases (lease_expires_at>?)"]
+    heads = plan(history_db, Q["flow_group_heads"])
+    # two probes to skip from group to group; each group's head; its window, read lazily
+    assert sum("USING INDEX jobs_groups" in step for step in heads) == 4, heads
+    assert "CO-ROUTINE w" in heads, heads
+    assert plan(history_db, Q["flow_default_heads"])[0].startswith(
+        "SEARCH j USING INDEX jobs_groups (queue=? AND group_key=?)")
+    assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in plan(history_db,
+                                                                      Q["claim_chosen"])

@@ -148,7 +148,7 @@ class PostgresDialect(PostgresConnections, Dialect):
             "headers": [job.headers_json for job in jobs],
             "max_attempts": [job.max_attempts for job in jobs],
             "available_ats": [float(job.available_at) for job in jobs],
-            "timeouts": [job.timeout for job in jobs],
+            "timeouts": [job.timeout for job in jobs], "group_key": None,
         })]
         if len(ids) != len(jobs):  # pragma: no cover - one row per array element
             raise StorageError(f"stored {len(ids)} of {len(jobs)} jobs")
@@ -162,7 +162,7 @@ class PostgresDialect(PostgresConnections, Dialect):
             "payloads": list(payload_jsons), "headers": [template.headers_json] * count,
             "max_attempts": [template.max_attempts] * count,
             "available_ats": [float(template.available_at)] * count,
-            "timeouts": [template.timeout] * count,
+            "timeouts": [template.timeout] * count, "group_key": template.group_key,
         })]
         if len(ids) != count:  # pragma: no cover - one row per array element
             raise StorageError(f"stored {len(ids)} of {count} jobs")

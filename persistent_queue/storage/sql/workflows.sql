@@ -12,10 +12,14 @@ ORDER BY id DESC
 LIMIT 1;
 
 -- name: insert_workflow_job
+-- A job without a group joins the group '' if its queue has group limits (read here, by the
+-- insert itself: see flow_hold_inserts).
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
-                  available_at, created_at, updated_at, dedup_key, depends_on, timeout)
+                  available_at, created_at, updated_at, dedup_key, depends_on, timeout,
+                  group_key)
 VALUES (:queue, :state, :priority, :payload, :headers, 0, :max_attempts,
-        :available_at, :now, :now, :dedup_key, :depends_on, :timeout)
+        :available_at, :now, :now, :dedup_key, :depends_on, :timeout,
+        COALESCE(:group_key, (SELECT '' FROM queues AS g WHERE g.name = :queue AND g.grouped = 1)))
 RETURNING *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.name = :queue))
     AS effective_max_attempts,
     COALESCE(timeout, (SELECT q.timeout FROM queues q WHERE q.name = :queue))

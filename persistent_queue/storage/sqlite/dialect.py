@@ -222,6 +222,7 @@ class SQLiteDialect(SQLiteConnections, Dialect):
             "queue": queue, "priority": template.priority, "headers": template.headers_json,
             "max_attempts": template.max_attempts, "available_at": template.available_at,
             "now": now, "payloads": _dumps(payload_jsons), "timeout": template.timeout,
+            "group_key": template.group_key,
         }).lastrowid
         assert last_id is not None
         # One statement inside one write transaction: AUTOINCREMENT ids are consecutive.

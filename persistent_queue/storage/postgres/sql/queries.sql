@@ -33,9 +33,13 @@ WHERE queue = %(name)s AND (state IN ('ready', 'leased') OR state = 'waiting');
 -- (the identity is drawn in the ORDER BY's order). Notifies once, on commit.
 WITH inserted AS (
     INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
-                      available_at, created_at, updated_at, timeout)
+                      available_at, created_at, updated_at, timeout, group_key)
     SELECT %(queue)s::text, 'ready', t.priority, t.payload, t.headers, 0, t.max_attempts,
-           t.available_at, %(now)s::double precision, %(now)s::double precision, t.timeout
+           t.available_at, %(now)s::double precision, %(now)s::double precision, t.timeout,
+           -- without a group: the group '' if the queue has group limits, read by this
+           -- statement itself (see flow_hold_inserts)
+           COALESCE(%(group_key)s::text,
+                    (SELECT '' FROM queues AS g WHERE g.name = %(queue)s AND g.grouped = 1))
     FROM unnest(%(priorities)s::integer[], %(payloads)s::text[], %(headers)s::text[],
                 %(max_attempts)s::integer[], %(available_ats)s::double precision[],
                 %(timeouts)s::double precision[])
@@ -49,9 +53,10 @@ ORDER BY inserted.id;
 
 -- name: insert_job_if_queue
 -- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
--- No row returned (a new or bounded queue) means: take the transactional path instead.
+-- No row returned (a new, bounded or grouped queue) means: take the transactional path.
 WITH q AS (
-    SELECT name, max_attempts, timeout FROM queues WHERE name = %(queue)s AND max_size IS NULL
+    SELECT name, max_attempts, timeout FROM queues
+    WHERE name = %(queue)s AND max_size IS NULL AND grouped = 0
 ), inserted AS (
     INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
                       available_at, created_at, updated_at, timeout)
@@ -74,8 +79,9 @@ FROM inserted, q;
 -- whose cancellation was requested). Records who claimed the attempt and when, and clears
 -- the last attempt's progress.
 WITH q AS (
+    -- A paused queue claims nothing; a limited one is claimed by flow control instead.
     SELECT visibility_timeout, max_attempts, timeout FROM queues
-    WHERE name = %(queue)s AND paused = 0
+    WHERE name = %(queue)s AND paused = 0 AND limited = 0
 ), picked AS MATERIALIZED (
     SELECT j.id FROM jobs AS j, q
     WHERE j.queue = %(queue)s
@@ -107,7 +113,7 @@ RETURNING j.id, j.queue, j.payload, j.headers, j.priority, j.attempts,
     COALESCE(j.max_attempts, q.max_attempts),
     j.lease_token, j.lease_expires_at, j.created_at, j.available_at, j.updated_at,
     j.last_error, j.dedup_key, j.depends_on,
-    COALESCE(j.timeout, q.timeout), j.started_at, j.claimed_by;
+    COALESCE(j.timeout, q.timeout), j.started_at, j.claimed_by, j.group_key;
 
 -- name: next_available_at
 SELECT min(available_at) AS at FROM jobs
@@ -195,10 +201,11 @@ WHERE id = ANY (%(ids)s::bigint[]) AND cancel_requested_at IS NOT NULL;
 -- name: insert_dead_letter
 INSERT INTO dead_letters (id, queue, priority, payload, headers, attempts, max_attempts,
                           created_at, reason, last_error, dead_at, dedup_key, depends_on,
-                          timeout, started_at, claimed_by)
+                          timeout, started_at, claimed_by, group_key)
 SELECT id, queue, priority, payload, headers, attempts, max_attempts,
        created_at, %(reason)s::text, COALESCE(%(error)s::text, last_error),
-       %(now)s::double precision, dedup_key, depends_on, timeout, started_at, claimed_by
+       %(now)s::double precision, dedup_key, depends_on, timeout, started_at, claimed_by,
+       group_key
 FROM jobs WHERE id = %(id)s
 RETURNING *;
 
@@ -238,11 +245,13 @@ SELECT * FROM dead_letters WHERE id = %(id)s FOR UPDATE;
 -- The job comes back under its own id (the identity never hands that id out again).
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
                   available_at, created_at, updated_at, last_error, dedup_key, depends_on,
-                  timeout)
+                  timeout, group_key)
 OVERRIDING SYSTEM VALUE
 SELECT id, queue, 'ready', priority, payload, headers, 0, max_attempts,
        %(now)s::double precision, created_at, %(now)s::double precision, last_error,
-       dedup_key, depends_on, timeout
+       dedup_key, depends_on, timeout,
+       COALESCE(group_key,
+                (SELECT '' FROM queues AS g WHERE g.name = dead_letters.queue AND g.grouped = 1))
 FROM dead_letters WHERE id = %(id)s
 ON CONFLICT (id) DO NOTHING;
 

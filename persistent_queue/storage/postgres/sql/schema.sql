@@ -1,4 +1,4 @@
--- The PostgreSQL schema that migrations 001..007 build, in one file (a snapshot: never run
+-- The PostgreSQL schema that migrations 001..008 build, in one file (a snapshot: never run
 -- by the library; from pg_dump --schema-only). tests/postgres/test_pg_schema_snapshot.py
 -- checks that the migrations, applied in order to an empty database, give exactly the
 -- schema this file gives; regenerate it with a new migration.
@@ -68,7 +68,15 @@ CREATE TABLE dead_letters (
     depends_on text,
     timeout double precision,
     started_at double precision,
-    claimed_by text
+    claimed_by text,
+    group_key text
+);
+
+CREATE TABLE flow_groups (
+    queue text NOT NULL,
+    group_key text NOT NULL,
+    turn bigint NOT NULL,
+    tat double precision
 );
 
 CREATE TABLE job_dependencies (
@@ -123,6 +131,7 @@ CREATE TABLE jobs (
     progress_message text,
     cancel_requested_at double precision,
     cancel_reason text,
+    group_key text,
     CONSTRAINT jobs_attempts_check CHECK ((attempts >= 0)),
     CONSTRAINT jobs_check CHECK (((state = 'leased'::text) = (lease_token IS NOT NULL))),
     CONSTRAINT jobs_max_attempts_check CHECK (((max_attempts IS NULL) OR (max_attempts >= 1))),
@@ -157,9 +166,27 @@ CREATE TABLE queues (
     dedup_hits bigint DEFAULT 0 NOT NULL,
     rejected_full bigint DEFAULT 0 NOT NULL,
     timeout double precision,
+    concurrency integer,
+    rate_count integer,
+    rate_period double precision,
+    group_concurrency integer,
+    group_rate_count integer,
+    group_rate_period double precision,
+    limited integer DEFAULT 0 NOT NULL,
+    grouped integer DEFAULT 0 NOT NULL,
+    rate_tat double precision,
+    throttled bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT queues_concurrency_check CHECK (((concurrency IS NULL) OR (concurrency >= 1))),
+    CONSTRAINT queues_group_concurrency_check CHECK (((group_concurrency IS NULL) OR (group_concurrency >= 1))),
+    CONSTRAINT queues_group_rate_count_check CHECK (((group_rate_count IS NULL) OR (group_rate_count >= 1))),
+    CONSTRAINT queues_group_rate_period_check CHECK (((group_rate_period IS NULL) OR (group_rate_period > (0)::double precision))),
+    CONSTRAINT queues_grouped_check CHECK ((grouped = ANY (ARRAY[0, 1]))),
+    CONSTRAINT queues_limited_check CHECK ((limited = ANY (ARRAY[0, 1]))),
     CONSTRAINT queues_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT queues_max_size_check CHECK (((max_size IS NULL) OR (max_size >= 1))),
     CONSTRAINT queues_paused_check CHECK ((paused = ANY (ARRAY[0, 1]))),
+    CONSTRAINT queues_rate_count_check CHECK (((rate_count IS NULL) OR (rate_count >= 1))),
+    CONSTRAINT queues_rate_period_check CHECK (((rate_period IS NULL) OR (rate_period > (0)::double precision))),
     CONSTRAINT queues_timeout_check CHECK (((timeout IS NULL) OR (timeout > (0)::double precision))),
     CONSTRAINT queues_visibility_timeout_check CHECK ((visibility_timeout > (0)::double precision))
 );
@@ -210,6 +237,9 @@ CREATE TABLE workers (
 ALTER TABLE ONLY dead_letters
     ADD CONSTRAINT dead_letters_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY flow_groups
+    ADD CONSTRAINT flow_groups_pkey PRIMARY KEY (queue, group_key);
+
 ALTER TABLE ONLY job_dependencies
     ADD CONSTRAINT job_dependencies_pkey PRIMARY KEY (job_id, depends_on);
 
@@ -249,6 +279,8 @@ CREATE INDEX jobs_claim ON jobs USING btree (queue, priority DESC, id) WHERE (st
 CREATE INDEX jobs_dedup ON jobs USING btree (queue, dedup_key, id) WHERE (dedup_key IS NOT NULL);
 
 CREATE INDEX jobs_done ON jobs USING btree (queue, finished_at) WHERE (state = 'done'::text);
+
+CREATE INDEX jobs_groups ON jobs USING btree (queue, group_key, id) WHERE ((group_key IS NOT NULL) AND (state = ANY (ARRAY['ready'::text, 'leased'::text])));
 
 CREATE INDEX jobs_leases ON jobs USING btree (lease_expires_at) WHERE (state = 'leased'::text);
 

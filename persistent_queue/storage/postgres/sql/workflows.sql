@@ -60,10 +60,12 @@ WHERE e.job_id = %(id)s
 -- The dead letter back into `jobs` under its own id (the identity never hands it out).
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
                   available_at, created_at, updated_at, last_error, dedup_key, depends_on,
-                  timeout)
+                  timeout, group_key)
 OVERRIDING SYSTEM VALUE
 SELECT id, queue, 'waiting', priority, payload, headers, 0, max_attempts,
-       %(now)s, created_at, %(now)s, last_error, dedup_key, depends_on, timeout
+       %(now)s, created_at, %(now)s, last_error, dedup_key, depends_on, timeout,
+       COALESCE(group_key,
+                (SELECT '' FROM queues AS g WHERE g.name = dead_letters.queue AND g.grouped = 1))
 FROM dead_letters WHERE id = %(id)s;
 
 -- name: subscribers

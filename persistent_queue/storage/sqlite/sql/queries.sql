@@ -27,21 +27,23 @@ VALUES (:queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
 -- name: insert_jobs_batch
 -- `enqueue_many`: jobs that differ only in their payload, in one statement. The payload texts
 -- arrive as one JSON array of strings, so SQLite loops over the rows (in array order) and
--- AUTOINCREMENT's bookkeeping runs once per batch instead of once per row.
+-- AUTOINCREMENT's bookkeeping runs once per batch instead of once per row. Jobs without a
+-- group join the group '' if the queue has group limits (one lookup per batch).
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
-                  available_at, created_at, updated_at, timeout)
+                  available_at, created_at, updated_at, timeout, group_key)
 SELECT :queue, 'ready', :priority, value, :headers, 0, :max_attempts,
-       :available_at, :now, :now, :timeout
+       :available_at, :now, :now, :timeout,
+       COALESCE(:group_key, (SELECT '' FROM queues AS g WHERE g.name = :queue AND g.grouped = 1))
 FROM json_each(:payloads);
 
 -- name: insert_job_if_queue
 -- The common enqueue in one autocommit statement: a job for an existing, unbounded queue.
--- No row inserted (a new or bounded queue) means: take the transactional path instead.
+-- No row inserted (a new, bounded or grouped queue) means: take the transactional path.
 INSERT INTO jobs (queue, state, priority, payload, headers, attempts, max_attempts,
                   available_at, created_at, updated_at, timeout)
 SELECT :queue, 'ready', :priority, :payload, :headers, 0, :max_attempts,
        :available_at, :now, :now, :timeout
-FROM queues WHERE name = :queue AND max_size IS NULL
+FROM queues WHERE name = :queue AND max_size IS NULL AND grouped = 0
 RETURNING id, COALESCE(max_attempts,
                        (SELECT q.max_attempts FROM queues q WHERE q.name = :queue)),
     COALESCE(timeout, (SELECT q.timeout FROM queues q WHERE q.name = :queue));
@@ -70,7 +72,8 @@ WHERE id IN (
            OR (attempts < COALESCE(max_attempts,
                                    (SELECT max_attempts FROM queues WHERE name = :queue))
                AND cancel_requested_at IS NULL))
-      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 1)
+      -- A paused queue claims nothing; a limited one is claimed by flow control instead.
+      AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND (paused = 1 OR limited = 1))
     ORDER BY priority DESC, id
     LIMIT :limit
 )
@@ -79,7 +82,8 @@ RETURNING id, queue, payload, headers, priority, attempts,
     COALESCE(max_attempts, (SELECT max_attempts FROM queues WHERE name = :queue)),
     lease_token, lease_expires_at, created_at, available_at, updated_at, last_error,
     dedup_key, depends_on,
-    COALESCE(timeout, (SELECT timeout FROM queues WHERE name = :queue)), started_at, claimed_by;
+    COALESCE(timeout, (SELECT timeout FROM queues WHERE name = :queue)), started_at, claimed_by,
+    group_key;
 
 -- name: next_available_at
 -- Pinned to the partial claim index: with ANALYZE statistics dominated by done rows the
@@ -147,10 +151,10 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND cancel_requested_at IS NOT N
 -- name: insert_dead_letter
 INSERT INTO dead_letters (id, queue, priority, payload, headers, attempts, max_attempts,
                           created_at, reason, last_error, dead_at, dedup_key, depends_on,
-                          timeout, started_at, claimed_by)
+                          timeout, started_at, claimed_by, group_key)
 SELECT id, queue, priority, payload, headers, attempts, max_attempts,
        created_at, :reason, COALESCE(:error, last_error), :now, dedup_key, depends_on,
-       timeout, started_at, claimed_by
+       timeout, started_at, claimed_by, group_key
 FROM jobs WHERE id = :id
 RETURNING *;
 
@@ -173,11 +177,15 @@ SELECT *, COALESCE(max_attempts, (SELECT q.max_attempts FROM queues q WHERE q.na
 FROM jobs WHERE id = :id;
 
 -- name: redrive_one
+-- Under its own id: in a group, the job takes its old place in the group's order. A job
+-- without a group joins the group '' if its queue has group limits now.
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
                   available_at, created_at, updated_at, last_error, dedup_key, depends_on,
-                  timeout)
+                  timeout, group_key)
 SELECT id, queue, 'ready', priority, payload, headers, 0, max_attempts,
-       :now, created_at, :now, last_error, dedup_key, depends_on, timeout
+       :now, created_at, :now, last_error, dedup_key, depends_on, timeout,
+       COALESCE(group_key,
+                (SELECT '' FROM queues AS g WHERE g.name = dead_letters.queue AND g.grouped = 1))
 FROM dead_letters WHERE id = :id;
 
 -- name: dead_letter_ids_of_queue

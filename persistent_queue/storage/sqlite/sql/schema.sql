@@ -1,4 +1,4 @@
--- The SQLite schema that migrations 001..007 build, in one file (a snapshot: never run by
+-- The SQLite schema that migrations 001..008 build, in one file (a snapshot: never run by
 -- the library). tests/unit/test_schema_snapshots.py checks that the migrations, applied in
 -- order to an empty database, give exactly this schema; regenerate it with a new migration.
 
@@ -14,7 +14,16 @@ CREATE TABLE dead_letters (
     reason       TEXT    NOT NULL,
     last_error   TEXT,
     dead_at      REAL    NOT NULL
-, dedup_key TEXT, depends_on TEXT, timeout REAL, started_at REAL, claimed_by TEXT);
+, dedup_key TEXT, depends_on TEXT, timeout REAL, started_at REAL, claimed_by TEXT,
+    group_key TEXT);
+
+CREATE TABLE flow_groups (
+    queue     TEXT    NOT NULL,
+    group_key TEXT    NOT NULL,
+    turn      INTEGER NOT NULL,
+    tat       REAL,
+    PRIMARY KEY (queue, group_key)
+) WITHOUT ROWID;
 
 CREATE TABLE job_dependencies (
     job_id     INTEGER NOT NULL,
@@ -58,7 +67,7 @@ CREATE TABLE "jobs" (
     progress            REAL    CHECK (progress IS NULL OR (progress >= 0 AND progress <= 1)),
     progress_message    TEXT,
     cancel_requested_at REAL,
-    cancel_reason       TEXT,
+    cancel_reason       TEXT, group_key TEXT,
     CHECK ((state = 'leased') = (lease_token IS NOT NULL))
 );
 
@@ -76,7 +85,16 @@ CREATE TABLE queues (
     paused             INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
     created_at         REAL    NOT NULL,
     updated_at         REAL    NOT NULL
-, dedup_hits INTEGER NOT NULL DEFAULT 0, rejected_full INTEGER NOT NULL DEFAULT 0, timeout REAL CHECK (timeout IS NULL OR timeout > 0));
+, dedup_hits INTEGER NOT NULL DEFAULT 0, rejected_full INTEGER NOT NULL DEFAULT 0, timeout REAL CHECK (timeout IS NULL OR timeout > 0),
+    concurrency INTEGER CHECK (concurrency IS NULL OR concurrency >= 1),
+    rate_count INTEGER CHECK (rate_count IS NULL OR rate_count >= 1),
+    rate_period REAL CHECK (rate_period IS NULL OR rate_period > 0),
+    group_concurrency INTEGER CHECK (group_concurrency IS NULL OR group_concurrency >= 1),
+    group_rate_count INTEGER CHECK (group_rate_count IS NULL OR group_rate_count >= 1),
+    group_rate_period REAL CHECK (group_rate_period IS NULL OR group_rate_period > 0),
+    limited INTEGER NOT NULL DEFAULT 0 CHECK (limited IN (0, 1)),
+    grouped INTEGER NOT NULL DEFAULT 0 CHECK (grouped IN (0, 1)),
+    rate_tat REAL, throttled INTEGER NOT NULL DEFAULT 0);
 
 CREATE TABLE schedules (
     name         TEXT    PRIMARY KEY,
@@ -134,6 +152,9 @@ CREATE INDEX jobs_claim ON jobs (queue, priority DESC, id) WHERE state IN ('read
 CREATE INDEX jobs_dedup ON jobs (queue, dedup_key, id) WHERE dedup_key IS NOT NULL;
 
 CREATE INDEX jobs_done ON jobs (queue, finished_at, state) WHERE state = 'done';
+
+CREATE INDEX jobs_groups ON jobs (queue, group_key, id)
+    WHERE group_key IS NOT NULL AND state IN ('ready', 'leased');
 
 CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'leased';
 

@@ -31,9 +31,11 @@ WHERE e.job_id = :id
 -- name: restore_waiting
 INSERT INTO jobs (id, queue, state, priority, payload, headers, attempts, max_attempts,
                   available_at, created_at, updated_at, last_error, dedup_key, depends_on,
-                  timeout)
+                  timeout, group_key)
 SELECT id, queue, 'waiting', priority, payload, headers, 0, max_attempts,
-       :now, created_at, :now, last_error, dedup_key, depends_on, timeout
+       :now, created_at, :now, last_error, dedup_key, depends_on, timeout,
+       COALESCE(group_key,
+                (SELECT '' FROM queues AS g WHERE g.name = dead_letters.queue AND g.grouped = 1))
 FROM dead_letters WHERE id = :id;
 
 -- name: subscribers
