@@ -8,7 +8,8 @@ FastAPI reads one kind of body per route; these two routes take either, so they 
 - a form (``application/x-www-form-urlencoded``, what ``curl -d 'message=Hello World'`` sends)
   is decoded with :mod:`urllib.parse` (no multipart dependency): ``message`` (or ``payload``)
   becomes the payload, as text; ``queue``, ``priority``, ``delay``, ``run_at``,
-  ``max_attempts``, ``dedup_key``, ``dedup_window`` and ``timeout`` are read from their text.
+  ``max_attempts``, ``dedup_key``, ``dedup_window``, ``timeout`` and ``group_key`` are read from
+  their text.
   ``headers`` and ``depends_on`` need JSON.
 
 A request that names no queue gets ``None`` here; the route puts the server's default queue in
@@ -35,6 +36,7 @@ FORM_FIELDS = {
     "message": "payload", "payload": "payload", "queue": "queue", "priority": "priority",
     "delay": "delay", "run_at": "run_at", "max_attempts": "max_attempts",
     "dedup_key": "dedup_key", "dedup_window": "dedup_window", "timeout": "timeout",
+    "group_key": "group_key",
 }
 #: More fields than a form can meaningfully carry is a mistake, not a request.
 MAX_FORM_FIELDS = 2 * len(FORM_FIELDS)
@@ -52,6 +54,7 @@ FORM_SCHEMA: dict[str, Any] = {
         "dedup_key": {"type": "string", "minLength": 1},
         "timeout": {"type": "number", "exclusiveMinimum": 0,
                     "description": "seconds an attempt may run"},
+        "group_key": {"type": "string", "minLength": 1},
     },
     "required": ["message"],
     "additionalProperties": False,

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..models import DeadLetter, Job
+from ..flow import Rate
+from ..models import DeadLetter, Job, QueueInfo
 from ..queue import Queue
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -31,20 +32,51 @@ class QueueDepthCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.queue.stats()
+        settings = {info.name: info for info in self.queue.list_queues()}
         depth = GaugeMetricFamily("pq_queue_jobs", "Jobs in each queue by state.",
                                   labels=["queue", "state"])
         paused = GaugeMetricFamily("pq_queue_paused", "1 if the queue is paused.",
                                    labels=["queue"])
         oldest = GaugeMetricFamily("pq_queue_oldest_ready_age_seconds",
                                    "Age of the oldest claimable job.", labels=["queue"])
+        throttled = CounterMetricFamily(
+            "pq_queue_throttled_claims",
+            "Claims that found jobs ready but got fewer because of the queue's limits.",
+            labels=["queue"])
+        held = GaugeMetricFamily("pq_queue_held_jobs",
+                                 "Ready jobs the queue's limits hold back now.", labels=["queue"])
+        limits = GaugeMetricFamily(
+            "pq_queue_limit", "A queue's flow-control limits (rates in claims per second).",
+            labels=["queue", "limit"])
         for name, item in sorted(stats.items()):
             for state in _STATES:
                 depth.add_metric([name, state], getattr(item, state))
             paused.add_metric([name], 1 if item.paused else 0)
             oldest.add_metric([name], item.oldest_ready_age or 0.0)
+            throttled.add_metric([name], item.throttled)
+            held.add_metric([name], item.held)
+            if name in settings:
+                for limit, value in _limits(settings[name]):
+                    limits.add_metric([name, limit], value)
         yield depth
         yield paused
         yield oldest
+        yield throttled
+        yield held
+        yield limits
+
+
+def _limits(info: QueueInfo) -> Iterator[tuple[str, float]]:
+    """The limits a queue has, as numbers (rates per second)."""
+    for limit in ("concurrency", "group_concurrency"):
+        value = getattr(info, limit)
+        if value is not None:
+            yield limit, float(value)
+    for limit in ("rate_limit", "group_rate_limit"):
+        text = getattr(info, limit)
+        if text is not None:
+            rate = Rate.parse(text)
+            yield limit.replace("_limit", "_per_second"), rate.count / rate.period
 
 
 class ApiMetrics:

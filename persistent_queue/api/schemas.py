@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from .. import config, models
+from .. import config, flow, models
 
 NAME_REGEX = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 MAX_ID = 2**63 - 1
@@ -48,6 +48,14 @@ RunTimeout = Annotated[float, Field(
     gt=0, le=config.MAX_TIMEOUT, allow_inf_nan=False,
     description="seconds an attempt may run before its worker stops it and the attempt fails "
                 "(timed out); default: the queue's")]
+Limit = Annotated[int, Field(ge=1, le=flow.MAX_LIMIT,
+                              description="jobs at once, across every consumer")]
+RateLimit = Annotated[str, Field(max_length=40, examples=["50/s"], description=(
+    'claims per period across every consumer: "50/s", "100/m", "1000/h" or "3/10s" '
+    "(a burst of the count, then evenly spaced)"))]
+GroupKey = Annotated[str, Field(min_length=1, max_length=flow.MAX_GROUP_KEY_CHARS,
+                                description="the job's group: on a queue with group limits, a "
+                                            "group's jobs start in enqueue order")]
 HeaderValue = StrictStr | StrictInt | StrictFloat | StrictBool | None
 Headers = Annotated[dict[str, HeaderValue], Field(max_length=config.MAX_HEADERS)]
 
@@ -82,6 +90,7 @@ class EnqueueRequest(StrictModel):
         ge=0, le=config.MAX_DELAY, allow_inf_nan=False,
         description="also while that job finished less than this many seconds ago")] = None
     timeout: RunTimeout | None = None
+    group_key: GroupKey | None = None
 
     @model_validator(mode="after")
     def _window_needs_key(self) -> EnqueueRequest:
@@ -115,6 +124,7 @@ class TaskRequest(StrictModel):
         gt=0, le=config.MAX_TIMEOUT, allow_inf_nan=False,
         description="seconds an attempt may run (default: the task's, else the queue's)")
     ] = None
+    group_key: GroupKey | None = None
 
 
 class TaskOut(BaseModel):
@@ -185,16 +195,28 @@ class CreateQueueRequest(StrictModel):
     max_size: Annotated[int | None, Field(ge=1, le=2**62)] = None
     exist_ok: bool = False
     timeout: RunTimeout | None = None
+    concurrency: Limit | None = None
+    rate_limit: RateLimit | None = None
+    group_concurrency: Annotated[int | None, Field(
+        ge=1, le=flow.MAX_LIMIT, description="jobs of one group at once (1: one at a time, in "
+                                             "enqueue order)")] = None
+    group_rate_limit: Annotated[str | None, Field(
+        max_length=40, description="claims per period of one group, e.g. \"5/s\"")] = None
 
 
 class UpdateQueueRequest(StrictModel):
     """Settings to change; omitted fields stay, ``max_size: null`` removes the bound and
-    ``timeout: null`` the run-time limit."""
+    ``timeout: null`` the run-time limit, and ``null`` removes a flow-control limit
+    (``concurrency``, ``rate_limit``, ``group_concurrency``, ``group_rate_limit``)."""
 
     max_attempts: Attempts | None = None
     visibility_timeout: Timeout | None = None
     max_size: Annotated[int | None, Field(ge=1, le=2**62)] = None
     timeout: RunTimeout | None = None
+    concurrency: Limit | None = None
+    rate_limit: RateLimit | None = None
+    group_concurrency: Annotated[int | None, Field(ge=1, le=flow.MAX_LIMIT)] = None
+    group_rate_limit: Annotated[str | None, Field(max_length=40)] = None
 
 
 class RedriveRequest(StrictModel):

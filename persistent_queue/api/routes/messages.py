@@ -75,7 +75,8 @@ async def _enqueue(request: Request, state: ApiState) -> Response:
         state.queue.enqueue, body.queue or state.default_queue, body.payload,
         priority=body.priority, delay=body.delay, run_at=body.run_at,
         max_attempts=body.max_attempts, headers=body.headers, depends_on=body.depends_on,
-        dedup_key=body.dedup_key, dedup_window=body.dedup_window, timeout=body.timeout))
+        dedup_key=body.dedup_key, dedup_window=body.dedup_window, timeout=body.timeout,
+        group_key=body.group_key))
     if not job.deduplicated:
         state.metrics.enqueued.labels(job.queue).inc()
     return JSONResponse(JobOut.model_validate(job.to_dict()).model_dump(mode="json"),

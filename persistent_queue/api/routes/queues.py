@@ -34,7 +34,10 @@ def create_queue(body: CreateQueueRequest, queue: QueueDep) -> dict[str, Any]:
     """Create a queue with its own settings (409 if it exists, unless ``exist_ok``)."""
     return queue.create_queue(
         body.name, max_attempts=body.max_attempts, visibility_timeout=body.visibility_timeout,
-        max_size=body.max_size, exist_ok=body.exist_ok, timeout=body.timeout).to_dict()
+        max_size=body.max_size, exist_ok=body.exist_ok, timeout=body.timeout,
+        concurrency=body.concurrency, rate_limit=body.rate_limit,
+        group_concurrency=body.group_concurrency,
+        group_rate_limit=body.group_rate_limit).to_dict()
 
 
 @router.get("/stats", response_model=dict[str, QueueStatsOut])
@@ -51,7 +54,8 @@ def get_queue_info(name: NamePath, queue: QueueDep) -> dict[str, Any]:
 
 @router.patch("/queues/{name}", response_model=QueueOut)
 def update_queue(name: NamePath, body: UpdateQueueRequest, queue: QueueDep) -> dict[str, Any]:
-    """Change settings; omitted fields stay as they are."""
+    """Change settings; omitted fields stay as they are, ``null`` removes a bound or a
+    limit (a 422 names a malformed ``rate_limit``)."""
     queue.get_queue(name)
     changes = {field: getattr(body, field) for field in body.model_fields_set}
     for field in ("max_attempts", "visibility_timeout"):

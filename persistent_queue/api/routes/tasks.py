@@ -107,7 +107,8 @@ def enqueue_task(name: TaskName, body: TaskRequest, state: StateDep) -> JSONResp
     options = task.options(queue=body.queue, delay=body.delay, run_at=body.run_at,
                            priority=body.priority, dedup_key=body.dedup_key,
                            depends_on=body.depends_on, headers=body.headers,
-                           max_attempts=body.max_attempts, timeout=body.timeout)
+                           max_attempts=body.max_attempts, timeout=body.timeout,
+                           group_key=body.group_key)
     handle = options.delay_on(state.queue, *body.args, **body.kwargs)
     job = handle.enqueued
     if not job.deduplicated:
