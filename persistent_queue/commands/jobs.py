@@ -42,11 +42,15 @@ from .common import (
 @click.option("--timeout", type=float, default=None,
               help="Seconds an attempt may run before its worker stops it "
                    "[default: the queue's].")
+@click.option("--group-key", default=None,
+              help="The job's group: on a queue with group limits, a group's jobs start in "
+                   "enqueue order.")
 @click.pass_context
 def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: float,
             run_at: str | None, max_attempts: int | None, header_pairs: tuple[str, ...],
             depends_on: tuple[int, ...], dedup_key: str | None,
-            dedup_window: float | None, timeout: float | None) -> None:
+            dedup_window: float | None, timeout: float | None,
+            group_key: str | None) -> None:
     """Enqueue PAYLOAD (JSON, or plain text taken as a string) on QUEUE.
 
     Prints the job as JSON; ``"deduplicated": true`` means an existing job was returned.
@@ -59,7 +63,7 @@ def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: 
         job = q.enqueue(queue, parse_json_arg(payload), priority=priority, delay=delay,
                         run_at=at, max_attempts=max_attempts, headers=headers or None,
                         depends_on=depends_on or None, dedup_key=dedup_key,
-                        dedup_window=dedup_window, timeout=timeout)
+                        dedup_window=dedup_window, timeout=timeout, group_key=group_key)
     print_json(job.to_dict())
     if job.deduplicated:
         click.echo(f"deduplicated: existing job {job.id}", err=True)

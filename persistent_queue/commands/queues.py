@@ -1,10 +1,63 @@
-"""``pq stats | queues list | create | delete | pause | resume``."""
+"""``pq stats | queues list | create | update | delete | pause | resume``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from .common import json_option, open_queue, print_json, table
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: What removes a setting in ``pq queues update`` (``--concurrency none``).
+NONE = "none"
+
+
+class _OrNone(click.ParamType[Any, Any]):
+    """A setting's value, or ``none`` to remove it (the library checks the value itself)."""
+
+    def __init__(self, kind: type[int] | type[str], metavar: str) -> None:
+        self.kind, self.name = kind, metavar
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower() == NONE:
+            return None
+        if self.kind is int:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not an integer (or {NONE})", param, ctx)
+        return value
+
+
+LIMIT = _OrNone(int, "N")
+RATE = _OrNone(str, "COUNT/PERIOD")
+_LIMIT_OPTIONS = [
+    ("--concurrency", LIMIT,
+     "At most N jobs of the queue leased at once, across every consumer"),
+    ("--rate-limit", RATE,
+     "At most COUNT claims per PERIOD across every consumer: 50/s, 100/m, 1000/h, 3/10s "
+     "(a burst of COUNT, then evenly spaced)"),
+    ("--group-concurrency", LIMIT,
+     "At most N jobs of one group (--group-key) at once; a group's jobs start in enqueue "
+     "order"),
+    ("--group-rate-limit", RATE, "At most COUNT claims per PERIOD of one group"),
+]
+
+
+def limit_options(*, removable: bool) -> Callable[[F], F]:
+    """The flow-control options of ``create`` and ``update`` (docs/flow-control.md); with
+    ``removable``, ``none`` removes a limit."""
+    extra = f"; {NONE} removes it" if removable else ""
+
+    def decorate(command: F) -> F:
+        for name, kind, text in reversed(_LIMIT_OPTIONS):
+            command = click.option(name, type=kind, default=None, help=text + extra + ".")(
+                command)
+        return command
+    return decorate
 
 
 @click.command()
@@ -20,12 +73,12 @@ def stats(ctx: click.Context, queue: str | None, as_json: bool) -> None:
         print_json(rows)
         return
     table(rows, ["queue", "waiting", "ready", "scheduled", "leased", "done", "dead", "paused",
-                 "dedup_hits", "rejected_full"])
+                 "dedup_hits", "rejected_full", "held", "throttled"])
 
 
 @click.group()
 def queues() -> None:
-    """Create, delete, pause, resume and list queues."""
+    """Create, update, delete, pause, resume and list queues."""
 
 
 @queues.command("list")
@@ -39,7 +92,8 @@ def list_queues(ctx: click.Context, as_json: bool) -> None:
         print_json([info.to_dict() for info in found])
         return
     table([info.to_dict() for info in found],
-          ["name", "max_attempts", "visibility_timeout", "max_size", "paused"])
+          ["name", "max_attempts", "visibility_timeout", "max_size", "paused", "concurrency",
+           "rate_limit", "group_concurrency", "group_rate_limit"])
 
 
 @queues.command()
@@ -48,14 +102,39 @@ def list_queues(ctx: click.Context, as_json: bool) -> None:
 @click.option("--visibility-timeout", type=float, default=None)
 @click.option("--max-size", type=int, default=None, help="Refuse jobs beyond this many.")
 @click.option("--exist-ok", is_flag=True, help="Succeed if it already exists.")
+@limit_options(removable=False)
 @click.pass_context
-def create(ctx: click.Context, name: str, max_attempts: int | None,
-           visibility_timeout: float | None, max_size: int | None, exist_ok: bool) -> None:
-    """Create queue NAME."""
+def create(ctx: click.Context, /, name: str, max_attempts: int | None,
+           visibility_timeout: float | None, max_size: int | None, exist_ok: bool,
+           **limits: Any) -> None:
+    """Create queue NAME (its limits: docs/flow-control.md)."""
     with open_queue(ctx) as q:
         info = q.create_queue(name, max_attempts=max_attempts,
                               visibility_timeout=visibility_timeout, max_size=max_size,
-                              exist_ok=exist_ok)
+                              exist_ok=exist_ok, **limits)
+    print_json(info.to_dict())
+
+
+@queues.command()
+@click.argument("name")
+@click.option("--max-attempts", type=int, default=None)
+@click.option("--visibility-timeout", type=float, default=None)
+@click.option("--max-size", type=LIMIT, default=None,
+              help=f"Refuse jobs beyond this many; {NONE} removes the bound.")
+@limit_options(removable=True)
+@click.pass_context
+def update(ctx: click.Context, /, name: str, **given: Any) -> None:
+    """Change the settings of queue NAME; settings not given stay as they are.
+
+    A new limit applies from the next claim; a changed rate limit starts afresh.
+    """
+    source = click.core.ParameterSource
+    changes = {key: value for key, value in given.items()
+               if ctx.get_parameter_source(key) is not source.DEFAULT}
+    if not changes:
+        raise click.UsageError("nothing to change: give at least one setting")
+    with open_queue(ctx) as q:
+        info = q.update_queue(name, **changes)
     print_json(info.to_dict())
 
 
