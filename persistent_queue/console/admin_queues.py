@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
-from .. import config
+from .. import config, flow
 from ..errors import InvalidInput
 from ..models import DeletedQueue, QueueInfo
 from ..queue import Queue
-from .frames import stats_frame
+from .frames import flow_frame, stats_frame
 from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
 WHERE = "queues"
+
+
+def _limits(prefix: str) -> dict[str, Any]:
+    """The flow-control fields of a form: 0 or an empty text is no limit."""
+    s = st.session_state
+    return {
+        "concurrency": int(s.get(f"{prefix}_concurrency") or 0) or None,
+        "rate_limit": (s.get(f"{prefix}_rate_limit") or "").strip() or None,
+        "group_concurrency": int(s.get(f"{prefix}_group_concurrency") or 0) or None,
+        "group_rate_limit": (s.get(f"{prefix}_group_rate_limit") or "").strip() or None,
+    }
 
 
 def _create() -> None:
@@ -20,7 +33,8 @@ def _create() -> None:
     size = int(s.get("create_max_size") or 0)
     attempt(lambda q: q.create_queue(
         (s.get("create_name") or "").strip(), max_attempts=int(s.get("create_attempts") or 1),
-        visibility_timeout=float(s.get("create_timeout") or 1.0), max_size=size or None),
+        visibility_timeout=float(s.get("create_timeout") or 1.0), max_size=size or None,
+        **_limits("create")),
         lambda info: f"Created queue '{info.name}'.", where=WHERE)
 
 
@@ -29,8 +43,30 @@ def _update(name: str) -> None:
     size = int(s.get(f"edit_max_size_{name}") or 0)
     attempt(lambda q: q.update_queue(
         name, max_attempts=int(s.get(f"edit_attempts_{name}") or 1),
-        visibility_timeout=float(s.get(f"edit_timeout_{name}") or 1.0), max_size=size or None),
+        visibility_timeout=float(s.get(f"edit_timeout_{name}") or 1.0), max_size=size or None,
+        **_limits(f"edit_{name}")),
         lambda info: f"Saved the settings of queue '{info.name}'.", where=WHERE)
+
+
+def _limit_inputs(prefix: str, info: QueueInfo | None = None) -> None:
+    """The four flow-control fields of a form (``info``: the queue's current limits)."""
+    a, b, c, d = st.columns(4)
+    a.number_input("Concurrency (0 = none)", value=(info and info.concurrency) or 0,
+                   min_value=0, max_value=flow.MAX_LIMIT, step=1, key=f"{prefix}_concurrency",
+                   help="At most this many jobs of the queue leased at once, across every "
+                        "consumer.")
+    b.text_input("Rate limit", value=(info and info.rate_limit) or "",
+                 placeholder="e.g. 50/s, 100/m, 1000/h", key=f"{prefix}_rate_limit",
+                 help="At most this many claims per period, across every consumer (a burst "
+                      "of the count, then evenly spaced). Empty: none.")
+    c.number_input("Group concurrency (0 = none)", value=(info and info.group_concurrency) or 0,
+                   min_value=0, max_value=flow.MAX_LIMIT, step=1,
+                   key=f"{prefix}_group_concurrency",
+                   help="At most this many jobs of one group at once; 1 runs each group's "
+                        "jobs one at a time, in enqueue order.")
+    d.text_input("Group rate limit", value=(info and info.group_rate_limit) or "",
+                 placeholder="e.g. 5/s", key=f"{prefix}_group_rate_limit",
+                 help="At most this many claims per period of one group. Empty: none.")
 
 
 def _pause(name: str, paused: bool) -> None:
@@ -82,6 +118,7 @@ def _create_form() -> None:
                        key="create_timeout")
         d.number_input("Max size (0 = unbounded)", value=0, min_value=0, step=1,
                        key="create_max_size")
+        _limit_inputs("create")
         st.form_submit_button("Create queue", type="primary", on_click=_create)
 
 
@@ -99,6 +136,7 @@ def _manage(info: QueueInfo) -> None:
                        key=f"edit_timeout_{name}")
         c.number_input("Max size (0 = unbounded)", value=info.max_size or 0, min_value=0,
                        step=1, key=f"edit_max_size_{name}")
+        _limit_inputs(f"edit_{name}", info)
         st.form_submit_button("Save settings", on_click=_update, args=(name,))
     danger_left, danger_right = st.columns(2)
     with danger_left.expander("Purge: delete every unfinished job"):
@@ -123,6 +161,13 @@ def render_queues(queue: Queue) -> None:
     if queues:
         st.dataframe(stats_frame({q.name: stats[q.name] for q in queues if q.name in stats},
                                  queues), hide_index=True)
+        limited = flow_frame(stats, queues)
+        if len(limited):
+            st.markdown("#### Flow control")
+            st.caption("Limits enforced across every consumer; in flight: jobs leased now; "
+                       "held back: ready jobs the limits keep waiting now (throttled now); "
+                       "throttled claims: claims that got fewer jobs because of a limit.")
+            st.dataframe(limited, hide_index=True)
     else:
         st.info("No queue yet: create one below, or enqueue a job from the ops console.")
     _create_form()

@@ -172,6 +172,27 @@ def stats_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo] = (
     return pd.DataFrame(rows, columns=columns)
 
 
+def flow_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo]) -> pd.DataFrame:
+    """The queues with limits (flow control): each limit, the jobs in flight, the ready jobs
+    the limits hold back now, and the claims they held back so far."""
+    rows = []
+    for info in queues:
+        if (info.concurrency is None and info.rate_limit is None
+                and info.group_concurrency is None and info.group_rate_limit is None):
+            continue
+        s = stats.get(info.name) or QueueStats(queue=info.name)
+        rows.append({
+            "queue": info.name, "concurrency": info.concurrency, "in flight": s.leased,
+            "rate limit": info.rate_limit or "", "group concurrency": info.group_concurrency,
+            "group rate limit": info.group_rate_limit or "",
+            "throttled now": "yes" if s.held else "no", "held back": s.held,
+            "throttled claims": s.throttled,
+        })
+    return pd.DataFrame(rows, columns=["queue", "concurrency", "in flight", "rate limit",
+                                       "group concurrency", "group rate limit", "throttled now",
+                                       "held back", "throttled claims"])
+
+
 def dead_letters_frame(letters: Sequence[DeadLetter]) -> pd.DataFrame:
     """One row per dead letter with why it died."""
     rows = [{"id": d.id, "queue": d.queue, "reason": d.reason, "last error": d.last_error or "",

@@ -226,3 +226,36 @@ def test_no_connection_or_read_transaction_outlives_a_run(
         page(app, name)
     assert db.backend.dialect.truncate_wal()  # type: ignore[attr-defined]
     assert Path(f"{console_db}-wal").stat().st_size == 0
+
+
+def test_queue_limits_are_set_shown_and_removed_on_the_queues_page(
+        open_console: Console, db: Queue) -> None:
+    app = page(open_console("admin_console.py"), "Queues")
+    app.text_input(key="create_name").set_value("webhooks")
+    app.number_input(key="create_concurrency").set_value(2)
+    app.text_input(key="create_rate_limit").set_value("50/s")
+    app.number_input(key="create_group_concurrency").set_value(1)
+    click(app, "Create queue")
+    assert messages(app, "success") == ["Created queue 'webhooks'."]
+    info = db.get_queue("webhooks")
+    assert (info.concurrency, info.rate_limit, info.group_concurrency,
+            info.group_rate_limit) == (2, "50/s", 1, None)
+
+    db.enqueue_many("webhooks", [1, 2, 3], group_key="a")
+    db.enqueue("webhooks", 4, group_key="b")
+    assert len(db.dequeue_many("webhooks", 4)) == 2
+    app = run(app)
+    limits = next(d.value for d in app.dataframe if "throttled now" in d.value.columns)
+    row = limits.set_index("queue").loc["webhooks"]
+    assert (row["concurrency"], row["in flight"], row["rate limit"]) == (2, 2, "50/s")
+    assert (row["throttled now"], row["held back"], row["throttled claims"]) == ("yes", 2, 1)
+
+    app.text_input(key="edit_webhooks_rate_limit").set_value("fast")
+    click(app, "Save settings")
+    assert "rate_limit" in messages(app, "error")[0]  # readable, nothing changed
+    assert db.get_queue("webhooks").rate_limit == "50/s"
+    app.text_input(key="edit_webhooks_rate_limit").set_value("")
+    app.number_input(key="edit_webhooks_concurrency").set_value(0)
+    click(app, "Save settings")
+    info = db.get_queue("webhooks")
+    assert (info.concurrency, info.rate_limit, info.group_concurrency) == (None, None, 1)
