@@ -456,3 +456,31 @@ def test_a_worker_of_several_queues_waits_on_a_limited_one_without_claiming(
     finally:
         q.close()
         busy.close()
+
+
+def test_a_job_stored_while_its_queue_gains_group_limits_joins_the_groups(
+        db_path: Path | str) -> None:
+    """An enqueue that read the queue's settings before group limits were set, and commits
+    after: the change waits for it, and the job is still claimable (never outside the groups,
+    where no grouped claim would find it)."""
+    producer = Queue(db_path, durability="normal")
+    operator = Queue(db_path, durability="normal")
+    try:
+        producer.create_queue("q")
+        changed = threading.Event()
+        with producer.atomic():
+            late = producer.enqueue("q", "late")  # stored, not committed
+            changer = threading.Thread(target=lambda: (
+                operator.update_queue("q", group_concurrency=1), changed.set()))
+            changer.start()
+            deadline = time.monotonic() + 0.5  # the change must wait for this transaction
+            while time.monotonic() < deadline:
+                assert not changed.is_set()
+                time.sleep(0.01)
+        changer.join(30)
+        assert changed.is_set()
+        claimed = operator.dequeue("q")
+        assert claimed is not None and claimed.id == late.id
+    finally:
+        producer.close()
+        operator.close()
