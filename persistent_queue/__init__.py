@@ -15,6 +15,7 @@ from __future__ import annotations
 from .errors import (
     DatabaseBusy,
     DatabaseMissing,
+    ForeignConnection,
     InvalidArgument,
     InvalidDependency,
     InvalidInput,
@@ -27,6 +28,7 @@ from .errors import (
     MissingDependency,
     NoCurrentJob,
     NoSubscribers,
+    NotInTransaction,
     PayloadTooLarge,
     QueueAlreadyExists,
     QueueError,
@@ -41,6 +43,8 @@ from .errors import (
     StorageFull,
     TaskFailed,
     UnknownTask,
+    UnusableConnection,
+    WrongConnectionKind,
 )
 from .models import (
     DeadLetter,
@@ -67,6 +71,7 @@ __all__ = [
     "DatabaseMissing",
     "DeadLetter",
     "DeletedQueue",
+    "ForeignConnection",
     "InvalidArgument",
     "InvalidDependency",
     "InvalidInput",
@@ -82,6 +87,7 @@ __all__ = [
     "MissingDependency",
     "NoCurrentJob",
     "NoSubscribers",
+    "NotInTransaction",
     "PayloadTooLarge",
     "Progress",
     "Queue",
@@ -110,6 +116,8 @@ __all__ = [
     "TaskOptions",
     "TaskRegistry",
     "UnknownTask",
+    "UnusableConnection",
+    "WrongConnectionKind",
     "__version__",
     "current_job",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from . import config, validation
 from .errors import InvalidArgument
 from .models import DeadLetter, Job
 from .queue_base import JobRef, QueueBase
+from .storage.external import joined
 from .tasks import NO_RESULT, encode_result
 
 
@@ -120,16 +122,26 @@ class ConsumingMixin(QueueBase):
         return job_id, token
 
     def ack(self, job: JobRef, lease_token: str | None = None, *,
-            result: Any = NO_RESULT) -> None:
+            result: Any = NO_RESULT, connection: Any = None) -> None:
         """Mark a claimed job done. ``LeaseLost`` if the lease is no longer the caller's.
 
         ``result`` (a task's return value, any JSON value) is stored with the ack, in its
         transaction; ``InvalidPayload``/``PayloadTooLarge`` (over ``config.MAX_RESULT_BYTES``)
         before anything is written, the job still leased.
+
+        ``connection`` (the caller's own connection to the queue's database, in a
+        transaction; see :meth:`enqueue`) makes the ack part of the caller's transaction: the
+        handler's database writes and the ack commit together or not at all. The lease is
+        checked there as always: ``LeaseLost`` (nothing written; roll back your transaction,
+        whose writes another consumer will make again) if it is no longer the caller's.
         """
         job_id, token = self._lease(job, lease_token)
         result_json = None if result is NO_RESULT else encode_result(result)
-        self.backend.ack(job_id, token, self._clock(), result_json)
+        if connection is None:
+            self.backend.ack(job_id, token, self._clock(), result_json)
+            return
+        with joined(self.backend, connection):
+            self.backend.ack(job_id, token, self._clock(), result_json)
 
     acknowledge = ack
 
@@ -156,6 +168,7 @@ class ConsumingMixin(QueueBase):
         delay: float | timedelta | None = None,
         lease_token: str | None = None,
         dead_letter_reason: str | None = None,
+        connection: Any = None,
     ) -> Job | DeadLetter:
         """Record a failed attempt.
 
@@ -163,7 +176,8 @@ class ConsumingMixin(QueueBase):
         exponential backoff with jitter), or moves to the dead-letter table when its attempts
         are used up, with ``dead_letter_reason`` as the dead letter's reason if given (else
         "failed N of M attempts"). A job whose cancellation was requested is cancelled
-        instead (never run again). Returns the job as it now stands.
+        instead (never run again). Returns the job as it now stands. ``connection``: written
+        in the caller's transaction, as for :meth:`ack`.
         """
         job_id, token = self._lease(job, lease_token)
         wait = None
@@ -171,9 +185,10 @@ class ConsumingMixin(QueueBase):
             wait = validation.seconds(delay, name="delay", maximum=config.MAX_DELAY)
         message = validation.text(error, name="error", max_chars=config.MAX_ERROR_CHARS)
         reason = validation.text(dead_letter_reason, name="dead_letter_reason", max_chars=1024)
-        return self.backend.nack(job_id, token, error=message, delay=wait,
-                                 backoff=self.retry_policy.delay, now=self._clock(),
-                                 dead_letter_reason=reason)
+        with joined(self.backend, connection) if connection is not None else nullcontext():
+            return self.backend.nack(job_id, token, error=message, delay=wait,
+                                     backoff=self.retry_policy.delay, now=self._clock(),
+                                     dead_letter_reason=reason)
 
     def requeue(
         self, job: JobRef, delay: float | timedelta = 0, *, lease_token: str | None = None

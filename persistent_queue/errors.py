@@ -37,6 +37,28 @@ class MissingDependency(InvalidInput):
     message names the extra that brings it: ``pip install 'persistent-queue[postgres]'``."""
 
 
+class UnusableConnection(InvalidInput):
+    """A ``connection=`` (the caller's own, to write in its transaction) cannot carry the
+    queue's write: closed, busy, or given inside ``atomic()``; nothing was written, and the
+    caller's transaction is as it was."""
+
+
+class WrongConnectionKind(UnusableConnection):
+    """``connection=`` is not a connection this queue's database can use: not a ``sqlite3``,
+    psycopg 3 or SQLAlchemy connection or session, or one for the other backend (a psycopg
+    connection for a SQLite queue)."""
+
+
+class ForeignConnection(UnusableConnection):
+    """``connection=`` reaches another database than the queue's: another SQLite file, or
+    another PostgreSQL database or server (or a ``search_path`` without the queue's tables)."""
+
+
+class NotInTransaction(UnusableConnection):
+    """``connection=`` is in autocommit mode outside a transaction, or its transaction has
+    failed: the queue's write would commit on its own, not with the caller's writes."""
+
+
 class JobNotFound(QueueError, LookupError):
     """No job (live or dead-lettered) has that id."""
 

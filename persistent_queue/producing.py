@@ -10,6 +10,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from .errors import InvalidArgument, QueueFull
 from .models import JSON, Job
 from .queue_base import JobRef, QueueBase
 from .storage import NewJob
+from .storage.external import joined
 from .workflows import check_dedup_key, check_dependencies
 
 
@@ -41,8 +43,10 @@ class ProducingMixin(QueueBase):
         block_timeout: float | timedelta | None = None,
         timeout: float | timedelta | None = None,
         group_key: str | None = None,
+        connection: Any = None,
     ) -> Job:
-        """Store one job; it is durable when this returns.
+        """Store one job; it is durable when this returns (with ``connection``: when the
+        caller commits).
 
         Args:
             queue: the queue's name; the queue is created with the defaults if new.
@@ -67,6 +71,12 @@ class ProducingMixin(QueueBase):
                 limits, a group's jobs start in enqueue order within ``group_concurrency``
                 and ``group_rate_limit``, and claims rotate over groups
                 (``docs/flow-control.md``).
+            connection: the caller's own connection to the queue's database, in a
+                transaction (a ``sqlite3`` or psycopg 3 connection, a SQLAlchemy
+                ``Connection`` or ``Session``): the job is written there, in the caller's
+                transaction, and exists only if it commits (``docs/transactions.md``).
+                ``ForeignConnection``, ``NotInTransaction``, ``WrongConnectionKind``: nothing
+                written. Not with ``block`` (the wait would hold the caller's transaction).
         """
         name = validation.queue_name(queue)
         now = self._clock()
@@ -83,6 +93,12 @@ class ProducingMixin(QueueBase):
                 dedup_window, name="dedup_window", maximum=float("inf"))
             job = dataclasses.replace(job, dedup_key=key, dedup_window=window,
                                       depends_on=parents)
+        if connection is not None:
+            if block:
+                raise InvalidArgument("block=True cannot be used with connection=: the wait "
+                                      "for room would hold your transaction open")
+            with joined(self.backend, connection):
+                return self._store(name, [job], block=False, block_timeout=block_timeout)[0]
         return self._store(name, [job], block=block, block_timeout=block_timeout)[0]
 
     def enqueue_many(
@@ -96,11 +112,13 @@ class ProducingMixin(QueueBase):
         headers: Mapping[str, Any] | None = None,
         timeout: float | timedelta | None = None,
         group_key: str | None = None,
+        connection: Any = None,
     ) -> list[Job]:
         """Store many jobs in one transaction: all of them or, on any error, none.
 
         The options are those of :meth:`enqueue`, shared by every job; ``group_key`` puts
-        every one of them in that group, in the order given.
+        every one of them in that group, in the order given; with ``connection`` the
+        transaction is the caller's.
         """
         name = validation.queue_name(queue)
         now = self._clock()
@@ -119,8 +137,9 @@ class ProducingMixin(QueueBase):
             first = dataclasses.replace(first, group_key=group)
         texts = [first.payload_json]
         texts += validation.payloads(payloads[1:], max_bytes=self.max_payload_bytes)
-        return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,
-                                            queue_defaults=self._defaults)
+        with joined(self.backend, connection) if connection is not None else nullcontext():
+            return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,
+                                                queue_defaults=self._defaults)
 
     def _store(self, queue: str, jobs: list[NewJob], *, block: bool,
                block_timeout: float | timedelta | None) -> list[Job]:

@@ -245,6 +245,8 @@ class _Options:
     max_attempts: int | None = None
     timeout: float | timedelta | None = None
     group_key: str | None = None
+    #: The caller's connection the job is written on (``Queue.enqueue(connection=)``).
+    connection: Any = dataclasses.field(default=None, repr=False, compare=False)
 
 
 class TaskOptions(Generic[P, R]):
@@ -302,10 +304,12 @@ class Task(Generic[P, R]):
                 headers: Mapping[str, Any] | None = None,
                 max_attempts: int | None = None,
                 timeout: float | timedelta | None = None,
-                group_key: str | None = None) -> TaskOptions[P, R]:
+                group_key: str | None = None,
+                connection: Any = None) -> TaskOptions[P, R]:
         """The task with options for the next ``.delay`` (as ``Queue.enqueue`` takes them;
         ``depends_on`` also takes handles; ``timeout`` overrides the task's; ``group_key``
-        puts the job in a group for the queue's group limits)."""
+        puts the job in a group for the queue's group limits; ``connection`` writes the job
+        in the caller's transaction, ``docs/transactions.md``)."""
         if queue is not None:
             validation.queue_name(queue)
         validation.run_timeout(timeout)
@@ -316,7 +320,7 @@ class Task(Generic[P, R]):
             raise InvalidPayload("headers must be a JSON object of string keys")
         return TaskOptions(self, _Options(queue, delay, run_at, priority, dedup_key,
                                           tuple(depends_on), headers, max_attempts, timeout,
-                                          flow.group_key(group_key)))
+                                          flow.group_key(group_key), connection))
 
     def _enqueue(self, opts: _Options, args: tuple[Any, ...],
                  kwargs: Mapping[str, Any], store: Queue | None = None) -> TaskHandle:
@@ -339,7 +343,7 @@ class Task(Generic[P, R]):
             headers=headers, depends_on=_job_ids(opts.depends_on) or None,
             dedup_key=opts.dedup_key,
             timeout=opts.timeout if opts.timeout is not None else self.timeout,
-            group_key=opts.group_key)
+            group_key=opts.group_key, connection=opts.connection)
         return TaskHandle(queue, job, self.name)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import StorageError
+from ..errors import StorageError, WrongConnectionKind
 from ..models import JobState
 from .base import NewJob
 
@@ -64,6 +64,14 @@ class Dialect(ABC):
     def in_atomic(self) -> bool:
         """Whether this thread is inside an ``atomic()`` block (or a commit group)."""
         return bool(getattr(self._local, "atomic", False))
+
+    def adopt_connection(self, raw: Any) -> Any:
+        """The caller's driver connection ``raw`` (of this dialect's kind), checked and ready
+        to carry the core's statements in the caller's transaction (``connection=``, see
+        :mod:`.external`): ``ForeignConnection`` if it reaches another database,
+        ``NotInTransaction`` if a write there would commit on its own."""
+        raise WrongConnectionKind(f"the {self.name} dialect cannot write on a caller's "
+                                  "connection; nothing was written")
 
     @abstractmethod
     def snapshot(self) -> AbstractContextManager[Any]:

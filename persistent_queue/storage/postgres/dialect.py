@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
+import psycopg
 from psycopg.rows import tuple_row
 
 from ...config import Durability
@@ -25,6 +26,7 @@ from ..base import NewJob
 from ..dialect import Dialect
 from .connection import Connection, PostgresConnections
 from .errors import is_deadlock, translate_errors
+from .external import AdoptedConnection, adopt
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,6 +64,9 @@ class PostgresDialect(PostgresConnections, Dialect):
 
     def translate_errors(self) -> Any:
         return translate_errors()
+
+    def adopt_connection(self, raw: psycopg.Connection[Any]) -> AdoptedConnection:
+        return adopt(self, raw)
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:

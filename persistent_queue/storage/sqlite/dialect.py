@@ -30,6 +30,7 @@ from ..dialect import Dialect
 from .connection import SQLiteConnections
 from .disk_reserve import DiskReserve
 from .errors import translate_errors
+from .external import AdoptedConnection, adopt
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +73,9 @@ class SQLiteDialect(SQLiteConnections, Dialect):
 
     def translate_errors(self) -> Any:
         return _TRANSLATE_ERRORS
+
+    def adopt_connection(self, raw: sqlite3.Connection) -> AdoptedConnection:
+        return adopt(self, raw)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
