@@ -133,12 +133,20 @@ def headers(value: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None
     return clean, encode_json(clean, where="headers")
 
 
+def _shown(value: int | float) -> str:
+    """A number as an error message shows it: an integer too long to print by its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return str(value)
+
+
 def integer(value: object, *, name: str, minimum: int, maximum: int) -> int:
     """An int within bounds (bools and floats are refused)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"{name} must be an integer, not {type(value).__name__}")
     if not minimum <= value <= maximum:
-        raise InvalidArgument(f"{name} must be between {minimum} and {maximum}, not {value}")
+        raise InvalidArgument(f"{name} must be between {minimum} and {maximum}, "
+                              f"not {_shown(value)}")
     return value
 
 
@@ -150,7 +158,11 @@ def seconds(
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument(f"{name} must be a number of seconds, not {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        raise InvalidArgument(f"{name} is too large: at most {maximum:g} seconds, not "
+                              f"{_shown(value)}") from None
     if not math.isfinite(number):
         raise InvalidArgument(f"{name} must be finite, not {value}")
     if number < 0 or (number == 0 and not allow_zero):
@@ -184,7 +196,11 @@ def fraction(value: object, *, name: str = "fraction") -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument(f"{name} must be a number from 0 to 1, not "
                               f"{type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        raise InvalidArgument(f"{name} is too large: it must be from 0 to 1, not "
+                              f"{_shown(value)}") from None
     if not 0.0 <= number <= 1.0:  # NaN fails too
         raise InvalidArgument(f"{name} must be from 0 to 1, not {value}")
     return number
@@ -195,7 +211,11 @@ def text(value: object, *, name: str, max_chars: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        value = str(value)
+        try:
+            value = str(value)
+        except Exception as exc:  # a __str__ that raises, an int too long to print
+            raise InvalidArgument(f"{name} cannot be shown as text: {type(exc).__name__}"
+                                  ) from None
     value = value.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates
     value = value.replace("\x00", "\\0")
     return value if len(value) <= max_chars else value[: max_chars - 3] + "..."

@@ -1,0 +1,101 @@
+"""Control of running jobs, tried as a hostile user and operator would: input that is not
+what the API expects, cancels racing claims, acks, nacks and expiring leases from many
+threads, dependency graphs that are not trees, handlers that lie about being cancelled or
+raise what cannot be printed. Both backends; the worker runs in-process (thread executor).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from persistent_queue import Job, JobState, Queue
+from persistent_queue.errors import (
+    InvalidArgument,
+    InvalidJobState,
+    JobCancelled,
+    JobNotFound,
+    LeaseLost,
+    QueueError,
+)
+from tests.integration.test_worker_control import start, stop
+from tests.support import FakeClock, wait_for
+
+HUGE = 10**400  # an int no float can hold
+
+
+class Unprintable:
+    """A value whose ``str()`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("cannot be shown")
+
+
+class UnprintableError(Exception):
+    """An exception whose message cannot be shown."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("cannot be shown")
+
+
+# -- bad input: a specific error, nothing written --------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    lambda q, job: q.enqueue("work", 1, timeout=HUGE),
+    lambda q, job: q.create_queue("other", timeout=HUGE),
+    lambda q, job: q.update_queue("work", timeout=HUGE),
+    lambda q, job: q.set_progress(job, HUGE),
+    lambda q, job: q.set_progress(job, 0.5, visibility_timeout=HUGE),
+    lambda q, job: q.enqueue("work", 1, delay=HUGE),
+    lambda q, job: q.task(queue="work", timeout=HUGE)(lambda: None),
+], ids=["enqueue", "create_queue", "update_queue", "fraction", "progress_lease", "delay",
+        "task"])
+def test_numbers_too_large_for_a_float_are_refused(
+        queue: Queue, call: Callable[[Queue, Job], Any]) -> None:
+    queue.create_queue("work")
+    queue.enqueue("work", 0)
+    job = queue.dequeue("work")
+    assert job is not None
+    with pytest.raises(InvalidArgument, match="too large"):
+        call(queue, job)
+    after = queue.get_job(job.id)
+    assert after.progress is None and after.lease_expires_at == job.lease_expires_at
+    assert [q.name for q in queue.list_queues()] == ["work"]
+    assert queue.stats("work").ready == 0
+
+
+@pytest.mark.parametrize("call", [
+    lambda q: q.cancel(10**5000),
+    lambda q: q.delete_job(10**5000),
+    lambda q: q.retry_now(10**5000),
+    lambda q: q.history(10**5000),
+    lambda q: q.cancel_requests([10**5000]),
+    lambda q: q.enqueue("work", 1, priority=10**5000),
+], ids=["cancel", "delete_job", "retry_now", "history", "cancel_requests", "priority"])
+def test_an_integer_too_long_to_print_is_refused_by_its_size(
+        queue: Queue, call: Callable[[Queue], Any]) -> None:
+    with pytest.raises(InvalidArgument, match="an integer of 16610 bits"):
+        call(queue)
+
+
+@pytest.mark.parametrize("text", [Unprintable(), 10**5000], ids=["str_raises", "huge_int"])
+def test_a_message_or_reason_that_cannot_be_shown_is_refused(queue: Queue, text: object) -> None:
+    running = queue.enqueue("work", 0)
+    job = queue.dequeue("work")
+    assert job is not None and job.id == running.id
+    waiting = queue.enqueue("work", 1)
+    with pytest.raises(InvalidArgument, match="message"):
+        queue.set_progress(job, 0.5, text)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="reason"):
+        queue.cancel(waiting.id, reason=text)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="error"):
+        queue.nack(job, error=text)  # type: ignore[arg-type]
+    assert queue.get_job(job.id).progress is None
+    assert queue.get_job(waiting.id).state is JobState.READY
+    assert queue.get_job(job.id).state is JobState.LEASED
