@@ -69,8 +69,8 @@ class JobControl(Workflows):
                     row["cancel_reason"] or reason, now,
                     worker=row["claimed_by"] if ends_attempt else None,
                     run_time=None if started is None else now - started)
-        self._fail_dependents(conn, job_id, DEPENDENCY_CANCELLED,
-                              f"job {job_id} it depends on was cancelled", now)
+        self._end_dependents(conn, job_id, DEPENDENCY_CANCELLED,
+                             f"job {job_id} it depends on was cancelled", now)
         self.dialect.notify(conn, RESULTS)  # a Queue.result waiting for it raises TaskFailed
         return job_from_row(conn.execute(self.q["get_job"], {"id": job_id}).fetchone())
 
@@ -160,8 +160,8 @@ class JobControl(Workflows):
             for query in ("delete_job", "delete_job_events", "delete_job_edges"):
                 conn.execute(self.q[query], {"id": job_id})
             if state in ("waiting", "ready"):  # unfinished: what waits for it never runs
-                self._fail_dependents(conn, job_id, DEPENDENCY_DELETED,
-                                      f"job {job_id} it depends on was deleted", now)
+                self._end_dependents(conn, job_id, DEPENDENCY_DELETED,
+                                     f"job {job_id} it depends on was deleted", now)
             self.dialect.notify(conn, RESULTS)  # a Queue.result waiting for it: JobNotFound
 
     def retry_now(self, job_id: int, *, now: float) -> Job:

@@ -98,17 +98,27 @@ class Workflows(Reads):
 
     def _after_dead_letter(self, conn: Any, job_id: int, now: float) -> None:
         """Dead-letter every job waiting for ``job_id``, transitively."""
+        self._end_dependents(conn, job_id, DEPENDENCY_FAILED,
+                             f"job {job_id} it depends on was dead-lettered", now)
+
+    def _end_dependents(self, conn: Any, parent: int, reason: str, detail: str,
+                        now: float) -> None:
+        """Dead-letter the jobs waiting for ``parent`` with ``reason``, and theirs in turn
+        with "dependency failed". A level is done before the next begins (a dead-lettering
+        inside the cascade leaves its dependents to the outer loop), so a job that waits
+        for two of them (a diamond) is dead-lettered once."""
         local = self.dialect._local
         pending = getattr(local, "cascade", None)
         if pending is not None:  # already inside a cascade: let the outer loop handle it
-            pending.append(job_id)
+            pending.append(parent)
             return
-        pending = local.cascade = [job_id]
+        pending = local.cascade = []
         try:
+            self._fail_dependents(conn, parent, reason, detail, now)
             while pending:
-                parent = pending.pop()
-                self._fail_dependents(conn, parent, DEPENDENCY_FAILED,
-                                      f"job {parent} it depends on was dead-lettered", now)
+                job_id = pending.pop()
+                self._fail_dependents(conn, job_id, DEPENDENCY_FAILED,
+                                      f"job {job_id} it depends on was dead-lettered", now)
         finally:
             local.cascade = None
 

@@ -99,3 +99,61 @@ def test_a_message_or_reason_that_cannot_be_shown_is_refused(queue: Queue, text:
     assert queue.get_job(job.id).progress is None
     assert queue.get_job(waiting.id).state is JobState.READY
     assert queue.get_job(job.id).state is JobState.LEASED
+
+
+# -- cancelling or deleting a job whose dependents form a diamond ----------------------------
+
+
+def diamond(q: Queue) -> tuple[Job, Job, Job, Job]:
+    """A; B waits for A; C waits for B; D waits for A and B (reached twice from A)."""
+    a = q.enqueue("dag", "A")
+    b = q.enqueue("dag", "B", depends_on=[a.id])
+    c = q.enqueue("dag", "C", depends_on=[b.id])
+    d = q.enqueue("dag", "D", depends_on=[a.id, b.id])
+    return a, b, c, d
+
+
+def dead_reasons(q: Queue) -> dict[Any, str]:
+    return {letter.payload: letter.reason for letter in q.dead_letters("dag")}
+
+
+@pytest.mark.parametrize("end", ["cancel", "delete"])
+def test_ending_a_queued_job_whose_dependents_form_a_diamond(queue: Queue, end: str) -> None:
+    a, b, c, d = diamond(queue)
+    if end == "cancel":
+        assert queue.cancel(a.id).state is JobState.CANCELLED
+        first = "dependency cancelled"
+    else:
+        queue.delete_job(a.id)
+        first = "dependency deleted"
+    assert dead_reasons(queue) == {"B": first, "D": first, "C": "dependency failed"}
+    assert queue.stats("dag").waiting == 0
+    assert queue.redrive(b.id) == [b.id]  # B runs without A; C, which died with it, is back
+    assert queue.get_job(b.id).state is JobState.READY
+    assert queue.get_job(c.id).state is JobState.WAITING
+    assert dead_reasons(queue) == {"D": first}
+
+
+@pytest.mark.parametrize("end", ["confirm", "nack", "reaper"])
+def test_cancelling_a_running_job_whose_dependents_form_a_diamond(
+        queue: Queue, clock: FakeClock, end: str) -> None:
+    a, b, c, d = diamond(queue)
+    crashed = queue.enqueue("other", "x", max_attempts=1)
+    running = queue.dequeue("dag", visibility_timeout=5)
+    assert running is not None and running.id == a.id
+    queue.cancel(a.id, reason="wrong input")
+    if end == "confirm":
+        queue.confirm_cancel(running)
+    elif end == "nack":
+        queue.nack(running, error="stopped")
+    else:  # its worker died; so did the other job's, on its last attempt
+        assert queue.dequeue("other", visibility_timeout=5) is not None
+        clock.advance(10)
+        assert queue.reap() == 2
+    assert queue.get_job(a.id).state is JobState.CANCELLED
+    assert dead_reasons(queue) == {"B": "dependency cancelled", "D": "dependency cancelled",
+                                   "C": "dependency failed"}
+    stats = queue.stats("dag")  # reads (and reaps) as before
+    assert (stats.cancelled, stats.dead, stats.waiting) == (1, 3, 0)
+    if end == "reaper":
+        assert [letter.id for letter in queue.dead_letters("other")] == [crashed.id]
