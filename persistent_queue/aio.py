@@ -1,0 +1,369 @@
+"""asyncio: :class:`AsyncQueue`, the :class:`~persistent_queue.Queue`'s methods as coroutines.
+
+::
+
+    async with AsyncQueue("data/queue.db") as aq:       # or a postgresql:// URL
+        await aq.enqueue("emails", {"to": "a@b.c"})
+        job = await aq.dequeue("emails", wait=10)     # never blocks the event loop
+        await aq.ack(job)
+
+Concurrency model: an ``AsyncQueue`` wraps a ``Queue``. Every database call runs on the
+AsyncQueue's own small thread pool (``threads``, 4 by default; never asyncio's default
+executor), so the event loop only awaits. Waits hold no thread: ``dequeue(wait=)`` and
+``result(timeout=)`` park an asyncio future, and one watcher thread per AsyncQueue observes
+commits (the backend's ``wait_for_change``: SQLite's ``PRAGMA data_version``, PostgreSQL's
+``LISTEN`` on the watcher's connection) and wakes every parked future at each one. Waiters of
+one queue then share one read of whether it has claimable work, so a thousand idle long polls
+cost one read per commit, not a thousand. The watcher runs only while something waits.
+
+Methods that need the caller's thread (``atomic()``, ``enqueue(connection=)`` with a sqlite3
+connection, which is bound to its thread) are not for an AsyncQueue: use the ``Queue``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from . import config, validation
+from .errors import InvalidArgument, QueueError, ResultTimeout
+from .models import JSON, Job
+from .queue import Queue
+from .storage import Backend
+
+__all__ = ["ASYNC_THREADS", "AsyncQueue", "async_queue_for"]
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Threads of an AsyncQueue's pool (database calls at once) by default.
+ASYNC_THREADS = 4
+#: Longest single sleep of the watcher, so it notices promptly that nothing waits any more.
+_WATCH_SLICE = 0.5
+#: Longest a result wait sleeps between looks (PostgreSQL announces only acks with a result).
+_RESULT_RECHECK = 1.0
+
+
+class _Watcher:
+    """One thread that observes commits and wakes the asyncio futures parked on them."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        self._lock = threading.Lock()
+        self._parked: set[asyncio.Future[None]] = set()
+        self._wanted = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        #: Bumped at each commit seen: a read started after it reflects that commit.
+        self.generation = 0
+
+    def park(self) -> asyncio.Future[None]:
+        """A future done at the next commit seen after this call."""
+        future = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if self._closed:
+                raise InvalidArgument("this AsyncQueue is closed")
+            self._parked.add(future)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pq-async-watcher",
+                                                daemon=True)
+                self._thread.start()
+        self._wanted.set()
+        return future
+
+    def unpark(self, future: asyncio.Future[None]) -> None:
+        with self._lock:
+            self._parked.discard(future)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._wanted.set()
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        backend, interval = self._queue.backend, self._queue.poll_interval
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                idle = not self._parked
+            if idle:
+                self._wanted.wait(_WATCH_SLICE)
+                self._wanted.clear()
+                continue
+            try:
+                changed = backend.wait_for_change(_WATCH_SLICE, interval, None)
+            except QueueError as exc:
+                logger.error("the AsyncQueue watcher could not wait for commits: %s", exc)
+                changed = True  # wake the waiters: each looks again (and meets the error)
+                time.sleep(_WATCH_SLICE)
+            if changed:
+                self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            self.generation += 1
+            parked, self._parked = self._parked, set()
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for future in parked:
+            by_loop.setdefault(future.get_loop(), []).append(future)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, futures)
+            except RuntimeError:  # that loop is closed: nobody waits there any more
+                pass
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+def _in_pool(method: Callable[Concatenate[Queue, P], R]
+             ) -> Callable[Concatenate[AsyncQueue, P], Coroutine[Any, Any, R]]:
+    """``Queue.<method>`` as a coroutine method of AsyncQueue, run on its thread pool."""
+
+    @functools.wraps(method)
+    async def call(self: AsyncQueue, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._run(functools.partial(method, self.queue, *args, **kwargs))
+
+    call.__doc__ = (f"``await`` :meth:`Queue.{method.__name__}` (run on the AsyncQueue's "
+                    f"thread pool).\n\n{method.__doc__ or ''}")
+    return call
+
+
+class AsyncQueue:
+    """A :class:`~persistent_queue.Queue` for asyncio: its methods as coroutines.
+
+    Args:
+        db: as ``Queue`` takes it (a path, ``sqlite:///path``, a PostgreSQL URL, a backend),
+            or a ``Queue`` to wrap (then ``aclose`` leaves it open).
+        threads: threads of the pool that runs the database calls.
+        **options: ``Queue``'s options (``durability``, ``visibility_timeout``, ``clock``...).
+
+    ``dequeue``/``dequeue_many`` with ``wait=`` and ``result`` with ``timeout=`` wait without
+    holding a thread (see the module docstring). Use ``async with AsyncQueue(...) as aq`` or
+    ``await aq.aclose()``.
+    """
+
+    def __init__(self, db: str | os.PathLike[str] | Backend | Queue = config.DEFAULT_DB_PATH,
+                 *, threads: int = ASYNC_THREADS, **options: Any) -> None:
+        validation.integer(threads, name="threads", minimum=1, maximum=256)
+        if isinstance(db, Queue):
+            if options:
+                raise InvalidArgument("options belong to the Queue given, not to AsyncQueue")
+            self.queue, self._owns_queue = db, False
+        else:
+            self.queue, self._owns_queue = Queue(db, **options), True
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pq-async")
+        self._watcher = _Watcher(self.queue)
+        self._probes: dict[str, tuple[int, asyncio.Future[bool]]] = {}
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop the watcher and the pool, and close the Queue if this AsyncQueue opened it."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._watcher.close()
+        self._pool.shutdown(wait=True)
+        if self._owns_queue:
+            self.queue.close()
+
+    async def __aenter__(self) -> AsyncQueue:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Async{self.queue!r}"
+
+    @property
+    def db(self) -> str | os.PathLike[str]:
+        """The database (as ``Queue.db``)."""
+        return self.queue.db
+
+    async def _run(self, call: Callable[[], R]) -> R:
+        if self._closed:
+            raise InvalidArgument("this AsyncQueue is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    async def dequeue(self, queue: str, *, visibility_timeout: float | None = None,
+                      wait: float = 0, worker: str | None = None) -> Job | None:
+        """Claim the next job, or None if none is ready within ``wait`` s (see
+        :meth:`Queue.dequeue`). Waiting parks a future woken by commits: no thread is held."""
+        jobs = await self.dequeue_many(queue, 1, visibility_timeout=visibility_timeout,
+                                       wait=wait, worker=worker)
+        return jobs[0] if jobs else None
+
+    async def dequeue_many(self, queue: str, count: int, *,
+                           visibility_timeout: float | None = None, wait: float = 0,
+                           worker: str | None = None) -> list[Job]:
+        """Claim up to ``count`` jobs, waiting up to ``wait`` s (see :meth:`dequeue`)."""
+        wait = validation.seconds(wait, name="wait", maximum=config.MAX_WAIT)
+        claim = functools.partial(self.queue.dequeue_many, queue, count,
+                                  visibility_timeout=visibility_timeout, wait=0, worker=worker)
+        deadline = time.monotonic() + wait
+        while True:
+            changed = self._watcher.park() if wait else None  # first: no commit is missed
+            try:
+                jobs = await self._run(claim)
+                if jobs or changed is None:
+                    return jobs
+                if not await self._until_claimable(queue, changed, deadline):
+                    return []
+            finally:
+                if changed is not None:
+                    self._watcher.unpark(changed)
+
+    async def _until_claimable(self, queue: str, parked: asyncio.Future[None],
+                               deadline: float) -> bool:
+        """Sleep until a claim from ``queue`` may succeed; False once the deadline passed."""
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                timeout = await self._run(functools.partial(self._sleep_for, queue, remaining))
+                if timeout <= 0:
+                    return True
+                await asyncio.wait([parked], timeout=timeout)
+                if not parked.done():
+                    return True  # something came due (a delayed job, a lease end, a slot)
+                parked = self._watcher.park()  # before the read: a later commit wakes us
+                if await self._claimable(queue):
+                    return True
+        finally:
+            self._watcher.unpark(parked)
+
+    def _sleep_for(self, queue: str, remaining: float) -> float:
+        """How long a waiter may sleep before looking again (0: look now); pool thread."""
+        backend, now = self.queue.backend, self.queue.now()
+        outlook = backend.flow_outlook(queue, now)
+        if outlook is not None:  # a queue with limits: wake for them, and look every so often
+            claimable, wake_at = outlook
+            if claimable:
+                return 0.0
+            timeout = remaining if wake_at is None else max(wake_at - now, 0.001)
+            return min(timeout, remaining, config.FLOW_RECHECK)
+        next_at = backend.next_available_at(queue)
+        if next_at is None:
+            return remaining
+        return min(remaining, max(next_at - now, 20 * self.queue.poll_interval))
+
+    async def _claimable(self, queue: str) -> bool:
+        """Whether ``queue`` has claimable work: one read shared by the waiters of a commit."""
+        generation = self._watcher.generation
+        probe = self._probes.get(queue)
+        if probe is None or probe[0] != generation or (
+                probe[1].done() and probe[1].exception() is not None):
+            future = asyncio.ensure_future(self._run(functools.partial(
+                self.queue.backend.has_claimable, queue, self.queue.now())))
+            self._probes[queue] = probe = (generation, future)
+        return await asyncio.shield(probe[1])
+
+    async def result(self, job_id: int, timeout: float | None = None) -> JSON:
+        """The stored result of job ``job_id``, waiting until it is done (see
+        :meth:`Queue.result`: ``TaskFailed``, ``ResultTimeout``, ``JobNotFound``). Waiting
+        parks a future woken by commits: no thread is held."""
+        validation.integer(job_id, name="job id", minimum=1, maximum=2**63 - 1)
+        wait = None if timeout is None else validation.seconds(
+            timeout, name="timeout", maximum=float("inf"))
+        deadline = None if wait is None else time.monotonic() + wait
+        look = functools.partial(self.queue.result, job_id, timeout=0)
+        while True:
+            changed = self._watcher.park()  # first: no commit is missed
+            try:
+                try:
+                    return await self._run(look)
+                except ResultTimeout:
+                    remaining = (_RESULT_RECHECK if deadline is None
+                                 else deadline - time.monotonic())
+                    if remaining <= 0:
+                        job = await self.get_job(job_id)
+                        raise ResultTimeout(f"job {job_id} is {job.state.value}, not done, "
+                                            f"after {wait:g}s") from None
+                await asyncio.wait([changed], timeout=min(remaining, _RESULT_RECHECK))
+            finally:
+                self._watcher.unpark(changed)
+
+    # -- everything else: the Queue's method on the pool ------------------------------------
+
+    enqueue = _in_pool(Queue.enqueue)
+    enqueue_many = _in_pool(Queue.enqueue_many)
+    ack = _in_pool(Queue.ack)
+    ack_many = _in_pool(Queue.ack_many)
+    nack = _in_pool(Queue.nack)
+    extend = _in_pool(Queue.extend)
+    requeue = _in_pool(Queue.requeue)
+    set_progress = _in_pool(Queue.set_progress)
+    confirm_cancel = _in_pool(Queue.confirm_cancel)
+    cancel_requests = _in_pool(Queue.cancel_requests)
+    move_to_dead_letter_queue = _in_pool(Queue.move_to_dead_letter_queue)
+    cancel = _in_pool(Queue.cancel)
+    get_job = _in_pool(Queue.get_job)
+    list_jobs = _in_pool(Queue.list_jobs)
+    history = _in_pool(Queue.history)
+    stats = _in_pool(Queue.stats)
+    throughput = _in_pool(Queue.throughput)
+    create_queue = _in_pool(Queue.create_queue)
+    update_queue = _in_pool(Queue.update_queue)
+    get_queue = _in_pool(Queue.get_queue)
+    list_queues = _in_pool(Queue.list_queues)
+    delete_queue = _in_pool(Queue.delete_queue)
+    pause = _in_pool(Queue.pause)
+    resume = _in_pool(Queue.resume)
+    purge = _in_pool(Queue.purge)
+    cleanup = _in_pool(Queue.cleanup)
+    delete_job = _in_pool(Queue.delete_job)
+    retry_now = _in_pool(Queue.retry_now)
+    dead_letters = _in_pool(Queue.dead_letters)
+    redrive = _in_pool(Queue.redrive)
+    publish = _in_pool(Queue.publish)
+    dependency_results = _in_pool(Queue.dependency_results)
+    reap = _in_pool(Queue.reap)
+    get_value = _in_pool(Queue.get_value)
+    set_value = _in_pool(Queue.set_value)
+
+
+_for_queue: weakref.WeakKeyDictionary[Queue, AsyncQueue] = weakref.WeakKeyDictionary()
+_for_queue_lock = threading.Lock()
+
+
+def async_queue_for(queue: Queue) -> AsyncQueue:
+    """The AsyncQueue wrapping ``queue`` (one per Queue, made on first use; what
+    ``task.adelay`` and ``handle.aresult`` use). Its pool and watcher threads are daemons
+    that idle while nothing waits."""
+    with _for_queue_lock:
+        wrapper = _for_queue.get(queue)
+        if wrapper is None:
+            wrapper = _for_queue[queue] = AsyncQueue(queue)
+        return wrapper
+
+
+def _parked_count(aq: AsyncQueue) -> int:
+    """How many futures wait on the watcher (for tests)."""
+    return len(aq._watcher._parked)
+

@@ -1,0 +1,224 @@
+"""AsyncQueue: the Queue's methods as coroutines, waits that hold no thread, a free event loop.
+
+Each test runs its coroutine with ``asyncio.run``; every database test runs on both backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from persistent_queue import (
+    AsyncQueue,
+    InvalidArgument,
+    InvalidQueueName,
+    JobState,
+    Queue,
+    ResultTimeout,
+    TaskFailed,
+)
+from persistent_queue.aio import _parked_count
+from tests.support import ROOT
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "it") -> None:
+    """Poll ``condition`` on the event loop until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def run(db: Path | str, body: Callable[[AsyncQueue], Awaitable[None]], **options: object) -> None:
+    async def main() -> None:
+        async with AsyncQueue(db, durability="normal", **options) as aq:  # type: ignore[arg-type]
+            await body(aq)
+
+    asyncio.run(main())
+
+
+def test_round_trip(db_path: Path | str) -> None:
+    async def body(aq: AsyncQueue) -> None:
+        job = await aq.enqueue("emails", {"to": "a@b.c"}, priority=3)
+        claimed = await aq.dequeue("emails", visibility_timeout=30, wait=5)
+        assert claimed is not None and claimed.id == job.id and claimed.payload == {"to": "a@b.c"}
+        claimed = await aq.extend(claimed, 60)
+        await aq.ack(claimed, result={"sent": True})
+        assert (await aq.get_job(job.id)).state is JobState.DONE
+        assert await aq.result(job.id, timeout=1) == {"sent": True}
+
+        jobs = await aq.enqueue_many("emails", [1, 2, 3])
+        batch = await aq.dequeue_many("emails", 3, wait=1)
+        assert sorted(j.id for j in batch) == sorted(j.id for j in jobs)
+        await aq.ack_many(batch[:1])
+        back = await aq.requeue(batch[1])
+        assert back.state is JobState.READY
+        failed = await aq.nack(batch[2], "boom", delay=0)
+        assert failed.state is JobState.READY and failed.attempts == 1
+        cancelled = await aq.cancel(back.id)
+        assert cancelled.state is JobState.CANCELLED
+        stats = await aq.stats("emails")
+        assert (stats.done, stats.ready, stats.cancelled) == (2, 1, 1)
+        assert await aq.dequeue("nothing-here") is None
+
+    run(db_path, body)
+
+
+def test_bad_input_is_refused_with_the_library_error(db_path: Path | str) -> None:
+    async def body(aq: AsyncQueue) -> None:
+        with pytest.raises(InvalidArgument):
+            await aq.dequeue("q", wait=-1)
+        with pytest.raises(InvalidArgument):
+            await aq.dequeue("q", wait=float("nan"))
+        with pytest.raises(InvalidArgument):
+            await aq.result(0)
+        with pytest.raises(InvalidQueueName):
+            await aq.enqueue("bad name!", 1)
+
+    run(db_path, body)
+
+    async def closed() -> None:
+        aq = AsyncQueue(db_path, durability="normal")
+        await aq.aclose()
+        with pytest.raises(InvalidArgument, match="closed"):
+            await aq.enqueue("q", 1)
+        with pytest.raises(InvalidArgument, match="closed"):
+            await aq.dequeue("q", wait=1)
+        await aq.aclose()  # twice is fine
+
+    asyncio.run(closed())
+
+
+def test_wraps_a_queue_without_closing_it(db_path: Path | str) -> None:
+    q = Queue(db_path, durability="normal")
+    try:
+        async def main() -> None:
+            async with AsyncQueue(q) as aq:
+                await aq.enqueue("q", 1)
+        asyncio.run(main())
+        assert q.stats("q").ready == 1  # still open
+        with pytest.raises(InvalidArgument):
+            AsyncQueue(q, durability="full")
+    finally:
+        q.close()
+
+
+def test_result_waits_for_the_ack_and_reports_failure_and_timeout(db_path: Path | str) -> None:
+    async def body(aq: AsyncQueue) -> None:
+        job = await aq.enqueue("q", 1)
+        waiting = asyncio.ensure_future(aq.result(job.id, timeout=20))
+        await until(lambda: _parked_count(aq) > 0, what="the result wait to park")
+        claimed = await aq.dequeue("q")
+        started = time.monotonic()
+        await aq.ack(claimed, result=42)
+        assert await waiting == 42
+        assert time.monotonic() - started < 2.0
+
+        other = await aq.enqueue("q", 2, max_attempts=1)
+        with pytest.raises(ResultTimeout, match="ready, not done, after 0.2s"):
+            await aq.result(other.id, timeout=0.2)
+        await aq.nack(await aq.dequeue("q"), "it broke")
+        with pytest.raises(TaskFailed, match="it broke"):
+            await aq.result(other.id, timeout=5)
+
+    run(db_path, body)
+
+
+def test_a_waiting_dequeue_is_woken_by_an_enqueue_from_another_process(
+        db_path: Path | str) -> None:
+    script = ("import sys, time\nfrom persistent_queue import Queue\n"
+              "q = Queue(sys.argv[1], durability='normal')\nq.enqueue('jobs', 'hello')\n"
+              "print(time.time(), flush=True)\n")
+
+    async def body(aq: AsyncQueue) -> None:
+        await aq.create_queue("jobs")  # the child does not race the waiter to create it
+        waiter = asyncio.ensure_future(aq.dequeue("jobs", wait=10))
+        await until(lambda: _parked_count(aq) > 0, what="the dequeue to park")
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, str(db_path), cwd=ROOT,
+            stdout=subprocess.PIPE)
+        out, _ = await child.communicate()
+        assert child.returncode == 0
+        job = await asyncio.wait_for(waiter, 15)
+        woken = time.time()
+        assert job is not None and job.payload == "hello"
+        assert woken - float(out) < 1.0, f"woken {woken - float(out):.2f} s after the commit"
+
+    run(db_path, body)
+
+
+def test_a_thousand_waits_hold_no_thread(db_path: Path | str) -> None:
+    async def body(aq: AsyncQueue) -> None:
+        await aq.create_queue("idle")
+        before = threading.active_count()
+        waiters = [asyncio.ensure_future(aq.dequeue("idle", wait=30)) for _ in range(1000)]
+        await until(lambda: _parked_count(aq) == 1000, what="1,000 parked waits")
+        assert threading.active_count() <= before + 6  # the pool (4), the watcher
+        await aq.enqueue_many("idle", list(range(5)))
+        await until(lambda: sum(w.done() for w in waiters) == 5, what="5 waiters served")
+        assert sorted(w.result().payload for w in waiters if w.done()) == [0, 1, 2, 3, 4]
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await until(lambda: _parked_count(aq) == 0, what="cancelled waits unparked")
+
+    run(db_path, body)
+
+
+def test_a_delayed_job_wakes_a_waiter_when_due(db_path: Path | str) -> None:
+    async def body(aq: AsyncQueue) -> None:
+        await aq.enqueue("later", 1, delay=0.5)
+        started = time.monotonic()
+        job = await aq.dequeue("later", wait=10)
+        assert job is not None
+        assert 0.4 < time.monotonic() - started < 5.0
+
+    run(db_path, body)
+
+
+def test_the_event_loop_is_never_blocked(db_path: Path | str) -> None:
+    """A ticker never runs more than 0.2 s late while producers and consumers work."""
+
+    async def body(aq: AsyncQueue) -> None:
+        late: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                asked = time.monotonic()
+                await asyncio.sleep(0.02)
+                late.append(time.monotonic() - asked - 0.02)
+
+        async def produce() -> None:
+            for start in range(0, 200, 20):
+                await aq.enqueue_many("load", list(range(start, start + 20)))
+                await aq.enqueue("load", start)
+
+        acked = 0
+
+        async def consume() -> None:
+            nonlocal acked
+            while not stop.is_set():
+                job = await aq.dequeue("load", wait=0.5)
+                if job is not None:
+                    await aq.ack(job)
+                    acked += 1
+
+        tick = asyncio.ensure_future(ticker())
+        consumers = [asyncio.ensure_future(consume()) for _ in range(20)]
+        await asyncio.gather(*(produce() for _ in range(10)))
+        await until(lambda: acked == 10 * 210, timeout=120, what="every job acked")
+        stop.set()
+        await asyncio.gather(tick, *consumers)
+        assert len(late) > 20
+        assert max(late) < 0.2, f"the loop was blocked {max(late):.3f} s"
+
+    run(db_path, body)
