@@ -107,6 +107,9 @@ class _Watcher:
             try:
                 changed = backend.wait_for_change(_WATCH_SLICE, interval, None)
             except QueueError as exc:
+                with self._lock:
+                    if not self._parked:  # the last waiter left (its Queue may be closed)
+                        continue
                 logger.error("the AsyncQueue watcher could not wait for commits: %s", exc)
                 changed = True  # wake the waiters: each looks again (and meets the error)
                 time.sleep(_WATCH_SLICE)

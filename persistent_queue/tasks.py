@@ -13,6 +13,12 @@ For users::
     send_email.options(priority=5, depends_on=[handle]).delay("b@c.d")
     send_email("a@b.c")                                  # runs inline, stores nothing
 
+    @q.task(queue="fetch")                               # a coroutine function is a task too
+    async def fetch(url: str) -> int: ...
+
+    handle = await fetch.adelay("https://example.org")   # .delay() stores it as well
+    await handle.aresult(timeout=30)                     # waits holding no thread
+
 A task job's payload is ``{"task": name, "args": [...], "kwargs": {...}}`` (checked as JSON at
 ``.delay()``: ``InvalidPayload`` at once) and it carries the header ``{"task": name}``.
 
@@ -34,12 +40,18 @@ and ``raise_if_cancelled()``); outside one it raises ``NoCurrentJob``. A worker 
 for cancellation passes ``registry.run(job, queue=worker_q, cancel=event)`` (anything with
 ``is_set()``, a ``threading.Event``): the task's ``raise_if_cancelled()`` then reads that
 event; without one it reads the database, at most every ``config.CANCEL_CHECK_INTERVAL``.
+
+A task declared ``async def`` (``task.is_async``) is awaited: ``await registry.arun(job, ...)``
+on the worker's event loop; ``registry.run`` (a caller without a loop: the process executor's
+child) runs it to completion on a new loop with ``asyncio.run``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
+import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -173,6 +185,22 @@ class TaskJob(Job):
         if self._queue.cancel_requests([self.id]):
             raise self._cancelled()
 
+    async def aset_progress(self, fraction: float, message: str | None = None) -> None:
+        """:meth:`set_progress` for an ``async def`` task: the write runs off the event loop."""
+        from .aio import async_queue_for
+
+        stored = await async_queue_for(self._queue).set_progress(self, fraction, message)
+        if stored.cancel_requested:
+            raise self._cancelled(stored.cancel_reason)
+        if self._cancel is not None and self._cancel.is_set():
+            raise self._cancelled()
+
+    async def adependency_results(self) -> dict[int, JSON]:
+        """:meth:`dependency_results` for an ``async def`` task (read off the event loop)."""
+        from .aio import async_queue_for
+
+        return await async_queue_for(self._queue).dependency_results(self.id)
+
     def _cancelled(self, reason: str | None = None) -> JobCancelled:
         if reason is None:
             try:
@@ -226,6 +254,13 @@ class TaskHandle:
         """Wait for the result (see :meth:`Queue.result`)."""
         return self._queue.result(self.id, timeout=timeout)
 
+    async def aresult(self, timeout: float | None = None) -> JSON:
+        """Wait for the result without blocking the event loop or holding a thread (see
+        :meth:`AsyncQueue.result <persistent_queue.AsyncQueue.result>`)."""
+        from .aio import async_queue_for
+
+        return await async_queue_for(self._queue).result(self.id, timeout=timeout)
+
 
 def _job_ids(depends_on: Sequence[TaskHandle | Job | int]) -> list[Job | int]:
     return [ref.id if isinstance(ref, TaskHandle) else ref for ref in depends_on]
@@ -270,6 +305,10 @@ class TaskOptions(Generic[P, R]):
         declared on (what ``POST /tasks/{name}`` does with the API's own Queue)."""
         return self.task._enqueue(self.options, args, kwargs, store)
 
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """``delay`` for asyncio: the job is stored off the event loop."""
+        return await self.task._aenqueue(self.options, args, kwargs)
+
 
 class Task(Generic[P, R]):
     """A function declared with ``@q.task``: call it to run it inline, ``.delay(...)`` to
@@ -293,9 +332,26 @@ class Task(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
+    @property
+    def is_async(self) -> bool:
+        """Whether the task is a coroutine function (``async def``), awaited by the worker."""
+        return inspect.iscoroutinefunction(self.fn)
+
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
         """Store a job that runs the task with these arguments; durable on return."""
         return self._enqueue(_Options(), args, kwargs)
+
+    async def adelay(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle:
+        """``delay`` for asyncio: the job is stored on the thread pool of the Queue's
+        :func:`~persistent_queue.aio.async_queue_for`, never blocking the event loop."""
+        return await self._aenqueue(_Options(), args, kwargs)
+
+    async def _aenqueue(self, opts: _Options, args: tuple[Any, ...],
+                        kwargs: Mapping[str, Any]) -> TaskHandle:
+        from .aio import async_queue_for
+
+        aq = async_queue_for(self.registry.queue)
+        return await aq._run(functools.partial(self._enqueue, opts, args, kwargs))
 
     def options(self, *, queue: str | None = None, delay: float | timedelta = 0,
                 run_at: datetime | float | None = None, priority: int = 0,
@@ -418,6 +474,24 @@ class TaskRegistry:
         task = self.get(name)
         token = _current.set(TaskJob.of(job, queue or self.queue, cancel))
         try:
-            return task.fn(*job.payload["args"], **job.payload["kwargs"])
+            value = task.fn(*job.payload["args"], **job.payload["kwargs"])
+            if inspect.iscoroutine(value):  # an async task, run where no loop is at hand
+                return asyncio.run(value)
+            return value
+        finally:
+            _current.reset(token)
+
+    async def arun(self, job: Job, queue: Queue | None = None,
+                   cancel: CancelSignal | None = None) -> Any:
+        """:meth:`run` on the running event loop: an ``async def`` task is awaited (a plain
+        one is called in the loop's thread). Same errors as ``run``."""
+        name = task_name(job)
+        if name is None:
+            raise InvalidPayload(f"job {job.id} is not a task job")
+        task = self.get(name)
+        token = _current.set(TaskJob.of(job, queue or self.queue, cancel))
+        try:
+            value = task.fn(*job.payload["args"], **job.payload["kwargs"])
+            return await value if inspect.isawaitable(value) else value
         finally:
             _current.reset(token)
