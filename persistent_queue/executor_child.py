@@ -220,7 +220,7 @@ def _run_job(router: Router, job: Job, cancel: threading.Event) -> Outcome:
         return Outcome("retry", retry_delay=delay, retry_reason=str(exc.reason))
     except BaseException as exc:  # SystemExit too: the job fails, the child goes on
         if cancelled is not None and isinstance(exc, cancelled):
-            return Outcome("cancelled", error=str(exc))
+            return Outcome("cancelled", error=describe_error(exc))
         return Outcome("error", error=describe_error(exc))
     return Outcome("ok", routed=routed)
 

@@ -35,6 +35,7 @@ exits with :data:`EXIT_COLD_STOP` (cold stop).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue as queue_module
 import threading
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import config, validation
-from .errors import InvalidArgument, JobCancelled, LeaseLost, QueueError, Retry
+from .errors import InvalidArgument, InvalidJobState, JobCancelled, LeaseLost, QueueError, Retry
 from .executors import Outcome, ProcessExecutor
 from .logs import JobLog
 from .models import DeadLetter, Job
@@ -392,8 +393,9 @@ class Worker:
         except Retry as exc:
             return Outcome(kind="retry", retry_delay=exc.delay, retry_reason=exc.reason,
                            duration=time.monotonic() - started)
-        except JobCancelled:
-            return Outcome(kind="cancelled", duration=time.monotonic() - started)
+        except JobCancelled as exc:
+            return Outcome(kind="cancelled", error=describe_error(exc),
+                           duration=time.monotonic() - started)
         except BaseException as exc:  # SystemExit from a handler fails the job, not the thread
             return Outcome(kind="error", error=describe_error(exc),
                            duration=time.monotonic() - started)
@@ -434,8 +436,11 @@ class Worker:
         routed = outcome.routed
         try:
             if outcome.kind == "cancelled":
-                self.q.confirm_cancel(job)
-                return "cancelled"
+                try:
+                    self.q.confirm_cancel(job)
+                    return "cancelled"
+                except InvalidJobState:  # JobCancelled raised, but no one asked: it failed
+                    outcome = dataclasses.replace(outcome, kind="error")
             if outcome.kind == "retry":
                 result = self.q.nack(job, error=f"Retry: {outcome.retry_reason}",
                                      delay=outcome.retry_delay)

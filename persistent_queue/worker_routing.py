@@ -138,6 +138,10 @@ def default_worker_id(kind: str) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """``Type: message`` followed by the traceback, its end kept if it is too long."""
-    text = f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
+    try:
+        message = str(exc)
+    except Exception:  # a __str__ that raises: say so, as the traceback module does
+        message = "<exception str() failed>"
+    text = f"{type(exc).__name__}: {message}\n\n" + "".join(traceback.format_exception(exc))
     limit = config.MAX_ERROR_CHARS
     return text if len(text) <= limit else text[:200] + "\n...\n" + text[-(limit - 210):]

@@ -6,9 +6,6 @@ raise what cannot be printed. Both backends; the worker runs in-process (thread 
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +14,7 @@ import pytest
 from persistent_queue import Job, JobState, Queue
 from persistent_queue.errors import (
     InvalidArgument,
-    InvalidJobState,
     JobCancelled,
-    JobNotFound,
-    LeaseLost,
-    QueueError,
 )
 from tests.integration.test_worker_control import start, stop
 from tests.support import FakeClock, wait_for
@@ -157,3 +150,37 @@ def test_cancelling_a_running_job_whose_dependents_form_a_diamond(
     assert (stats.cancelled, stats.dead, stats.waiting) == (1, 3, 0)
     if end == "reaper":
         assert [letter.id for letter in queue.dead_letters("other")] == [crashed.id]
+
+
+# -- handlers that lie or cannot be described (thread executor) ------------------------------
+
+
+def test_a_handler_raising_job_cancelled_uninvited_fails_its_attempt(real_queue: Queue) -> None:
+    real_queue.create_queue("work", visibility_timeout=30, max_attempts=1)
+
+    def handler(job: Job) -> None:
+        raise JobCancelled("nobody asked", job_id=job.id)
+
+    job = real_queue.enqueue("work", 1)
+    worker, thread = start(real_queue, handler)
+    dead = wait_for(lambda: next(iter(real_queue.dead_letters("work")), None), timeout=10,
+                    message="the attempt failed (not left to its 30 s lease)")
+    assert stop(worker, thread) == 0
+    assert dead.id == job.id and dead.reason == "failed 1 of 1 attempts"
+    assert dead.last_error.startswith("JobCancelled: nobody asked")
+
+
+def test_an_exception_that_cannot_be_shown_fails_its_attempt(real_queue: Queue) -> None:
+    real_queue.create_queue("work", visibility_timeout=30, max_attempts=1)
+
+    def handler(job: Job) -> None:
+        raise UnprintableError
+
+    job = real_queue.enqueue("work", 1)
+    worker, thread = start(real_queue, handler)
+    dead = wait_for(lambda: next(iter(real_queue.dead_letters("work")), None), timeout=10,
+                    message="the attempt failed (not left to its 30 s lease)")
+    assert stop(worker, thread) == 0
+    assert dead.id == job.id and dead.reason == "failed 1 of 1 attempts"
+    assert dead.last_error.startswith("UnprintableError: <exception str() failed>")
+    assert "raise UnprintableError" in dead.last_error  # the traceback is kept

@@ -1,0 +1,105 @@
+"""Control of running jobs, tried as a hostile user and operator would, with real ``pq worker``
+processes and real signals: handlers that fork or start programs, stop signals while children
+run, a child killed by hand, a worker that dies with a cancel pending, load on the process
+executor. Handlers: :mod:`tests.e2e.hostile_handlers`.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from persistent_queue import DeadLetter, Queue
+from tests.support import ROOT, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+EXECUTORS = ["thread", "process"]
+
+
+class Workers:
+    """``pq worker`` processes running the hostile handlers; killed at the end if still up."""
+
+    def __init__(self, tmp_path: Path, db_url: str, env: dict[str, str]) -> None:
+        self.tmp_path, self.db_url = tmp_path, db_url
+        self.env = {**env, "HOSTILE_DIR": str(tmp_path), "HOSTILE_DB": db_url}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *flags: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "persistent_queue", "worker", "--db", self.db_url,
+             "--handler", "tests.e2e.hostile_handlers:act", "--queues", "hostile",
+             "--wait", "0.2", "--log-dir", "", "--log-format", "text", *flags],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "".join(path.read_text() for path in sorted(self.tmp_path.glob("worker-*.log")))
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+        """Warm stop; the exit code (fails the test if it does not exit in time)."""
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker did not stop within {timeout} s:\n{self.logs()[-3000:]}")
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def q(db_url: str) -> Iterator[Queue]:
+    queue = Queue(db_url, durability="normal")
+    queue.create_queue("hostile", visibility_timeout=30)
+    yield queue
+    queue.close()
+
+
+@pytest.fixture
+def workers(tmp_path: Path, db_url: str, subprocess_env: dict[str, str]) -> Iterator[Workers]:
+    running = Workers(tmp_path, db_url, subprocess_env)
+    yield running
+    running.kill_all()
+
+
+def lines(tmp_path: Path, name: str) -> list[tuple[int, int]]:
+    """The ``(job id, pid)`` lines the handlers wrote to ``name``."""
+    path = tmp_path / name
+    if not path.exists():
+        return []
+    return [(int(a), int(b)) for a, b in (line.split() for line in path.read_text().splitlines())]
+
+
+def dead_letter(q: Queue, job_id: int, timeout: float = 20) -> DeadLetter:
+    return wait_for(lambda: next((d for d in q.dead_letters("hostile") if d.id == job_id), None),
+                    timeout=timeout, message=f"job {job_id}'s dead letter")
+
+
+# -- handlers that lie or cannot be described ------------------------------------------------
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_job_cancelled_uninvited_and_an_unprintable_error_fail_the_attempt(
+        q: Queue, workers: Workers, executor: str) -> None:
+    liar = q.enqueue("hostile", {"do": "cancelled"}, max_attempts=1)
+    unprintable = q.enqueue("hostile", {"do": "unprintable"}, max_attempts=1)
+    proc = workers.start("--executor", executor)
+    lied = dead_letter(q, liar.id, timeout=15)  # not left to the 30 s lease
+    assert lied.reason == "failed 1 of 1 attempts"
+    assert lied.last_error.startswith("JobCancelled: nobody asked")
+    hidden = dead_letter(q, unprintable.id)
+    assert hidden.reason == "failed 1 of 1 attempts"
+    assert hidden.last_error.startswith("UnprintableError: <exception str() failed>")
+    assert workers.stop(proc) == 0
