@@ -1,0 +1,1 @@
+"""Integrations with frameworks: each submodule needs its framework installed (an extra)."""

@@ -1,0 +1,38 @@
+"""The test project's tasks."""
+
+import asyncio
+
+try:
+    from django.tasks import task
+except ImportError:  # Django 5.2: the backport
+    from django_tasks import task
+
+
+class ShopError(Exception):
+    """What ``fail`` raises."""
+
+
+@task
+def add(a, b):
+    return a + b
+
+
+@task
+def fail(message):
+    raise ShopError(message)
+
+
+@task(queue_name="emails")
+def send_email(to):
+    return {"sent": to}
+
+
+@task
+async def async_add(a, b):
+    await asyncio.sleep(0)
+    return a + b
+
+
+@task(takes_context=True)
+def with_context(context, label):
+    return {"label": label, "attempt": context.attempt, "id": context.task_result.id}

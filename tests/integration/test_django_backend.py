@@ -1,0 +1,183 @@
+"""The django.tasks backend (persistent_queue.contrib.django) with the test project under
+tests/django_project: tasks enqueued here through django.tasks, run by a real
+``python manage.py pq_worker`` process, their results read back with ``get_result``.
+
+On Python 3.11 this is Django 5.2 with the django-tasks backport (the test dependencies);
+tests/e2e/test_django_processes.py runs the same scenario under Django 6 on Python 3.12.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persistent_queue import InvalidArgument, InvalidPayload, InvalidQueueName, Queue
+from tests.support import ROOT
+
+pytest.importorskip("django")
+PROJECT = ROOT / "tests" / "django_project"
+sys.path.insert(0, str(PROJECT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.test import override_settings  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from shop.tasks import ShopError, add, async_add, fail, send_email, with_context  # noqa: E402
+
+from persistent_queue.contrib.django import Backend  # noqa: E402
+from persistent_queue.contrib.django.backend import close_queues  # noqa: E402
+from persistent_queue.contrib.django.compat import (  # noqa: E402
+    InvalidTask,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+)
+
+pytestmark = [pytest.mark.slow]
+
+
+def tasks_setting(db: str, **options: Any) -> dict[str, Any]:
+    return {"default": {"BACKEND": "persistent_queue.contrib.django.Backend",
+                        "QUEUES": ["default", "emails"],
+                        "OPTIONS": {"db": db, "durability": "normal", **options}}}
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[str]:
+    """The test's database as the project's task backend (both storage backends)."""
+    with override_settings(TASKS=tasks_setting(db_url)):
+        yield db_url
+    close_queues()
+
+
+def run_worker(db: str, *flags: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """``python manage.py pq_worker`` on ``db`` until it exits (``--max-jobs`` in flags)."""
+    env = dict(os.environ, PQ_DJANGO_DB=db, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run([sys.executable, "manage.py", "pq_worker", "--wait", "0.2", *flags],
+                          cwd=PROJECT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_worker_process_runs_tasks_and_get_result_reports_them(db: str) -> None:
+    ok = add.enqueue(2, 3)
+    boom = fail.enqueue("boom")
+    email = send_email.enqueue("a@b.c")
+    context = with_context.enqueue("x")
+    coroutine = asyncio.run(async_add.aenqueue(20, 22))
+    assert ok.status == TaskResultStatus.READY and ok.enqueued_at is not None
+    assert add.get_result(ok.id).status == TaskResultStatus.READY
+    assert ok.args == [2, 3] and ok.backend == "default" and ok.attempts == 0
+
+    worker = run_worker(db, "--queues", "default,emails", "--max-jobs", "5")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    done = add.get_result(ok.id)
+    assert done.status == TaskResultStatus.SUCCESSFUL and done.return_value == 5
+    assert done.attempts == 1 and done.errors == [] and len(done.worker_ids) == 1
+    assert done.enqueued_at <= done.started_at <= done.finished_at
+    assert done.last_attempted_at == done.started_at
+    assert send_email.get_result(email.id).return_value == {"sent": "a@b.c"}
+    assert email.task.queue_name == "emails"
+    assert async_add.get_result(coroutine.id).return_value == 42
+    assert with_context.get_result(context.id).return_value == {
+        "label": "x", "attempt": 1, "id": context.id}
+
+    failed = fail.get_result(boom.id)
+    assert failed.status == TaskResultStatus.FAILED and failed.finished_at is not None
+    [error] = failed.errors
+    assert error.exception_class is ShopError
+    assert "boom" in error.traceback and "raise ShopError(message)" in error.traceback
+    with pytest.raises(ValueError, match="failed"):
+        _ = failed.return_value
+
+    refreshed = asyncio.run(add.aget_result(ok.id))
+    assert refreshed.return_value == 5
+    ok.refresh()
+    assert ok.status == TaskResultStatus.SUCCESSFUL and ok.return_value == 5
+
+
+def test_priority_and_run_after_decide_the_order(db: str) -> None:
+    run_after = timezone.now() + timedelta(seconds=1.5)
+    deferred = add.using(run_after=run_after).enqueue(0, 0)
+    low = add.using(priority=-100).enqueue(1, 1)
+    middle = add.enqueue(2, 2)
+    high = add.using(priority=100).enqueue(3, 3)
+    assert deferred.task.run_after == run_after
+
+    worker = run_worker(db, "--max-jobs", "4", "--concurrency", "1")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    results = [add.get_result(r.id) for r in (high, middle, low, deferred)]
+    assert [r.status for r in results] == [TaskResultStatus.SUCCESSFUL] * 4
+    started = [r.started_at for r in results]
+    assert started == sorted(started), "high, then middle, then low, then the deferred one"
+    assert results[3].started_at >= run_after
+    assert results[3].task.run_after == run_after
+    assert [r.task.priority for r in results[:3]] == [100, 0, -100]
+
+
+def test_more_attempts_make_a_failed_task_ready_again(db: str) -> None:
+    with override_settings(TASKS=tasks_setting(db, max_attempts=2)):
+        boom = fail.enqueue("once")
+        worker = run_worker(db, "--max-jobs", "1")
+        assert worker.returncode == 0, worker.stdout + worker.stderr
+        retried = fail.get_result(boom.id)
+        assert retried.status == TaskResultStatus.READY and retried.attempts == 1
+        assert [e.exception_class for e in retried.errors] == [ShopError]
+
+
+def test_bad_input_is_refused_with_a_specific_error(db: str) -> None:
+    with pytest.raises(InvalidTask, match="Queue 'nowhere'"):
+        add.using(queue_name="nowhere").enqueue(1, 2)
+    with pytest.raises(InvalidPayload):
+        add.enqueue(object(), 1)
+    for unknown in ("nope", "0", "-3", "999", str(2**70), ""):
+        with pytest.raises(TaskResultDoesNotExist):
+            add.get_backend().get_result(unknown)
+    with pytest.raises(TaskResultDoesNotExist):
+        asyncio.run(add.get_backend().aget_result("999"))
+    raw = Queue(db).enqueue("default", {"not": "a task"})
+    with pytest.raises(TaskResultDoesNotExist):
+        add.get_backend().get_result(str(raw.id))
+    assert Queue(db).stats("default").ready == 1  # nothing stored by the refused enqueues
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"bogus": 1}, "unknown OPTIONS"),
+    ({"durability": "sometimes"}, "durability"),
+    ({"max_attempts": 0}, "max_attempts"),
+])
+def test_bad_options_are_refused(tmp_path: Path, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        Backend("default", {"OPTIONS": {"db": str(tmp_path / "q.db"), **options}})
+
+
+def test_a_bad_queue_name_is_refused() -> None:
+    with pytest.raises(InvalidQueueName):
+        Backend("default", {"QUEUES": ["bad name!"]})
+
+
+def test_a_job_without_a_task_fails_in_the_django_worker(db: str) -> None:
+    q = Queue(db)
+    raw = q.enqueue("default", {"not": "a task"}, max_attempts=1)
+    gone = q.enqueue("default", {"task": "django:shop.tasks.missing", "args": [],
+                                 "kwargs": {}}, headers={"task": "django:shop.tasks.missing"},
+                     max_attempts=1)
+    worker = run_worker(db, "--max-jobs", "2")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    assert "not a django task job" in (q.get_job(raw.id).last_error or "")
+    assert "unknown task 'django:shop.tasks.missing'" in (q.get_job(gone.id).last_error or "")
+    with pytest.raises(TaskResultDoesNotExist):
+        add.get_backend().get_result(str(gone.id))
