@@ -7,7 +7,7 @@ the write's first statement begins the transaction that the caller's ``commit()`
 its own first statement would); in autocommit mode outside a transaction it is refused
 (``NotInTransaction``). It must reach the queue's database: the same database on the same
 server (the instant the server started), with the queue's ``jobs`` table on its
-``search_path`` (``ForeignConnection``).
+``search_path`` (``ForeignConnection``); checked once per connection.
 
 The NOTIFY that wakes waiting consumers is sent on the caller's connection, inside its
 transaction: PostgreSQL delivers it at the commit, and drops it on a rollback. Durability is
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 #: Each queue's own identity (``external_identity`` on its connection), read once.
 _IDENTITIES: weakref.WeakKeyDictionary[PostgresDialect, dict[str, Any]] = (
+    weakref.WeakKeyDictionary())
+#: The identity each caller's connection was found to have: checked once per connection (a
+#: connection never changes database; a ``search_path`` set later is the caller's to keep).
+_CHECKED: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[str, Any]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -75,14 +79,16 @@ def adopt(dialect: PostgresDialect, raw: psycopg.Connection[Any]) -> AdoptedConn
         raise UnusableConnection(f"connection= is busy ({status.name}: a statement is running "
                                  "on it); nothing was written")
     adopted = AdoptedConnection(raw)
+    ours = _IDENTITIES.get(dialect)
+    if ours is not None and _CHECKED.get(raw) == ours:
+        return adopted
     with translate_errors():
         theirs = adopted.execute(dialect.queries["external_identity"]).fetchone()
-        ours = _IDENTITIES.get(dialect)
         if ours != theirs:  # read (again: after a server restart) on the queue's connection
             ours = dialect.conn().execute(dialect.queries["external_identity"]).fetchone()
             if ours is not None:
                 _IDENTITIES[dialect] = ours
-    if theirs != ours:
+    if theirs is None or theirs != ours:
         if theirs is not None and theirs["jobs"] is None and ours is not None and (
                 theirs["database"], theirs["started"]) == (ours["database"], ours["started"]):
             where = "the queue's database, but its search_path does not find the queue's tables"
@@ -91,4 +97,5 @@ def adopt(dialect: PostgresDialect, raw: psycopg.Connection[Any]) -> AdoptedConn
         raise ForeignConnection(
             f"connection= reaches {where}, not this queue's database {dialect.describe()}: "
             "the queue's write and yours would not commit together; nothing was written")
+    _CHECKED[raw] = theirs
     return adopted
