@@ -23,6 +23,10 @@ Executors (``WorkerConfig.executor``):
   renews leases; a hung, GIL-holding, crashing or leaking handler is killed at its timeout
   or on cancellation, and its child replaced.
 
+``async def`` tasks (thread executor) run on one event loop per worker process, many at once
+(:mod:`persistent_queue.worker_async`), each taking a slot as a job thread does; with the
+``process`` executor a child runs an async task on a loop of its own, one job at a time.
+
 Control of a running job: the control thread renews each lease, asks the database about
 every ``CONTROL_INTERVAL`` s which jobs in hand have a cancellation requested (the handler
 sees it at ``current_job().raise_if_cancelled()`` / ``set_progress()``), and enforces each
@@ -51,6 +55,7 @@ from .models import DeadLetter, Job
 from .queue import Queue
 from .signals import on_stop_signals
 from .tasks import TaskRegistry
+from .worker_async import LoopRunner, runs_on_loop
 from .worker_claims import claim
 from .worker_routing import (
     Handler,
@@ -156,6 +161,8 @@ class _InHand:
     cancel_seen: float | None = None
     #: Thread executor: the handler outlived its timeout or cancellation and was left behind.
     abandoned: bool = False
+    #: An async task's job, run on the worker's event loop (which enforces its limits).
+    on_loop: bool = False
 
 
 class Worker:
@@ -176,6 +183,7 @@ class Worker:
         self.tasks = tasks
         self._router = Router(q, self.handler, tasks, self.id)
         self._executor: ProcessExecutor | None = None
+        self._loop_runner: LoopRunner | None = None  # started by the first async task's job
         if settings.executor == "process":
             self._executor = ProcessExecutor(
                 size=settings.concurrency, db=str(q.db),
@@ -253,6 +261,8 @@ class Worker:
                 self._tasks.put(None)
             if self._executor is not None:
                 self._executor.shutdown(kill=self._cold.is_set())
+            if self._loop_runner is not None:
+                self._loop_runner.stop()
             self._flush_counts(stopping=True)
             if self.job_log:
                 self.job_log.close()
@@ -301,10 +311,16 @@ class Worker:
                     self._slots.release()
                 break
             for job in jobs:
+                on_loop = self._executor is None and runs_on_loop(self.tasks, job)
                 with self._lock:
-                    self._in_hand[job.id] = _InHand(job)
+                    self._in_hand[job.id] = entry = _InHand(job, on_loop=on_loop)
                 self._started_jobs += 1
-                self._tasks.put(job)
+                if on_loop:
+                    if self._loop_runner is None:
+                        self._loop_runner = LoopRunner(self)
+                    self._loop_runner.submit(job, entry)
+                else:
+                    self._tasks.put(job)
 
     def _drain(self) -> int:
         """Warm stop: wait for the jobs in hand; on a cold stop give them back at once."""
@@ -384,6 +400,21 @@ class Worker:
             lost = entry.lease_lost
         self._finish(job, outcome, lost)
         return False
+
+    def _complete(self, job: Job, entry: _InHand, outcome: Outcome) -> None:
+        """Settle an async task's job (from the event loop's settling threads), free its slot."""
+        try:
+            with self._lock:
+                settle = not self._cold.is_set() and job.id in self._in_hand
+                entry.settling = True
+                lost = entry.lease_lost
+            if settle:
+                self._finish(job, outcome, lost)
+        finally:
+            with self._lock:
+                self._in_hand.pop(job.id, None)
+                self._lock.notify_all()
+            self._slots.release()
 
     def _run_here(self, job: Job, entry: _InHand) -> Outcome:
         """The thread executor: run the job in this thread."""
@@ -537,6 +568,8 @@ class Worker:
                 return
             entry.cancel_seen = time.monotonic()
         entry.cancel.set()
+        if entry.on_loop and self._loop_runner is not None:
+            self._loop_runner.cancel_after_grace(job_id, self.config.cancel_grace)
         logger.info("cancellation of job %d requested", job_id,
                     extra={"worker": self.id, "job_id": job_id})
 
@@ -546,7 +579,7 @@ class Worker:
         overdue: list[tuple[_InHand, Outcome]] = []
         with self._lock:
             for entry in self._in_hand.values():
-                if entry.settling or entry.running_since is None:
+                if entry.settling or entry.running_since is None or entry.on_loop:
                     continue
                 timeout = entry.job.timeout
                 if timeout is not None and now - entry.running_since >= timeout:
