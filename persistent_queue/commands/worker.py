@@ -34,6 +34,11 @@ from .process_options import HELP, import_from_cwd, inherited
 @click.option("--app", envvar="PQ_APP", default=None, show_envvar=True,
               help="module:attr naming a Queue whose @q.task functions this worker runs "
                    "(jobs naming a task); other jobs go to --handler.")
+@click.option("--django", "django_settings", envvar="PQ_DJANGO", default=None,
+              show_envvar=True,
+              help="A Django project's settings module: run its django.tasks tasks (its "
+                   "persistent_queue task backend 'default' gives --db and --queues when "
+                   "they are not given).")
 @click.option("--handler", envvar="PQ_HANDLER", default="persistent_queue.handlers:echo",
               show_default=True, show_envvar=True,
               help="module:callable taking a Job (the current directory is importable).")
@@ -68,7 +73,8 @@ from .process_options import HELP, import_from_cwd, inherited
               show_envvar=True)
 @click.pass_context
 def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str | None,
-           app: str | None, handler: str, concurrency: int, executor: str,
+           app: str | None, django_settings: str | None, handler: str, concurrency: int,
+           executor: str,
            max_tasks_per_child: int | None, cancel_grace: float,
            visibility_timeout: float | None,
            wait: float, log_dir: str, max_jobs: int | None, durability: str, log_format: str,
@@ -83,6 +89,9 @@ def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str 
     setup_logging(log_level, json_lines=log_format == "json")
     import_from_cwd()
     try:
+        if django_settings:
+            db, app, handler, queue_list = _django(django_settings, db, app, handler,
+                                                   queue_name, queue_list)
         queue_name, queues = _chosen_queues(ctx, queue_name, queue_list)
         settings = WorkerConfig(queue=queue_name, queues=queues, handler=handler,
                                 concurrency=concurrency, app=app or None,
@@ -111,6 +120,21 @@ def worker(ctx: click.Context, db: str, queue_name: str | None, queue_list: str 
             click.echo(f"error: {exc}", err=True)
             code = EXIT_ERROR
     sys.exit(code)
+
+
+def _django(settings_module: str, db: str, app: str | None, handler: str,
+            queue_name: str | None, queue_list: str | None
+            ) -> tuple[str, str, str, str | None]:
+    """``--django``: the Django task registry as the app; the backend's db and queues."""
+    from ..contrib.django.worker import APP, HANDLER, worker_setup
+
+    if app:
+        raise InvalidArgument("give --app or --django, not both")
+    found = worker_setup(settings_module=settings_module)
+    if queue_name is None and not queue_list:
+        queue_list = ",".join(found.queues)
+    return (found.db if db == DEFAULT_DB_PATH else db, APP,
+            HANDLER if handler == "persistent_queue.handlers:echo" else handler, queue_list)
 
 
 def _chosen_queues(ctx: click.Context, queue_name: str | None,

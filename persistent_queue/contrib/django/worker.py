@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import InvalidArgument, InvalidPayload, UnknownTask
+from ...errors import InvalidArgument, InvalidPayload, MissingDependency, UnknownTask
 from ...models import Job
 from ...queue import Queue
 from ...tasks import CancelSignal, Task, TaskRegistry, current_job
@@ -143,9 +143,16 @@ def worker_setup(alias: str = "default", settings_module: str | None = None) -> 
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         raise InvalidArgument("DJANGO_SETTINGS_MODULE is not set (give the settings module)")
     try:
+        import django  # noqa: F401
+    except ImportError:
+        raise MissingDependency("Django is not installed: pip install "
+                                "'persistent-queue[django]'") from None
+    try:
         setup_django()
-    except ImportError as exc:
-        raise InvalidArgument(f"cannot load the Django settings: {exc}") from None
+    except Exception as exc:  # ImportError, ImproperlyConfigured...
+        raise InvalidArgument(f"cannot load the Django settings "
+                              f"{os.environ['DJANGO_SETTINGS_MODULE']!r}: "
+                              f"{type(exc).__name__}: {exc}") from None
     from .backend import Backend
     from .compat import task_backends
 
