@@ -14,15 +14,17 @@ dead-lettered with the reason ``unknown task '<name>'``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import socket
+import sys
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from . import config
 from .errors import InvalidArgument
@@ -113,7 +115,23 @@ class Router:
         ``cancel`` is the job's cancel event, which a task sees through
         ``current_job().raise_if_cancelled()``. A result that is not JSON or too large raises
         here, so the attempt fails with that error rather than the ack.
+
+        A handler that forks may see its copy come back here (it returned, or raised
+        ``SystemExit`` from ``sys.exit()``): the copy exits at once, with that code, so only
+        the worker's own process settles the job.
         """
+        owner = os.getpid()
+        try:
+            routed = self._run(job, cancel)
+        except BaseException as exc:
+            if os.getpid() != owner:
+                _end_forked_copy(exc)
+            raise
+        if os.getpid() != owner:
+            _end_forked_copy(None)
+        return routed
+
+    def _run(self, job: Job, cancel: threading.Event | None) -> Routed:
         name = task_name(job)
         if name is None:
             self.handler(job)
@@ -128,6 +146,21 @@ class Router:
         value = self.registry.run(job, self.q, cancel=cancel)
         encode_result(value)  # InvalidPayload / PayloadTooLarge: the attempt fails
         return Routed(task=name, result=value)
+
+
+def _end_forked_copy(exc: BaseException | None) -> NoReturn:
+    """End a forked copy of this process that came back from a handler: its exit code is
+    ``sys.exit``'s, else 1 after an exception (shown on stderr), else 0."""
+    code = 0
+    if isinstance(exc, SystemExit):
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    elif exc is not None:
+        traceback.print_exception(exc)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def default_worker_id(kind: str) -> str:

@@ -6,6 +6,7 @@ executor. Handlers: :mod:`tests.e2e.hostile_handlers`.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from persistent_queue import DeadLetter, Queue
+from persistent_queue import DeadLetter, JobState, Queue
 from tests.support import ROOT, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -103,3 +104,36 @@ def test_job_cancelled_uninvited_and_an_unprintable_error_fail_the_attempt(
     assert hidden.reason == "failed 1 of 1 attempts"
     assert hidden.last_error.startswith("UnprintableError: <exception str() failed>")
     assert workers.stop(proc) == 0
+
+
+# -- handlers that fork or start programs ----------------------------------------------------
+
+
+def end_forked_copies(tmp_path: Path) -> None:
+    """Kill what a failing run left behind: forked copies stuck in the worker's code."""
+    for _, pid in lines(tmp_path, "forked"):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("how", ["fork_exit", "fork_return"])
+def test_a_handler_that_forks_runs_once_and_its_copy_never_speaks_for_it(
+        q: Queue, workers: Workers, tmp_path: Path, executor: str, how: str) -> None:
+    forking = q.enqueue("hostile", {"do": how}, max_attempts=1)
+    after = q.enqueue("hostile", {"do": "ok"})
+    proc = workers.start("--executor", executor)
+    try:
+        wait_for(lambda: q.get_job(after.id).state is JobState.DONE, timeout=20,
+                 message="the next job done")
+        job = q.get_job(forking.id)
+        assert job.state is JobState.DONE and job.attempts == 1, (job, workers.logs()[-2000:])
+        assert [event.event for event in q.history(forking.id)] == [
+            "enqueued", "claimed", "acked"]
+        assert [job_id for job_id, _ in lines(tmp_path, "forked")] == [forking.id]
+        assert [job_id for job_id, _ in lines(tmp_path, "finished")] == [forking.id, after.id]
+        assert workers.stop(proc, timeout=15) == 0
+    finally:
+        end_forked_copies(tmp_path)
