@@ -33,7 +33,17 @@ django.setup()
 
 from django.test import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from shop.tasks import ShopError, add, async_add, fail, send_email, with_context  # noqa: E402
+from shop.tasks import (  # noqa: E402
+    ShopError,
+    add,
+    async_add,
+    async_fail,
+    async_where,
+    async_with_context,
+    fail,
+    send_email,
+    with_context,
+)
 
 from persistent_queue.contrib.django import Backend  # noqa: E402
 from persistent_queue.contrib.django.backend import close_queues  # noqa: E402
@@ -106,6 +116,25 @@ def test_a_worker_process_runs_tasks_and_get_result_reports_them(db: str) -> Non
     assert refreshed.return_value == 5
     ok.refresh()
     assert ok.status == TaskResultStatus.SUCCESSFUL and ok.return_value == 5
+
+
+def test_async_tasks_run_together_on_the_workers_event_loop(db: str) -> None:
+    naps = [async_where.enqueue(1.0) for _ in range(20)]
+    boom = async_fail.enqueue("async boom")
+    context = async_with_context.enqueue("y")
+    worker = run_worker(db, "--max-jobs", "22", "--concurrency", "20")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    results = [async_where.get_result(r.id) for r in naps]
+    assert {r.return_value for r in results} == {"pq-event-loop"}
+    span = max(r.finished_at for r in results) - min(r.started_at for r in results)
+    assert span.total_seconds() < 10, f"20 one-second naps took {span} (not at once)"
+    failed = async_fail.get_result(boom.id)
+    assert failed.status == TaskResultStatus.FAILED
+    assert [e.exception_class for e in failed.errors] == [ShopError]
+    assert "async boom" in failed.errors[0].traceback
+    assert async_with_context.get_result(context.id).return_value == {
+        "label": "y", "attempt": 1, "id": context.id}
 
 
 def test_priority_and_run_after_decide_the_order(db: str) -> None:

@@ -86,7 +86,7 @@ class Backend(BaseTaskBackend):  # type: ignore[misc]
     """
 
     supports_defer = True
-    supports_async_task = True  # the worker runs a coroutine task to completion
+    supports_async_task = True  # awaited on the worker's event loop
     supports_get_result = True
     supports_priority = True
 

@@ -3,7 +3,8 @@
 ``registry`` is the worker's task registry for jobs stored by :class:`Backend`: it holds every
 task name ``django:<module path>``, imports that Task when a job names it (``django.setup()``
 done first, from ``DJANGO_SETTINGS_MODULE``) and runs it with its arguments, the
-``TaskContext`` when it takes one, and ``current_job()`` set as for any task. Its return value
+``TaskContext`` when it takes one, and ``current_job()`` set as for any task (an ``async def``
+task is awaited on the worker's event loop, many at once). Its return value
 is the job's result (JSON); an exception fails the attempt, noted with its class's module path
 (``TaskError.exception_class_path``). Django's database connections are closed around each
 task when unusable or past their age, as Django does around a request.
@@ -16,6 +17,7 @@ too. ``worker_setup`` gives the database and queues of a backend alias for the c
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -75,12 +77,13 @@ class DjangoTaskRegistry(TaskRegistry):
             return None
         setup_django()
         try:
-            import_task(name)
+            django_task = import_task(name)
         except Exception as exc:  # ImportError, or the module failed: the job's attempt fails
             logger.warning("django task %r does not import: %s", name, exc,
                            extra={"task": name, "error": str(exc)})
             return None
-        self._tasks[name] = Task(self, functools.partial(_run, name), name=name,
+        runner = _arun if inspect.iscoroutinefunction(django_task.func) else _run
+        self._tasks[name] = Task(self, functools.partial(runner, name), name=name,
                                  queue="default", max_attempts=None, timeout=None)
         return self._tasks[name]
 
@@ -109,13 +112,36 @@ def _run(name: str, *args: Any, **kwargs: Any) -> Any:
             return task.call(context, *args, **kwargs)
         return task.call(*args, **kwargs)
     except Exception as exc:
-        from .backend import EXCEPTION_NOTE
-
-        kind = type(exc)
-        exc.add_note(f"{EXCEPTION_NOTE}{kind.__module__}.{kind.__qualname__}")
+        _note_class(exc)
         raise
     finally:
         close_old_connections()
+
+
+async def _arun(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Await the ``async def`` Django task ``name`` on the worker's event loop."""
+    from .backend import BACKEND_HEADER, import_task
+    from .compat import TaskContext, task_backends
+
+    task = import_task(name)
+    try:
+        if task.takes_context:
+            job = current_job()
+            alias = str(job.headers.get(BACKEND_HEADER, task.backend))
+            result = await task_backends[alias].aget_result(str(job.id))
+            return await task.func(TaskContext(task_result=result), *args, **kwargs)
+        return await task.func(*args, **kwargs)
+    except Exception as exc:
+        _note_class(exc)
+        raise
+
+
+def _note_class(exc: Exception) -> None:
+    """Note the module path of ``exc``'s class in its traceback (read by ``get_result``)."""
+    from .backend import EXCEPTION_NOTE
+
+    kind = type(exc)
+    exc.add_note(f"{EXCEPTION_NOTE}{kind.__module__}.{kind.__qualname__}")
 
 
 def not_a_task(job: Job) -> None:

@@ -1,6 +1,7 @@
 """The test project's tasks."""
 
 import asyncio
+import threading
 
 try:
     from django.tasks import task
@@ -35,4 +36,22 @@ async def async_add(a, b):
 
 @task(takes_context=True)
 def with_context(context, label):
+    return {"label": label, "attempt": context.attempt, "id": context.task_result.id}
+
+
+@task
+async def async_where(seconds):
+    """Where an async task runs (the worker's event loop thread), after a nap."""
+    await asyncio.sleep(seconds)
+    return threading.current_thread().name
+
+
+@task
+async def async_fail(message):
+    await asyncio.sleep(0)
+    raise ShopError(message)
+
+
+@task(takes_context=True)
+async def async_with_context(context, label):
     return {"label": label, "attempt": context.attempt, "id": context.task_result.id}
