@@ -152,6 +152,9 @@ def _in_pool(method: Callable[Concatenate[Queue, P], R]
 class AsyncQueue:
     """A :class:`~persistent_queue.Queue` for asyncio: its methods as coroutines.
 
+    Cancelling a ``dequeue`` (``asyncio.wait_for``, a client gone) is safe: a job claimed
+    while it was cancelled is given back at once.
+
     Args:
         db: as ``Queue`` takes it (a path, ``sqlite:///path``, a PostgreSQL URL, a backend),
             or a ``Queue`` to wrap (then ``aclose`` leaves it open).
@@ -232,7 +235,7 @@ class AsyncQueue:
         while True:
             changed = self._watcher.park() if wait else None  # first: no commit is missed
             try:
-                jobs = await self._run(claim)
+                jobs = await self._claim(claim)
                 if jobs or changed is None:
                     return jobs
                 if not await self._until_claimable(queue, changed, deadline):
@@ -240,6 +243,33 @@ class AsyncQueue:
             finally:
                 if changed is not None:
                     self._watcher.unpark(changed)
+
+    async def _claim(self, claim: Callable[[], list[Job]]) -> list[Job]:
+        """Run ``claim`` on the pool; cancelled meanwhile, the jobs it claims are given back
+        (``requeue``), so a cancelled ``dequeue`` never strands a job until its lease ends."""
+        future = asyncio.ensure_future(self._run(claim))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._give_back)
+            raise
+
+    def _give_back(self, future: asyncio.Future[list[Job]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        for job in future.result():
+            try:
+                self._pool.submit(self._requeue_quietly, job)
+            except RuntimeError:  # the pool is shut down: the lease will expire
+                logger.warning("could not give back job %d after its dequeue was cancelled",
+                               job.id, extra={"job_id": job.id})
+
+    def _requeue_quietly(self, job: Job) -> None:
+        try:
+            self.queue.requeue(job)
+        except QueueError as exc:
+            logger.warning("could not give back job %d after its dequeue was cancelled: %s",
+                           job.id, exc, extra={"job_id": job.id})
 
     async def _until_claimable(self, queue: str, parked: asyncio.Future[None],
                                deadline: float) -> bool:

@@ -222,3 +222,29 @@ def test_the_event_loop_is_never_blocked(db_path: Path | str) -> None:
         assert max(late) < 0.2, f"the loop was blocked {max(late):.3f} s"
 
     run(db_path, body)
+
+
+def test_a_cancelled_dequeue_gives_back_the_job_it_claimed(db_path: Path | str) -> None:
+    """The claim was already on the pool when the caller gave up: the job goes back at once,
+    not at the end of a lease nobody holds."""
+
+    async def body(aq: AsyncQueue) -> None:
+        job = await aq.enqueue("q", "x")
+        release = threading.Event()
+        blocker = asyncio.get_running_loop().run_in_executor(aq._pool, release.wait)
+        claiming = asyncio.ensure_future(aq.dequeue("q", visibility_timeout=600, wait=5))
+        await asyncio.sleep(0.05)  # the claim now waits behind the blocker on the pool
+        claiming.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await claiming
+        release.set()
+        await blocker
+        await until(lambda: given_back(aq, job.id), what="the job claimed and given back")
+        again = await aq.dequeue("q")
+        assert again is not None and again.id == job.id
+
+    def given_back(aq: AsyncQueue, job_id: int) -> bool:
+        stored = aq.queue.get_job(job_id)
+        return stored.started_at is not None and stored.state is JobState.READY
+
+    run(db_path, body, threads=1)
