@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from persistent_queue import (
+    DeadLetter,
     ForeignConnection,
     InvalidArgument,
     InvalidDependency,
@@ -170,6 +171,23 @@ def test_a_nack_joins_the_transaction(queue: Queue, app: App) -> None:
             assert queue.get_job(claimed.id).state is JobState.LEASED
     failed = queue.get_job(claimed.id)
     assert failed.state is JobState.READY and failed.last_error == "smtp down"
+
+
+def test_a_nack_on_the_last_attempt_dead_letters_in_the_transaction(queue: Queue,
+                                                                     app: App) -> None:
+    queue.enqueue("emails", {"order": 1}, max_attempts=1)
+    claimed = queue.dequeue("emails")
+    assert claimed is not None
+    app.begin()
+    letter = queue.nack(claimed, "bounced", connection=app.conn)
+    assert isinstance(letter, DeadLetter) and letter.reason == "failed 1 of 1 attempts"
+    app.rollback()
+    assert queue.get_job(claimed.id).state is JobState.LEASED
+    assert queue.dead_letters("emails") == []
+    app.begin()
+    queue.nack(claimed, "bounced", connection=app.conn)
+    app.commit()
+    assert [dead.id for dead in queue.dead_letters("emails")] == [claimed.id]
 
 
 # -- refusals: nothing written --------------------------------------------------------------
