@@ -298,6 +298,27 @@ def test_an_object_that_is_no_connection_is_refused(queue: Queue, app: App) -> N
     assert _jobs(queue) == []
 
 
+@pytest.mark.sqlite_only
+def test_a_sqlite3_connection_of_another_thread_is_refused(queue: Queue, app: App) -> None:
+    """sqlite3 refuses a connection made by another thread (``check_same_thread``)."""
+    app.begin()
+    errors: list[BaseException] = []
+
+    def enqueue() -> None:
+        try:
+            queue.enqueue("emails", "x", connection=app.conn)
+        except BaseException as exc:  # noqa: BLE001 - examined below
+            errors.append(exc)
+
+    thread = threading.Thread(target=enqueue)
+    thread.start()
+    thread.join(60)
+    assert len(errors) == 1 and isinstance(errors[0], UnusableConnection)
+    assert "thread" in str(errors[0])
+    app.rollback()
+    assert _jobs(queue) == []
+
+
 @pytest.mark.postgres
 def test_a_psycopg_connection_for_a_sqlite_queue_is_refused(tmp_path: Path,
                                                             pg_url: str) -> None:

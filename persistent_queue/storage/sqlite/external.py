@@ -62,8 +62,9 @@ def adopt(dialect: SQLiteDialect, raw: sqlite3.Connection) -> AdoptedConnection:
     adopted = AdoptedConnection(raw)
     try:
         in_transaction = raw.in_transaction
-    except sqlite3.ProgrammingError:
-        raise UnusableConnection("connection= is closed; nothing was written") from None
+    except sqlite3.ProgrammingError as exc:  # closed, or made by another thread
+        raise UnusableConnection(f"connection= cannot be used: {exc}; nothing was "
+                                 "written") from None
     identity = dialect._identity  # noqa: SLF001 - the file the queue opened
     if identity is None:
         raise ForeignConnection(
