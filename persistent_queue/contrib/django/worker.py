@@ -155,10 +155,11 @@ registry = DjangoTaskRegistry()
 
 @dataclass(frozen=True, slots=True)
 class WorkerSetup:
-    """What a Django worker consumes: the backend's database and queues."""
+    """What a Django worker consumes: the backend's database, queues and durability."""
 
     db: str
     queues: tuple[str, ...]
+    durability: str = "full"
 
 
 def worker_setup(alias: str = "default", settings_module: str | None = None) -> WorkerSetup:
@@ -189,4 +190,5 @@ def worker_setup(alias: str = "default", settings_module: str | None = None) -> 
     if not isinstance(backend, Backend):
         raise InvalidArgument(f"task backend {alias!r} is a {type(backend).__name__}, not "
                               "persistent_queue.contrib.django.Backend")
-    return WorkerSetup(db=backend.db, queues=tuple(sorted(backend.queues)))
+    return WorkerSetup(db=backend.db, queues=tuple(sorted(backend.queues)),
+                       durability=backend.durability)

@@ -2,8 +2,8 @@
 
 The worker is persistent_queue's (``pq worker``: leases renewed, timeouts, cancellation, warm
 stop on the first SIGTERM/SIGINT, cold on the second) with the Django task registry. It reads
-the backend's database and queues from ``TASKS``. Exit codes as ``pq worker``'s: 0 stopped
-cleanly, 1 the database failed, 2 bad configuration, 3 cold stop.
+the backend's database, queues and durability from ``TASKS``. Exit codes as ``pq worker``'s:
+0 stopped cleanly, 1 the database failed, 2 bad configuration, 3 cold stop.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             sys.exit(EXIT_USAGE)
         db = options["db"] or found.db
         try:
-            q = Queue(db)
+            q = Queue(db, durability="normal" if found.durability == "normal" else "full")
         except QueueError as exc:
             self.stderr.write(f"error: cannot open {mask_url(db)}: {exc}")
             sys.exit(EXIT_ERROR)
