@@ -61,6 +61,7 @@ def adopt(dialect: SQLiteDialect, raw: sqlite3.Connection) -> AdoptedConnection:
     its transaction begun."""
     adopted = AdoptedConnection(raw)
     try:
+        raw.cursor().close()  # sqlite3 checks here that it is open and of this thread
         in_transaction = raw.in_transaction
     except sqlite3.ProgrammingError as exc:  # closed, or made by another thread
         raise UnusableConnection(f"connection= cannot be used: {exc}; nothing was "
