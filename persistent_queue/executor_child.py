@@ -123,6 +123,7 @@ def _ignore_stop(signum: int, frame: object) -> None:
 
 def child_main(conn: Connection, spec: ChildSpec) -> None:
     """A child's life: import, say ready, run jobs until told to stop or the pipe closes."""
+    os.setpgrp()  # the programs its jobs start are killed with it (executors._kill)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _ignore_stop)
     if spec.die_with_parent:

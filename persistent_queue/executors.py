@@ -24,19 +24,24 @@ user code: each child imports the handler and the app itself, with the worker's 
 and working directory (so ``tasks:send`` from the project directory imports), and opens its
 own ``Queue`` only when a job uses it (``set_progress``, ``dependency_results``).
 
-Signals: the children and the forkserver ignore SIGINT and SIGTERM sent to the process group
-(Ctrl-C, ``supervisorctl stop`` with ``stopasgroup``): the worker alone decides, and kills a
-child with SIGKILL, which also stops one stuck in C code. Children log to the worker's stream
-in its format (:func:`persistent_queue.logs.setup_logging`), or warnings and errors to stderr
-when the worker has set up no logging.
+Signals: each child leads a process group of its own, which the programs its jobs start
+join; the forkserver ignores SIGINT and SIGTERM sent to the worker's group (Ctrl-C,
+``supervisorctl stop`` with ``stopasgroup``), which reach neither the children nor those
+programs: the worker alone decides, and kills a child with SIGKILL to its group, which also
+stops one stuck in C code and the programs it started (a worker killed with SIGKILL takes its
+children along, not such programs). Children log to the worker's stream in its format
+(:func:`persistent_queue.logs.setup_logging`), or warnings and errors to stderr when the
+worker has set up no logging.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -193,7 +198,7 @@ class ProcessExecutor:
         atexit.unregister(self._at_exit)
         for _, child in children:
             if kill:
-                child.process.kill()
+                _kill(child)
             else:
                 send(child.conn, ("stop",))
         deadline = time.monotonic() + timeout
@@ -202,7 +207,7 @@ class ProcessExecutor:
             if child.process.exitcode is None:
                 logger.warning("executor child %s did not stop within %g s: killed",
                                child.process.pid, timeout)
-                child.process.kill()
+                _kill(child)
                 child.process.join(REAP_TIMEOUT)
         with self._lock:
             for slot, child in children:
@@ -229,7 +234,7 @@ class ProcessExecutor:
             return
         try:
             if not child.conn.poll(START_TIMEOUT):
-                child.process.kill()
+                _kill(child)
                 raise _StartFailed(f"the worker process was not ready within "
                                    f"{START_TIMEOUT:g} s")
             message = child.conn.recv()
@@ -260,7 +265,7 @@ class ProcessExecutor:
         code = None
         if child is not None:
             if kill:
-                child.process.kill()
+                _kill(child)
             code = _reap(child)
             child.conn.close()
         if replace and not self._closed:
@@ -318,6 +323,15 @@ class ProcessExecutor:
         if exiting:
             self._discard(slot, kill=False, replace=True)
         return dataclasses.replace(outcome, duration=duration)
+
+
+def _kill(child: _Child) -> None:
+    """SIGKILL the child and every program its jobs started that is still in its process
+    group (the child leads one of its own)."""
+    if child.process.pid is not None and child.process.exitcode is None:
+        with contextlib.suppress(OSError):  # not yet its own group, or already gone
+            os.killpg(child.process.pid, signal.SIGKILL)
+    child.process.kill()
 
 
 def _reap(child: _Child) -> int | None:

@@ -54,6 +54,10 @@ def act(job: Job) -> None:
         program = subprocess.Popen(["sleep", "600"])  # noqa: S607
         (folder() / f"spawned-{job.id}").write_text(str(program.pid))
         time.sleep(600)
+    elif what == "program":  # a program the job waits for; it writes its pid first
+        script = f'echo $$ > "$1"; exec sleep {float(job.payload["seconds"])}'
+        subprocess.run(["sh", "-c", script, "sh", str(folder() / f"program-{job.id}")],  # noqa: S607
+                       check=True)
     elif what == "sleep":
         time.sleep(float(job.payload["seconds"]))
     elif what == "cancelled":  # JobCancelled, though no one asked

@@ -37,7 +37,8 @@ class Workers:
             [sys.executable, "-m", "persistent_queue", "worker", "--db", self.db_url,
              "--handler", "tests.e2e.hostile_handlers:act", "--queues", "hostile",
              "--wait", "0.2", "--log-dir", "", "--log-format", "text", *flags],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group, as under supervisord
         log.close()
         self.procs.append(proc)
         return proc
@@ -137,3 +138,46 @@ def test_a_handler_that_forks_runs_once_and_its_copy_never_speaks_for_it(
         assert workers.stop(proc, timeout=15) == 0
     finally:
         end_forked_copies(tmp_path)
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie nobody reaps counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_programs_a_handler_started_die_with_it_at_its_timeout_and_on_cancel(
+        q: Queue, workers: Workers, tmp_path: Path) -> None:
+    timed = q.enqueue("hostile", {"do": "spawn"}, timeout=2, max_attempts=1)
+    cancelled = q.enqueue("hostile", {"do": "spawn"})
+    proc = workers.start("--executor", "process", "--concurrency", "2", "--cancel-grace", "0.5")
+    programs = [tmp_path / f"spawned-{job.id}" for job in (timed, cancelled)]
+    try:
+        wait_for(lambda: all(path.exists() for path in programs), timeout=20,
+                 message="both handlers to start their program")
+        pids = [int(path.read_text()) for path in programs]
+        q.cancel(cancelled.id)
+        assert dead_letter(q, timed.id).last_error == "timed out after 2 s"
+        wait_for(lambda: q.get_job(cancelled.id).state is JobState.CANCELLED, timeout=20,
+                 message="the cancelled job's child killed after the grace")
+        wait_for(lambda: all(gone(pid) for pid in pids), timeout=5,
+                 message="the programs the killed handlers started to die with them")
+        assert workers.stop(proc) == 0
+    finally:
+        for path in programs:
+            if path.exists() and not gone(pid := int(path.read_text())):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stop_signal_to_the_workers_group_spares_the_programs_its_jobs_run(
+        q: Queue, workers: Workers, tmp_path: Path) -> None:
+    job = q.enqueue("hostile", {"do": "program", "seconds": 1.5}, max_attempts=1)
+    proc = workers.start("--executor", "process")
+    wait_for(lambda: (tmp_path / f"program-{job.id}").exists(), timeout=20,
+             message="the job to start its program")
+    os.killpg(proc.pid, signal.SIGTERM)  # `supervisorctl stop` with stopasgroup, Ctrl-C
+    assert proc.wait(30) == 0  # a warm stop: the job finished first
+    done = q.get_job(job.id)
+    assert done.state is JobState.DONE, (done, q.dead_letters("hostile"))
