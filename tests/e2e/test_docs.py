@@ -63,7 +63,7 @@ READY_TIMEOUT = 120.0
 #: Left out of the copy: the top folder's state (its data, logs, site, caches) and at any depth
 #: what only a run leaves behind.
 TOP_LEVEL_STATE = {".git", ".venv", "data", "logs", "site", "build", "dist", ".mypy_cache",
-                   ".pytest_cache", ".ruff_cache", ".hypothesis"}
+                   ".pytest_cache", ".ruff_cache", ".hypothesis", ".venv-django6"}
 ANYWHERE = shutil.ignore_patterns(".venv", "__pycache__", "*.pyc", "*.egg-info", "*.sock",
                                   "*.pid")
 
