@@ -112,14 +112,16 @@ def python312() -> str | None:
     return None
 
 
-def django6_venv(interpreter: str) -> Path:
-    """``.venv-django6/bin/python`` with Django 6 and this package (editable), built once."""
+@contextlib.contextmanager
+def django6_venv(interpreter: str) -> Iterator[Path]:
+    """``.venv-django6/bin/python`` with Django 6 and this package (editable), built once;
+    no other test process rebuilds it while the caller uses it (a shared lock)."""
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
                             + interpreter.encode()).hexdigest()
     stamp = VENV / ".pq-stamp"
     lock = Path(tempfile.gettempdir()) / f"persistent-queue-venv-django6-{os.getuid()}.lock"
     with lock.open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # another test process may be building it
+        fcntl.flock(held, fcntl.LOCK_EX)  # build alone
         if not (stamp.exists() and stamp.read_text() == wanted):
             shutil.rmtree(VENV, ignore_errors=True)
             subprocess.run([interpreter, "-m", "venv", str(VENV)], check=True, timeout=300)
@@ -127,7 +129,8 @@ def django6_venv(interpreter: str) -> Path:
                             "--disable-pip-version-check", "-e", f"{ROOT}[django]"],
                            check=True, timeout=600, cwd=ROOT)
             stamp.write_text(wanted)
-    return VENV / "bin" / "python"
+        fcntl.flock(held, fcntl.LOCK_SH)  # use it together
+        yield VENV / "bin" / "python"
 
 
 def test_the_scenario_under_django_6_on_python_3_12(tmp_path: Path) -> None:
@@ -135,12 +138,12 @@ def test_the_scenario_under_django_6_on_python_3_12(tmp_path: Path) -> None:
     if interpreter is None:
         pytest.skip("no Python 3.12 here (python3.12 on the PATH or a pyenv 3.12.x): "
                     "Django 6 needs it")
-    python = django6_venv(interpreter)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "VIRTUAL_ENV")}
     env.update(PQ_DJANGO_DB=str(tmp_path / "queue.db"), PYTHONUNBUFFERED="1")
-    run = subprocess.run([str(python), "scenario.py"], cwd=PROJECT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    with django6_venv(interpreter) as python:
+        run = subprocess.run([str(python), "scenario.py"], cwd=PROJECT, env=env,
+                             capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads(run.stdout.splitlines()[-1])
     assert report["django"].split(".")[0] == "6", report
