@@ -230,3 +230,16 @@ def test_the_status_follows_the_job(db: str) -> None:
     gone = add.get_result(cancelled.id)
     assert gone.status == TaskResultStatus.FAILED and gone.finished_at is not None
     assert gone.errors == [] and gone.attempts == 0
+
+
+def test_pq_worker_without_queues_to_consume_says_so(tmp_path: Path) -> None:
+    settings = tmp_path / "noqueues.py"
+    settings.write_text("from djproject.settings import *  # noqa\n"
+                        "TASKS['default']['QUEUES'] = []\n")
+    env = dict(os.environ, PQ_DJANGO_DB=str(tmp_path / "q.db"),
+               DJANGO_SETTINGS_MODULE="noqueues",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    run = subprocess.run([sys.executable, "manage.py", "pq_worker"], cwd=PROJECT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "lists no QUEUES" in run.stderr, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr

@@ -54,6 +54,9 @@ class Command(BaseCommand):  # type: ignore[misc]
             found = worker_setup(options["backend"])
             queues = (tuple(name.strip() for name in options["queues"].split(","))
                       if options["queues"] else found.queues)
+            if not queues:
+                raise InvalidArgument(f"task backend {options['backend']!r} lists no QUEUES "
+                                      "(any queue name): give --queues")
             settings = WorkerConfig(queues=queues, handler=HANDLER, app=APP,
                                     concurrency=options["concurrency"],
                                     executor=options["executor"], wait=options["wait"],
