@@ -34,7 +34,9 @@ job's timeout (``timed out after N s``: retried or dead-lettered as any failure)
 
 Stopping: the first SIGTERM/SIGINT stops claiming and lets the jobs in hand finish and be acked
 (warm stop, exit 0); a second one gives the jobs in hand back at once with ``requeue`` and
-exits with :data:`EXIT_COLD_STOP` (cold stop).
+exits with :data:`EXIT_COLD_STOP` (cold stop). The process executor's children are killed
+before their jobs are given back; the thread executor's handlers run on for the moment the
+worker takes to exit.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from . import config, validation
 from .errors import InvalidArgument, InvalidJobState, JobCancelled, LeaseLost, QueueError, Retry
 from .executors import Outcome, ProcessExecutor
 from .logs import JobLog
-from .models import DeadLetter, Job
+from .models import DeadLetter, Job, JobState
 from .queue import Queue
 from .signals import on_stop_signals
 from .tasks import TaskRegistry
@@ -333,6 +335,8 @@ class Worker:
             if not self._cold.is_set():
                 return EXIT_OK
             abandoned = [entry.job for entry in self._in_hand.values() if not entry.settling]
+        if self._executor is not None:  # stopped first: no handler runs a job given back
+            self._executor.shutdown(kill=True)
         for job in abandoned:
             self._give_back(job)
         logger.warning("cold stop: gave back %d job(s) in hand", len(abandoned),
@@ -488,6 +492,8 @@ class Worker:
                 self.q.ack(job)
                 return "acked"
         except LeaseLost as exc:
+            if outcome.kind == "ok" and self._acked_by_its_handler(job):
+                return "acked"  # in the handler's own transaction: q.ack(job, connection=)
             logger.warning("result of job %d not recorded: %s", job.id, exc,
                            extra={"worker": self.id, "job_id": job.id})
             return "lease_lost"
@@ -500,6 +506,17 @@ class Worker:
         if outcome.kind in ("timeout", "crashed"):
             return "timed_out" if outcome.kind == "timeout" else "crashed"
         return "retry" if outcome.kind == "retry" else "failed"
+
+    def _acked_by_its_handler(self, job: Job) -> bool:
+        """Whether the attempt this worker claimed is the one that finished ``job``: its
+        handler acked it itself (with ``connection=``, in its own transaction). No other
+        consumer claimed it since: that would have counted another attempt."""
+        try:
+            stored = self.q.get_job(job.id)
+        except QueueError:
+            return False
+        return (stored.state is JobState.DONE and stored.attempts == job.attempts
+                and stored.started_at == job.started_at and stored.claimed_by == job.claimed_by)
 
     # -- control: leases, cancellations, timeouts, heartbeats --------------------------------
 

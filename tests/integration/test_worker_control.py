@@ -124,3 +124,33 @@ def test_bad_executor_settings_are_refused(tmp_path: Path) -> None:
         WorkerConfig(queue="work", max_tasks_per_child=0)
     with pytest.raises(InvalidArgument):
         WorkerConfig(queue="work", cancel_grace=-1)
+
+
+def test_a_handler_that_acks_in_its_own_transaction_counts_as_acked(
+        real_queue: Queue, db_path: Path | str, backend: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``q.ack(job, connection=conn)`` in the handler: the worker's own ack then finds the job
+    done by this very attempt, and says acked, not "lease lost"."""
+    if backend != "sqlite":
+        pytest.skip("the handler's transaction is shown on SQLite; the rule is the same")
+    import sqlite3
+
+    conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE sent (job_id INTEGER PRIMARY KEY)")
+
+    def handler(job: Job) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO sent VALUES (?)", (job.id,))
+        real_queue.ack(job, connection=conn)
+        conn.execute("COMMIT")
+
+    job = real_queue.enqueue("work", 1)
+    with caplog.at_level("WARNING", logger="persistent_queue.worker"):
+        worker, thread = start(real_queue, handler, max_jobs=1)
+        thread.join(30)
+    assert worker.exit_codes == [EXIT_OK]  # type: ignore[attr-defined]
+    assert worker.processed == 1 and worker.failed == 0
+    assert "not recorded" not in caplog.text
+    assert real_queue.get_job(job.id).state is JobState.DONE
+    assert conn.execute("SELECT job_id FROM sent").fetchall() == [(job.id,)]
+    conn.close()
