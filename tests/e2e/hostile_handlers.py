@@ -70,12 +70,12 @@ def act(job: Job) -> None:
 
 
 def watch(job: Job) -> None:
-    """Run until killed; note ``given_back`` if the job stops being this run's lease while
+    """Run until killed; note ``given_back`` if the job stops being this run's claim while
     it still runs (another consumer could start it now)."""
     q = Queue(os.environ["HOSTILE_DB"], durability="normal")
     while True:
         now = q.get_job(job.id)
-        if now is None or now.state is not JobState.LEASED or now.lease_token != job.lease_token:
+        if now is None or now.state is not JobState.LEASED or now.started_at != job.started_at:
             note("given_back", job)
             time.sleep(600)
         time.sleep(0.001)

@@ -181,3 +181,24 @@ def test_a_stop_signal_to_the_workers_group_spares_the_programs_its_jobs_run(
     assert proc.wait(30) == 0  # a warm stop: the job finished first
     done = q.get_job(job.id)
     assert done.state is JobState.DONE, (done, q.dead_letters("hostile"))
+
+
+# -- stop signals while children run ---------------------------------------------------------
+
+
+def test_a_cold_stop_kills_the_children_before_it_gives_their_jobs_back(
+        q: Queue, workers: Workers, tmp_path: Path) -> None:
+    jobs = [q.enqueue("hostile", {"do": "watch"}) for _ in range(4)]
+    proc = workers.start("--executor", "process", "--concurrency", "4")
+    wait_for(lambda: len(lines(tmp_path, "started")) == 4, timeout=30,
+             message="the four watching handlers to start")
+    proc.send_signal(signal.SIGTERM)  # warm stop: they never finish by themselves
+    wait_for(lambda: "finishing 4 job(s) in hand" in workers.logs(), timeout=20,
+             message="the warm stop under way")
+    proc.send_signal(signal.SIGTERM)  # cold stop
+    assert proc.wait(30) == 3
+    assert lines(tmp_path, "given_back") == [], "a handler still ran with its job given back"
+    for job in jobs:
+        back = q.get_job(job.id)
+        assert back.state is JobState.READY and back.attempts == 0
+    assert all(gone(pid) for _, pid in lines(tmp_path, "started"))
