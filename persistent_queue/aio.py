@@ -177,7 +177,7 @@ class AsyncQueue:
             self.queue, self._owns_queue = Queue(db, **options), True
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pq-async")
         self._watcher = _Watcher(self.queue)
-        self._probes: dict[str, tuple[int, asyncio.Future[bool]]] = {}
+        self._probes: dict[str, tuple[int, asyncio.Future[tuple[bool, float | None]]]] = {}
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -279,43 +279,59 @@ class AsyncQueue:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                timeout = await self._run(functools.partial(self._sleep_for, queue, remaining))
+                claimable, wake_at = await self._outlook(queue)
+                if claimable:
+                    return True
+                timeout = remaining if wake_at is None else min(remaining,
+                                                                 wake_at - time.monotonic())
                 if timeout <= 0:
                     return True
                 await asyncio.wait([parked], timeout=timeout)
                 if not parked.done():
                     return True  # something came due (a delayed job, a lease end, a slot)
-                parked = self._watcher.park()  # before the read: a later commit wakes us
-                if await self._claimable(queue):
-                    return True
+                parked = self._watcher.park()  # before the next look: a later commit wakes us
         finally:
             self._watcher.unpark(parked)
 
-    def _sleep_for(self, queue: str, remaining: float) -> float:
-        """How long a waiter may sleep before looking again (0: look now); pool thread."""
-        backend, now = self.queue.backend, self.queue.now()
-        outlook = backend.flow_outlook(queue, now)
-        if outlook is not None:  # a queue with limits: wake for them, and look every so often
-            claimable, wake_at = outlook
+    async def _outlook(self, queue: str) -> tuple[bool, float | None]:
+        """Whether a claim from ``queue`` may succeed now, else when to look again
+        (monotonic, None: at a commit). One look is shared by the waiters of a queue until
+        the next commit, or its wake-up time; a look that found work is never shared again
+        (another consumer may have taken it without a commit this process sees)."""
+        generation, now = self._watcher.generation, time.monotonic()
+        probe = self._probes.get(queue)
+        if probe is not None and probe[0] == generation:
+            future = probe[1]
+            if not future.done():
+                return await asyncio.shield(future)
+            if future.exception() is None:
+                claimable, wake_at = future.result()
+                if not claimable and (wake_at is None or wake_at > now):
+                    return claimable, wake_at
+        future = asyncio.ensure_future(self._run(functools.partial(self._look, queue)))
+        self._probes[queue] = (generation, future)
+        return await asyncio.shield(future)
+
+    def _look(self, queue: str) -> tuple[bool, float | None]:
+        """What :meth:`_outlook` shares, read on a pool thread."""
+        backend, now, started = self.queue.backend, self.queue.now(), time.monotonic()
+        self.queue._maybe_reap(now)  # an expired last lease may hold a group
+        flow = backend.flow_outlook(queue, now)
+        if flow is not None:  # a queue with limits: wake for them, and look every so often
+            claimable, wake_at = flow
             if claimable:
-                return 0.0
-            timeout = remaining if wake_at is None else max(wake_at - now, 0.001)
-            return min(timeout, remaining, config.FLOW_RECHECK)
+                return True, None
+            wait = config.FLOW_RECHECK if wake_at is None else min(
+                max(wake_at - now, 0.001), config.FLOW_RECHECK)
+            return False, started + wait
+        if backend.has_claimable(queue, now):
+            return True, None
         next_at = backend.next_available_at(queue)
         if next_at is None:
-            return remaining
-        return min(remaining, max(next_at - now, 20 * self.queue.poll_interval))
-
-    async def _claimable(self, queue: str) -> bool:
-        """Whether ``queue`` has claimable work: one read shared by the waiters of a commit."""
-        generation = self._watcher.generation
-        probe = self._probes.get(queue)
-        if probe is None or probe[0] != generation or (
-                probe[1].done() and probe[1].exception() is not None):
-            future = asyncio.ensure_future(self._run(functools.partial(
-                self.queue.backend.has_claimable, queue, self.queue.now())))
-            self._probes[queue] = probe = (generation, future)
-        return await asyncio.shield(probe[1])
+            return False, None
+        # Something becomes due (a delayed job, an expiring lease): wake for it, but never
+        # spin when it is already due yet unclaimable (a paused queue).
+        return False, started + max(next_at - now, 20 * self.queue.poll_interval)
 
     async def result(self, job_id: int, timeout: float | None = None) -> JSON:
         """The stored result of job ``job_id``, waiting until it is done (see
