@@ -8,6 +8,7 @@ else ``default``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from functools import partial
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ... import config
+from ...aio import async_queue_for
 from ...errors import QueueError
 from ...models import DeadLetter, Job, JobState
 from ...queue import Queue
@@ -42,8 +44,21 @@ logger = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJSONRoute, tags=["messages"])
 QueueDep = Annotated[Queue, Depends(get_queue)]
 StateDep = Annotated[ApiState, Depends(get_state)]
-#: A long poll claims in slices this long, checking in between that the client is still there.
+#: A long poll checks this often (seconds) that its client is still there.
 POLL_SLICE = 1.0
+
+
+async def until_done_or_gone(request: Request, waiting: asyncio.Future[Any]) -> bool:
+    """Wait for ``waiting`` (a long poll on the AsyncQueue), checking every ``POLL_SLICE``
+    that the client is still there; if it left, cancel the wait and return False."""
+    while True:
+        done, _ = await asyncio.wait([waiting], timeout=POLL_SLICE)
+        if done:
+            return True
+        if await request.is_disconnected():
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            return False
 
 _CLAIM_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"description": "The claimed job, with its lease token."},
@@ -105,7 +120,8 @@ async def send(request: Request, state: StateDep) -> Response:
 
 
 async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Response:
-    """Claim one job, long-polling up to ``wait`` seconds without holding the event loop."""
+    """Claim one job, long-polling up to ``wait`` seconds on the AsyncQueue: a waiting poll
+    holds no thread (a future woken by commits), and stops when its client leaves."""
     if body.wait > state.max_wait:
         return error_response(422, "validation_error",
                               f"wait: must be at most {state.max_wait:g} seconds on this server")
@@ -114,29 +130,28 @@ async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Res
     # Drain the (replayed) body so that ``is_disconnected`` reads the server's own events.
     await request.body()
     started = time.monotonic()
-    deadline = started + body.wait
-    while True:
-        remaining = max(0.0, deadline - time.monotonic())
-        step = min(remaining, POLL_SLICE)
-        call = partial(queue.dequeue, name, visibility_timeout=body.visibility_timeout,
-                       wait=step)
-        if body.wait:
-            job = await to_thread.run_sync(call, limiter=state.long_poll_limiter)
-        else:
-            job = await to_thread.run_sync(call)
-        if job is not None:
-            if body.wait and await request.is_disconnected():
-                # Nobody will receive this lease: give the job straight back.
-                try:
-                    await to_thread.run_sync(partial(queue.requeue, job))
-                except QueueError:
-                    logger.warning("could not give back job %d after its client left", job.id,
-                                   exc_info=True, extra={"job_id": job.id})
-                return Response(status_code=204)
-            state.metrics.record_claim(job, time.monotonic() - started)
-            return JSONResponse(JobOut.model_validate(job.to_dict()).model_dump(mode="json"))
-        if remaining <= step or await request.is_disconnected():
+    if body.wait:
+        aq = async_queue_for(queue)
+        waiting = asyncio.ensure_future(aq.dequeue(
+            name, visibility_timeout=body.visibility_timeout, wait=body.wait))
+        if not await until_done_or_gone(request, waiting):
+            return Response(status_code=204)  # a job claimed meanwhile was given back
+        job = waiting.result()
+        if job is not None and await request.is_disconnected():
+            # Nobody will receive this lease: give the job straight back.
+            try:
+                await aq.requeue(job)
+            except QueueError:
+                logger.warning("could not give back job %d after its client left", job.id,
+                               exc_info=True, extra={"job_id": job.id})
             return Response(status_code=204)
+    else:
+        job = await to_thread.run_sync(partial(queue.dequeue, name,
+                                               visibility_timeout=body.visibility_timeout))
+    if job is None:
+        return Response(status_code=204)
+    state.metrics.record_claim(job, time.monotonic() - started)
+    return JSONResponse(JobOut.model_validate(job.to_dict()).model_dump(mode="json"))
 
 
 @router.post("/dequeue", response_model=JobOut, responses=_CLAIM_RESPONSES)
@@ -148,7 +163,7 @@ async def dequeue(request: Request, body: DequeueRequest, state: StateDep) -> Re
     return await _claim(request, state, body)
 
 
-def _claim_query(
+async def _claim_query(  # async: a long poll's request takes no pool thread at all
     queue: Annotated[str | None, Query(
         pattern=NAME_REGEX, description="the queue's name (default: the server's default "
                                         "queue, PQ_DEFAULT_QUEUE, else 'default')")] = None,

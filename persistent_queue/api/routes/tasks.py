@@ -4,25 +4,25 @@
 ``PQ_APP``) imports the module and takes the tasks declared with ``@q.task`` on that Queue; the
 job is stored in the server's own database (``--db``), where ``pq worker --app ...`` runs it.
 
-``GET /jobs/{id}/result?wait=S`` long-polls as ``/dequeue?wait=`` does: in slices of
-``POLL_SLICE`` seconds on the long-poll thread pool, stopping early when the client leaves,
-never longer than the server's ``--max-wait``. It answers 200 once the job is finished (done
-with its ``result``, dead-lettered or cancelled with its ``error``: check ``state``), 202 with
-the job's state when it is not finished within the wait, 404 for an unknown id.
+``GET /jobs/{id}/result?wait=S`` long-polls as ``/dequeue?wait=`` does: on the AsyncQueue,
+holding no thread while it waits, stopping early when the client leaves (checked every
+``POLL_SLICE`` seconds), never longer than the server's ``--max-wait``. It answers 200 once
+the job is finished (done with its ``result``, dead-lettered or cancelled with its ``error``:
+check ``state``), 202 with the job's state when it is not finished within the wait, 404 for
+an unknown id.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-import time
-from functools import partial
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ... import config
+from ...aio import AsyncQueue, async_queue_for
 from ...errors import ResultTimeout, TaskFailed
 from ...models import Job, JobState
 from ...tasks import Task
@@ -30,7 +30,7 @@ from ..errors import error_response
 from ..factory import ApiState, get_state
 from ..schemas import MAX_ID, JobOut, ResultOut, TaskOut, TaskRequest
 from ..strict_json import StrictJSONRoute
-from .messages import POLL_SLICE
+from .messages import until_done_or_gone
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["tasks"])
 StateDep = Annotated[ApiState, Depends(get_state)]
@@ -141,26 +141,26 @@ async def job_result(
     if wait > state.max_wait:
         return error_response(422, "validation_error",
                               f"wait: must be at most {state.max_wait:g} seconds on this server")
-    queue = state.queue
-    deadline = time.monotonic() + wait
-    while True:
-        remaining = max(0.0, deadline - time.monotonic())
-        step = min(remaining, POLL_SLICE)
-        call = partial(queue.result, job_id, timeout=step)
-        try:
-            if wait:
-                result = await to_thread.run_sync(call, limiter=state.long_poll_limiter)
-            else:
-                result = await to_thread.run_sync(call)
-        except TaskFailed as exc:
-            ended: Job = await to_thread.run_sync(partial(queue.get_job, job_id))
-            cancelled = ended.state is JobState.CANCELLED
-            return _answer(job_id, 200, "cancelled" if cancelled else "dead", error=exc.error)
-        except ResultTimeout:
-            if remaining <= step or await request.is_disconnected():
-                job: Job = await to_thread.run_sync(partial(queue.get_job, job_id))
-                if job.state not in (JobState.DONE, JobState.DEAD, JobState.CANCELLED):
-                    return _answer(job_id, 202, job.state.value)
-                deadline = 0.0  # it finished just now: one more look answers with it
-            continue
-        return _answer(job_id, 200, "done", result=result)
+    aq = async_queue_for(state.queue)
+    if not wait:
+        return await _look(aq, job_id, 0)
+    waiting = asyncio.ensure_future(_look(aq, job_id, wait))
+    if not await until_done_or_gone(request, waiting):
+        return _answer(job_id, 202, (await aq.get_job(job_id)).state.value)
+    return waiting.result()
+
+
+async def _look(aq: AsyncQueue, job_id: int, wait: float) -> JSONResponse:
+    """The answer once the job is finished, or 202 with its state after ``wait`` s."""
+    try:
+        result = await aq.result(job_id, timeout=wait)
+    except TaskFailed as exc:
+        ended: Job = await aq.get_job(job_id)
+        cancelled = ended.state is JobState.CANCELLED
+        return _answer(job_id, 200, "cancelled" if cancelled else "dead", error=exc.error)
+    except ResultTimeout:
+        job: Job = await aq.get_job(job_id)
+        if job.state in (JobState.DONE, JobState.DEAD, JobState.CANCELLED):
+            return await _look(aq, job_id, 0)  # it finished just now: answer with it
+        return _answer(job_id, 202, job.state.value)
+    return _answer(job_id, 200, "done", result=result)
