@@ -30,15 +30,18 @@ from tests.support import ROOT, wait_for
 pytest.importorskip("django")
 PROJECT = ROOT / "tests" / "django_project"
 sys.path.insert(0, str(PROJECT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+os.environ["DJANGO_SETTINGS_MODULE"] = "djproject.settings"
 
 import django  # noqa: E402
 
 django.setup()
+# The settings are loaded: other tests' processes (the docs' sessions) must not inherit them.
+del os.environ["DJANGO_SETTINGS_MODULE"]
 
 from django.test import override_settings  # noqa: E402
-from shop.tasks import ShopError, add, fail, send_email  # noqa: E402
+from shop.tasks import ShopError, add, fail, send_email, until_cancelled  # noqa: E402
 
+from persistent_queue import JobState, Queue  # noqa: E402
 from persistent_queue.contrib.django.backend import close_queues  # noqa: E402
 from persistent_queue.contrib.django.compat import TaskResultStatus  # noqa: E402
 
@@ -90,6 +93,31 @@ def test_pq_worker_django_runs_tasks_in_child_processes_and_stops_warm(
         failed = fail.get_result(boom.id)
         assert failed.status == TaskResultStatus.FAILED
         assert failed.errors[0].exception_class is ShopError
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def test_a_running_task_cancelled_by_an_operator_is_failed(db: str, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "pq_worker", "--wait", "0.2"],
+            cwd=PROJECT, env=project_env(db), stdout=output, stderr=subprocess.STDOUT)
+    try:
+        running = until_cancelled.enqueue(120)
+        backend = until_cancelled.get_backend()
+        wait_for(lambda: backend.get_result(running.id).status == TaskResultStatus.RUNNING,
+                 timeout=60, message="the task to start")
+        Queue(db).cancel(int(running.id), reason="changed my mind")
+        wait_for(lambda: backend.get_result(running.id).is_finished, timeout=60,
+                 message="the task to stop")
+        result = backend.get_result(running.id)
+        assert result.status == TaskResultStatus.FAILED and result.finished_at is not None
+        assert Queue(db).get_job(int(running.id)).state is JobState.CANCELLED
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0, log.read_text()
     finally:

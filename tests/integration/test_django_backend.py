@@ -25,11 +25,13 @@ from tests.support import ROOT
 pytest.importorskip("django")
 PROJECT = ROOT / "tests" / "django_project"
 sys.path.insert(0, str(PROJECT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djproject.settings")
+os.environ["DJANGO_SETTINGS_MODULE"] = "djproject.settings"
 
 import django  # noqa: E402
 
 django.setup()
+# The settings are loaded: other tests' processes (the docs' sessions) must not inherit them.
+del os.environ["DJANGO_SETTINGS_MODULE"]
 
 from django.test import override_settings  # noqa: E402
 from django.utils import timezone  # noqa: E402

@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 
 try:
     from django.tasks import task
@@ -55,3 +56,15 @@ async def async_fail(message):
 @task(takes_context=True)
 async def async_with_context(context, label):
     return {"label": label, "attempt": context.attempt, "id": context.task_result.id}
+
+
+@task
+def until_cancelled(seconds):
+    """Runs until its job's cancellation is requested (or ``seconds`` pass)."""
+    from persistent_queue import current_job
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        current_job().raise_if_cancelled()
+        time.sleep(0.05)
+    return "not cancelled"
