@@ -12,6 +12,7 @@ Tasks: ``@q.task`` declares a function, ``f.delay(...)`` stores a job a worker r
 
 from __future__ import annotations
 
+from .aio import AsyncQueue
 from .errors import (
     DatabaseBusy,
     DatabaseMissing,
@@ -67,6 +68,7 @@ from .tasks import Task, TaskHandle, TaskJob, TaskOptions, TaskRegistry, current
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncQueue",
     "DatabaseBusy",
     "DatabaseMissing",
     "DeadLetter",
