@@ -6,7 +6,11 @@ raise what cannot be printed. Both backends; the worker runs in-process (thread 
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +18,10 @@ import pytest
 from persistent_queue import Job, JobState, Queue
 from persistent_queue.errors import (
     InvalidArgument,
+    InvalidJobState,
     JobCancelled,
+    JobNotFound,
+    LeaseLost,
 )
 from tests.integration.test_worker_control import start, stop
 from tests.support import FakeClock, wait_for
@@ -184,3 +191,222 @@ def test_an_exception_that_cannot_be_shown_fails_its_attempt(real_queue: Queue) 
     assert dead.id == job.id and dead.reason == "failed 1 of 1 attempts"
     assert dead.last_error.startswith("UnprintableError: <exception str() failed>")
     assert "raise UnprintableError" in dead.last_error  # the traceback is kept
+
+
+# -- races: cancels against claims, acks, nacks, returns and expiring leases (held) ----------
+
+
+class Ledger:
+    """What the racing threads saw, each with the monotonic time of the call."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.claims: list[tuple[int, float]] = []  # (job id, when the claim call began)
+        self.acked: set[int] = set()
+        self.cancelled: dict[int, float] = {}  # job id -> when a call returned it cancelled
+        self.errors: list[BaseException] = []
+
+    def ended_cancelled(self, job: Job | Any) -> None:
+        if isinstance(job, Job) and job.state is JobState.CANCELLED:
+            with self.lock:
+                self.cancelled.setdefault(job.id, time.monotonic())
+
+
+def consume(db: Path | str, ledger: Ledger, stop: threading.Event, seed: int) -> None:
+    chance = random.Random(seed)
+    with Queue(db, durability="normal") as q:
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                job = q.dequeue("race", visibility_timeout=chance.choice([0.05, 1.5]))
+                if job is None:
+                    continue
+                with ledger.lock:
+                    ledger.claims.append((job.id, began))
+                stop.wait(chance.uniform(0, 0.003))  # the handler runs
+                roll = chance.random()
+                if q.cancel_requests([job.id]) and roll < 0.5:
+                    ledger.ended_cancelled(q.confirm_cancel(job))
+                elif roll < 0.45:
+                    q.ack(job)
+                    with ledger.lock:
+                        ledger.acked.add(job.id)
+                elif roll < 0.65:
+                    ledger.ended_cancelled(q.nack(job, error="flaky", delay=0))
+                elif roll < 0.8:
+                    ledger.ended_cancelled(q.requeue(job))
+                elif roll < 0.9:
+                    q.set_progress(job, 0.5, "halfway")
+                    q.ack(job)
+                    with ledger.lock:
+                        ledger.acked.add(job.id)
+                # else: walk away; the lease expires (or a cancel ends it)
+            except (LeaseLost, InvalidJobState):
+                pass  # the lease expired or was cancelled: the race this test is about
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                ledger.errors.append(exc)
+                return
+
+
+def cancel_at_random(db: Path | str, ids: list[int], ledger: Ledger, stop: threading.Event,
+                     seed: int) -> None:
+    chance = random.Random(seed)
+    with Queue(db, durability="normal") as q:
+        while not stop.is_set():
+            try:
+                ledger.ended_cancelled(q.cancel(chance.choice(ids), reason="race"))
+            except (InvalidJobState, JobNotFound):
+                pass  # done, cancelled or dead-lettered already
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                ledger.errors.append(exc)
+                return
+            stop.wait(chance.uniform(0, 0.001))
+
+
+def test_cancels_racing_claims_acks_nacks_returns_and_expiry_leave_one_outcome_each(
+        db_path: Path | str, real_queue: Queue) -> None:
+    real_queue.create_queue("race", max_attempts=3)
+    ids = [job.id for job in real_queue.enqueue_many("race", list(range(200)))]
+    ledger, stop = Ledger(), threading.Event()
+    threads = [threading.Thread(target=consume, args=(db_path, ledger, stop, n))
+               for n in range(3)]
+    threads += [threading.Thread(target=cancel_at_random, args=(db_path, ids, ledger, stop, n))
+                for n in range(2)]
+    for thread in threads:
+        thread.start()
+
+    def all_ended() -> bool:
+        stats = real_queue.stats("race")  # reaps too
+        return stats.done + stats.cancelled + stats.dead == len(ids) or bool(ledger.errors)
+
+    try:
+        wait_for(all_ended, timeout=60, interval=0.1, message="every job done, cancelled or dead")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert ledger.errors == []
+    dead = {letter.id for letter in real_queue.dead_letters("race", limit=1000)}
+    done = {i for i in ids if (job := real_queue.get_job(i)) and job.state is JobState.DONE}
+    cancelled = {i for i in ids
+                 if (job := real_queue.get_job(i)) and job.state is JobState.CANCELLED}
+    assert done | cancelled | dead == set(ids) and len(done) + len(cancelled) + len(dead) == 200
+    assert ledger.acked <= done, "an acknowledged ack was undone"
+    assert set(ledger.cancelled) <= cancelled, "a job reported cancelled ended otherwise"
+    assert cancelled and done, "the race ran both ways"
+    late = [(job_id, began) for job_id, began in ledger.claims
+            if job_id in ledger.cancelled and began > ledger.cancelled[job_id]]
+    assert late == [], "a job was claimed after it was reported cancelled"
+    for job_id in ids:
+        events = [event.event for event in real_queue.history(job_id)]
+        ends = [e for e in events if e in ("acked", "cancelled", "dead_lettered")]
+        expected = ("acked" if job_id in done else "cancelled" if job_id in cancelled
+                    else "dead_lettered")
+        assert ends == [expected], (job_id, events)
+
+
+def test_retry_now_racing_claims_runs_each_job_once(db_path: Path | str,
+                                                    real_queue: Queue) -> None:
+    ids = [job.id for job in real_queue.enqueue_many("race", list(range(100)), delay=3600)]
+    claimed: list[int] = []
+    errors: list[BaseException] = []
+    stop_event = threading.Event()
+
+    def claim_and_ack() -> None:
+        with Queue(db_path, durability="normal") as q:
+            while not stop_event.is_set():
+                job = q.dequeue("race", wait=0.05)
+                if job is not None:
+                    claimed.append(job.id)
+                    q.ack(job)
+
+    def retry_all(order: list[int]) -> None:
+        with Queue(db_path, durability="normal") as q:
+            for job_id in order:
+                try:
+                    assert q.retry_now(job_id).state is JobState.READY
+                except InvalidJobState:
+                    pass  # the other thread was first, or the job is claimed or done
+                except BaseException as exc:  # noqa: BLE001 - reported by the test
+                    errors.append(exc)
+
+    consumers = [threading.Thread(target=claim_and_ack) for _ in range(3)]
+    retriers = [threading.Thread(target=retry_all, args=(order,))
+                for order in (ids, list(reversed(ids)))]
+    for thread in consumers + retriers:
+        thread.start()
+    for thread in retriers:
+        thread.join(60)
+    try:
+        wait_for(lambda: real_queue.stats("race").done == 100 or errors, timeout=30,
+                 message="every job retried now and done")
+    finally:
+        stop_event.set()
+        for thread in consumers:
+            thread.join(30)
+    assert errors == []
+    assert sorted(claimed) == ids, "each job claimed exactly once"
+
+
+# -- the timeline of a job that went through the dead letters (held) -------------------------
+
+
+def test_the_history_of_a_redriven_job_shows_each_life(queue: Queue, clock: FakeClock) -> None:
+    job = queue.enqueue("work", 1, max_attempts=1)
+    first = queue.dequeue("work", worker="w1", visibility_timeout=5)
+    clock.advance(10)  # its worker died on its only attempt
+    assert queue.reap() == 1
+    queue.redrive(job.id)
+    clock.advance(1)
+    second = queue.dequeue("work", worker="w2")
+    clock.advance(2)
+    queue.nack(second, error="boom")
+    queue.redrive(job.id)
+    clock.advance(1)
+    third = queue.dequeue("work", worker="w3")
+    assert first and second and third
+    clock.advance(1)
+    queue.cancel(job.id, reason="enough")
+    clock.advance(1)
+    queue.confirm_cancel(third)
+    timeline = [(e.event, e.attempt, e.worker, e.run_time) for e in queue.history(job.id)]
+    assert timeline == [
+        ("enqueued", 0, None, None),
+        ("claimed", 1, "w1", None), ("lease_expired", 1, "w1", 10.0),
+        ("dead_lettered", 1, None, None), ("redriven", 0, None, None),
+        ("claimed", 1, "w2", None), ("failed", 1, "w2", 2.0),
+        ("dead_lettered", 1, None, None), ("redriven", 0, None, None),
+        ("claimed", 1, "w3", None), ("cancel_requested", 1, "w3", None),
+        ("cancelled", 1, "w3", 2.0),
+    ]
+    assert [e.at for e in queue.history(job.id)] == sorted(e.at for e in queue.history(job.id))
+
+
+# -- hostile bodies over HTTP: 422, never a 500 (held) ---------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "NaN", "Infinity", "1e999", "1" + "0" * 400,
+                                   "1" + "0" * 5000, '"5"', "true", "1e300", "[]"])
+def test_a_hostile_timeout_over_http_is_a_422(queue: Queue, value: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from persistent_queue.api import create_app
+
+    queue.create_queue("work")
+
+    @queue.task(queue="work", name="noop")
+    def noop() -> None: ...
+
+    with TestClient(create_app(queue), raise_server_exceptions=False) as client:
+        for method, path, body in [
+                ("post", "/enqueue", '{"queue": "work", "payload": 1, "timeout": %s}'),
+                ("post", "/queues", '{"name": "other", "timeout": %s}'),
+                ("patch", "/queues/work", '{"timeout": %s}'),
+                ("post", "/tasks/noop", '{"timeout": %s}')]:
+            response = client.request(method, path, content=body % value,
+                                      headers={"content-type": "application/json"})
+            assert response.status_code == 422, (path, response.text)
+        job = queue.enqueue("work", 2)
+        response = client.post(f"/jobs/{job.id}/cancel", json={"reason": {"a": 1}})
+        assert response.status_code == 422
+    assert queue.stats("work").ready == 1 and queue.get_queue("work").timeout is None
