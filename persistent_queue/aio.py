@@ -300,7 +300,8 @@ class AsyncQueue:
         (another consumer may have taken it without a commit this process sees)."""
         generation, now = self._watcher.generation, time.monotonic()
         probe = self._probes.get(queue)
-        if probe is not None and probe[0] == generation:
+        if (probe is not None and probe[0] == generation
+                and probe[1].get_loop() is asyncio.get_running_loop()):
             future = probe[1]
             if not future.done():
                 return await asyncio.shield(future)

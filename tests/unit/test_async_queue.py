@@ -248,3 +248,17 @@ def test_a_cancelled_dequeue_gives_back_the_job_it_claimed(db_path: Path | str) 
         return stored.started_at is not None and stored.state is JobState.READY
 
     run(db_path, body, threads=1)
+
+
+def test_one_async_queue_serves_one_event_loop_after_another(db_path: Path | str) -> None:
+    """``asyncio.run`` twice (a script, a test client per test) with the same AsyncQueue."""
+    aq = AsyncQueue(db_path, durability="normal")
+
+    async def wait_a_little() -> None:
+        waiters = [asyncio.ensure_future(aq.dequeue("q", wait=0.3)) for _ in range(3)]
+        await aq.enqueue("other", 1)  # a commit: the waiters share a look, then sleep again
+        assert await asyncio.gather(*waiters) == [None, None, None]
+
+    asyncio.run(wait_a_little())
+    asyncio.run(wait_a_little())
+    asyncio.run(aq.aclose())
