@@ -82,6 +82,9 @@ WORKER_HEARTBEAT_INTERVAL = 5.0
 #: How often the control thread looks for cancellations and overdue jobs (seconds).
 CONTROL_INTERVAL = 0.5
 
+#: Longest wait at exit for the control thread to finish what it is doing (seconds).
+CONTROL_JOIN_TIMEOUT = 60.0
+
 #: A control thread that woke this much later than asked was starved (seconds).
 STARVED_AFTER = 2.0
 
@@ -249,7 +252,8 @@ class Worker:
                                                 "executor": self.config.executor,
                                                 "handler": self.config.handler})
         threads = [self._job_thread(i) for i in range(self.config.concurrency)]
-        threads.append(threading.Thread(target=self._control, name="control", daemon=True))
+        control = threading.Thread(target=self._control, name="control", daemon=True)
+        threads.append(control)
         for thread in threads:
             thread.start()
         code = EXIT_ERROR
@@ -259,6 +263,8 @@ class Worker:
             code = self._drain()
         finally:
             self._done.set()
+            # It may be settling a job past its timeout: done before the caller closes q.
+            control.join(CONTROL_JOIN_TIMEOUT)
             for _ in range(self.config.concurrency):
                 self._tasks.put(None)
             if self._executor is not None:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +203,81 @@ def test_a_cold_stop_kills_the_children_before_it_gives_their_jobs_back(
         back = q.get_job(job.id)
         assert back.state is JobState.READY and back.attempts == 0
     assert all(gone(pid) for _, pid in lines(tmp_path, "started"))
+
+
+def test_a_child_killed_by_hand_fails_its_attempt_and_a_warm_stop_waits_for_the_others(
+        q: Queue, workers: Workers, tmp_path: Path) -> None:
+    doomed = q.enqueue("hostile", {"do": "sleep", "seconds": 600}, max_attempts=1)
+    slow = q.enqueue("hostile", {"do": "sleep", "seconds": 1.5})
+    proc = workers.start("--executor", "process", "--concurrency", "2")
+    wait_for(lambda: len(lines(tmp_path, "started")) == 2, timeout=20,
+             message="both jobs running")
+    pids = dict(lines(tmp_path, "started"))
+    os.kill(pids[doomed.id], signal.SIGKILL)  # an operator's pkill
+    assert dead_letter(q, doomed.id).last_error == "worker process died: killed by signal 9 " \
+                                                   "(SIGKILL)"
+    proc.send_signal(signal.SIGTERM)  # warm: the other child finishes its job first
+    assert proc.wait(30) == 0
+    assert q.get_job(slow.id).state is JobState.DONE
+    assert all(gone(pid) for pid in pids.values())
+
+
+# -- load on the process executor (held) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("count", "flags"), [
+    (500, ["--concurrency", "8"]),
+    (150, ["--concurrency", "4", "--max-tasks-per-child", "1"]),
+], ids=["eight_children", "one_job_per_child"])
+def test_every_job_runs_exactly_once_on_the_process_executor(
+        q: Queue, workers: Workers, tmp_path: Path, count: int, flags: list[str]) -> None:
+    ids = [job.id for job in q.enqueue_many("hostile", [{"do": "ok"}] * count)]
+    proc = workers.start("--executor", "process", *flags)
+    wait_for(lambda: q.stats("hostile").done == count, timeout=60,
+             message=f"{count} jobs done")
+    assert workers.stop(proc) == 0
+    runs = Counter(job_id for job_id, _ in lines(tmp_path, "started"))
+    assert sorted(runs) == ids and set(runs.values()) == {1}
+    children = {pid for _, pid in lines(tmp_path, "started")}
+    assert len(children) == (count if "--max-tasks-per-child" in flags else 8)
+    assert all(q.get_job(i).attempts == 1 for i in ids[:: count // 10])
+
+
+# -- a worker gone with a cancel pending; many timeouts on threads (held) --------------------
+
+
+def test_a_job_cancelled_after_its_worker_died_is_cancelled_never_run_again(
+        q: Queue, workers: Workers, tmp_path: Path) -> None:
+    q.update_queue("hostile", visibility_timeout=1.5)
+    job = q.enqueue("hostile", {"do": "sleep", "seconds": 600})
+    first = workers.start("--executor", "process")
+    wait_for(lambda: lines(tmp_path, "started"), timeout=20, message="the job running")
+    first.kill()  # SIGKILL: nothing is settled; its child goes with it
+    first.wait()
+    assert q.cancel(job.id, reason="its worker died").cancel_requested
+    workers.start("--executor", "process")  # claims, and reaps the lease when it expires
+    ended = wait_for(lambda: (j := q.get_job(job.id)).state is JobState.CANCELLED and j,
+                     timeout=20, message="the expired lease cancelled")
+    assert ended.cancel_reason == "its worker died"
+    assert [job_id for job_id, _ in lines(tmp_path, "started")] == [job.id]
+    wait_for(lambda: all(gone(pid) for _, pid in lines(tmp_path, "started")), timeout=10,
+             message="the dead worker's child gone")
+
+
+@pytest.mark.sqlite_only
+def test_the_thread_executor_with_many_timeouts_stays_bounded(
+        q: Queue, workers: Workers, tmp_path: Path) -> None:
+    jobs = q.enqueue_many("hostile", [{"do": "sleep", "seconds": 600}] * 40, timeout=0.3,
+                          max_attempts=1)
+    procs = [workers.start("--executor", "thread", "--concurrency", "4") for _ in range(3)]
+    # Past 4 abandoned handlers each stops for a restart, after settling every job (exit 1,
+    # not a crash of its control thread's last settle against the closed database: -11).
+    assert [proc.wait(30) for proc in procs] == [1, 1, 1]
+    assert workers.logs().count("abandoned handlers are still running") == 3
+    started = [job_id for job_id, _ in lines(tmp_path, "started")]
+    assert 15 <= len(started) <= 36 and len(set(started)) == len(started)  # a few per slot
+    for job in jobs:
+        letter = next((d for d in q.dead_letters("hostile") if d.id == job.id), None)
+        assert (letter is not None) == (job.id in started)
+        assert letter is None or letter.last_error == "timed out after 0.3 s"
+        assert letter is not None or q.get_job(job.id).state is JobState.READY
