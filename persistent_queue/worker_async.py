@@ -64,7 +64,7 @@ class LoopRunner:
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.create_task(self._watch_lateness())
+        self._watching = self.loop.create_task(self._watch_lateness())
         self.loop.run_forever()
 
     async def _watch_lateness(self) -> None:
@@ -91,19 +91,20 @@ class LoopRunner:
         """Cancel what still runs (its jobs were given back or settled), stop the loop."""
         if self.loop.is_closed():
             return
-
-        def cancel_all() -> None:
-            for task in self._tasks.values():
-                task.cancel()
-            self.loop.call_later(0.05, self.loop.stop)
-
-        self.loop.call_soon_threadsafe(cancel_all)
+        self.loop.call_soon_threadsafe(self.loop.create_task, self._cancel_all())
         self._thread.join(10.0)
         self._settle.shutdown(wait=True)
         if not self._thread.is_alive():
             self.loop.close()
 
     # -- on the loop ------------------------------------------------------------------------
+
+    async def _cancel_all(self) -> None:
+        running = [*self._tasks.values(), self._watching]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        self.loop.stop()
 
     def _start(self, job: Job, entry: _InHand) -> None:
         self._tasks[job.id] = self.loop.create_task(self._run(job, entry))

@@ -175,3 +175,25 @@ def test_the_process_executor_runs_an_async_task_on_a_loop_in_its_child(
     worker("--executor", "process", "--concurrency", "2")
     handles = [task(app, "nap").delay(0.1) for _ in range(4)]
     assert all(h.result(timeout=120)["finished"] > 0 for h in handles)
+
+
+def test_leases_of_long_async_tasks_are_renewed(app: Queue, worker: Any) -> None:
+    worker("--concurrency", "10", "--visibility-timeout", "1")
+    handles = [task(app, "nap").delay(3) for _ in range(5)]
+    assert all(h.result(timeout=60)["finished"] for h in handles)
+    assert all(h.job.attempts == 1 for h in handles)  # never claimed again meanwhile
+
+
+def test_a_cold_stop_gives_async_jobs_back(app: Queue, worker: Any, tmp_path: Path) -> None:
+    proc = worker("--concurrency", "10")
+    handles = [task(app, "stubborn").delay() for _ in range(3)]
+    for handle in handles:
+        wait_for(lambda h=handle: (tmp_path / f"started-{h.id}").exists(), timeout=60,
+                 message=f"job {handle.id} to start")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "finishing 3 job(s)" in (tmp_path / "worker.log").read_text(),
+             timeout=30, message="the warm stop to begin")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 3
+    assert all(h.status is JobState.READY for h in handles)
+    assert "Task was destroyed" not in (tmp_path / "worker.log").read_text()
