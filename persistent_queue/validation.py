@@ -135,7 +135,7 @@ def headers(value: Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None
 
 def _shown(value: int | float) -> str:
     """A number as an error message shows it: an integer too long to print by its size."""
-    if isinstance(value, int) and value.bit_length() > 64:
+    if isinstance(value, int) and value.bit_length() > 256:  # over 77 digits
         return f"an integer of {value.bit_length()} bits"
     return str(value)
 
