@@ -410,3 +410,28 @@ def test_a_hostile_timeout_over_http_is_a_422(queue: Queue, value: str) -> None:
         response = client.post(f"/jobs/{job.id}/cancel", json={"reason": {"a": 1}})
         assert response.status_code == 422
     assert queue.stats("work").ready == 1 and queue.get_queue("work").timeout is None
+
+
+@pytest.mark.sqlite_only  # parsing and checks happen before any storage
+@pytest.mark.parametrize("args", [
+    ["enqueue", "work", "1", "--timeout", "nan"],
+    ["enqueue", "work", "1", "--timeout", "-1"],
+    ["enqueue", "work", "1", "--timeout", "1e999"],
+    ["enqueue", "work", "1", "--timeout", "1" + "0" * 400],
+    ["worker", "--queues", "work", "--cancel-grace", "nan"],
+    ["worker", "--queues", "work", "--cancel-grace", "-1"],
+    ["worker", "--queues", "work", "--max-tasks-per-child", "0"],
+    ["jobs", "cancel", "1" + "0" * 5000],
+    ["jobs", "cancel", "99999999999999999999"],
+    ["dlq", "edit", "1", "--priority", "1" + "0" * 400],
+], ids=lambda args: " ".join(args)[:40])
+def test_hostile_numbers_on_the_command_line_exit_2_in_one_line(
+        db_path: Path | str, real_queue: Queue, args: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from persistent_queue.cli import cli
+
+    result = CliRunner().invoke(cli, ["--db", str(db_path), "--durability", "normal", *args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert real_queue.list_jobs("work") == []
