@@ -106,11 +106,12 @@ class _Watcher:
                 continue
             try:
                 changed = backend.wait_for_change(_WATCH_SLICE, interval, None)
-            except QueueError as exc:
+            except Exception as exc:  # the watcher must outlive any failure
                 with self._lock:
                     if not self._parked:  # the last waiter left (its Queue may be closed)
                         continue
-                logger.error("the AsyncQueue watcher could not wait for commits: %s", exc)
+                logger.error("the AsyncQueue watcher could not wait for commits: %s", exc,
+                             exc_info=not isinstance(exc, QueueError))
                 changed = True  # wake the waiters: each looks again (and meets the error)
                 time.sleep(_WATCH_SLICE)
             if changed:

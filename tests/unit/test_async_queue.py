@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -262,3 +262,43 @@ def test_one_async_queue_serves_one_event_loop_after_another(db_path: Path | str
     asyncio.run(wait_a_little())
     asyncio.run(wait_a_little())
     asyncio.run(aq.aclose())
+
+
+@pytest.fixture
+def many_descriptors() -> Iterator[None]:
+    """More than 1,024 open files: a server holding a thousand client sockets."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("the open-files limit is below 2,048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_waits_work_with_descriptors_above_1024(db_path: Path | str,
+                                                many_descriptors: None) -> None:
+    """A connection opened after a thousand sockets has a descriptor above select()'s limit:
+    waiting on it must still work (it raised ValueError on PostgreSQL)."""
+    with Queue(db_path, durability="normal") as q:
+        assert q.dequeue("q", wait=0.2) is None
+
+    async def body(aq: AsyncQueue) -> None:
+        await aq.create_queue("q")
+        waiter = asyncio.ensure_future(aq.dequeue("q", wait=20))
+        await until(lambda: _parked_count(aq) > 0, what="the dequeue to park")
+        await asyncio.sleep(0.3)  # the watcher is waiting on its connection
+        started = time.monotonic()
+        with Queue(db_path, durability="normal") as other:
+            other.enqueue("q", 1)
+        assert await asyncio.wait_for(waiter, 30) is not None
+        assert time.monotonic() - started < 5
+
+    run(db_path, body)

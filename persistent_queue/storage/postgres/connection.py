@@ -255,7 +255,11 @@ class PostgresConnections:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                select.select([conn.fileno()], [], [], remaining)
+                # poll(), not select(): a descriptor above 1,024 (a server holding many
+                # sockets) is out of select()'s range.
+                waiting = select.poll()
+                waiting.register(conn.fileno(), select.POLLIN)
+                waiting.poll(remaining * 1000)
 
     @staticmethod
     def _drain(conn: Connection, listening: _Listening) -> None:
