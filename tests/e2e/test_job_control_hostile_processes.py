@@ -149,9 +149,10 @@ def gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.sqlite_only  # process groups: the same on both backends
 def test_programs_a_handler_started_die_with_it_at_its_timeout_and_on_cancel(
         q: Queue, workers: Workers, tmp_path: Path) -> None:
-    timed = q.enqueue("hostile", {"do": "spawn"}, timeout=2, max_attempts=1)
+    timed = q.enqueue("hostile", {"do": "spawn"}, timeout=1, max_attempts=1)
     cancelled = q.enqueue("hostile", {"do": "spawn"})
     proc = workers.start("--executor", "process", "--concurrency", "2", "--cancel-grace", "0.5")
     programs = [tmp_path / f"spawned-{job.id}" for job in (timed, cancelled)]
@@ -160,7 +161,7 @@ def test_programs_a_handler_started_die_with_it_at_its_timeout_and_on_cancel(
                  message="both handlers to start their program")
         pids = [int(path.read_text()) for path in programs]
         q.cancel(cancelled.id)
-        assert dead_letter(q, timed.id).last_error == "timed out after 2 s"
+        assert dead_letter(q, timed.id).last_error == "timed out after 1 s"
         wait_for(lambda: q.get_job(cancelled.id).state is JobState.CANCELLED, timeout=20,
                  message="the cancelled job's child killed after the grace")
         wait_for(lambda: all(gone(pid) for pid in pids), timeout=5,
@@ -172,9 +173,10 @@ def test_programs_a_handler_started_die_with_it_at_its_timeout_and_on_cancel(
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.sqlite_only  # process groups: the same on both backends
 def test_a_stop_signal_to_the_workers_group_spares_the_programs_its_jobs_run(
         q: Queue, workers: Workers, tmp_path: Path) -> None:
-    job = q.enqueue("hostile", {"do": "program", "seconds": 1.5}, max_attempts=1)
+    job = q.enqueue("hostile", {"do": "program", "seconds": 1}, max_attempts=1)
     proc = workers.start("--executor", "process")
     wait_for(lambda: (tmp_path / f"program-{job.id}").exists(), timeout=20,
              message="the job to start its program")
@@ -227,7 +229,7 @@ def test_a_child_killed_by_hand_fails_its_attempt_and_a_warm_stop_waits_for_the_
 
 @pytest.mark.parametrize(("count", "flags"), [
     (500, ["--concurrency", "8"]),
-    (150, ["--concurrency", "4", "--max-tasks-per-child", "1"]),
+    (100, ["--concurrency", "4", "--max-tasks-per-child", "1"]),
 ], ids=["eight_children", "one_job_per_child"])
 def test_every_job_runs_exactly_once_on_the_process_executor(
         q: Queue, workers: Workers, tmp_path: Path, count: int, flags: list[str]) -> None:
@@ -248,7 +250,7 @@ def test_every_job_runs_exactly_once_on_the_process_executor(
 
 def test_a_job_cancelled_after_its_worker_died_is_cancelled_never_run_again(
         q: Queue, workers: Workers, tmp_path: Path) -> None:
-    q.update_queue("hostile", visibility_timeout=1.5)
+    q.update_queue("hostile", visibility_timeout=1)
     job = q.enqueue("hostile", {"do": "sleep", "seconds": 600})
     first = workers.start("--executor", "process")
     wait_for(lambda: lines(tmp_path, "started"), timeout=20, message="the job running")

@@ -218,7 +218,7 @@ def consume(db: Path | str, ledger: Ledger, stop: threading.Event, seed: int) ->
         while not stop.is_set():
             began = time.monotonic()
             try:
-                job = q.dequeue("race", visibility_timeout=chance.choice([0.05, 1.5]))
+                job = q.dequeue("race", visibility_timeout=chance.choice([0.05, 1.0]))
                 if job is None:
                     continue
                 with ledger.lock:
