@@ -18,6 +18,7 @@ import pytest
 from persistent_queue import Job, JobState, Queue
 from persistent_queue.errors import (
     InvalidArgument,
+    InvalidDependency,
     InvalidJobState,
     JobCancelled,
     JobNotFound,
@@ -435,3 +436,47 @@ def test_hostile_numbers_on_the_command_line_exit_2_in_one_line(
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert real_queue.list_jobs("work") == []
+
+
+@pytest.mark.parametrize("end", ["cancel", "delete"])
+def test_ending_a_job_while_dependents_are_enqueued_strands_none(
+        db_path: Path | str, real_queue: Queue, end: str) -> None:
+    """Each dependent enqueued while its parent is cancelled or deleted is refused (the
+    parent is gone) or dead-lettered; none waits for ever for a parent that will never run."""
+    parents = [real_queue.enqueue("dag", n).id for n in range(30)]
+    real_queue.create_queue("kids")
+    children: list[int] = []
+    refused: list[int] = []
+    errors: list[BaseException] = []
+    go = threading.Barrier(3)
+
+    def enqueue_children(seed: int) -> None:
+        chance = random.Random(seed)
+        with Queue(db_path, durability="normal") as q:
+            go.wait()
+            for parent in parents * 3:
+                try:
+                    children.append(q.enqueue("kids", seed, depends_on=[parent]).id)
+                except InvalidDependency:  # deleted first: "... which does not exist"
+                    refused.append(parent)
+                except BaseException as exc:  # noqa: BLE001 - reported by the test
+                    errors.append(exc)
+                time.sleep(chance.uniform(0, 0.001))
+
+    threads = [threading.Thread(target=enqueue_children, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    for parent in reversed(parents):  # meeting the enqueuers half-way: both orders happen
+        if end == "cancel":
+            real_queue.cancel(parent)
+        else:
+            real_queue.delete_job(parent)
+        time.sleep(0.002)
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    stats = real_queue.stats("kids")
+    assert stats.waiting == 0 and stats.ready == 0, stats
+    assert stats.dead == len(children) and len(children) + len(refused) == 180
+    assert children and (refused or end == "cancel")
