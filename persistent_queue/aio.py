@@ -274,14 +274,18 @@ class AsyncQueue:
 
     async def _until_claimable(self, queue: str, parked: asyncio.Future[None],
                                deadline: float) -> bool:
-        """Sleep until a claim from ``queue`` may succeed; False once the deadline passed."""
+        """Sleep until a claim from ``queue`` may succeed; False once the deadline passed.
+
+        Just after a failed claim, only the time something comes due (or a commit) ends the
+        sleep: a job that is due yet unclaimable (a paused queue) must not make us spin."""
+        woken = False
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                claimable, wake_at = await self._outlook(queue)
-                if claimable:
+                due, wake_at = await self._outlook(queue)
+                if due and woken:
                     return True
                 timeout = remaining if wake_at is None else min(remaining,
                                                                  wake_at - time.monotonic())
@@ -290,15 +294,15 @@ class AsyncQueue:
                 await asyncio.wait([parked], timeout=timeout)
                 if not parked.done():
                     return True  # something came due (a delayed job, a lease end, a slot)
+                woken = True
                 parked = self._watcher.park()  # before the next look: a later commit wakes us
         finally:
             self._watcher.unpark(parked)
 
     async def _outlook(self, queue: str) -> tuple[bool, float | None]:
-        """Whether a claim from ``queue`` may succeed now, else when to look again
-        (monotonic, None: at a commit). One look is shared by the waiters of a queue until
-        the next commit, or its wake-up time; a look that found work is never shared again
-        (another consumer may have taken it without a commit this process sees)."""
+        """Whether ``queue`` has work due now, and when to look again without a commit
+        (monotonic; None: only at a commit). One look is shared by the waiters of a queue
+        until the next commit or its wake-up time."""
         generation, now = self._watcher.generation, time.monotonic()
         probe = self._probes.get(queue)
         if (probe is not None and probe[0] == generation
@@ -307,33 +311,30 @@ class AsyncQueue:
             if not future.done():
                 return await asyncio.shield(future)
             if future.exception() is None:
-                claimable, wake_at = future.result()
-                if not claimable and (wake_at is None or wake_at > now):
-                    return claimable, wake_at
+                due, wake_at = future.result()
+                if wake_at is None or wake_at > now:
+                    return due, wake_at
         future = asyncio.ensure_future(self._run(functools.partial(self._look, queue)))
         self._probes[queue] = (generation, future)
         return await asyncio.shield(future)
 
     def _look(self, queue: str) -> tuple[bool, float | None]:
-        """What :meth:`_outlook` shares, read on a pool thread."""
+        """What :meth:`_outlook` shares, read on a pool thread (no claim: on PostgreSQL
+        ``has_claimable`` is always true, the claim itself being the cheap look)."""
         backend, now, started = self.queue.backend, self.queue.now(), time.monotonic()
         self.queue._maybe_reap(now)  # an expired last lease may hold a group
         flow = backend.flow_outlook(queue, now)
         if flow is not None:  # a queue with limits: wake for them, and look every so often
             claimable, wake_at = flow
-            if claimable:
-                return True, None
-            wait = config.FLOW_RECHECK if wake_at is None else min(
+            wait = config.FLOW_RECHECK if claimable or wake_at is None else min(
                 max(wake_at - now, 0.001), config.FLOW_RECHECK)
-            return False, started + wait
-        if backend.has_claimable(queue, now):
-            return True, None
+            return claimable, started + wait
         next_at = backend.next_available_at(queue)
         if next_at is None:
             return False, None
         # Something becomes due (a delayed job, an expiring lease): wake for it, but never
         # spin when it is already due yet unclaimable (a paused queue).
-        return False, started + max(next_at - now, 20 * self.queue.poll_interval)
+        return next_at <= now, started + max(next_at - now, 20 * self.queue.poll_interval)
 
     async def result(self, job_id: int, timeout: float | None = None) -> JSON:
         """The stored result of job ``job_id``, waiting until it is done (see

@@ -302,3 +302,43 @@ def test_waits_work_with_descriptors_above_1024(db_path: Path | str,
         assert time.monotonic() - started < 5
 
     run(db_path, body)
+
+
+def test_idle_waiters_do_not_spin(db_path: Path | str) -> None:
+    """Waiting on an empty queue reads the database a few times per waiter, not in a loop
+    (on PostgreSQL has_claimable is always true: it must not be taken for work)."""
+
+    async def body(aq: AsyncQueue) -> None:
+        await aq.create_queue("idle")
+        calls = 0
+        run_on_pool = aq._run
+
+        async def counting(call: Callable[[], object]) -> object:
+            nonlocal calls
+            calls += 1
+            return await run_on_pool(call)
+
+        aq._run = counting  # type: ignore[method-assign]
+        results = await asyncio.gather(*(aq.dequeue("idle", wait=1.5) for _ in range(20)))
+        assert results == [None] * 20
+        assert calls < 20 * 4, f"{calls} database calls for 20 idle waits"
+
+    run(db_path, body)
+
+
+def test_a_waiter_held_back_by_a_limit_gets_the_slot_an_ack_frees(db_path: Path | str) -> None:
+    async def body(aq: AsyncQueue) -> None:
+        await aq.create_queue("limited", concurrency=1)
+        await aq.enqueue_many("limited", [1, 2])
+        first = await aq.dequeue("limited")
+        assert first is not None
+        waiter = asyncio.ensure_future(aq.dequeue("limited", wait=20))
+        await until(lambda: _parked_count(aq) > 0, what="the held-back dequeue to park")
+        assert not waiter.done()
+        started = time.monotonic()
+        await aq.ack(first)
+        second = await asyncio.wait_for(waiter, 30)
+        assert second is not None and second.payload == 2
+        assert time.monotonic() - started < 5
+
+    run(db_path, body)
