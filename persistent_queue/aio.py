@@ -188,7 +188,19 @@ class AsyncQueue:
         if self._closed:
             return
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def shut_down() -> None:  # on a thread of its own: never asyncio's default executor
+            try:
+                self._shutdown()
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                loop.call_soon_threadsafe(done.set_exception, exc)
+            else:
+                loop.call_soon_threadsafe(done.set_result, None)
+
+        threading.Thread(target=shut_down, name="pq-async-close", daemon=True).start()
+        await done
 
     def _shutdown(self) -> None:
         self._watcher.close()
