@@ -122,10 +122,17 @@ class SQLiteDialect(SQLiteConnections, Dialect):
         reserve as well. Inside ``atomic()`` (no checkpoint can run there) it runs once."""
         for release in (False, True):
             try:
-                return work()
+                result = work()
             except StorageFull:
                 if self.reserve is None or self.in_atomic():
                     raise
+            else:
+                if self.reserve is not None and self.reserve.missing() and not self.in_atomic():
+                    # Draining a full disk: empty the WAL after every write, so that it never
+                    # takes the room the database file needs to grow into when its pages are
+                    # copied back (a claimed job's row grows by its worker's id).
+                    self._make_room(release=False)
+                return result
             self._make_room(release=release)
         return work()
 

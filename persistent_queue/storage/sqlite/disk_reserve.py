@@ -44,6 +44,9 @@ HEADROOM = 2
 PLENTY = 64
 PLENTY_INTERVAL = 1.0
 
+#: How long :meth:`DiskReserve.missing` trusts its last look (seconds).
+MISSING_RECHECK = 0.1
+
 
 class DiskReserve:
     """The reserve file of the database at ``db_path``.
@@ -65,6 +68,8 @@ class DiskReserve:
         self._plenty_until = 0.0
         #: Times this process released the reserve (diagnostics and tests).
         self.releases = 0
+        self._missing = False
+        self._missing_until = 0.0  # look again after this time (monotonic)
 
     def size(self) -> int:
         """The size the reserve should have on its file system, in bytes."""
@@ -102,6 +107,16 @@ class DiskReserve:
         linked it under its name until all its blocks are allocated)."""
         return os.path.exists(self._name)
 
+    def missing(self) -> bool:
+        """Whether the reserve is gone (released by this or another process): read from
+        the file system at most every :data:`MISSING_RECHECK` seconds, so a claim or an ack
+        pays for a ``stat`` only that often."""
+        now = time.monotonic()
+        if now >= self._missing_until:
+            self._missing = not self.disabled and not os.path.exists(self._name)
+            self._missing_until = now + MISSING_RECHECK
+        return self._missing
+
     def ensure(self) -> bool:
         """Put the reserve in place unless it is; False if the disk has no room for it
         and as much again (then the reserve would leave no room for the work).
@@ -130,7 +145,7 @@ class DiskReserve:
                            "acks may fail too", self.path, exc)
             self.disabled = True
             return True
-        self._next_attempt = 0.0
+        self._next_attempt = self._missing_until = 0.0
         return True
 
     def release(self) -> bool:
@@ -140,6 +155,7 @@ class DiskReserve:
         except FileNotFoundError:
             return False
         self.releases += 1
+        self._missing_until = 0.0
         logger.warning("the disk holding %s is full: released the space reserved for claims "
                        "and acks; enqueues are refused until it can be put back", self.path)
         return True
