@@ -243,14 +243,17 @@ def test_a_memory_leak_stays_in_the_child_and_goes_with_it(make: Make, store: Qu
     job = claimed(store, {"do": "leak", "bytes": leak, "started": str(tmp_path)})
     assert run(executor, job).kind == "ok"
     leaky = started(tmp_path, job)
-    assert rss(leaky) > leak
+    leaky_rss = rss(leaky)
+    assert leaky_rss > leak
     assert rss(os.getpid()) - parent_before < leak // 4
     assert run(executor, claimed(store, {"do": "ok"})).kind == "ok"  # the second: it exits
     wait_for(lambda: not alive(leaky), timeout=10, message="the leaky child to exit")
     fresh = claimed(store, {"do": "ok", "started": str(tmp_path)})
     assert run(executor, fresh).kind == "ok"
     assert started(tmp_path, fresh) != leaky
-    assert rss(started(tmp_path, fresh)) < leak // 2
+    # Compared with the leaky child, not with a constant: what a fresh child holds depends
+    # on what the forkserver imported before (a whole suite's worth in one test process).
+    assert rss(started(tmp_path, fresh)) < leaky_rss - leak // 2
 
 
 def test_after_max_tasks_per_child_a_new_child_takes_over(make: Make, store: Queue,
