@@ -33,8 +33,14 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: Every named statement: the shared ones and this dialect's own.
     queries: Mapping[str, str]
-    #: Literal terms that let the planner use the partial index of jobs in a state.
-    state_index_terms: ClassVar[Mapping[JobState, str]]
+    #: Literal terms that let the planner use the partial index of jobs in a state (both
+    #: dialects' partial indexes; PostgreSQL adds its index of done jobs).
+    state_index_terms: ClassVar[Mapping[JobState, str]] = {
+        JobState.READY: "state IN ('ready', 'leased') AND ",
+        JobState.LEASED: "state IN ('ready', 'leased') AND ",
+        JobState.WAITING: "state = 'waiting' AND ",
+        JobState.CANCELLED: "state = 'cancelled' AND ",
+    }
     #: Per-thread state: ``conn``, ``atomic`` (inside an ``atomic()`` block), ``cascade``.
     _local: threading.local
     busy_timeout: float

@@ -47,12 +47,7 @@ class PostgresDialect(PostgresConnections, Dialect):
 
     name: ClassVar[str] = "postgres"
     state_index_terms: ClassVar[Mapping[JobState, str]] = {
-        JobState.READY: "state IN ('ready', 'leased') AND ",
-        JobState.LEASED: "state IN ('ready', 'leased') AND ",
-        JobState.WAITING: "state = 'waiting' AND ",
-        JobState.DONE: "state = 'done' AND ",
-        JobState.CANCELLED: "state = 'cancelled' AND ",
-    }
+        **Dialect.state_index_terms, JobState.DONE: "state = 'done' AND "}
 
     def __init__(self, url: str, *, durability: Durability = "full",
                  busy_timeout: float = 60.0) -> None:

@@ -16,14 +16,13 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from ...config import DISK_RESERVE_BYTES, Durability
 from ...errors import StorageError, StorageFull
-from ...models import JobState
 from .. import queries as sql
 from ..base import NewJob
 from ..dialect import Dialect
@@ -50,12 +49,6 @@ class SQLiteDialect(SQLiteConnections, Dialect):
     """One SQLite database file (see the module docstring)."""
 
     name: ClassVar[str] = "sqlite"
-    state_index_terms: ClassVar[Mapping[JobState, str]] = {
-        JobState.READY: "state IN ('ready', 'leased') AND ",
-        JobState.LEASED: "state IN ('ready', 'leased') AND ",
-        JobState.WAITING: "state = 'waiting' AND ",
-        JobState.CANCELLED: "state = 'cancelled' AND ",
-    }
 
     def __init__(self, path: str | os.PathLike[str], *, durability: Durability = "full",
                  busy_timeout: float = 60.0) -> None:
