@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from .errors import InvalidArgument
 
@@ -60,7 +61,7 @@ class Rate:
             if self.period % seconds == 0:
                 multiple = self.period / seconds
                 return f"{self.count}/{'' if multiple == 1 else f'{multiple:g}'}{unit}"
-        return f"{self.count}/{self.period:g}s"
+        return f"{self.count}/{_decimal(self.period)}s"
 
     @classmethod
     def parse(cls, value: object, *, name: str = "rate_limit") -> Rate:
@@ -71,7 +72,11 @@ class Rate:
             raise InvalidArgument(
                 f'{name} must be a count per period such as "50/s", "100/m", "1000/h" or '
                 f'"3/10s", not {shown}')
-        count, multiple, unit = int(match.group(1)), match.group(2), match.group(3)
+        digits, multiple, unit = match.group(1).lstrip("0") or "0", match.group(2), match.group(3)
+        if len(digits) > len(str(MAX_LIMIT)):  # before int(): Python refuses 4,301 digits
+            raise InvalidArgument(f"{name}: the count must be between 1 and {MAX_LIMIT}, "
+                                  f"not a number of {len(digits)} digits")
+        count = int(digits)
         period = (float(multiple) if multiple else 1.0) * _UNITS[unit]
         if not 1 <= count <= MAX_LIMIT:
             raise InvalidArgument(f"{name}: the count must be between 1 and {MAX_LIMIT}, "
@@ -80,6 +85,12 @@ class Rate:
             raise InvalidArgument(f"{name}: the period must be more than 0 and at most "
                                   f"{MAX_PERIOD:g} seconds (a day), not {period:g}")
         return cls(count, period)
+
+
+def _decimal(seconds: float) -> str:
+    """A period in positional notation, every digit kept (``1e-07`` is ``0.0000001``): the
+    text parses back to the same float."""
+    return format(Decimal(repr(seconds)), "f")
 
 
 def rate(value: object, *, name: str) -> Rate | None:

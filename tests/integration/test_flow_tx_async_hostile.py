@@ -1,0 +1,44 @@
+"""Hostile use of flow control, joined transactions and asyncio: absurd limits, odd
+connections and misbehaving async tasks each end in a specific error or a working queue,
+never a traceback or a stuck consumer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from persistent_queue import InvalidArgument, Queue
+from persistent_queue.flow import Rate
+
+# -- flow control: absurd limits -----------------------------------------------------------
+
+
+def test_a_rate_count_of_thousands_of_digits_is_invalid_argument(queue: Queue) -> None:
+    with pytest.raises(InvalidArgument, match="count must be between 1 and") as raised:
+        queue.create_queue("q", rate_limit="9" * 5000 + "/s")
+    assert len(str(raised.value)) < 200
+    # leading zeros are only zeros
+    assert queue.create_queue("q", rate_limit="0" * 4999 + "1/s").rate_limit == "1/s"
+
+
+def test_a_rate_count_of_thousands_of_digits_exits_2_on_the_command_line(
+        tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "persistent_queue", "--db", str(tmp_path / "q.db"), "queues",
+         "create", "x", "--rate-limit", "9" * 5000 + "/s"],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr) < 500
+
+
+@pytest.mark.parametrize("text", ["1/0.0000001s", "1/1.0000001s", "7/0.5s", "3/90s",
+                                  "1000000/0.000001s"])
+def test_a_rate_is_shown_as_text_that_parses_back_to_the_same_rate(queue: Queue,
+                                                                   text: str) -> None:
+    shown = queue.create_queue("q", rate_limit=text).rate_limit
+    assert shown is not None
+    assert Rate.parse(shown) == Rate.parse(text)
+    assert queue.update_queue("q", rate_limit=shown).rate_limit == shown
