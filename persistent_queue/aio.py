@@ -92,6 +92,7 @@ class _Watcher:
         self._wanted.set()
         if thread is not None:
             thread.join()
+        self._wake()  # the waits parked now look again, and find the AsyncQueue closed
 
     def _run(self) -> None:
         backend, interval = self._queue.backend, self._queue.poll_interval

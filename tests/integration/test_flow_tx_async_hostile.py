@@ -4,13 +4,16 @@ never a traceback or a stuck consumer."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from persistent_queue import InvalidArgument, Queue
+from persistent_queue import AsyncQueue, InvalidArgument, Queue
+from persistent_queue.aio import _parked_count
 from persistent_queue.flow import Rate
 
 # -- flow control: absurd limits -----------------------------------------------------------
@@ -42,3 +45,27 @@ def test_a_rate_is_shown_as_text_that_parses_back_to_the_same_rate(queue: Queue,
     assert shown is not None
     assert Rate.parse(shown) == Rate.parse(text)
     assert queue.update_queue("q", rate_limit=shown).rate_limit == shown
+
+
+# -- asyncio ---------------------------------------------------------------------------------
+
+
+def test_aclose_ends_every_pending_wait_at_once(db_path: Path | str) -> None:
+    async def main() -> None:
+        aq = AsyncQueue(db_path, durability="normal")
+        await aq.create_queue("e")
+        polls = [asyncio.create_task(aq.dequeue("e", wait=60)) for _ in range(300)]
+        job = await aq.enqueue("other", {})
+        results = [asyncio.create_task(aq.result(job.id, timeout=60))]
+        deadline = time.monotonic() + 30
+        while _parked_count(aq) < 301:
+            assert time.monotonic() < deadline, "the waits did not park"
+            await asyncio.sleep(0.01)
+        await aq.aclose()
+        done, pending = await asyncio.wait(polls + results, timeout=10)
+        assert not pending, f"{len(pending)} waits outlived aclose"
+        for task in done:
+            assert isinstance(task.exception(), InvalidArgument)
+            assert "closed" in str(task.exception())
+
+    asyncio.run(main())
