@@ -59,6 +59,7 @@ class LoopRunner:
         self._settle = ThreadPoolExecutor(SETTLE_THREADS, thread_name_prefix="pq-settle")
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._forced: set[int] = set()  # jobs cancelled after their grace period
+        self._stopping = False  # the loop is stopping: its jobs were given back or settled
         self._thread = threading.Thread(target=self._serve, name="pq-event-loop", daemon=True)
         self._thread.start()
 
@@ -100,6 +101,7 @@ class LoopRunner:
     # -- on the loop ------------------------------------------------------------------------
 
     async def _cancel_all(self) -> None:
+        self._stopping = True
         running = [*self._tasks.values(), self._watching]
         for task in running:
             task.cancel()
@@ -141,10 +143,14 @@ class LoopRunner:
                            duration=time.monotonic() - started)
         except JobCancelled:
             return Outcome(kind="cancelled", duration=time.monotonic() - started)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if job.id in self._forced:
                 return Outcome(kind="cancelled", duration=time.monotonic() - started)
-            raise  # the loop is stopping: the job was given back
+            if self._stopping:
+                raise  # the job was given back
+            # Of the task's own making (raised, or a cancelled future awaited): it fails.
+            return Outcome(kind="error", error=describe_error(exc),
+                           duration=time.monotonic() - started)
         except TimeoutError as exc:
             if limit.expired():
                 return Outcome(kind="timeout", error=f"timed out after {job.timeout:g} s",

@@ -5,6 +5,7 @@ never a traceback or a stuck consumer."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from persistent_queue import AsyncQueue, InvalidArgument, Queue
+from persistent_queue import AsyncQueue, InvalidArgument, JobState, Queue
 from persistent_queue.aio import _parked_count
 from persistent_queue.flow import Rate
+from tests.support import wait_for
 
 # -- flow control: absurd limits -----------------------------------------------------------
 
@@ -69,3 +71,58 @@ def test_aclose_ends_every_pending_wait_at_once(db_path: Path | str) -> None:
             assert "closed" in str(task.exception())
 
     asyncio.run(main())
+
+
+SELF_CANCELLING_APP = """
+import asyncio
+import os
+
+from persistent_queue import Queue
+
+q = Queue(os.environ["TASKAPP_DB"])
+
+
+@q.task(queue="io", name="raises_cancelled", max_attempts=1)
+async def raises_cancelled():
+    raise asyncio.CancelledError()
+
+
+@q.task(queue="io", name="awaits_a_cancelled_future", max_attempts=1)
+async def awaits_a_cancelled_future():
+    future = asyncio.get_running_loop().create_future()
+    future.cancel()
+    await future
+"""
+
+
+def test_an_async_task_raising_cancelled_error_fails_its_job_and_frees_its_slot(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """Only the worker's own cancellations (a forced cancel, a stop) may end a job as
+    cancelled or give it back; a CancelledError of the task's own making is its failure."""
+    db = str(tmp_path / "q.db")
+    (tmp_path / "taskapp.py").write_text(SELF_CANCELLING_APP)
+    q = Queue(db)
+    try:
+        jobs = [q.enqueue("io", {"task": name, "args": [], "kwargs": {}},
+                          headers={"task": name}, max_attempts=1)
+                for name in ("raises_cancelled", "awaits_a_cancelled_future")]
+        with open(tmp_path / "worker.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "persistent_queue", "worker", "--db", db, "--app",
+                 "taskapp:q", "--queues", "io", "--wait", "0.2", "--log-dir", "",
+                 "--log-format", "text", "--concurrency", "2"],
+                cwd=tmp_path, env={**subprocess_env, "TASKAPP_DB": db}, stdout=log,
+                stderr=subprocess.STDOUT)
+        try:
+            for job in jobs:
+                wait_for(lambda j=job: q.get_job(j.id).state is JobState.DEAD, timeout=30,
+                         message=f"job {job.id} to fail")
+            assert all("CancelledError" in (d.last_error or "") for d in q.dead_letters("io"))
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0  # nothing left in hand
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        q.close()
