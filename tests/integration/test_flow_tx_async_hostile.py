@@ -16,7 +16,7 @@ import pytest
 from persistent_queue import AsyncQueue, InvalidArgument, JobState, Queue
 from persistent_queue.aio import _parked_count
 from persistent_queue.flow import Rate
-from tests.support import wait_for
+from tests.support import ROOT, wait_for
 
 # -- flow control: absurd limits -----------------------------------------------------------
 
@@ -124,5 +124,37 @@ def test_an_async_task_raising_cancelled_error_fails_its_job_and_frees_its_slot(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    finally:
+        q.close()
+
+
+# -- Django ----------------------------------------------------------------------------------
+
+
+def test_a_django_task_module_that_exits_at_import_fails_its_job_not_the_worker(
+        tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """A module calling sys.exit() at import (a missing setting, say) is a task that does
+    not import: its job fails and the worker goes on."""
+    pytest.importorskip("django")
+    (tmp_path / "exits_at_import.py").write_text(
+        "import sys\nsys.exit('API_KEY is not set')\n")
+    db = str(tmp_path / "q.db")
+    q = Queue(db)
+    try:
+        exits, adds = ({"task": f"django:{path}", "args": args, "kwargs": {}}
+                       for path, args in (("exits_at_import.send", []),
+                                          ("shop.tasks.add", [2, 3])))
+        broken = q.enqueue("default", exits, headers={"task": exits["task"]}, max_attempts=1)
+        fine = q.enqueue("default", adds, headers={"task": adds["task"]}, max_attempts=1)
+        env = {**subprocess_env, "PQ_DJANGO_DB": db, "PYTHONPATH": f"{ROOT}:{tmp_path}"}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        done = subprocess.run(
+            [sys.executable, "manage.py", "pq_worker", "--wait", "0.2", "--max-jobs", "2",
+             "--visibility-timeout", "60"],
+            cwd=ROOT / "tests" / "django_project", env=env, capture_output=True, text=True,
+            timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert q.get_job(broken.id).state is JobState.DEAD
+        assert q.get_job(fine.id).state is JobState.DONE and q.get_job(fine.id).result == 5
     finally:
         q.close()

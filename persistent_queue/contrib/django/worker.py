@@ -78,7 +78,10 @@ class DjangoTaskRegistry(TaskRegistry):
         setup_django()
         try:
             django_task = import_task(name)
-        except Exception as exc:  # ImportError, or the module failed: the job's attempt fails
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the job's attempt fails, not the worker
+            # ImportError, an error of the module, or its sys.exit() (a missing setting)
             logger.warning("django task %r does not import: %s", name, exc,
                            extra={"task": name, "error": str(exc)})
             return None
