@@ -126,13 +126,11 @@ def test_bad_executor_settings_are_refused(tmp_path: Path) -> None:
         WorkerConfig(queue="work", cancel_grace=-1)
 
 
+@pytest.mark.sqlite_only  # the rule is the backend's core; the handler's transaction is SQLite's
 def test_a_handler_that_acks_in_its_own_transaction_counts_as_acked(
-        real_queue: Queue, db_path: Path | str, backend: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+        real_queue: Queue, db_path: Path | str, caplog: pytest.LogCaptureFixture) -> None:
     """``q.ack(job, connection=conn)`` in the handler: the worker's own ack then finds the job
     done by this very attempt, and says acked, not "lease lost"."""
-    if backend != "sqlite":
-        pytest.skip("the handler's transaction is shown on SQLite; the rule is the same")
     import sqlite3
 
     conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)

@@ -269,9 +269,9 @@ def test_a_waiting_consumer_wakes_on_notify_not_on_a_poll(url: str) -> None:
 
 
 def _blocked_in_select(thread: threading.Thread) -> bool:
-    """Whether ``thread`` sits in the ``select`` of ``wait_for_change`` (after arming)."""
+    """Whether ``thread`` sits in the socket wait of ``wait_for_change`` (after arming)."""
     source, first = inspect.getsourcelines(PostgresConnections.wait_for_change)
-    line = first + next(i for i, text in enumerate(source) if "select.select(" in text)
+    line = first + next(i for i, text in enumerate(source) if "waiting.poll(" in text)
     frame = sys._current_frames().get(thread.ident or 0)
     return (frame is not None and frame.f_code.co_name == "wait_for_change"
             and frame.f_lineno == line)
