@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import config, validation
@@ -224,9 +224,13 @@ class AsyncQueue:
         return self.queue.db
 
     async def _run(self, call: Callable[[], R]) -> R:
+        return await asyncio.wrap_future(self._submit(call))
+
+    def _submit(self, call: Callable[[], R]) -> Future[R]:
+        """``call`` on the pool: every database call of the AsyncQueue goes through here."""
         if self._closed:
             raise InvalidArgument("this AsyncQueue is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return self._pool.submit(call)
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -259,13 +263,17 @@ class AsyncQueue:
                     self._watcher.unpark(changed)
 
     async def _claim(self, claim: Callable[[], list[Job]]) -> list[Job]:
-        """Run ``claim`` on the pool; cancelled meanwhile, the jobs it claims are given back
-        (``requeue``), so a cancelled ``dequeue`` never strands a job until its lease ends."""
-        future = asyncio.ensure_future(self._run(claim))
+        """Run ``claim`` on the pool. Cancelled before the pool started it, it never runs (so
+        abandoned claims never pile up in the pool under many cancelled dequeues); cancelled
+        while it runs, the jobs it claims are given back (``requeue``), so a cancelled
+        ``dequeue`` never strands a job until its lease ends."""
+        call = self._submit(claim)
+        future = asyncio.wrap_future(call)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            future.add_done_callback(self._give_back)
+            if not call.cancel():  # already running (or done): its jobs go back
+                future.add_done_callback(self._give_back)
             raise
 
     def _give_back(self, future: asyncio.Future[list[Job]]) -> None:

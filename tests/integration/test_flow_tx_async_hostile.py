@@ -73,6 +73,37 @@ def test_aclose_ends_every_pending_wait_at_once(db_path: Path | str) -> None:
     asyncio.run(main())
 
 
+
+def test_dequeues_cancelled_by_the_hundred_never_stall_the_queue(db_path: Path | str) -> None:
+    """Claims of dequeues cancelled before the pool ran them do not run: they had piled up
+    in the pool (thousands), each claiming a job for nobody and giving it back behind the
+    others, until no dequeue ever got a job."""
+    count, consumers = 100, 100
+
+    async def main() -> None:
+        async with AsyncQueue(db_path, durability="normal") as aq:
+            await aq.enqueue_many("w", [{"i": i} for i in range(count)])
+            acked: set[int] = set()
+            deadline = time.monotonic() + 45
+
+            async def consume(seed: int) -> None:
+                patience = 0.0005 + (seed % 20) * 0.002  # 0.5 to 38.5 ms
+                while len(acked) < count and time.monotonic() < deadline:
+                    try:
+                        job = await asyncio.wait_for(
+                            aq.dequeue("w", visibility_timeout=60, wait=2), patience)
+                    except TimeoutError:
+                        continue
+                    if job is not None:
+                        await aq.ack(job)
+                        acked.add(job.id)
+
+            await asyncio.gather(*(consume(seed) for seed in range(consumers)))
+            assert len(acked) == count, f"{len(acked)} of {count} jobs acked in 45 s"
+            assert aq._pool._work_queue.qsize() < consumers  # noqa: SLF001
+
+    asyncio.run(main())
+
 SELF_CANCELLING_APP = """
 import asyncio
 import os

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,20 +226,27 @@ def test_the_event_loop_is_never_blocked(db_path: Path | str) -> None:
 
 
 def test_a_cancelled_dequeue_gives_back_the_job_it_claimed(db_path: Path | str) -> None:
-    """The claim was already on the pool when the caller gave up: the job goes back at once,
-    not at the end of a lease nobody holds."""
+    """The claim was already running on the pool when the caller gave up: the job goes back
+    at once, not at the end of a lease nobody holds."""
 
     async def body(aq: AsyncQueue) -> None:
         job = await aq.enqueue("q", "x")
-        release = threading.Event()
-        blocker = asyncio.get_running_loop().run_in_executor(aq._pool, release.wait)
+        started, release = threading.Event(), threading.Event()
+        claim = aq.queue.dequeue_many
+
+        def slow_claim(*args: Any, **kwargs: Any) -> Any:
+            started.set()
+            release.wait()
+            return claim(*args, **kwargs)
+
+        aq.queue.dequeue_many = slow_claim  # type: ignore[method-assign]
         claiming = asyncio.ensure_future(aq.dequeue("q", visibility_timeout=600, wait=5))
-        await asyncio.sleep(0.05)  # the claim now waits behind the blocker on the pool
+        await until(started.is_set, what="the claim to run")
         claiming.cancel()
         with pytest.raises(asyncio.CancelledError):
             await claiming
+        del aq.queue.dequeue_many
         release.set()
-        await blocker
         await until(lambda: given_back(aq, job.id), what="the job claimed and given back")
         again = await aq.dequeue("q")
         assert again is not None and again.id == job.id
@@ -246,6 +254,34 @@ def test_a_cancelled_dequeue_gives_back_the_job_it_claimed(db_path: Path | str) 
     def given_back(aq: AsyncQueue, job_id: int) -> bool:
         stored = aq.queue.get_job(job_id)
         return stored.started_at is not None and stored.state is JobState.READY
+
+    run(db_path, body, threads=1)
+
+
+def test_a_dequeue_cancelled_before_its_claim_ran_claims_nothing(db_path: Path | str) -> None:
+    """The claim still waited behind other calls on the pool: it never runs."""
+
+    async def body(aq: AsyncQueue) -> None:
+        job = await aq.enqueue("q", "x")
+        blocking, release = threading.Event(), threading.Event()
+
+        def block() -> None:
+            blocking.set()
+            release.wait()
+
+        blocker = asyncio.get_running_loop().run_in_executor(aq._pool, block)
+        await until(blocking.is_set, what="the pool's thread to be busy")
+        claiming = asyncio.ensure_future(aq.dequeue("q", visibility_timeout=600, wait=5))
+        await until(lambda: aq._pool._work_queue.qsize() > 0, what="the claim to queue")
+        claiming.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await claiming
+        release.set()
+        await blocker
+        await until(lambda: aq._pool._work_queue.qsize() == 0, what="the pool to drain")
+        stored = await aq.get_job(job.id)
+        assert stored.state is JobState.READY and stored.attempts == 0
+        assert stored.started_at is None  # never claimed
 
     run(db_path, body, threads=1)
 
@@ -311,14 +347,14 @@ def test_idle_waiters_do_not_spin(db_path: Path | str) -> None:
     async def body(aq: AsyncQueue) -> None:
         await aq.create_queue("idle")
         calls = 0
-        run_on_pool = aq._run
+        submit = aq._submit
 
-        async def counting(call: Callable[[], object]) -> object:
+        def counting(call: Callable[[], object]) -> Any:
             nonlocal calls
             calls += 1
-            return await run_on_pool(call)
+            return submit(call)
 
-        aq._run = counting  # type: ignore[method-assign]
+        aq._submit = counting  # type: ignore[method-assign]
         results = await asyncio.gather(*(aq.dequeue("idle", wait=1.5) for _ in range(20)))
         assert results == [None] * 20
         assert calls < 20 * 4, f"{calls} database calls for 20 idle waits"
