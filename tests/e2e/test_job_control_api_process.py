@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_tasks_processes import Workers
 from tests.support import ROOT, ServedApi, wait_for
+from tests.task_apps import Workers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -9,16 +9,14 @@ can kill).
 from __future__ import annotations
 
 import os
-import runpy
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from persistent_queue import JobState, Queue
-from tests.e2e.test_tasks_processes import Workers
 from tests.support import wait_for
+from tests.task_apps import Workers, task, task_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -81,23 +79,7 @@ EXECUTORS = ["thread", "process"]
 
 @pytest.fixture
 def app(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
-    (tmp_path / "taskapp.py").write_text(APP)
-    monkeypatch.setenv("TASKAPP_DB", db_url)
-    monkeypatch.setenv("TASKAPP_DIR", str(tmp_path))
-    q: Queue = runpy.run_path(str(tmp_path / "taskapp.py"))["q"]
-    yield q
-    q.close()
-
-
-@pytest.fixture
-def workers(tmp_path: Path, db_url: str, subprocess_env: dict[str, str]) -> Iterator[Workers]:
-    running = Workers(tmp_path, db_url, subprocess_env)
-    yield running
-    running.stop()
-
-
-def task(app: Queue, name: str) -> Any:
-    return next(t for t in app.tasks if t.name == name)
+    yield from task_app(APP, tmp_path, db_url, monkeypatch)
 
 
 def runs(tmp_path: Path, name: str) -> list[int]:

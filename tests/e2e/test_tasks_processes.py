@@ -8,18 +8,15 @@ running that file, so ``.delay()`` here and the routing there use the same names
 from __future__ import annotations
 
 import os
-import runpy
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from persistent_queue import JobState, Queue, TaskFailed
 from tests.support import wait_for
+from tests.task_apps import Workers, task, task_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -80,56 +77,7 @@ def wait_for_release(n):
 @pytest.fixture
 def app(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
     """The task app as the test sees it: its Queue (with the tasks declared) on the db."""
-    (tmp_path / "taskapp.py").write_text(APP)
-    monkeypatch.setenv("TASKAPP_DB", db_url)
-    monkeypatch.setenv("TASKAPP_DIR", str(tmp_path))
-    q: Queue = runpy.run_path(str(tmp_path / "taskapp.py"))["q"]
-    yield q
-    q.close()
-
-
-class Workers:
-    """``pq worker`` processes on the test's database, stopped (or killed) at the end."""
-
-    def __init__(self, tmp_path: Path, db_url: str, env: dict[str, str]) -> None:
-        self.tmp_path, self.db_url = tmp_path, db_url
-        self.env = {**env, "TASKAPP_DB": db_url, "TASKAPP_DIR": str(tmp_path)}
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *flags: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp_path / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "persistent_queue", "worker", "--db", self.db_url,
-             "--app", "taskapp:q", "--wait", "0.5", "--log-dir", "", "--log-format", "text",
-             *flags], cwd=self.tmp_path, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def logs(self) -> str:
-        return "".join(path.read_text() for path in sorted(self.tmp_path.glob("worker-*.log")))
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def workers(tmp_path: Path, db_url: str, subprocess_env: dict[str, str]) -> Iterator[Workers]:
-    running = Workers(tmp_path, db_url, subprocess_env)
-    yield running
-    running.stop()
-
-
-def task(app: Queue, name: str) -> Any:
-    return next(t for t in app.tasks if t.name == name)
+    yield from task_app(APP, tmp_path, db_url, monkeypatch)
 
 
 def test_a_thousand_tasks_of_three_kinds_over_two_queues_come_back_exactly(

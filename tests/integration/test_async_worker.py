@@ -3,7 +3,6 @@ loop, timeouts and cancellation as asyncio cancellation, sync and async tasks si
 
 from __future__ import annotations
 
-import runpy
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from persistent_queue import JobState, Queue, TaskFailed
 from tests.support import wait_for
+from tests.task_apps import task_app
 
 pytestmark = [pytest.mark.slow]
 
@@ -70,12 +70,7 @@ def plain(x):
 
 @pytest.fixture
 def app(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
-    (tmp_path / "taskapp.py").write_text(APP)
-    monkeypatch.setenv("TASKAPP_DB", db_url)
-    monkeypatch.setenv("TASKAPP_DIR", str(tmp_path))
-    q: Queue = runpy.run_path(str(tmp_path / "taskapp.py"))["q"]
-    yield q
-    q.close()
+    yield from task_app(APP, tmp_path, db_url, monkeypatch)
 
 
 @pytest.fixture
