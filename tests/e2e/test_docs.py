@@ -205,8 +205,9 @@ for line in sys.stdin:
             except BaseException:
                 traceback.print_exc()
                 status = 1
-    with open(base + ".rc", "w") as f:
+    with open(base + ".rc.part", "w") as f:
         f.write(str(status))
+    os.replace(base + ".rc.part", base + ".rc")  # whole, never seen empty by the reader
 """
 
 
@@ -273,7 +274,8 @@ class PageRun:
         assert self.shell.stdin is not None
         self.shell.stdin.write(
             f"set -eo pipefail\nsource {script} > {base}.out 2>&1 < /dev/null\nset +eo pipefail\n"
-            f"env -0 > {self.work}/last.env; pwd > {self.work}/last.pwd; echo 0 > {base}.rc\n")
+            f"env -0 > {self.work}/last.env; pwd > {self.work}/last.pwd; "
+            f"echo 0 > {base}.rc.part; mv {base}.rc.part {base}.rc\n")
         self.shell.stdin.flush()
         self._await(block, base, self.shell, "the shell")
 
