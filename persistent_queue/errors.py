@@ -161,6 +161,14 @@ class SchemaTooNew(StorageError):
     """The database was written by a newer persistent-queue whose schema this one cannot read."""
 
 
+class SupervisorUnavailable(QueueError):
+    """supervisord does not answer on its socket (not running, or another socket path)."""
+
+
+class SupervisorRefused(QueueError):
+    """supervisord answered a start, stop or restart with a fault (no such program, ...)."""
+
+
 class Retry(Exception):  # noqa: N818 - the name is the intent: ``raise Retry(delay=10)``
     """Raised by a handler to ask for the job to be retried after ``delay`` seconds.
 

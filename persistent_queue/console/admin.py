@@ -1,4 +1,5 @@
-"""The admin console: metrics, queues, topics and schedules, dead letters, database health."""
+"""The admin console: metrics, queues, topics and schedules, dead letters, processes,
+database health."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import streamlit as st
 from .admin_dead import render_dead_letters
 from .admin_health import render_health
 from .admin_metrics import render_metrics
+from .admin_processes import render_processes
 from .admin_queues import render_queues
 from .admin_workflows import render_workflows
 from .markup import escape_markdown
 from .session import db_label, logout_button, page_queue, require_login, setup_page
 
 TITLE = "persistent-queue · admin"
-PAGES = ["Metrics", "Queues", "Workflows", "Dead letters", "Health"]
+PAGES = ["Metrics", "Queues", "Workflows", "Dead letters", "Processes", "Health"]
 REFRESH = {"every 2 s": 2.0, "every 5 s": 5.0, "every 15 s": 15.0, "every 60 s": 60.0,
            "off": None}
 
@@ -30,6 +32,9 @@ def main() -> None:
     logout_button()
     if page == "Metrics":
         render_metrics(refresh)
+        return
+    if page == "Processes":
+        render_processes()
         return
     with page_queue() as queue:
         if page == "Queues":
