@@ -169,6 +169,21 @@ class SupervisorRefused(QueueError):
     """supervisord answered a start, stop or restart with a fault (no such program, ...)."""
 
 
+class BackupError(QueueError):
+    """A backup or restore could not be made; the destination is as it was."""
+
+
+class BackupRefused(BackupError, InvalidInput):
+    """A backup or restore was refused before anything was written: a missing source, a
+    destination that exists or lies in a missing folder, a source that is not a
+    persistent-queue database, fails its integrity check or has a newer schema."""
+
+
+class DatabaseInUse(BackupError):
+    """A restore was refused: another process has the target database open (or a worker's
+    heartbeat says it runs); stop the processes first."""
+
+
 class Retry(Exception):  # noqa: N818 - the name is the intent: ``raise Retry(delay=10)``
     """Raised by a handler to ask for the job to be retried after ``delay`` seconds.
 
