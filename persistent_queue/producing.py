@@ -15,12 +15,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import config, flow, validation
-from .errors import InvalidArgument, QueueFull
+from .errors import InvalidArgument, InvalidPayload, QueueFull
 from .models import JSON, Job
 from .queue_base import JobRef, QueueBase
 from .storage import NewJob
 from .storage.external import joined
 from .workflows import check_dedup_key, check_dependencies
+
+#: The fields of one job of :meth:`ProducingMixin.enqueue_batch`.
+BATCH_FIELDS = frozenset({"payload", "priority", "delay", "run_at", "max_attempts", "headers",
+                          "timeout", "group_key"})
 
 
 class ProducingMixin(QueueBase):
@@ -140,6 +144,42 @@ class ProducingMixin(QueueBase):
         with joined(self.backend, connection) if connection is not None else nullcontext():
             return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,
                                                 queue_defaults=self._defaults)
+
+    def enqueue_batch(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]:
+        """Store many jobs, each with options of its own, in one transaction: all or none.
+
+        Each job is a mapping with ``payload`` and, optionally, ``priority``, ``delay``,
+        ``run_at``, ``max_attempts``, ``headers``, ``timeout`` and ``group_key``, as
+        :meth:`enqueue` takes them (at most ``config.MAX_BATCH`` jobs). A bad job raises the
+        error :meth:`enqueue` would, its message starting with the job's index; nothing is
+        stored then.
+        """
+        name = validation.queue_name(queue)
+        now = self._clock()
+        specs = list(jobs)
+        if len(specs) > config.MAX_BATCH:
+            raise InvalidArgument(f"at most {config.MAX_BATCH} jobs per batch, not {len(specs)}")
+        stored: list[NewJob] = []
+        for index, spec in enumerate(specs):
+            try:
+                stored.append(self._batch_job(spec, now))
+            except (InvalidPayload, InvalidArgument) as exc:
+                raise type(exc)(f"job {index}: {exc}") from None
+        return self._store(name, stored, block=False, block_timeout=None) if stored else []
+
+    def _batch_job(self, spec: Mapping[str, Any], now: float) -> NewJob:
+        if not isinstance(spec, Mapping) or "payload" not in spec:
+            raise InvalidArgument("a job is a mapping with a payload")
+        unknown = spec.keys() - BATCH_FIELDS
+        if unknown:
+            raise InvalidArgument(f"unknown field(s) {', '.join(sorted(map(str, unknown)))}; "
+                                  f"a job takes {', '.join(sorted(BATCH_FIELDS))}")
+        get = spec.get
+        job = self._new_job(spec["payload"], priority=get("priority", 0), delay=get("delay", 0),
+                            run_at=get("run_at"), max_attempts=get("max_attempts"),
+                            headers=get("headers"), now=now, timeout=get("timeout"))
+        group = flow.group_key(get("group_key"))
+        return job if group is None else dataclasses.replace(job, group_key=group)
 
     def _store(self, queue: str, jobs: list[NewJob], *, block: bool,
                block_timeout: float | timedelta | None) -> list[Job]:

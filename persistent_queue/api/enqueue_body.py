@@ -87,7 +87,8 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def _is_json(media_type: str) -> bool:
+def is_json(media_type: str) -> bool:
+    """Whether a media type (lower case, no parameters) is read as JSON (none counts)."""
     return media_type in ("", "application/json") or (
         media_type.startswith("application/") and media_type.endswith("+json"))
 
@@ -145,7 +146,7 @@ def parse_enqueue(content_type: str | None, body: bytes, default_queue: str) -> 
     if media_type == FORM:
         data: Any = _form_fields(body, default_queue)
         strict = False  # a form carries text: "5" is the priority 5
-    elif _is_json(media_type):
+    elif is_json(media_type):
         data = _json_fields(body, default_queue)
         strict = True
     else:

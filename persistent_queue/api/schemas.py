@@ -99,6 +99,32 @@ class EnqueueRequest(StrictModel):
         return self
 
 
+class BatchJobRequest(StrictModel):
+    """One job of ``POST /queues/{name}/jobs/batch`` (the options of an enqueue, per job)."""
+
+    payload: Any = Field(description="any JSON value (at most 1 MiB encoded)")
+    priority: Priority = 0
+    delay: Delay = 0
+    run_at: Annotated[float | None, Field(ge=0, allow_inf_nan=False,
+                                          description="epoch seconds; not with delay")] = None
+    headers: Headers | None = None
+    max_attempts: Attempts | None = None
+    timeout: RunTimeout | None = None
+    group_key: GroupKey | None = None
+
+
+BatchRequest = Annotated[list[BatchJobRequest], Field(
+    min_length=1, max_length=config.MAX_BATCH,
+    description=f"1-{config.MAX_BATCH:,} jobs, stored in one transaction: all or none")]
+
+
+class BatchOut(BaseModel):
+    """The jobs a batch stored, in the order given."""
+
+    queue: str = Field(description="the queue they were stored in")
+    ids: list[int] = Field(description="their ids, in the order of the request")
+
+
 class TaskRequest(StrictModel):
     """A call of a task, stored as a job that a worker runs (``POST /tasks/{name}``)."""
 

@@ -9,25 +9,30 @@ else ``default``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from functools import partial
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
 
 from ... import config
 from ...aio import async_queue_for
 from ...errors import QueueError
 from ...models import DeadLetter, Job, JobState
 from ...queue import Queue
-from ..enqueue_body import FORM, FORM_SCHEMA, InvalidBody, parse_enqueue
-from ..errors import error_response
+from ..enqueue_body import FORM, FORM_SCHEMA, InvalidBody, is_json, parse_enqueue
+from ..errors import describe_validation, error_response
 from ..factory import ApiState, get_queue, get_state
 from ..schemas import (
     NAME_REGEX,
+    BatchOut,
+    BatchRequest,
     DequeueRequest,
     EnqueueRequest,
     ExtendRequest,
@@ -38,7 +43,7 @@ from ..schemas import (
     OkOut,
     RequeueRequest,
 )
-from ..strict_json import StrictJSONRoute
+from ..strict_json import StrictJSONRoute, strict_loads
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJSONRoute, tags=["messages"])
@@ -117,6 +122,47 @@ async def enqueue(request: Request, state: StateDep) -> Response:
 async def send(request: Request, state: StateDep) -> Response:
     """Alias of ``POST /enqueue``: ``curl -X POST .../send -d "message=Hello World"``."""
     return await _enqueue(request, state)
+
+
+_BATCH = TypeAdapter(BatchRequest)
+_BATCH_BODY: dict[str, object] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _BATCH.json_schema()}}}}
+_BATCH_RESPONSES: dict[int | str, dict[str, object]] = {
+    413: {"description": "The body is larger than the server's limit (``--max-body``)."},
+    415: {"description": "Not JSON."},
+    422: {"description": "Invalid input (nothing stored): the problems, each naming the "
+                         "job's index and field."},
+    429: {"description": "The queue is full (max_size); nothing stored, retry later."},
+}
+
+
+@router.post("/queues/{name}/jobs/batch", status_code=201, response_model=BatchOut,
+             responses=_BATCH_RESPONSES, openapi_extra=_BATCH_BODY)
+async def enqueue_batch(
+    request: Request, state: StateDep,
+    name: Annotated[str, Path(pattern=NAME_REGEX, description="the queue's name")],
+) -> Response:
+    """Store a JSON array of jobs (each ``{"payload": ..., "priority": ...}`` with the options
+    of ``/enqueue`` but ``queue``, ``depends_on`` and ``dedup_*``) in one transaction: every
+    job is checked first and either all are stored (201 with their ids, in order) or none.
+    """
+    media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if not is_json(media_type):
+        return error_response(415, "unsupported_media_type",
+                              f"Content-Type {media_type!r} is not accepted; send a JSON array")
+    try:
+        jobs = strict_loads(await request.body())
+        _BATCH.validate_python(jobs, strict=True)  # the parsed values are what it checked
+    except json.JSONDecodeError as exc:
+        return error_response(422, "validation_error", f"invalid JSON body: {exc.msg}",
+                              problems=[{"field": "body", "message": exc.msg}])
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("jobs", *error["loc"])} for error in exc.errors()]
+        summary, problems = describe_validation(RequestValidationError(errors))
+        return error_response(422, "validation_error", summary, problems=problems)
+    stored = await to_thread.run_sync(state.queue.enqueue_batch, name, jobs)
+    state.metrics.enqueued.labels(name).inc(len(stored))
+    return JSONResponse({"queue": name, "ids": [job.id for job in stored]}, status_code=201)
 
 
 async def _claim(request: Request, state: ApiState, body: DequeueRequest) -> Response:
