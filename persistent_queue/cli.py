@@ -36,7 +36,7 @@ def cli(ctx: click.Context, db: str, durability: str) -> None:
 @click.pass_context
 def init(ctx: click.Context) -> None:
     """Create the database (or migrate it to the current schema)."""
-    with open_queue(ctx) as q:
+    with open_queue(ctx, create=True) as q:
         click.echo(f"database {mask_url(ctx.obj['db'])} ready "
                    f"(schema version {q.schema_version()})")
 

@@ -2,13 +2,20 @@
 
 Exit codes: 0 success, 1 the operation failed (a stale lease, a database error, an unhealthy
 database, no such schedule, a topic without subscribers), 2 bad usage or input (including an
-invalid dependency), 3 nothing to do (e.g. ``dequeue`` found no job), 4 the queue is full
-(``max_size`` reached: retry later).
+invalid dependency, or a SQLite file that does not exist for a command that does not create
+one), 3 nothing to do (e.g. ``dequeue`` found no job), 4 the queue is full (``max_size``
+reached: retry later).
+
+Only the commands that add something (``init``, ``enqueue``, ``queues create``, ``topics
+subscribe``, ``topics publish``, ``schedules add``) and the processes create a missing SQLite
+file; every other command says there is no database there, so a mistyped ``--db`` never leaves
+an empty database behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +27,7 @@ import click
 from .. import config
 from ..errors import InvalidInput, QueueError, QueueFull
 from ..queue import Queue
-from ..storage.postgres.url import mask_url
+from ..storage.postgres.url import is_postgres_url, mask_url
 
 EXIT_FAILED, EXIT_USAGE, EXIT_EMPTY, EXIT_FULL = 1, 2, 3, 4
 
@@ -38,9 +45,28 @@ def exit_code(exc: QueueError) -> int:
     return EXIT_FULL if isinstance(exc, QueueFull) else EXIT_FAILED
 
 
+def missing_database(target: str) -> str | None:
+    """The file a SQLite path or ``sqlite:///`` URL names if it does not exist, else None
+    (a ``postgresql://`` URL, ``:memory:`` or an existing file)."""
+    if is_postgres_url(target):
+        return None
+    scheme, sep, rest = target.partition("://")
+    path = rest if sep and scheme == "sqlite" else target
+    if path in ("", ":memory:") or "://" in path or os.path.exists(path):
+        return None
+    return path
+
+
 @contextmanager
-def open_queue(ctx: click.Context) -> Iterator[Queue]:
-    """The queue of ``--db``; library errors become a message and an exit code."""
+def open_queue(ctx: click.Context, *, create: bool = False) -> Iterator[Queue]:
+    """The queue of ``--db``; library errors become a message and an exit code.
+
+    Without ``create``, a SQLite file that does not exist is not created: "no database at
+    PATH" and exit 2.
+    """
+    path = None if create else missing_database(ctx.obj["db"])
+    if path is not None:
+        fail(f"no database at {path}; create it with `pq --db {path} init`", EXIT_USAGE)
     try:
         q = Queue(ctx.obj["db"], durability=ctx.obj["durability"])
     except QueueError as exc:

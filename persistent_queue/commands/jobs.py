@@ -59,7 +59,7 @@ def enqueue(ctx: click.Context, queue: str, payload: str, priority: int, delay: 
         fail("--dedup-window needs --dedup-key", EXIT_USAGE)
     headers = parse_headers(header_pairs)
     at = None if run_at is None else parse_time(run_at, name="--run-at")
-    with open_queue(ctx) as q:
+    with open_queue(ctx, create=True) as q:
         job = q.enqueue(queue, parse_json_arg(payload), priority=priority, delay=delay,
                         run_at=at, max_attempts=max_attempts, headers=headers or None,
                         depends_on=depends_on or None, dedup_key=dedup_key,

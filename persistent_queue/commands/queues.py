@@ -108,7 +108,7 @@ def create(ctx: click.Context, /, name: str, max_attempts: int | None,
            visibility_timeout: float | None, max_size: int | None, exist_ok: bool,
            **limits: Any) -> None:
     """Create queue NAME (its limits: docs/flow-control.md)."""
-    with open_queue(ctx) as q:
+    with open_queue(ctx, create=True) as q:
         info = q.create_queue(name, max_attempts=max_attempts,
                               visibility_timeout=visibility_timeout, max_size=max_size,
                               exist_ok=exist_ok, **limits)

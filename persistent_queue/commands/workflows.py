@@ -30,7 +30,7 @@ def topics() -> None:
 @click.pass_context
 def subscribe(ctx: click.Context, topic: str, queue: str) -> None:
     """Deliver a copy of every job published to TOPIC into QUEUE."""
-    with open_queue(ctx) as q:
+    with open_queue(ctx, create=True) as q:
         added = q.subscribe(topic, queue=queue)
     click.echo(f"{queue!r} {'subscribed to' if added else 'was already subscribed to'} {topic!r}")
 
@@ -78,7 +78,7 @@ def publish(ctx: click.Context, topic: str, payload: str, priority: int, delay: 
             dedup_key: str | None) -> None:
     """Put a copy of PAYLOAD into every queue subscribed to TOPIC (exit 1 if none is)."""
     headers = parse_headers(header_pairs)
-    with open_queue(ctx) as q:
+    with open_queue(ctx, create=True) as q:
         jobs = q.publish(topic, parse_json_arg(payload), headers=headers or None,
                          priority=priority, delay=delay, max_attempts=max_attempts,
                          dedup_key=dedup_key)
@@ -124,7 +124,7 @@ def add(ctx: click.Context, name: str, queue: str, payload: str, every: float | 
         fail("give exactly one of --every or --cron", EXIT_USAGE)
     headers = parse_headers(header_pairs)
     first = None if start_at is None else parse_time(start_at, name="--start-at")
-    with open_queue(ctx) as q:
+    with open_queue(ctx, create=True) as q:
         info = q.schedule(queue, parse_json_arg(payload), every=every, cron=cron, name=name,
                           headers=headers or None, priority=priority,
                           max_attempts=max_attempts, start_at=first, timezone=timezone)

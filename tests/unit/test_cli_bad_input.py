@@ -57,6 +57,7 @@ def test_bad_input_exits_2_with_a_readable_message(
     tmp_path: Path, args: list[str], message: str
 ) -> None:
     db = tmp_path / "q.db"
+    assert pq(db, "init").returncode == 0
 
     result = pq(db, *args)
 
