@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import click
 
-from . import api, console, dlq, janitor, jobs, ops, produce, queues, scheduler, worker, workflows
+from . import (
+    api,
+    backup,
+    console,
+    dlq,
+    janitor,
+    jobs,
+    ops,
+    produce,
+    queues,
+    scheduler,
+    worker,
+    workflows,
+)
 
 
 def register(group: click.Group) -> None:
     """Add every subcommand to the root ``pq`` group."""
     for module in (jobs, queues, dlq, ops, workflows, worker, produce, scheduler, janitor, api,
-                   console):
+                   console, backup):
         for command in module.COMMANDS:
             group.add_command(command)

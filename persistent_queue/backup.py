@@ -1,0 +1,403 @@
+"""Online backup and restore of a SQLite database (and the ``pg_dump`` line for PostgreSQL).
+
+:func:`backup` copies a live database while producers and consumers run, with SQLite's online
+backup API in one step: one read transaction copies every page of one snapshot. Writers go on
+committing to the WAL meanwhile (a reader never blocks them in WAL mode); checkpoints only wait
+for the copy's snapshot. A backup in several steps would let the copy restart whenever another
+connection commits between two steps: under load (a producer and two consumers) a copy of a
+173 MB file in steps of 5 % restarted 37 times and took 17 s, in one step 1.7 s (``VACUUM
+INTO``, which rebuilds every table and index, 3.5 s). Progress is read from the size of the
+file being written. The copy goes to a temporary file beside the destination and is renamed
+only once complete and checked (``PRAGMA integrity_check``): the destination never holds half
+a file. The copy is in rollback-journal mode, one self-contained file.
+
+:func:`restore` puts such a copy in place of a database, refusing while any process has the
+database open. Every process with an open SQLite connection in WAL mode holds a shared
+``fcntl`` lock on one byte of the ``-shm`` file (SQLite's "dead man switch") for as long as
+the connection is open, and the kernel drops it when the process exits, even by ``SIGKILL``:
+an exclusive lock attempt on that byte is therefore a reliable "nobody has it open" test,
+with no stale answer. A heartbeat in the workers table is checked as well (a worker between
+two connections, or on another host sharing the folder, which fcntl may not see).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+from .errors import BackupError, BackupRefused, DatabaseInUse
+from .storage import queries
+from .storage.postgres.url import is_postgres_url, mask_url, password_of, scrub
+
+__all__ = ["BackupResult", "Progress", "RestoreResult", "backup", "pg_dump", "pg_dump_command",
+           "restore"]
+
+Q = queries.queries("sqlite")
+
+#: ``progress(bytes_written, bytes_total)``: called from a helper thread while a copy runs,
+#: then once with ``bytes_written == bytes_total`` when it is complete.
+Progress = Callable[[int, int], None]
+
+#: SQLite's "dead man switch" byte of the ``-shm`` file: (22 + 8) * 4 + 8 (``os_unix.c``).
+_SHM_DMS_BYTE = 128
+_PROGRESS_EVERY = 0.1  # seconds between two looks at the copy's size
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """A finished backup (or the copy a restore put in place)."""
+
+    path: Path
+    bytes: int
+    jobs: int
+    dead_letters: int
+    schema_version: int
+    seconds: float
+    verified: bool
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """A finished restore: ``kept`` is where the replaced database was moved (None if there
+    was none, or ``keep_old=False``); ``schema_version`` is after migration."""
+
+    path: Path
+    kept: Path | None
+    jobs: int
+    dead_letters: int
+    restored_version: int
+    schema_version: int
+
+
+def backup(db_path: str | os.PathLike[str], dest: str | os.PathLike[str], *,
+           progress: Progress | None = None, force: bool = False,
+           verify: bool = True) -> BackupResult:
+    """Copy the live SQLite database ``db_path`` to the file ``dest``, consistently.
+
+    Producers and consumers may run meanwhile; the copy holds every commit made before it
+    began. Raises :class:`BackupRefused` (nothing written) for a missing source, a source that
+    is not a persistent-queue database, a PostgreSQL URL (see :func:`pg_dump_command`), a
+    ``dest`` in a missing folder, or an existing ``dest`` without ``force``;
+    :class:`BackupError` when the copy fails its integrity check (``verify``) or the disk
+    refuses it.
+    """
+    if is_postgres_url(os.fspath(db_path)):
+        raise BackupRefused("a PostgreSQL database is backed up with pg_dump: "
+                            f"{pg_dump_command(os.fspath(db_path), os.fspath(dest))[0]}")
+    source, target = _existing_database(db_path), Path(dest)
+    _check_destination(target, force=force)
+    started = time.monotonic()
+    with _open(source, readonly=True) as src:
+        _check_queue_database(src, source)
+        result = _copy(src, target, progress=progress, force=force, verify=verify)
+    return BackupResult(path=target, bytes=result.bytes, jobs=result.jobs,
+                        dead_letters=result.dead_letters, schema_version=result.schema_version,
+                        seconds=time.monotonic() - started, verified=verify)
+
+
+def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
+            keep_old: bool = True, progress: Progress | None = None,
+            stale_after: float = config.WORKER_STALE_AFTER) -> RestoreResult:
+    """Replace the SQLite database ``db_path`` with the backup ``src``, then migrate it.
+
+    Refused (:class:`DatabaseInUse`) while another process has ``db_path`` open or a worker's
+    heartbeat is younger than ``stale_after`` seconds; refused (:class:`BackupRefused`) for a
+    ``src`` that is missing, not a persistent-queue database, fails its integrity check or has
+    a schema newer than this code. The replaced database is kept as
+    ``<db>.before-restore-<UTC time>`` (its WAL checkpointed into it first) unless
+    ``keep_old`` is False. Do not call it from a process that has ``db_path`` open.
+    """
+    from .queue import Queue  # the migration; imported late (the queue imports much)
+
+    if is_postgres_url(os.fspath(db_path)):
+        raise BackupRefused("a PostgreSQL database is restored with pg_restore "
+                            "(pg_restore --clean --dbname URL FILE)")
+    source, target = _existing_database(src), Path(os.path.abspath(db_path))
+    if not target.parent.is_dir():
+        raise BackupRefused(f"the folder {target.parent} does not exist")
+    _check_not_in_use(target, stale_after)  # fail fast, before the copy
+    with _open(source, readonly=True) as conn:
+        restored_version = _check_queue_database(conn, source)
+        if restored_version > len(queries.migrations("sqlite")):
+            raise BackupRefused(
+                f"{source} has schema version {restored_version}; this version of "
+                f"persistent-queue knows up to {len(queries.migrations('sqlite'))}")
+        _integrity(conn, source, BackupRefused)
+        temp = _copy(conn, target, progress=progress, force=True, verify=False, place=False)
+    try:
+        kept = _set_aside(target, stale_after, keep_old)
+        os.replace(temp.path, target)
+        _sync_folder(target.parent)
+    except BaseException:
+        temp.path.unlink(missing_ok=True)
+        raise
+    with Queue(target, durability="full") as queue:
+        version = queue.schema_version()
+    return RestoreResult(path=target, kept=kept, jobs=temp.jobs, dead_letters=temp.dead_letters,
+                         restored_version=restored_version, schema_version=version)
+
+
+def pg_dump_command(url: str, dest: str) -> tuple[str, list[str], dict[str, str]]:
+    """The ``pg_dump`` run that backs up the PostgreSQL database ``url`` into ``dest``
+    (custom format, for ``pg_restore``): the command line to show (password masked), its
+    argv (URL without the password) and the environment entries it needs (``PGPASSWORD``)."""
+    password = password_of(url)
+    bare = _without_password(url)
+    argv = ["pg_dump", "--format=custom", "--no-owner", f"--file={dest}", f"--dbname={bare}"]
+    shown = shlex.join([*argv[:-1], f"--dbname={mask_url(url)}"])
+    return shown, argv, ({"PGPASSWORD": urllib.parse.unquote(password)} if password else {})
+
+
+def pg_dump(url: str, dest: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Back up the PostgreSQL database ``url`` into ``dest`` with ``pg_dump`` (on PATH),
+    through a temporary file renamed on success. :class:`BackupRefused` when ``pg_dump`` is
+    missing or ``dest`` is refused (as for :func:`backup`); :class:`BackupError` when
+    ``pg_dump`` fails (its message, password masked)."""
+    target = Path(dest)
+    _check_destination(target, force=force)
+    if shutil.which("pg_dump") is None:
+        raise BackupRefused("pg_dump is not on PATH (install the PostgreSQL client tools)")
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    temp = Path(name)
+    _, argv, env = pg_dump_command(url, os.fspath(temp))
+    try:
+        done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            raise BackupError(f"pg_dump failed (exit {done.returncode}): "
+                              f"{scrub(done.stderr.strip(), url)[:500]}")
+        with open(temp, "rb+") as f:
+            os.fsync(f.fileno())
+        _place(temp, target, force=force)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+# -- the copy ---------------------------------------------------------------------------------
+
+
+def _copy(src: sqlite3.Connection, dest: Path, *, progress: Progress | None, force: bool,
+          verify: bool, place: bool = True) -> BackupResult:
+    """Copy ``src`` into a temporary file beside ``dest``; check it; rename it to ``dest``
+    (``place``) or return it under its temporary name."""
+    total = int(src.execute("PRAGMA page_count").fetchone()[0]) * int(
+        src.execute("PRAGMA page_size").fetchone()[0])
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+    os.close(fd)
+    temp = Path(name)
+    started = time.monotonic()
+    try:
+        with _open(temp) as out, _watch(temp, total, progress):
+            try:
+                src.backup(out, pages=-1)  # one step, one snapshot: see the module docstring
+            except sqlite3.Error as exc:
+                raise BackupError(f"the copy to {dest} failed: {exc}") from exc
+            out.execute("PRAGMA journal_mode = DELETE")  # one file, no -wal beside it
+            if verify:
+                _integrity(out, dest, BackupError)
+            row = out.execute(Q["backup_counts"]).fetchone()
+            version = int(out.execute("PRAGMA user_version").fetchone()[0])
+        with open(temp, "rb+") as f:
+            os.fsync(f.fileno())
+        if place:
+            _place(temp, dest, force=force)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    final = dest if place else temp
+    return BackupResult(path=final, bytes=final.stat().st_size, jobs=row[0],
+                        dead_letters=row[1], schema_version=version,
+                        seconds=time.monotonic() - started, verified=verify)
+
+
+@contextlib.contextmanager
+def _watch(path: Path, total: int, progress: Progress | None) -> Iterator[None]:
+    """Report the size of ``path`` to ``progress`` from a thread while the block runs."""
+    if progress is None:
+        yield
+        return
+    done = threading.Event()
+
+    def look() -> None:
+        while not done.wait(_PROGRESS_EVERY):
+            with contextlib.suppress(OSError):
+                progress(min(path.stat().st_size, total), total)
+
+    watcher = threading.Thread(target=look, name="pq-backup-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+    progress(total, total)
+
+
+def _place(temp: Path, dest: Path, *, force: bool) -> None:
+    """Rename ``temp`` to ``dest``: atomically, and without ``force`` never over a file that
+    appeared meanwhile (a hard link fails if ``dest`` exists)."""
+    try:
+        if force:
+            os.replace(temp, dest)
+        else:
+            os.link(temp, dest)
+            temp.unlink()
+    except FileExistsError:
+        raise BackupRefused(f"{dest} exists (pass force to overwrite it)") from None
+    except OSError as exc:
+        raise BackupError(f"cannot write {dest}: {exc}") from exc
+    _sync_folder(dest.parent)
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _existing_database(path: str | os.PathLike[str]) -> Path:
+    found = Path(os.path.abspath(path))
+    if not found.exists():
+        raise BackupRefused(f"no database at {found}")
+    if not found.is_file():
+        raise BackupRefused(f"{found} is not a file")
+    return found
+
+
+def _check_destination(dest: Path, *, force: bool) -> None:
+    if not dest.parent.is_dir():
+        raise BackupRefused(f"the folder {dest.parent.resolve()} does not exist")
+    if dest.is_dir():
+        raise BackupRefused(f"{dest} is a folder; name the backup file")
+    if dest.exists() and not force:
+        raise BackupRefused(f"{dest} exists (pass force to overwrite it)")
+
+
+def _check_queue_database(conn: sqlite3.Connection, path: Path) -> int:
+    """The schema version of a persistent-queue database; else :class:`BackupRefused`."""
+    try:
+        tables = conn.execute(Q["backup_tables"]).fetchone()[0]
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        raise BackupRefused(f"{path} is not a SQLite database ({exc})") from None
+    if tables < 4 or version < 1:
+        raise BackupRefused(f"{path} is not a persistent-queue database")
+    return version
+
+
+def _integrity(conn: sqlite3.Connection, path: Path, error: type[BackupError]) -> None:
+    try:
+        rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        rows = [str(exc)]
+    if rows != ["ok"]:
+        raise error(f"{path} fails its integrity check: {'; '.join(rows)[:500]}")
+
+
+def _check_not_in_use(db: Path, stale_after: float) -> None:
+    """:class:`DatabaseInUse` if a worker's heartbeat is fresh or a process has ``db`` open."""
+    if not db.exists():
+        return
+    with contextlib.suppress(sqlite3.DatabaseError), _open(db, readonly=True) as conn:
+        live = conn.execute(Q["backup_live_workers"],
+                            {"since": time.time() - stale_after}).fetchall()
+        if live:
+            names = ", ".join(f"{r[0]} ({r[1]}, pid {r[3]} on {r[2]})" for r in live[:5])
+            raise DatabaseInUse(f"{db} is in use: workers running (heartbeat within "
+                                f"{stale_after:g} s): {names}")
+    with _shm_lock(db):
+        pass
+
+
+@contextlib.contextmanager
+def _shm_lock(db: Path) -> Iterator[None]:
+    """Hold SQLite's dead-man-switch byte of ``db``'s ``-shm`` exclusively; refuse
+    (:class:`DatabaseInUse`) when another process holds it, that is has ``db`` open."""
+    shm = Path(f"{db}-shm")
+    try:
+        fd = os.open(shm, os.O_RDWR)
+    except FileNotFoundError:
+        yield  # no process has the database open in WAL mode
+        return
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _SHM_DMS_BYTE)
+        except OSError:
+            raise DatabaseInUse(f"{db} is in use: another process has it open "
+                                "(stop its producers, consumers and servers)") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _set_aside(db: Path, stale_after: float, keep_old: bool) -> Path | None:
+    """Checkpoint the database being replaced and move it (and any WAL left) aside, or delete
+    it (``keep_old=False``); returns where it was kept."""
+    if not db.exists():
+        for suffix in ("-wal", "-shm"):  # left by a database deleted by hand: not ours
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        return None
+    _check_not_in_use(db, stale_after)
+    with contextlib.suppress(sqlite3.DatabaseError), _open(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the last close removes -wal, -shm
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = db.with_name(f"{db.name}.before-restore-{stamp}")
+    with _shm_lock(db):  # held (no SQLite connection of ours now) across the renames
+        if keep_old:
+            os.replace(db, kept)
+        else:
+            db.unlink()
+        wal = Path(f"{db}-wal")
+        if wal.exists():  # a WAL SQLite could not checkpoint: it belongs to the kept file
+            if keep_old:
+                os.replace(wal, f"{kept}-wal")
+            else:
+                wal.unlink()
+        Path(f"{db}-shm").unlink(missing_ok=True)
+    return kept if keep_old else None
+
+
+@contextlib.contextmanager
+def _open(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+    uri = f"file:{urllib.parse.quote(os.fspath(path))}?mode={'ro' if readonly else 'rw'}"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None,
+                               check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise BackupRefused(f"cannot open {path}: {exc}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _without_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}@{host}"
+    query = "&".join(p for p in parts.query.split("&")
+                     if p and not p.lower().startswith("password="))
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
