@@ -48,6 +48,7 @@ from .errors import (
     WrongConnectionKind,
 )
 from .models import (
+    Alert,
     DeadLetter,
     DeletedQueue,
     Job,
@@ -56,6 +57,7 @@ from .models import (
     Progress,
     QueueInfo,
     QueueStats,
+    RunningJob,
     ScheduleInfo,
     Subscription,
     ThroughputPoint,
@@ -68,6 +70,7 @@ from .tasks import Task, TaskHandle, TaskJob, TaskOptions, TaskRegistry, current
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alert",
     "AsyncQueue",
     "DatabaseBusy",
     "DatabaseMissing",
@@ -103,6 +106,7 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "RetryPolicy",
+    "RunningJob",
     "ScheduleInfo",
     "ScheduleNotFound",
     "SchemaTooNew",

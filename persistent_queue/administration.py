@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from . import config, flow, validation
-from .errors import QueueNotFound
+from .errors import InvalidArgument, QueueNotFound
 from .models import JSON, DeadLetter, DeletedQueue, Job, QueueInfo
 from .queue_base import QueueBase
 
@@ -33,6 +33,25 @@ def _limits(**given: Any) -> dict[str, Any]:
     return columns
 
 
+def _alerts(**given: Any) -> dict[str, Any]:
+    """Alert thresholds, checked, as the queue's columns (None removes an alert)."""
+    columns: dict[str, Any] = {}
+    for name in ("alert_depth", "alert_dead_letters"):
+        if given.get(name) is not None:
+            columns[name] = validation.integer(given[name], name=name, minimum=1,
+                                               maximum=2**62)
+    if given.get("alert_oldest_age") is not None:
+        columns["alert_oldest_age"] = validation.seconds(
+            given["alert_oldest_age"], name="alert_oldest_age", maximum=config.MAX_DELAY,
+            allow_zero=False)
+    if given.get("alert_failure_rate") is not None:
+        rate = validation.fraction(given["alert_failure_rate"], name="alert_failure_rate")
+        if rate == 0:
+            raise InvalidArgument("alert_failure_rate must be above 0 (and at most 1), not 0")
+        columns["alert_failure_rate"] = rate
+    return {name: columns.get(name) for name in given}
+
+
 class AdministrationMixin(QueueBase):
     """Queue settings and lifecycle, dead letters and cleanup for ``Queue``."""
 
@@ -51,6 +70,10 @@ class AdministrationMixin(QueueBase):
         rate_limit: str | None = None,
         group_concurrency: int | None = None,
         group_rate_limit: str | None = None,
+        alert_depth: int | None = None,
+        alert_oldest_age: float | timedelta | None = None,
+        alert_failure_rate: float | None = None,
+        alert_dead_letters: int | None = None,
     ) -> QueueInfo:
         """Create a queue with its own settings (``QueueAlreadyExists`` unless ``exist_ok``;
         an existing queue keeps its settings).
@@ -63,10 +86,20 @@ class AdministrationMixin(QueueBase):
         per period: ``"50/s"``, ``"100/m"``, ``"1000/h"``, ``"3/10s"``; a burst of the count,
         then evenly spaced), and per ``group_key``: ``group_concurrency`` (1: one job of a
         group at a time, in enqueue order) and ``group_rate_limit``.
+
+        Alerts (:meth:`alerts`, ``/metrics``), each firing when its value reaches its
+        threshold: ``alert_depth`` (jobs ready now, >= 1), ``alert_oldest_age`` (seconds the
+        oldest ready job has waited, > 0), ``alert_failure_rate`` (above 0, at most 1: the
+        failed share of the attempts ended in the last ``config.ALERT_FAILURE_WINDOW``
+        seconds), ``alert_dead_letters`` (jobs in the dead-letter table, >= 1). A bad
+        threshold is ``InvalidArgument``.
         """
         name = validation.queue_name(name)
         limits = _limits(concurrency=concurrency, rate_limit=rate_limit,
                          group_concurrency=group_concurrency, group_rate_limit=group_rate_limit)
+        limits.update(_alerts(alert_depth=alert_depth, alert_oldest_age=alert_oldest_age,
+                              alert_failure_rate=alert_failure_rate,
+                              alert_dead_letters=alert_dead_letters))
         attempts = self.default_max_attempts if max_attempts is None else validation.integer(
             max_attempts, name="max_attempts", minimum=1, maximum=config.MAX_ATTEMPTS_LIMIT)
         lease = (self.default_visibility_timeout if visibility_timeout is None else
@@ -93,10 +126,16 @@ class AdministrationMixin(QueueBase):
         rate_limit: str | None = _UNCHANGED,
         group_concurrency: int | None = _UNCHANGED,
         group_rate_limit: str | None = _UNCHANGED,
+        alert_depth: int | None = _UNCHANGED,
+        alert_oldest_age: float | timedelta | None = _UNCHANGED,
+        alert_failure_rate: float | None = _UNCHANGED,
+        alert_dead_letters: int | None = _UNCHANGED,
     ) -> QueueInfo:
         """Change a queue's settings; ``max_size=None`` removes the bound,
-        ``timeout=None`` the run-time limit, and None a flow-control limit (``concurrency``,
-        ``rate_limit``, ``group_concurrency``, ``group_rate_limit``: see :meth:`create_queue`).
+        ``timeout=None`` the run-time limit, None a flow-control limit (``concurrency``,
+        ``rate_limit``, ``group_concurrency``, ``group_rate_limit``) and None an alert
+        (``alert_depth``, ``alert_oldest_age``, ``alert_failure_rate``,
+        ``alert_dead_letters``): see :meth:`create_queue`.
 
         ``max_attempts`` and ``timeout`` apply at once to the queue's jobs that did not set
         their own (a running attempt keeps the limit it was claimed with). A new flow-control
@@ -123,6 +162,10 @@ class AdministrationMixin(QueueBase):
             ("group_concurrency", group_concurrency), ("group_rate_limit", group_rate_limit),
         ) if value is not _UNCHANGED}
         changes.update(_limits(**given))
+        changes.update(_alerts(**{key: value for key, value in (
+            ("alert_depth", alert_depth), ("alert_oldest_age", alert_oldest_age),
+            ("alert_failure_rate", alert_failure_rate), ("alert_dead_letters", alert_dead_letters),
+        ) if value is not _UNCHANGED}))
         return self.backend.update_queue(name, changes, self._clock())
 
     def get_queue(self, name: str) -> QueueInfo:

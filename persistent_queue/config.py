@@ -69,8 +69,16 @@ FLOW_RECHECK: Final = 1.0
 #: Exhausted expired leases are moved to the dead-letter table at most this often (seconds).
 REAP_INTERVAL: Final = 1.0
 
-#: A running worker whose heartbeat is older than this many seconds is shown as dead.
+#: A running worker whose heartbeat is older than this many seconds is shown as lost.
 WORKER_STALE_AFTER: Final = 60.0
+
+#: Stopped and lost workers last heard of longer ago than this (seconds: 7 days) are removed
+#: from the registry by the janitor (``Queue.prune_workers``, ``--workers-older-than``).
+WORKER_RETENTION: Final = 7 * 24 * 3600.0
+
+#: The window of a queue's failure-rate alert (seconds): the share of the attempts ended in
+#: the last 15 minutes that failed (``Queue.alerts``).
+ALERT_FAILURE_WINDOW: Final = 15 * 60.0
 
 #: Largest JSON-encoded task result stored, in bytes (1 MiB); a larger one fails the attempt.
 MAX_RESULT_BYTES: Final = 1024 * 1024

@@ -236,6 +236,13 @@ class QueueInfo:
             in enqueue order (1: one at a time, in order); null for no limit.
         group_rate_limit: The most claims per period of one group, e.g. "5/s"; null for no
             limit.
+        alert_depth: The depth alert's threshold: jobs ready now; null for no such alert.
+        alert_oldest_age: The age alert's threshold: seconds the oldest ready job has
+            waited; null for no such alert.
+        alert_failure_rate: The failure-rate alert's threshold, above 0 and at most 1: the
+            share of attempts ended in the last 15 minutes that failed; null for none.
+        alert_dead_letters: The dead-letter alert's threshold: jobs of the queue in the
+            dead-letter table; null for no such alert.
     """
 
     name: str
@@ -250,6 +257,10 @@ class QueueInfo:
     rate_limit: str | None = None
     group_concurrency: int | None = None
     group_rate_limit: str | None = None
+    alert_depth: int | None = None
+    alert_oldest_age: float | None = None
+    alert_failure_rate: float | None = None
+    alert_dead_letters: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -277,7 +288,10 @@ class QueueStats:
         cancelled: Cancelled jobs not yet cleaned up.
         paused: True while consumers may not claim from the queue.
         oldest_ready_age: Seconds the oldest claimable job has waited; null if none.
-        retries: Failed attempts and expired leases in the queue's history.
+        retries: Failed attempts and expired leases in the queue's history (all time, until
+            cleanup removes the jobs).
+        retry_pending: Ready jobs that failed an attempt (or lost a lease) and wait for their
+            retry, now or after their backoff.
         dedup_hits: Enqueues answered with an existing job (same dedup key).
         rejected_full: Enqueues refused because the queue was at its max_size.
         throttled: Claims that found jobs ready but got fewer (or none) because of the
@@ -301,6 +315,7 @@ class QueueStats:
     cancelled: int = 0
     throttled: int = 0
     held: int = 0
+    retry_pending: int = 0
 
     @property
     def pending(self) -> int:
@@ -318,7 +333,8 @@ class QueueStats:
 class WorkerInfo:
     """A registered producer or consumer process and its last heartbeat.
 
-    ``state`` is ``running``, ``stopped`` (it said goodbye) or ``dead`` (its heartbeat stopped).
+    ``state`` is ``running``, ``stopped`` (it said goodbye) or ``lost`` (it never said goodbye
+    and its heartbeat stopped: killed, crashed, or its host is gone).
 
     Attributes:
         id: The worker's id, unique per process run.
@@ -326,7 +342,8 @@ class WorkerInfo:
         host: The host name the process runs on.
         pid: The process id on that host.
         queues: The queues the process works on.
-        state: running, stopped (it said goodbye) or dead (its heartbeat stopped).
+        state: running, stopped (it said goodbye) or lost (its heartbeat stopped without a
+            goodbye).
         started_at: When the process registered (epoch seconds).
         heartbeat_at: When the process last said it was alive (epoch seconds).
         stopped_at: When the process said goodbye (epoch seconds); null while it has not.
@@ -345,6 +362,75 @@ class WorkerInfo:
     stopped_at: float | None
     processed: int
     failed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+#: The kinds of alert a queue may have, in the order they are listed.
+ALERT_KINDS = ("depth", "oldest_age", "failure_rate", "dead_letters")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One of a queue's alerts, compared with the queue's state at one moment.
+
+    A queue has an alert of each kind whose threshold is set (``QueueInfo.alert_*``); it fires
+    when its value reaches the threshold.
+
+    Attributes:
+        queue: The queue's name.
+        kind: "depth" (jobs ready now), "oldest_age" (seconds the oldest ready job has
+            waited), "failure_rate" (failed share of the attempts ended in the last
+            ``config.ALERT_FAILURE_WINDOW`` seconds: failed / (acked + failed), failed
+            counting failed attempts and expired leases; 0 without any) or "dead_letters"
+            (jobs in the dead-letter table).
+        value: The measured value.
+        threshold: The queue's threshold for this kind.
+        firing: True when the value is at or above the threshold.
+    """
+
+    queue: str
+    kind: str
+    value: float
+    threshold: float
+    firing: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    """A job running now: leased, its lease live.
+
+    Attributes:
+        id: The job's id.
+        queue: The queue's name.
+        task: The task's name (the job's "task" header); null for a plain job.
+        worker: The worker that claimed it (``claimed_by``); null if the claim named none.
+        started_at: When the current attempt was claimed (epoch seconds).
+        running_for: Seconds since then, at the moment of the read.
+        progress: How far the handler says it has come (0 to 1); null if it has not said.
+        progress_message: The handler's words with its progress, if any.
+        attempt: Which attempt this is (1 for the first).
+        lease_expires_at: When the lease ends unless renewed (epoch seconds).
+        cancel_requested: True once a cancellation was asked for (its worker stops it).
+    """
+
+    id: int
+    queue: str
+    task: str | None
+    worker: str | None
+    started_at: float | None
+    running_for: float | None
+    progress: float | None
+    progress_message: str | None
+    attempt: int
+    lease_expires_at: float
+    cancel_requested: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

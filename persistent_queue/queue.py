@@ -156,8 +156,24 @@ class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, Wor
         self.backend.stop_worker(worker_id, self._clock())
 
     def workers(self, *, stale_after: float = config.WORKER_STALE_AFTER) -> list[WorkerInfo]:
-        """Registered processes; running ones silent for ``stale_after`` s are marked dead."""
-        return self.backend.workers(stale_before=self._clock() - stale_after)
+        """Registered processes: ``running``, ``stopped`` (they said goodbye) or ``lost``
+        (running, but silent for ``stale_after`` seconds: killed, crashed or cut off; shown
+        running again if a heartbeat comes after all)."""
+        stale = validation.seconds(stale_after, name="stale_after", maximum=config.MAX_DELAY,
+                                   allow_zero=False)
+        return self.backend.workers(stale_before=self._clock() - stale)
+
+    def prune_workers(self, older_than: float | timedelta = config.WORKER_RETENTION, *,
+                      stale_after: float = config.WORKER_STALE_AFTER) -> int:
+        """Forget stopped and lost workers last heard of ``older_than`` or more ago (a
+        running worker is kept until it has been silent for ``stale_after`` seconds too);
+        returns how many. The janitor runs it (``--workers-older-than``, default 7 days).
+        """
+        age = validation.seconds(older_than, name="older_than", maximum=float("inf"))
+        stale = validation.seconds(stale_after, name="stale_after", maximum=config.MAX_DELAY,
+                                   allow_zero=False)
+        now = self._clock()
+        return self.backend.prune_workers(before=now - age, stale_before=now - stale)
 
     # -- stored values and transactions ----------------------------------------------------
 

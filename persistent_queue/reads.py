@@ -12,7 +12,7 @@ from typing import Any, overload
 
 from . import config, validation
 from .errors import InvalidArgument, QueueNotFound
-from .models import Job, JobEvent, JobState, QueueStats, ThroughputPoint
+from .models import Alert, Job, JobEvent, JobState, QueueStats, RunningJob, ThroughputPoint
 from .queue_base import QueueBase
 
 
@@ -81,6 +81,32 @@ class ReadsMixin(QueueBase):
         if name not in everything:
             raise QueueNotFound(f"no queue named {name!r}")
         return everything[name]
+
+    def alerts(self, queue: str | None = None) -> list[Alert]:
+        """The alerts of every queue (or one) that has thresholds set, firing or not, measured
+        at one moment: by queue, in the order depth, oldest_age, failure_rate, dead_letters.
+
+        See :meth:`create_queue` for the kinds; ``QueueNotFound`` for an unknown ``queue``.
+        """
+        name = None if queue is None else validation.queue_name(queue)
+        if name is not None and self.backend.get_queue(name) is None:
+            raise QueueNotFound(f"no queue named {name!r}")
+        now = self._clock()
+        self._maybe_reap(now)
+        found = self.backend.alerts(now, failures_since=now - config.ALERT_FAILURE_WINDOW)
+        return [alert for alert in found if name is None or alert.queue == name]
+
+    def running_jobs(self, queue: str | None = None, *, limit: int = 100) -> list[RunningJob]:
+        """Jobs running now (leased, the lease live), of every queue or one, longest running
+        first: which worker holds each, since when, its progress and its attempt.
+
+        Read through the index of leases: its cost grows with the jobs running, never with
+        the jobs waiting or done. A lease that expired (its worker died or hung) is not
+        running: ``stats`` counts it as ``expired``.
+        """
+        name = None if queue is None else validation.queue_name(queue)
+        size = validation.integer(limit, name="limit", minimum=1, maximum=config.MAX_BATCH)
+        return self.backend.running_jobs(name, limit=size, now=self._clock())
 
     def throughput(
         self, *, window: float | timedelta = 3600, bucket: float | timedelta = 60

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..models import (
     JSON,
+    Alert,
     DeadLetter,
     DeletedQueue,
     Job,
@@ -22,6 +23,7 @@ from ..models import (
     JobState,
     QueueInfo,
     QueueStats,
+    RunningJob,
     ScheduleInfo,
     Subscription,
     ThroughputPoint,
@@ -78,8 +80,8 @@ class Backend(ABC):
                      timeout: float | None = None,
                      limits: dict[str, Any] | None = None) -> QueueInfo:
         """Create a queue; ``QueueAlreadyExists`` unless ``exist_ok``. ``limits``: flow
-        control's columns (``concurrency``, ``rate_count``/``rate_period``, ``group_...``),
-        set only on a queue this call creates."""
+        control's columns (``concurrency``, ``rate_count``/``rate_period``, ``group_...``)
+        and alert thresholds (``alert_...``), set only on a queue this call creates."""
 
     @abstractmethod
     def update_queue(self, name: str, changes: dict[str, Any], now: float) -> QueueInfo:
@@ -290,7 +292,22 @@ class Backend(ABC):
 
     @abstractmethod
     def workers(self, *, stale_before: float) -> list[WorkerInfo]:
-        """Every registered process; running ones silent since ``stale_before`` become dead."""
+        """Every registered process; running ones silent since ``stale_before`` are shown
+        ``lost`` (read so, never stored)."""
+
+    @abstractmethod
+    def prune_workers(self, *, before: float, stale_before: float) -> int:
+        """Forget stopped workers, and lost ones (running, silent since ``stale_before``),
+        last heard of before ``before``; returns how many."""
+
+    @abstractmethod
+    def running_jobs(self, queue: str | None, *, limit: int, now: float) -> list[RunningJob]:
+        """Jobs whose lease is live at ``now`` (of one queue or all), longest running first."""
+
+    @abstractmethod
+    def alerts(self, now: float, *, failures_since: float) -> list[Alert]:
+        """Every alert a queue has a threshold for, measured at one moment (failure rates over
+        the attempts ended since ``failures_since``)."""
 
     @abstractmethod
     def kv_get(self, key: str) -> str | None:

@@ -31,8 +31,11 @@ _READY = JobState.READY
 #: The settings ``update_queue`` changes, and those of flow control among them.
 _FLOW_SETTINGS = frozenset({"concurrency", "rate_count", "rate_period", "group_concurrency",
                             "group_rate_count", "group_rate_period"})
+#: A queue's alert thresholds (``Queue.alerts``).
+_ALERT_SETTINGS = frozenset({"alert_depth", "alert_oldest_age", "alert_failure_rate",
+                             "alert_dead_letters"})
 _SETTINGS = frozenset({"max_attempts", "visibility_timeout", "max_size", "paused",
-                       "timeout"}) | _FLOW_SETTINGS
+                       "timeout"}) | _FLOW_SETTINGS | _ALERT_SETTINGS
 
 
 def _grouped(info: QueueInfo) -> bool:

@@ -1,5 +1,5 @@
 """Reading and housekeeping, written once for every dialect: jobs, history, dead letters,
-stats, cleanup, the worker registry, stored values and throughput.
+stats, alerts, running jobs, cleanup, the worker registry, stored values and throughput.
 
 :class:`Reads` is the first layer of :class:`~.core.SQLBackend`: it holds the dialect and its
 statements, and everything here runs on them; the transitions that change a job's state are
@@ -15,11 +15,14 @@ from typing import Any
 
 from ..errors import JobNotFound
 from ..models import (
+    ALERT_KINDS,
+    Alert,
     DeadLetter,
     Job,
     JobEvent,
     JobState,
     QueueStats,
+    RunningJob,
     ThroughputPoint,
     WorkerInfo,
 )
@@ -134,6 +137,7 @@ class Reads(Backend):
                 cancelled=entry.get("cancelled", 0),
                 throttled=entry.get("throttled", 0),
                 held=entry.get("held", 0),
+                retry_pending=entry.get("retry_pending", 0),
             )
             for name, entry in sorted(counts.items())
         }
@@ -150,6 +154,7 @@ class Reads(Backend):
             entry["ready_now"] = row["ready_now"]
             entry["scheduled"] = row["scheduled"]
             entry["expired"] = row["expired"]
+            entry["retry_pending"] = row["retry_pending"]
             if row["oldest_ready_at"] is not None:
                 entry["oldest_ready_age"] = max(0.0, now - row["oldest_ready_at"])
         for row in conn.execute(q["count_dead"]):
@@ -160,6 +165,50 @@ class Reads(Backend):
             counts.setdefault(row["name"], {}).update(dedup_hits=row["dedup_hits"],
                                                       rejected_full=row["rejected_full"])
         return counts
+
+    # -- operators' reads: alerts, running jobs ---------------------------------------------
+
+    def alerts(self, now: float, *, failures_since: float) -> list[Alert]:
+        with self.dialect.snapshot() as conn:  # thresholds and values at one moment
+            thresholds = conn.execute(self.q["alert_thresholds"]).fetchall()
+            if not thresholds:
+                return []
+            counts = self._stats_counts(conn, now)
+            attempts = {row["queue"]: (int(row["failed"]), int(row["acked"])) for row in
+                        conn.execute(self.q["alert_attempts"], {"since": failures_since})}
+        found = []
+        for row in thresholds:
+            entry = counts.get(row["name"], {})
+            failed, acked = attempts.get(row["name"], (0, 0))
+            values = {"depth": entry.get("ready_now", 0),
+                      "oldest_age": entry.get("oldest_ready_age") or 0.0,
+                      "failure_rate": failed / (failed + acked) if failed else 0.0,
+                      "dead_letters": entry.get("dead", 0)}
+            for kind in ALERT_KINDS:
+                threshold = row[f"alert_{kind}"]
+                if threshold is not None:
+                    value = float(values[kind])
+                    found.append(Alert(queue=row["name"], kind=kind, value=value,
+                                       threshold=float(threshold), firing=value >= threshold))
+        return found
+
+    def running_jobs(self, queue: str | None, *, limit: int, now: float) -> list[RunningJob]:
+        params = {"queue": queue, "limit": limit, "now": now}
+        with self.dialect.translate_errors():
+            rows = self.dialect.conn().execute(self.q["running_jobs"], params).fetchall()
+        found = []
+        for row in rows:
+            started = row["started_at"]
+            task = (loads(row["headers"]) or {}).get("task")
+            found.append(RunningJob(
+                id=row["id"], queue=row["queue"],
+                task=task if isinstance(task, str) else None, worker=row["claimed_by"],
+                started_at=started,
+                running_for=None if started is None else max(0.0, now - started),
+                progress=row["progress"], progress_message=row["progress_message"],
+                attempt=row["attempts"], lease_expires_at=row["lease_expires_at"],
+                cancel_requested=row["cancel_requested_at"] is not None))
+        return found
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -232,9 +281,9 @@ class Reads(Backend):
         self._write_one("stop_worker", {"id": worker_id, "now": now})
 
     def workers(self, *, stale_before: float) -> list[WorkerInfo]:
-        with self.dialect.transaction() as conn:
-            conn.execute(self.q["mark_stale_workers"], {"before": stale_before})
-            rows = conn.execute(self.q["list_workers"]).fetchall()
+        with self.dialect.translate_errors():
+            rows = self.dialect.conn().execute(self.q["list_workers"],
+                                               {"before": stale_before}).fetchall()
         return [
             WorkerInfo(id=r["id"], kind=r["kind"], host=r["host"], pid=r["pid"],
                        queues=json.loads(r["queues"]), state=r["state"],
@@ -242,6 +291,10 @@ class Reads(Backend):
                        stopped_at=r["stopped_at"], processed=r["processed"], failed=r["failed"])
             for r in rows
         ]
+
+    def prune_workers(self, *, before: float, stale_before: float) -> int:
+        params = {"before": before, "lost_before": stale_before}
+        return int(self.dialect.write(partial(self._delete_batch, "prune_workers", params)))
 
     def kv_get(self, key: str) -> str | None:
         with self.dialect.translate_errors():

@@ -163,6 +163,10 @@ def queue_from_row(row: Row) -> QueueInfo:
         rate_limit=_rate_text(row["rate_count"], row["rate_period"]),
         group_concurrency=row["group_concurrency"],
         group_rate_limit=_rate_text(row["group_rate_count"], row["group_rate_period"]),
+        alert_depth=row["alert_depth"],
+        alert_oldest_age=row["alert_oldest_age"],
+        alert_failure_rate=row["alert_failure_rate"],
+        alert_dead_letters=row["alert_dead_letters"],
     )
 
 

@@ -17,15 +17,19 @@ WHERE id = :id;
 -- name: stop_worker
 UPDATE workers SET state = 'stopped', stopped_at = :now, heartbeat_at = :now WHERE id = :id;
 
--- name: mark_stale_workers
-UPDATE workers SET state = 'dead', stopped_at = heartbeat_at
-WHERE state = 'running' AND heartbeat_at < :before;
-
 -- name: list_workers
-SELECT * FROM workers ORDER BY kind, started_at;
+-- A running worker whose heartbeat is older than :before is lost: read so, never stored (its
+-- next heartbeat, if it was only slow, makes it running again).
+SELECT id, kind, host, pid, queues,
+       CASE WHEN state = 'running' AND heartbeat_at < :before THEN 'lost' ELSE state END
+           AS state,
+       started_at, heartbeat_at, stopped_at, processed, failed
+FROM workers ORDER BY kind, started_at;
 
--- name: forget_workers
-DELETE FROM workers WHERE state != 'running' AND heartbeat_at < :before;
+-- name: prune_workers
+-- Stopped and lost workers (running, silent since :lost_before) last heard of before :before.
+DELETE FROM workers
+WHERE heartbeat_at < :before AND (state != 'running' OR heartbeat_at < :lost_before);
 
 -- name: kv_get
 SELECT value FROM kv WHERE key = :key;

@@ -263,11 +263,13 @@ DELETE FROM jobs
 WHERE queue = %(queue)s AND (state IN ('ready', 'leased') OR state = 'waiting');
 
 -- name: count_pending_detail
--- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
+-- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts, and
+-- counts the ready jobs waiting for a retry.
 SELECT queue,
        count(*) FILTER (WHERE state = 'ready' AND available_at <= %(now)s) AS ready_now,
        count(*) FILTER (WHERE state = 'ready' AND available_at > %(now)s) AS scheduled,
        count(*) FILTER (WHERE state = 'leased' AND available_at <= %(now)s) AS expired,
+       count(*) FILTER (WHERE state = 'ready' AND attempts > 0) AS retry_pending,
        min(available_at) FILTER (WHERE state = 'ready' AND available_at <= %(now)s)
            AS oldest_ready_at
 FROM jobs WHERE state IN ('ready', 'leased')

@@ -1,4 +1,4 @@
--- The PostgreSQL schema that migrations 001..008 build, in one file (a snapshot: never run
+-- The PostgreSQL schema that migrations 001..009 build, in one file (a snapshot: never run
 -- by the library; from pg_dump --schema-only). tests/postgres/test_pg_schema_snapshot.py
 -- checks that the migrations, applied in order to an empty database, give exactly the
 -- schema this file gives; regenerate it with a new migration.
@@ -176,6 +176,14 @@ CREATE TABLE queues (
     grouped integer DEFAULT 0 NOT NULL,
     rate_tat double precision,
     throttled bigint DEFAULT 0 NOT NULL,
+    alert_depth bigint,
+    alert_oldest_age double precision,
+    alert_failure_rate double precision,
+    alert_dead_letters bigint,
+    CONSTRAINT queues_alert_dead_letters_check CHECK (((alert_dead_letters IS NULL) OR (alert_dead_letters >= 1))),
+    CONSTRAINT queues_alert_depth_check CHECK (((alert_depth IS NULL) OR (alert_depth >= 1))),
+    CONSTRAINT queues_alert_failure_rate_check CHECK (((alert_failure_rate IS NULL) OR ((alert_failure_rate > (0)::double precision) AND (alert_failure_rate <= (1)::double precision)))),
+    CONSTRAINT queues_alert_oldest_age_check CHECK (((alert_oldest_age IS NULL) OR (alert_oldest_age > (0)::double precision))),
     CONSTRAINT queues_concurrency_check CHECK (((concurrency IS NULL) OR (concurrency >= 1))),
     CONSTRAINT queues_group_concurrency_check CHECK (((group_concurrency IS NULL) OR (group_concurrency >= 1))),
     CONSTRAINT queues_group_rate_count_check CHECK (((group_rate_count IS NULL) OR (group_rate_count >= 1))),

@@ -199,11 +199,13 @@ DELETE FROM jobs WHERE id IN (
 );
 
 -- name: count_pending_detail
--- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts.
+-- Splits unfinished jobs into claimable-now, scheduled-later and expired-lease counts, and
+-- counts the ready jobs waiting for a retry.
 SELECT queue,
        sum(state = 'ready' AND available_at <= :now) AS ready_now,
        sum(state = 'ready' AND available_at > :now) AS scheduled,
        sum(state = 'leased' AND available_at <= :now) AS expired,
+       sum(state = 'ready' AND attempts > 0) AS retry_pending,
        min(CASE WHEN state = 'ready' AND available_at <= :now THEN available_at END)
            AS oldest_ready_at
 FROM jobs WHERE state IN ('ready', 'leased')

@@ -1,4 +1,4 @@
--- The SQLite schema that migrations 001..008 build, in one file (a snapshot: never run by
+-- The SQLite schema that migrations 001..009 build, in one file (a snapshot: never run by
 -- the library). tests/unit/test_schema_snapshots.py checks that the migrations, applied in
 -- order to an empty database, give exactly this schema; regenerate it with a new migration.
 
@@ -94,7 +94,12 @@ CREATE TABLE queues (
     group_rate_period REAL CHECK (group_rate_period IS NULL OR group_rate_period > 0),
     limited INTEGER NOT NULL DEFAULT 0 CHECK (limited IN (0, 1)),
     grouped INTEGER NOT NULL DEFAULT 0 CHECK (grouped IN (0, 1)),
-    rate_tat REAL, throttled INTEGER NOT NULL DEFAULT 0);
+    rate_tat REAL, throttled INTEGER NOT NULL DEFAULT 0,
+    alert_depth INTEGER CHECK (alert_depth IS NULL OR alert_depth >= 1),
+    alert_oldest_age REAL CHECK (alert_oldest_age IS NULL OR alert_oldest_age > 0),
+    alert_failure_rate REAL
+        CHECK (alert_failure_rate IS NULL OR (alert_failure_rate > 0 AND alert_failure_rate <= 1)),
+    alert_dead_letters INTEGER CHECK (alert_dead_letters IS NULL OR alert_dead_letters >= 1));
 
 CREATE TABLE schedules (
     name         TEXT    PRIMARY KEY,
