@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from . import config, flow, validation
+from . import config, flow, tracing, validation
 from .errors import InvalidArgument, InvalidPayload, QueueFull
 from .models import JSON, Job
 from .queue_base import JobRef, QueueBase
@@ -142,8 +143,9 @@ class ProducingMixin(QueueBase):
         texts = [first.payload_json]
         texts += validation.payloads(payloads[1:], max_bytes=self.max_payload_bytes)
         with joined(self.backend, connection) if connection is not None else nullcontext():
-            return self.backend.enqueue_uniform(name, first, payloads, texts, now=now,
-                                                queue_defaults=self._defaults)
+            return tracing.send(name, [first], lambda jobs: self.backend.enqueue_uniform(
+                name, jobs[0], payloads, texts, now=now, queue_defaults=self._defaults),
+                count=len(payloads))
 
     def enqueue_batch(self, queue: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]:
         """Store many jobs, each with options of its own, in one transaction: all or none.
@@ -183,6 +185,12 @@ class ProducingMixin(QueueBase):
 
     def _store(self, queue: str, jobs: list[NewJob], *, block: bool,
                block_timeout: float | timedelta | None) -> list[Job]:
+        """Enqueue, in a producer span when tracing is on (:mod:`persistent_queue.tracing`)."""
+        return tracing.send(queue, jobs, partial(self._store_now, queue, block=block,
+                                                 block_timeout=block_timeout))
+
+    def _store_now(self, queue: str, jobs: list[NewJob], *, block: bool,
+                   block_timeout: float | timedelta | None) -> list[Job]:
         """Enqueue; on ``QueueFull`` wait for room when ``block`` (back-pressure)."""
         if not block:
             if block_timeout is not None:

@@ -47,9 +47,9 @@ import queue as queue_module
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from . import config, validation
+from . import config, tracing, validation
 from .errors import InvalidArgument, InvalidJobState, JobCancelled, LeaseLost, QueueError, Retry
 from .executors import Outcome, ProcessExecutor
 from .logs import JobLog
@@ -168,6 +168,8 @@ class _InHand:
     abandoned: bool = False
     #: An async task's job, run on the worker's event loop (which enforces its limits).
     on_loop: bool = False
+    #: The run's consumer span when tracing is on (:mod:`persistent_queue.tracing`).
+    span: Any = None
 
 
 class Worker:
@@ -320,8 +322,9 @@ class Worker:
                 break
             for job in jobs:
                 on_loop = self._executor is None and runs_on_loop(self.tasks, job)
+                span = tracing.start_run(job, self.id)
                 with self._lock:
-                    self._in_hand[job.id] = entry = _InHand(job, on_loop=on_loop)
+                    self._in_hand[job.id] = entry = _InHand(job, on_loop=on_loop, span=span)
                 self._started_jobs += 1
                 if on_loop:
                     if self._loop_runner is None:
@@ -340,11 +343,14 @@ class Worker:
                 self._lock.wait(0.5)
             if not self._cold.is_set():
                 return EXIT_OK
-            abandoned = [entry.job for entry in self._in_hand.values() if not entry.settling]
+            entries = [entry for entry in self._in_hand.values() if not entry.settling]
+            abandoned = [entry.job for entry in entries]
         if self._executor is not None:  # stopped first: no handler runs a job given back
             self._executor.shutdown(kill=True)
         for job in abandoned:
             self._give_back(job)
+        for entry in entries:
+            tracing.end_run(entry.span, "given_back")
         logger.warning("cold stop: gave back %d job(s) in hand", len(abandoned),
                        extra={"worker": self.id, "job_ids": [job.id for job in abandoned]})
         return EXIT_COLD_STOP
@@ -395,7 +401,8 @@ class Worker:
             outcome = self._executor.run(job, slot=slot, timeout=job.timeout,
                                          cancel=entry.cancel, grace=self.config.cancel_grace)
         else:
-            outcome = self._run_here(job, entry)
+            with tracing.attached(entry.span):
+                outcome = self._run_here(job, entry)
         with self._lock:
             if entry.abandoned:
                 self._left_behind -= 1
@@ -408,7 +415,7 @@ class Worker:
                 return False  # given back by a cold stop
             entry.settling = True
             lost = entry.lease_lost
-        self._finish(job, outcome, lost)
+        self._finish(job, outcome, lost, entry.span)
         return False
 
     def _complete(self, job: Job, entry: _InHand, outcome: Outcome) -> None:
@@ -419,7 +426,7 @@ class Worker:
                 entry.settling = True
                 lost = entry.lease_lost
             if settle:
-                self._finish(job, outcome, lost)
+                self._finish(job, outcome, lost, entry.span)
         finally:
             with self._lock:
                 self._in_hand.pop(job.id, None)
@@ -442,8 +449,9 @@ class Worker:
                            duration=time.monotonic() - started)
         return Outcome(kind="ok", routed=routed, duration=time.monotonic() - started)
 
-    def _finish(self, job: Job, outcome: Outcome, lost: bool) -> None:
-        """Settle ``job`` with ``outcome``, then log and count the result."""
+    def _finish(self, job: Job, outcome: Outcome, lost: bool, span: Any = None) -> None:
+        """Settle ``job`` with ``outcome``, then log and count the result (and end ``span``,
+        the run's consumer span)."""
         routed = outcome.routed
         result = "lease_lost" if lost else self._settle(job, outcome)
         extra = {"worker": self.id, "job_id": job.id, "queue": job.queue,
@@ -464,6 +472,8 @@ class Worker:
             if error is not None and outcome.kind != "cancelled":
                 self.job_log.error(job_id=job.id, queue=job.queue, attempt=job.attempts,
                                    error=error)
+        if span is not None:
+            tracing.end_run(span, result, self._error_text(job, outcome))
 
     def _error_text(self, job: Job, outcome: Outcome) -> str | None:
         if outcome.kind == "retry":
@@ -625,7 +635,7 @@ class Worker:
                 "kill such handlers)", entry.job.id,
                 "after its timeout" if outcome.kind == "timeout" else "after its cancellation",
                 extra={"worker": self.id, "job_id": entry.job.id})
-            self._finish(entry.job, outcome, entry.lease_lost)
+            self._finish(entry.job, outcome, entry.lease_lost, entry.span)
             self._slots.release()
             self._job_thread(-1).start()  # the slot's replacement
         if self._left_behind > self.config.concurrency and not self._warm.is_set():

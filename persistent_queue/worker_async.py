@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from . import tracing
 from .errors import JobCancelled, Retry
 from .executor_child import Outcome
 from .models import Job
@@ -109,7 +110,8 @@ class LoopRunner:
         self.loop.stop()
 
     def _start(self, job: Job, entry: _InHand) -> None:
-        self._tasks[job.id] = self.loop.create_task(self._run(job, entry))
+        self._tasks[job.id] = self.loop.create_task(self._run(job, entry),
+                                                    context=tracing.context_for(entry.span))
 
     def _force_cancel(self, job_id: int) -> None:
         task = self._tasks.get(job_id)

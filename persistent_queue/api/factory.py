@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 
-from .. import __version__, config, validation
+from .. import __version__, config, tracing, validation
 from ..queue import Queue
 from ..tasks import TaskRegistry
 from .errors import install_error_handlers
@@ -132,4 +132,5 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
     if token:
         app.add_middleware(BearerAuthMiddleware, token=token, read_token=read_token)
+    tracing.instrument_app(app)  # request spans, parents of the enqueue spans (if tracing)
     return app
