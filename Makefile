@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= $(or $(PQ_DB),data/queue.db)
 
-.PHONY: help venv setup init run stop status api test test-fast soak lint typecheck clean bench bench-quick docs docs-test
+.PHONY: help venv setup init run stop status api test test-fast soak lint typecheck clean bench bench-quick bench-endtoend docs docs-test
 
 help:
 	@echo "make setup      create .venv and the database (then: source .venv/bin/activate)"
@@ -20,6 +20,7 @@ help:
 	@echo "make soak       the reliability suite in its long mode (docs/RELIABILITY.md)"
 	@echo "make lint       ruff and mypy"
 	@echo "make bench      benchmark against raw SQLite and the peers (bench/README.md)"
+	@echo "make bench-endtoend  whole systems end to end: pq worker vs Celery, RQ, dramatiq, huey, procrastinate"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +93,15 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m bench.profile
 	$(BENCH_VENV)/bin/python -m bench.pg_profile
+	$(MAKE) --no-print-directory bench-endtoend
+
+# Whole systems (bench/endtoend.py): this project's workers beside huey, dramatiq, Celery, RQ
+# and procrastinate, with the Redis server and PostgreSQL cluster the bench starts itself.
+# Without redis-server the Redis rows are skipped (each named, with why).
+bench-endtoend: $(BENCH_STAMP)
+	@command -v redis-server >/dev/null || echo "redis-server not found: the dramatiq, Celery \
+	and RQ rows are skipped. Install it: apt-get install -y redis-server (Debian/Ubuntu, as root)"
+	$(BENCH_VENV)/bin/python -m bench.endtoend $(ENDTOEND_ARGS)
 
 bench-quick: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench --quick --out bench/results/quick
