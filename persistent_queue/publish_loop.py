@@ -198,6 +198,7 @@ class PublishLoop:
             offset = None
             if mark is not None:
                 offset = mark(end, end_line) if whole else mark(part[-1].end, part[-1].number)
+            started = time.monotonic()
             try:
                 self._transaction([line.payload for line in part], offset)
             except QueueFull:
@@ -215,6 +216,9 @@ class PublishLoop:
                                 self.options.queue, extra={"queue": self.options.queue})
                     return False
                 continue  # one line first: the cheapest look for room
+            if part:
+                self._log_batch(part, None if mark is None else end if whole else part[-1].end,
+                                time.monotonic() - started)
             del rest[:size]
             if whole:
                 if stalled:  # said once per batch, not once per line that found room
@@ -223,6 +227,20 @@ class PublishLoop:
                                 extra={"queue": self.options.queue})
                 return True
             size = len(rest)
+
+    def _log_batch(self, part: list[_Line], offset: int | None, seconds: float) -> None:
+        """One INFO line per committed batch: queue, lines, first and last line number, the
+        stored byte offset (from a file) and how long the commit took."""
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        extra: dict[str, Any] = {
+            "queue": self.options.queue, "source": self._source, "lines": len(part),
+            "first_line": part[0].number, "last_line": part[-1].number,
+            "duration_ms": round(seconds * 1000, 2)}
+        if offset is not None:
+            extra["offset"] = offset
+        logger.info("published %d line(s) of %s to %s", len(part), self._source,
+                    self.options.queue, extra=extra)
 
     def _publish(self, lines: list[_Line], end: int, end_line: int,
                  mark: _Mark | None) -> bool:

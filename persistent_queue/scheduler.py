@@ -27,10 +27,13 @@ from types import FrameType
 
 from . import config
 from .errors import MissingDependency, QueueError
+from .logs import setup_logging
 from .models import Job
 from .queue import Queue
+from .storage.postgres.url import mask_url
 
-logger = logging.getLogger(__name__)
+# Named, so that ``python -m persistent_queue.scheduler`` logs as the package's module too.
+logger = logging.getLogger("persistent_queue.scheduler")
 
 #: Seconds between a scheduler process's heartbeats in the worker registry.
 HEARTBEAT_INTERVAL = 5.0
@@ -93,12 +96,13 @@ def run_scheduler(queue: Queue, stop: threading.Event, *,
 
 
 def serve(db: str, interval: float = config.SCHEDULER_INTERVAL) -> int:
-    """Run a scheduler on ``db`` until SIGTERM or SIGINT; the process's exit code.
+    """Run a scheduler on ``db`` until SIGTERM or SIGINT, logging JSON lines on stdout; the
+    process's exit code.
 
     0 when stopped, 1 when the database cannot be used, 2 when it needs an extra that is not
     installed (a ``postgresql://`` URL without ``[postgres]``).
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -108,6 +112,8 @@ def serve(db: str, interval: float = config.SCHEDULER_INTERVAL) -> int:
     try:
         with Queue(db) as queue:
             worker_id = f"scheduler-{socket.gethostname()}-{os.getpid()}"
+            logger.info("scheduler %s started on %s", worker_id, mask_url(db),
+                        extra={"worker": worker_id})
             fired = run_scheduler(queue, stop, interval=interval, worker_id=worker_id)
     except QueueError as exc:
         logger.error("scheduler cannot run: %s", exc)

@@ -2,19 +2,25 @@
 
 Settings come from flags and ``PQ_*`` variables (:mod:`.settings`). Exit codes of ``pq api``:
 0 stopped by SIGTERM/SIGINT, 2 bad configuration or a database that cannot be opened.
+
+Every log record, uvicorn's included, is one JSON line on stdout (:func:`log_config`); an
+access line carries ``client``, ``method``, ``path``, ``status`` and ``http_version``.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI
 
 from ..errors import QueueError
+from ..logs import JsonFormatter
 from ..queue import Queue
 from ..storage.postgres.url import mask_url
 from ..tasks import TaskRegistry
@@ -54,6 +60,35 @@ def app_from_env() -> FastAPI:
                       registry=load_registry(settings))
 
 
+class UvicornJsonFormatter(JsonFormatter):
+    """The project's JSON lines for uvicorn's records: an access record's parts as fields,
+    without uvicorn's ANSI-coloured copy of the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.__dict__.pop("color_message", None)
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) \
+                and len(record.args) == 5:
+            client, method, path, version, status = record.args
+            record.__dict__.update(client=client, method=method, path=path,
+                                   http_version=version, status=status)
+        return super().format(record)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's ``log_config``: every record at ``level`` and above, uvicorn's and the
+    app's, as one JSON object per line on stdout."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": UvicornJsonFormatter}},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stdout"}},
+        "root": {"handlers": ["stdout"], "level": level.upper()},
+        "loggers": {name: {"handlers": [], "level": level.upper(), "propagate": True}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    }
+
+
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -62,8 +97,7 @@ def serve(settings: ApiSettings) -> int:
     """Open the queue and serve it with uvicorn until SIGTERM/SIGINT; the exit code."""
     import uvicorn
 
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(log_config(settings.log_level))
     try:
         registry = load_registry(settings)
     except QueueError as exc:
@@ -86,6 +120,7 @@ def serve(settings: ApiSettings) -> int:
         signal.signal(signum, _exit_cleanly)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                    log_config=log_config(settings.log_level),
                     proxy_headers=False, server_header=False,
                     timeout_graceful_shutdown=int(settings.max_wait) + 5)
     finally:
