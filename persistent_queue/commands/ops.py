@@ -1,9 +1,10 @@
-"""``pq cleanup | workers | doctor``: operating the database."""
+"""``pq cleanup | workers [prune] | busy | doctor``: operating the database."""
 
 from __future__ import annotations
 
 import click
 
+from .. import config
 from ..durations import parse_duration
 from ..errors import InvalidInput
 from ..health import database_health
@@ -28,13 +29,25 @@ def cleanup(ctx: click.Context, older_than: str, queue: str | None, vacuum: bool
     click.echo(f"removed {removed} done job(s)")
 
 
-@click.command()
+def _duration(text: str, name: str) -> float:
+    try:
+        return parse_duration(text, name=name)
+    except InvalidInput as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--lost-after", default=f"{config.WORKER_STALE_AFTER:g}s", show_default=True,
+              help="A running worker silent this long is shown as lost.")
 @json_option
 @click.pass_context
-def workers(ctx: click.Context, as_json: bool) -> None:
-    """Registered producers and consumers; silent ones are shown as dead."""
+def workers(ctx: click.Context, lost_after: str, as_json: bool) -> None:
+    """Registered producers and consumers: running, stopped, or lost (silent, no goodbye)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    stale = _duration(lost_after, "--lost-after")
     with open_queue(ctx) as q:
-        found = q.workers()
+        found = q.workers(stale_after=stale)
     if as_json:
         print_json([w.to_dict() for w in found])
         return
@@ -42,6 +55,42 @@ def workers(ctx: click.Context, as_json: bool) -> None:
              "started": fmt_time(w.started_at)} for w in found]
     table(rows, ["id", "kind", "state", "pid", "queues", "started", "heartbeat", "processed",
                  "failed"])
+
+
+@workers.command("prune")
+@click.option("--older-than", default="7d", show_default=True,
+              help="Forget stopped and lost workers last heard of longer ago than this.")
+@click.option("--lost-after", default=f"{config.WORKER_STALE_AFTER:g}s", show_default=True,
+              help="A running worker silent this long is lost.")
+@click.pass_context
+def prune_workers(ctx: click.Context, older_than: str, lost_after: str) -> None:
+    """Remove stopped and lost workers from the registry (the janitor does it too)."""
+    age = _duration(older_than, "--older-than")
+    stale = _duration(lost_after, "--lost-after")
+    with open_queue(ctx) as q:
+        removed = q.prune_workers(age, stale_after=stale)
+    click.echo(f"removed {removed} worker(s)")
+
+
+@click.command()
+@click.option("--queue", default=None, help="Only this queue.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@json_option
+@click.pass_context
+def busy(ctx: click.Context, queue: str | None, limit: int, as_json: bool) -> None:
+    """Jobs running now, longest running first: worker, attempt, progress, lease end."""
+    with open_queue(ctx) as q:
+        found = q.running_jobs(queue, limit=limit)
+    if as_json:
+        print_json([job.to_dict() for job in found])
+        return
+    rows = [{**job.to_dict(), "running": "" if job.running_for is None
+             else f"{job.running_for:.0f}s",
+             "progress": "" if job.progress is None else f"{job.progress:.0%}",
+             "message": job.progress_message or "",
+             "lease_until": fmt_time(job.lease_expires_at)} for job in found]
+    table(rows, ["id", "queue", "task", "worker", "attempt", "running", "progress", "message",
+                 "lease_until"])
 
 
 @click.command()
@@ -85,4 +134,4 @@ def doctor(ctx: click.Context, quick: bool, min_free_mb: int, as_json: bool) -> 
         ctx.exit(EXIT_FAILED)
 
 
-COMMANDS = [cleanup, workers, doctor]
+COMMANDS = [cleanup, workers, busy, doctor]

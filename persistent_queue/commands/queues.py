@@ -7,6 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
+from ..durations import parse_duration
+from ..errors import InvalidInput
+from ..models import Alert
 from .common import json_option, open_queue, print_json, table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,23 +20,32 @@ NONE = "none"
 class _OrNone(click.ParamType[Any, Any]):
     """A setting's value, or ``none`` to remove it (the library checks the value itself)."""
 
-    def __init__(self, kind: type[int] | type[str], metavar: str) -> None:
-        self.kind, self.name = kind, metavar
+    def __init__(self, kind: type[int] | type[float] | type[str], metavar: str,
+                 *, duration: bool = False) -> None:
+        self.kind, self.name, self.duration = kind, metavar, duration
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
         if isinstance(value, str) and value.strip().lower() == NONE:
             return None
-        if self.kind is int:
+        if self.duration:
             try:
-                return int(value)
+                return parse_duration(str(value), name=param.name if param else "duration")
+            except InvalidInput as exc:
+                self.fail(f"{exc} (or {NONE})", param, ctx)
+        if self.kind is not str:
+            try:
+                return self.kind(value)
             except (TypeError, ValueError):
-                self.fail(f"{value!r} is not an integer (or {NONE})", param, ctx)
+                noun = "an integer" if self.kind is int else "a number"
+                self.fail(f"{value!r} is not {noun} (or {NONE})", param, ctx)
         return value
 
 
 LIMIT = _OrNone(int, "N")
 RATE = _OrNone(str, "COUNT/PERIOD")
+SHARE = _OrNone(float, "RATE")
+AGE = _OrNone(float, "DURATION", duration=True)
 _LIMIT_OPTIONS = [
     ("--concurrency", LIMIT,
      "At most N jobs of the queue leased at once, across every consumer"),
@@ -44,12 +56,19 @@ _LIMIT_OPTIONS = [
      "At most N jobs of one group (--group-key) at once; a group's jobs start in enqueue "
      "order"),
     ("--group-rate-limit", RATE, "At most COUNT claims per PERIOD of one group"),
+    ("--alert-depth", LIMIT, "Alert when N or more jobs are ready"),
+    ("--alert-oldest-age", AGE,
+     "Alert when the oldest ready job has waited this long (90, 30s, 5m, 1h)"),
+    ("--alert-failure-rate", SHARE,
+     "Alert when this share (above 0, at most 1) of the attempts ended in the last 15 min "
+     "failed"),
+    ("--alert-dead-letters", LIMIT, "Alert when N or more jobs are dead-lettered"),
 ]
 
 
 def limit_options(*, removable: bool) -> Callable[[F], F]:
-    """The flow-control options of ``create`` and ``update`` (docs/flow-control.md); with
-    ``removable``, ``none`` removes a limit."""
+    """The flow-control and alert options of ``create`` and ``update``
+    (docs/flow-control.md); with ``removable``, ``none`` removes a limit or an alert."""
     extra = f"; {NONE} removes it" if removable else ""
 
     def decorate(command: F) -> F:
@@ -60,20 +79,37 @@ def limit_options(*, removable: bool) -> Callable[[F], F]:
     return decorate
 
 
+def firing(alerts: list[Alert]) -> dict[str, str]:
+    """Each queue's firing alerts as one cell: ``"depth 120>=100, dead_letters 3>=1"``."""
+    cells: dict[str, list[str]] = {}
+    for alert in alerts:
+        if alert.firing:
+            cells.setdefault(alert.queue, []).append(
+                f"{alert.kind} {alert.value:.4g}>={alert.threshold:.4g}")
+    return {name: ", ".join(parts) for name, parts in cells.items()}
+
+
 @click.command()
 @click.argument("queue", required=False)
 @json_option
 @click.pass_context
 def stats(ctx: click.Context, queue: str | None, as_json: bool) -> None:
-    """Jobs per state, for every queue or one, with dedup hits and enqueues refused as full."""
+    """Jobs per state, for every queue or one: expired leases, jobs waiting for a retry
+    (retry_pending), the oldest ready job's age, dedup hits, enqueues refused as full, flow
+    control and the alerts firing."""
     with open_queue(ctx) as q:
         found = q.stats() if queue is None else {queue: q.stats(queue)}
-    rows = [s.to_dict() for s in found.values()]
+        alerts = firing(q.alerts(queue))
+    rows = [{**s.to_dict(), "alerts": alerts.get(s.queue, "")} for s in found.values()]
     if as_json:
         print_json(rows)
         return
-    table(rows, ["queue", "waiting", "ready", "scheduled", "leased", "done", "dead", "paused",
-                 "dedup_hits", "rejected_full", "held", "throttled"])
+    for row in rows:
+        age = row["oldest_ready_age"]
+        row["oldest_ready"] = "" if age is None else f"{age:.0f}s"
+    table(rows, ["queue", "waiting", "ready", "scheduled", "leased", "expired", "retry_pending",
+                 "oldest_ready", "done", "dead", "paused", "dedup_hits", "rejected_full", "held",
+                 "throttled", "alerts"])
 
 
 @click.group()
@@ -88,12 +124,13 @@ def list_queues(ctx: click.Context, as_json: bool) -> None:
     """Every queue with its settings."""
     with open_queue(ctx) as q:
         found = q.list_queues()
+        alerts = firing(q.alerts())
+    rows = [{**info.to_dict(), "alerts": alerts.get(info.name, "")} for info in found]
     if as_json:
-        print_json([info.to_dict() for info in found])
+        print_json(rows)
         return
-    table([info.to_dict() for info in found],
-          ["name", "max_attempts", "visibility_timeout", "max_size", "paused", "concurrency",
-           "rate_limit", "group_concurrency", "group_rate_limit"])
+    table(rows, ["name", "max_attempts", "visibility_timeout", "max_size", "paused",
+                 "concurrency", "rate_limit", "group_concurrency", "group_rate_limit", "alerts"])
 
 
 @queues.command()
@@ -107,7 +144,7 @@ def list_queues(ctx: click.Context, as_json: bool) -> None:
 def create(ctx: click.Context, /, name: str, max_attempts: int | None,
            visibility_timeout: float | None, max_size: int | None, exist_ok: bool,
            **limits: Any) -> None:
-    """Create queue NAME (its limits: docs/flow-control.md)."""
+    """Create queue NAME (its limits: docs/flow-control.md; its alerts: docs/operations.md)."""
     with open_queue(ctx, create=True) as q:
         info = q.create_queue(name, max_attempts=max_attempts,
                               visibility_timeout=visibility_timeout, max_size=max_size,
@@ -126,7 +163,8 @@ def create(ctx: click.Context, /, name: str, max_attempts: int | None,
 def update(ctx: click.Context, /, name: str, **given: Any) -> None:
     """Change the settings of queue NAME; settings not given stay as they are.
 
-    A new limit applies from the next claim; a changed rate limit starts afresh.
+    A new limit applies from the next claim; a changed rate limit starts afresh. An alert
+    fires (pq stats, pq queues list, /metrics) when its value reaches its threshold.
     """
     source = click.core.ParameterSource
     changes = {key: value for key, value in given.items()
