@@ -11,47 +11,21 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.util._once import Once
 
 from persistent_queue import Job, JobState, Queue, QueueFull, tracing
 from persistent_queue.api import create_app
 from persistent_queue.worker import EXIT_OK, Worker, WorkerConfig
+from tests.tracing_support import configured_sdk, named, traceparent_of
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def _reset_global_provider() -> None:
-    # The API sets the global provider once per process; tests put it back (as OTel's own
-    # test utilities do), so no other test runs with tracing on.
-    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
-
-
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """A configured SDK tracer provider for this test; its finished spans."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _reset_global_provider()
-    trace.set_tracer_provider(provider)
-    yield exporter
-    provider.shutdown()
-    _reset_global_provider()
-
-
-def named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
-    return [span for span in exporter.get_finished_spans() if span.name == name]
-
-
-def traceparent_of(span: ReadableSpan) -> str:
-    ctx = span.get_span_context()
-    assert ctx is not None
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+    """An SDK tracer provider for this test (tracing on); its finished spans."""
+    yield from configured_sdk()
 
 
 def run_worker(q: Queue, handler: Any, tmp_path: Path, jobs: int) -> None:
