@@ -9,8 +9,10 @@ import streamlit as st
 from ..errors import InvalidInput
 from ..queue import Queue
 from ..tasks import TASK_HEADER
-from .frames import dead_letters_frame, history_frame, parse_json, timestamp
+from .display import show_json, table
+from .frames import dead_letters_frame, parse_json, timestamp
 from .markup import escape_markdown
+from .ops_job import render_timeline
 from .session import attempt, read, show_flash
 
 WHERE = "dead"
@@ -80,7 +82,7 @@ def render_dead_letters(queue: Queue) -> None:
     else:
         more = " (the newest shown)" if len(letters) == LIMIT else ""
         st.caption(f"{len(letters)} dead letter(s){more}, newest first.")
-        st.dataframe(dead_letters_frame(letters), hide_index=True)
+        table(dead_letters_frame(letters), medium=["payload", "reason", "last error"])
     left, right = st.columns(2)
     with left.container(border=True):
         st.markdown("**Redrive all**: move them back with attempts reset")
@@ -113,9 +115,9 @@ def render_dead_letters(queue: Queue) -> None:
         st.code(letter.last_error, language=None)
     left, right = st.columns(2)
     left.markdown("**Payload**")
-    left.json(letter.payload)
+    show_json(letter.payload, left)
     right.markdown("**Headers**")
-    right.json(letter.headers)
+    show_json(letter.headers, right)
     with st.container(border=True):
         st.markdown("**Edit the payload** before redriving it (JSON, checked as an enqueue "
                     "checks it)")
@@ -123,8 +125,6 @@ def render_dead_letters(queue: Queue) -> None:
                      value=json.dumps(letter.payload, indent=2, ensure_ascii=False))
         st.button("Save payload", key="dead_save_payload", on_click=_save_payload,
                   args=(letter.id,))
-    events = read(lambda q: q.history(letter.id), queue) or []
-    if events:
-        st.dataframe(history_frame(events), hide_index=True)
+    render_timeline(read(lambda q: q.history(letter.id), queue) or [])
     st.button(f"Redrive job {letter.id}", key="dead_redrive_one", type="primary",
               on_click=_redrive_one, args=(letter.id,))

@@ -9,13 +9,24 @@ import pandas as pd
 import streamlit as st
 
 from ..models import QueueStats, ThroughputPoint, WorkerInfo
-from .frames import duration, stats_frame, throughput_frame, workers_frame
+from .display import table
+from .frames import (
+    SERIES_COLOURS,
+    STATS_HELP,
+    duration,
+    stats_frame,
+    throughput_frame,
+    workers_frame,
+)
 from .markup import escape_markdown
 from .session import page_queue, read
 
 WINDOWS = {"15 minutes": 900, "1 hour": 3600, "6 hours": 6 * 3600, "24 hours": 86400}
-_COLOURS = alt.Scale(domain=["enqueued", "acked", "failed", "dead"],
-                     range=["#4c78a8", "#54a24b", "#f58518", "#e45756"])
+
+
+def colours(*series: str) -> alt.Scale:
+    """The outcome colours of :data:`SERIES_COLOURS` for these series, in this order."""
+    return alt.Scale(domain=list(series), range=[SERIES_COLOURS[s] for s in series])
 
 
 def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -26,7 +37,8 @@ def throughput_chart(frame: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("time:T", title="minute (UTC)", axis=alt.Axis(format="%H:%M")),
             y=alt.Y("jobs:Q", title="jobs per minute"),
-            color=alt.Color("series:N", scale=_COLOURS, title=None),
+            color=alt.Color("series:N", scale=colours("enqueued", "acked", "failed", "dead"),
+                            title=None),
             tooltip=["time:T", "series:N", "jobs:Q"],
         )
         .properties(height=260)
@@ -52,11 +64,11 @@ def _retries(stats: dict[str, QueueStats], points: list[ThroughputPoint]) -> pd.
         mine = [p for p in points if p.queue == name]
         acked = sum(p.acked for p in mine)
         failed = sum(p.failed for p in mine)
-        rows.append({"queue": name, "jobs retried (pending)": s.retries,
+        rows.append({"queue": name, "waiting to retry": s.retry_pending,
                      "failed attempts (window)": failed, "acked (window)": acked,
                      "dead (window)": sum(p.dead for p in mine),
                      "failure rate": f"{failed / (acked + failed):.1%}" if acked + failed else "-"})
-    return pd.DataFrame(rows, columns=["queue", "jobs retried (pending)",
+    return pd.DataFrame(rows, columns=["queue", "waiting to retry",
                                        "failed attempts (window)", "acked (window)",
                                        "dead (window)", "failure rate"])
 
@@ -77,7 +89,8 @@ def _workers(workers: list[WorkerInfo], now: float) -> None:
                  .mark_bar()
                  .encode(x=alt.X("consumer:N", title=None, axis=alt.Axis(labelAngle=0)),
                          xOffset="outcome:N", y=alt.Y("jobs:Q", title="jobs"),
-                         color=alt.Color("outcome:N", title=None),
+                         color=alt.Color("outcome:N", scale=colours("processed", "failed"),
+                                         title=None),
                          tooltip=["consumer:N", "outcome:N", "jobs:Q"])
                  .properties(height=220, title="Jobs per consumer since it started"))
         st.altair_chart(chart)
@@ -96,7 +109,7 @@ def _body(window: int, focus: str) -> None:
     st.caption("Queues: " + escape_markdown(
         ", ".join(f"{name} ({s.ready} ready)" for name, s in stats.items()) or "none yet"))
     st.markdown("#### Jobs by state")
-    st.dataframe(stats_frame(stats, queues), hide_index=True)
+    table(stats_frame(stats), helps=STATS_HELP)
     st.markdown(f"#### Throughput, last {duration(window)} ({escape_markdown(focus)})")
     frame = throughput_frame(points, None if focus == "all queues" else focus,
                              start=now - window, end=now, step=60.0)

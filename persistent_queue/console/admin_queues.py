@@ -10,7 +10,8 @@ from .. import config, flow
 from ..errors import InvalidInput
 from ..models import DeletedQueue, QueueInfo
 from ..queue import Queue
-from .frames import flow_frame, stats_frame
+from .display import table
+from .frames import STATS_HELP, flow_frame, settings_frame, stats_frame
 from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
@@ -159,8 +160,10 @@ def render_queues(queue: Queue) -> None:
     if queues is None or stats is None:
         return
     if queues:
-        st.dataframe(stats_frame({q.name: stats[q.name] for q in queues if q.name in stats},
-                                 queues), hide_index=True)
+        table(stats_frame({q.name: stats[q.name] for q in queues if q.name in stats}),
+              helps=STATS_HELP)
+        st.markdown("#### Settings")
+        table(settings_frame(queues))
         limited = flow_frame(stats, queues)
         if len(limited):
             st.markdown("#### Flow control")

@@ -149,27 +149,49 @@ def history_frame(events: Sequence[JobEvent]) -> pd.DataFrame:
                                        "detail"])
 
 
-def stats_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo] = ()) -> pd.DataFrame:
-    """Per-queue counts by state joined with each queue's settings."""
-    info = {q.name: q for q in queues}
+#: One colour per outcome, the same in every chart: failures red, successes green.
+SERIES_COLOURS = {"enqueued": "#4c78a8", "acked": "#54a24b", "processed": "#54a24b",
+                  "failed": "#e45756", "dead": "#9e1b32"}
+
+#: What each short column label of :func:`stats_frame` counts (shown as header tooltips).
+STATS_HELP = {
+    "scheduled": "ready jobs whose time has not come (delayed or backing off)",
+    "waiting": "jobs waiting for their dependencies",
+    "expired": "leases that ran out (claimable again)",
+    "retrying": "jobs waiting for another attempt after a failure",
+    "dedup": "enqueues answered with an existing job (same dedup key)",
+    "rejected": "enqueues refused because the queue was full (max size)",
+    "oldest ready": "how long the oldest claimable job has waited",
+    "alerts": "alert thresholds crossed now",
+}
+
+
+def stats_frame(stats: Mapping[str, QueueStats],
+                alerts: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
+    """Per-queue counts by state (short labels: :data:`STATS_HELP` says what each counts),
+    and the alerts firing on each queue when ``alerts`` is given."""
     rows = []
     for name, s in stats.items():
-        settings = info.get(name)
-        rows.append({
+        row: dict[str, Any] = {
             "queue": name, "paused": s.paused, "ready": s.ready, "scheduled": s.scheduled,
-            "waiting": s.waiting, "leased": s.leased, "expired leases": s.expired,
-            "done": s.done, "dead": s.dead, "retries": s.retries,
-            "dedup hits": s.dedup_hits, "rejected full": s.rejected_full,
+            "waiting": s.waiting, "leased": s.leased, "expired": s.expired,
+            "done": s.done, "dead": s.dead, "retrying": s.retry_pending,
+            "dedup": s.dedup_hits, "rejected": s.rejected_full,
             "oldest ready": duration(s.oldest_ready_age),
-            "max attempts": settings.max_attempts if settings else None,
-            "visibility timeout (s)": settings.visibility_timeout if settings else None,
-            "max size": settings.max_size if settings else None,
-        })
-    columns = ["queue", "paused", "ready", "scheduled", "waiting", "leased", "expired leases",
-               "done", "dead", "retries", "dedup hits", "rejected full", "oldest ready",
-               "max attempts",
-               "visibility timeout (s)", "max size"]
-    return pd.DataFrame(rows, columns=columns)
+        }
+        if alerts is not None:
+            row["alerts"] = ", ".join(alerts.get(name, ()))
+        rows.append(row)
+    columns = ["queue", "paused", "ready", "scheduled", "waiting", "leased", "expired",
+               "done", "dead", "retrying", "dedup", "rejected", "oldest ready"]
+    return pd.DataFrame(rows, columns=columns + (["alerts"] if alerts is not None else []))
+
+
+def settings_frame(queues: Iterable[QueueInfo]) -> pd.DataFrame:
+    """Each queue's settings: attempts, lease, size bound."""
+    rows = [{"queue": q.name, "max attempts": q.max_attempts,
+             "lease (s)": q.visibility_timeout, "max size": q.max_size} for q in queues]
+    return pd.DataFrame(rows, columns=["queue", "max attempts", "lease (s)", "max size"])
 
 
 def flow_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo]) -> pd.DataFrame:
@@ -194,12 +216,31 @@ def flow_frame(stats: Mapping[str, QueueStats], queues: Iterable[QueueInfo]) -> 
 
 
 def dead_letters_frame(letters: Sequence[DeadLetter]) -> pd.DataFrame:
-    """One row per dead letter with why it died."""
-    rows = [{"id": d.id, "queue": d.queue, "reason": d.reason, "last error": d.last_error or "",
-             "attempts": d.attempts, "created": timestamp(d.created_at),
-             "dead at": timestamp(d.dead_at), "payload": preview(d.payload)} for d in letters]
-    return pd.DataFrame(rows, columns=["id", "queue", "reason", "last error", "attempts",
-                                       "created", "dead at", "payload"])
+    """One row per dead letter: a preview of its payload, and why it died."""
+    rows = [{"id": d.id, "queue": d.queue, "payload": preview(d.payload, 60),
+             "reason": d.reason, "last error": preview_text(d.last_error or "", 80),
+             "attempts": d.attempts, "dead at": timestamp(d.dead_at),
+             "created": timestamp(d.created_at)} for d in letters]
+    return pd.DataFrame(rows, columns=["id", "queue", "payload", "reason", "last error",
+                                       "attempts", "dead at", "created"])
+
+
+def preview_text(text: str, width: int) -> str:
+    """``text`` on one line, cut at ``width`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def timeline_frame(events: Sequence[JobEvent], job: Job | None = None) -> pd.DataFrame:
+    """:func:`history_frame`, ended by the job's result once it is done."""
+    frame = history_frame(events)
+    if job is not None and job.state is JobState.DONE and job.result is not None:
+        last = events[-1] if events else None
+        frame.loc[len(frame)] = {
+            "at": timestamp(job.finished_at), "event": "result",
+            "attempt": last.attempt if last else job.attempts, "worker": job.claimed_by or "",
+            "run time": "", "detail": preview(job.result, 200)}
+    return frame
 
 
 def workers_frame(workers: Sequence[WorkerInfo], now: float) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from ..models import Job, JobState
 from ..queue import Queue
+from .display import table
 from .frames import jobs_frame, parse_headers, payload_matches
 from .ops_job import render_detail
 from .session import read
@@ -87,5 +88,5 @@ def render_browse(queue: Queue, names: list[str]) -> None:
         st.caption(f"Jobs {first}-{first + len(result.jobs) - 1}{more}{note}. "
                    "Dead jobs are listed with state 'dead'; jobs waiting for their "
                    "dependencies with state 'waiting'.")
-        st.dataframe(jobs_frame(result.jobs, now), hide_index=True)
+        table(jobs_frame(result.jobs, now), large=["payload"], medium=["last error"])
     render_detail(queue, [job.id for job in result.jobs])

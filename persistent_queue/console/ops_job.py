@@ -18,10 +18,11 @@ import pandas as pd
 import streamlit as st
 
 from ..errors import InvalidInput, JobNotFound
-from ..models import Job, JobState
+from ..models import Job, JobEvent, JobState
 from ..queue import Queue
 from ..tasks import task_name
-from .frames import duration, history_frame, run_time, timestamp
+from .display import show_json, table
+from .frames import duration, run_time, timeline_frame, timestamp
 from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
@@ -186,7 +187,9 @@ def render_detail(queue: Queue, ids: list[int]) -> None:
     d.metric("Queue", escape_markdown(job.queue))
     times = {
         "created": timestamp(job.created_at),
-        "available at": timestamp(job.available_at),
+        # A leased job's is its lease end (shown below); a finished job's means nothing.
+        "available at": timestamp(job.available_at)
+        if job.state in (JobState.READY, JobState.WAITING) else "",
         "updated": timestamp(job.updated_at),
         "finished": timestamp(job.finished_at),
         "lease ends": (f"{timestamp(job.lease_expires_at)} "
@@ -209,11 +212,17 @@ def render_detail(queue: Queue, ids: list[int]) -> None:
     _render_task(job)
     left, right = st.columns(2)
     left.markdown("**Payload**")
-    left.json(job.payload)
+    show_json(job.payload, left)
     right.markdown("**Headers**")
-    right.json(job.headers)
+    show_json(job.headers, right)
+    render_timeline(events, job)
+
+
+def render_timeline(events: list[JobEvent], job: Job | None = None) -> None:
+    """A job's timeline: enqueued, claimed by which worker, how long each attempt ran, and
+    how it ended (acked with its result, failed with its error, cancelled, dead-lettered)."""
     st.markdown(f"**Timeline** ({len(events)} events: enqueued, claimed by a worker, "
                 "failed / acked / cancelled with the attempt's run time, dead-lettered, "
                 "redriven)")
     if events:
-        st.dataframe(history_frame(events), hide_index=True)
+        table(timeline_frame(events, job), large=["detail"])

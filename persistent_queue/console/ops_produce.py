@@ -17,6 +17,7 @@ from .session import attempt, flash, show_flash
 
 CLAIMED = "pq_claimed"
 CLAIMED_AT = "pq_claimed_at"
+CLAIM_QUEUE = "pq_claim_queue"
 LAST_ENQUEUED = "pq_last_enqueued"
 NEW_QUEUE = "(new queue)"
 
@@ -112,7 +113,7 @@ def _claim() -> None:
     before = len(s.get("pq_flash_claim", []))
     job = attempt(action, where="claim")
     if job is not None:
-        s[CLAIMED], s[CLAIMED_AT] = job, time.time()
+        s[CLAIMED], s[CLAIMED_AT], s[CLAIM_QUEUE] = job, time.time(), name
         flash("success", f"Claimed job {job.id} for {duration(timeout)}.", "claim")
     elif len(s.get("pq_flash_claim", [])) == before:
         flash("info", f"No job is ready in queue '{name}' (empty, delayed, leased or paused).",
@@ -194,6 +195,11 @@ def render_claim(queue: Queue, names: list[str]) -> None:
     st.subheader("Claim a job")
     job = _claimed()
     if job is None:
+        # The selectbox is not drawn while a job is claimed, so Streamlit forgets its value:
+        # the queue claimed from is kept apart and picked again after the ack.
+        kept = st.session_state.get(CLAIM_QUEUE)
+        if "claim_queue" not in st.session_state and kept in names:
+            st.session_state["claim_queue"] = kept
         left, right = st.columns(2)
         left.selectbox("Queue", names, key="claim_queue")
         right.number_input("Visibility timeout (seconds)", value=30.0, min_value=1.0,

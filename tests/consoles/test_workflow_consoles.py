@@ -128,5 +128,5 @@ def test_admin_queue_table_counts_dedup_hits_and_refusals(open_console: Console,
         pass
     app = admin_page(open_console("admin_console.py"), "Queues")
     row = app.dataframe[0].value.set_index("queue").loc["small"]
-    assert (row["dedup hits"], row["rejected full"]) == (1, 1)
+    assert (row["dedup"], row["rejected"]) == (1, 1)
     assert db.get_job(db.list_jobs("small")[0].id).state is JobState.READY
