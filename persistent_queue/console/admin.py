@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .admin_backup import render_backup
 from .admin_dead import render_dead_letters
 from .admin_health import render_health
 from .admin_metrics import render_metrics
@@ -15,7 +16,7 @@ from .markup import escape_markdown
 from .session import db_label, logout_button, page_queue, require_login, setup_page
 
 TITLE = "persistent-queue · admin"
-PAGES = ["Metrics", "Queues", "Workflows", "Dead letters", "Processes", "Health"]
+PAGES = ["Metrics", "Queues", "Workflows", "Dead letters", "Processes", "Health", "Backup"]
 REFRESH = {"every 2 s": 2.0, "every 5 s": 5.0, "every 15 s": 15.0, "every 60 s": 60.0,
            "off": None}
 
@@ -32,6 +33,9 @@ def main() -> None:
     logout_button()
     if page == "Metrics":
         render_metrics(refresh)
+        return
+    if page == "Backup":
+        render_backup()
         return
     if page == "Processes":
         render_processes()
