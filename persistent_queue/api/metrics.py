@@ -21,7 +21,8 @@ _STATES = ("waiting", "ready", "scheduled", "leased", "expired", "done", "dead")
 
 
 class QueueDepthCollector(Collector):
-    """``pq_queue_jobs{queue,state}`` and friends, from ``Queue.stats()`` at scrape time."""
+    """``pq_queue_jobs{queue,state}`` and friends, from ``Queue.stats()`` at scrape time, and
+    ``pq_queue_alert_*{queue,kind}`` from ``Queue.alerts()``."""
 
     def __init__(self, queue: Queue) -> None:
         self.queue = queue
@@ -43,11 +44,27 @@ class QueueDepthCollector(Collector):
             "pq_queue_throttled_claims",
             "Claims that found jobs ready but got fewer because of the queue's limits.",
             labels=["queue"])
+        retrying = GaugeMetricFamily(
+            "pq_queue_retry_pending_jobs",
+            "Ready jobs that failed an attempt and wait for their retry.", labels=["queue"])
         held = GaugeMetricFamily("pq_queue_held_jobs",
                                  "Ready jobs the queue's limits hold back now.", labels=["queue"])
         limits = GaugeMetricFamily(
             "pq_queue_limit", "A queue's flow-control limits (rates in claims per second).",
             labels=["queue", "limit"])
+        firing = GaugeMetricFamily(
+            "pq_queue_alert_firing", "1 while the queue's alert of this kind fires (its value "
+            "at or above its threshold), else 0.", labels=["queue", "kind"])
+        threshold = GaugeMetricFamily(
+            "pq_queue_alert_threshold", "The threshold of the queue's alert of this kind.",
+            labels=["queue", "kind"])
+        measured = GaugeMetricFamily(
+            "pq_queue_alert_value", "The value the queue's alert of this kind compares.",
+            labels=["queue", "kind"])
+        for alert in self.queue.alerts():
+            firing.add_metric([alert.queue, alert.kind], 1 if alert.firing else 0)
+            threshold.add_metric([alert.queue, alert.kind], alert.threshold)
+            measured.add_metric([alert.queue, alert.kind], alert.value)
         for name, item in sorted(stats.items()):
             for state in _STATES:
                 depth.add_metric([name, state], getattr(item, state))
@@ -55,6 +72,7 @@ class QueueDepthCollector(Collector):
             oldest.add_metric([name], item.oldest_ready_age or 0.0)
             throttled.add_metric([name], item.throttled)
             held.add_metric([name], item.held)
+            retrying.add_metric([name], item.retry_pending)
             if name in settings:
                 for limit, value in _limits(settings[name]):
                     limits.add_metric([name, limit], value)
@@ -63,7 +81,11 @@ class QueueDepthCollector(Collector):
         yield oldest
         yield throttled
         yield held
+        yield retrying
         yield limits
+        yield firing
+        yield threshold
+        yield measured
 
 
 def _limits(info: QueueInfo) -> Iterator[tuple[str, float]]:

@@ -53,6 +53,12 @@ Limit = Annotated[int, Field(ge=1, le=flow.MAX_LIMIT,
 RateLimit = Annotated[str, Field(max_length=40, examples=["50/s"], description=(
     'claims per period across every consumer: "50/s", "100/m", "1000/h" or "3/10s" '
     "(a burst of the count, then evenly spaced)"))]
+AlertCount = Annotated[int, Field(ge=1, le=2**62, description="fires at this many jobs or more")]
+AlertAge = Annotated[float, Field(gt=0, le=config.MAX_DELAY, allow_inf_nan=False,
+                                  description="fires when the oldest ready job has waited "
+                                              "this many seconds or more")]
+AlertRate = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description=(
+    "fires when this share of the attempts ended in the last 15 minutes failed or more"))]
 GroupKey = Annotated[str, Field(min_length=1, max_length=flow.MAX_GROUP_KEY_CHARS,
                                 description="the job's group: on a queue with group limits, a "
                                             "group's jobs start in enqueue order")]
@@ -228,12 +234,17 @@ class CreateQueueRequest(StrictModel):
                                              "enqueue order)")] = None
     group_rate_limit: Annotated[str | None, Field(
         max_length=40, description="claims per period of one group, e.g. \"5/s\"")] = None
+    alert_depth: AlertCount | None = None
+    alert_oldest_age: AlertAge | None = None
+    alert_failure_rate: AlertRate | None = None
+    alert_dead_letters: AlertCount | None = None
 
 
 class UpdateQueueRequest(StrictModel):
     """Settings to change; omitted fields stay, ``max_size: null`` removes the bound and
     ``timeout: null`` the run-time limit, and ``null`` removes a flow-control limit
-    (``concurrency``, ``rate_limit``, ``group_concurrency``, ``group_rate_limit``)."""
+    (``concurrency``, ``rate_limit``, ``group_concurrency``, ``group_rate_limit``) or an alert
+    (``alert_depth``, ``alert_oldest_age``, ``alert_failure_rate``, ``alert_dead_letters``)."""
 
     max_attempts: Attempts | None = None
     visibility_timeout: Timeout | None = None
@@ -243,6 +254,10 @@ class UpdateQueueRequest(StrictModel):
     rate_limit: RateLimit | None = None
     group_concurrency: Annotated[int | None, Field(ge=1, le=flow.MAX_LIMIT)] = None
     group_rate_limit: Annotated[str | None, Field(max_length=40)] = None
+    alert_depth: AlertCount | None = None
+    alert_oldest_age: AlertAge | None = None
+    alert_failure_rate: AlertRate | None = None
+    alert_dead_letters: AlertCount | None = None
 
 
 class RedriveRequest(StrictModel):
@@ -370,6 +385,16 @@ class QueueStatsOut(BaseModel):
     """Jobs of a queue by state at one moment."""
 
     pending: int = Field(description=models.QueueStats.pending.__doc__)
+
+
+@derived_from(models.Alert)
+class AlertOut(BaseModel):
+    """One of a queue's alerts, measured now."""
+
+
+@derived_from(models.RunningJob)
+class RunningJobOut(BaseModel):
+    """A job running now."""
 
 
 @derived_from(models.WorkerInfo)

@@ -1,4 +1,5 @@
-"""Queues as resources: list, create, read, update, delete, pause, resume, purge, stats."""
+"""Queues as resources: list, create, read, update, delete, pause, resume, purge, stats; their
+alerts and the jobs running now."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from ... import config
 from ...queue import Queue
 from ..factory import get_queue
 from ..schemas import (
     NAME_REGEX,
+    AlertOut,
     CountOut,
     CreateQueueRequest,
     QueueOut,
     QueueStatsOut,
+    RunningJobOut,
     UpdateQueueRequest,
 )
 from ..strict_json import StrictJSONRoute
@@ -37,7 +41,31 @@ def create_queue(body: CreateQueueRequest, queue: QueueDep) -> dict[str, Any]:
         max_size=body.max_size, exist_ok=body.exist_ok, timeout=body.timeout,
         concurrency=body.concurrency, rate_limit=body.rate_limit,
         group_concurrency=body.group_concurrency,
-        group_rate_limit=body.group_rate_limit).to_dict()
+        group_rate_limit=body.group_rate_limit, alert_depth=body.alert_depth,
+        alert_oldest_age=body.alert_oldest_age, alert_failure_rate=body.alert_failure_rate,
+        alert_dead_letters=body.alert_dead_letters).to_dict()
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+def alerts(
+    queue: QueueDep,
+    name: Annotated[str | None, Query(alias="queue", pattern=NAME_REGEX,
+                                      description="only this queue")] = None,
+    firing: Annotated[bool, Query(description="only the alerts firing now")] = False,
+) -> list[dict[str, Any]]:
+    """Every alert a queue has a threshold for, measured now (404 for an unknown queue)."""
+    return [alert.to_dict() for alert in queue.alerts(name) if alert.firing or not firing]
+
+
+@router.get("/busy", response_model=list[RunningJobOut])
+def running_jobs(
+    queue: QueueDep,
+    name: Annotated[str | None, Query(alias="queue", pattern=NAME_REGEX,
+                                      description="only this queue")] = None,
+    limit: Annotated[int, Query(ge=1, le=config.MAX_BATCH)] = 100,
+) -> list[dict[str, Any]]:
+    """Jobs running now (leased, the lease live), longest running first."""
+    return [job.to_dict() for job in queue.running_jobs(name, limit=limit)]
 
 
 @router.get("/stats", response_model=dict[str, QueueStatsOut])

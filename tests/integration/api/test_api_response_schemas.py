@@ -30,6 +30,8 @@ SERVED = {
     models.ThroughputPoint: "ThroughputOut",
     models.Subscription: "SubscriptionOut",
     models.ScheduleInfo: "ScheduleOut",
+    models.Alert: "AlertOut",
+    models.RunningJob: "RunningJobOut",
 }
 #: Values the API never returns as a body (deleting a queue answers 204).
 NOT_SERVED = {models.DeletedQueue}
