@@ -99,6 +99,7 @@ def backup(db_path: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                             f"{pg_dump_command(os.fspath(db_path), os.fspath(dest))[0]}")
     source, target = _existing_database(db_path), Path(dest)
     _check_destination(target, force=force)
+    _check_distinct(source, target)
     started = time.monotonic()
     with _open(source, readonly=True) as src:
         _check_queue_database(src, source)
@@ -128,6 +129,7 @@ def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
     source, target = _existing_database(src), Path(os.path.abspath(db_path))
     if not target.parent.is_dir():
         raise BackupRefused(f"the folder {target.parent} does not exist")
+    _check_distinct(source, target)
     _check_not_in_use(target, stale_after)  # fail fast, before the copy
     with _open(source, readonly=True) as conn:
         restored_version = _check_queue_database(conn, source)
@@ -284,6 +286,15 @@ def _check_destination(dest: Path, *, force: bool) -> None:
         raise BackupRefused(f"{dest} is a folder; name the backup file")
     if dest.exists() and not force:
         raise BackupRefused(f"{dest} exists (pass force to overwrite it)")
+
+
+def _check_distinct(source: Path, other: Path) -> None:
+    """Refuse a copy onto the database itself (or onto its ``-wal`` or ``-shm``)."""
+    same = False
+    with contextlib.suppress(OSError):
+        same = os.path.samefile(source, other)
+    if same or os.path.abspath(other) in {f"{source}-wal", f"{source}-shm"}:
+        raise BackupRefused(f"{other} is the database itself, or one of its files")
 
 
 def _check_queue_database(conn: sqlite3.Connection, path: Path) -> int:

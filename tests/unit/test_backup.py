@@ -84,7 +84,7 @@ def test_cli_backup_prints_the_result_and_refuses_an_existing_dest(db: Path,
 
 @pytest.mark.parametrize("case", ["missing source", "dest in a missing folder",
                                   "source not a database", "source not a queue database",
-                                  "dest is a folder"])
+                                  "dest is a folder", "dest is the database"])
 def test_cli_backup_refuses_bad_input(case: str, db: Path, tmp_path: Path) -> None:
     dest = tmp_path / "copy.db"
     other = tmp_path / "other.db"
@@ -98,8 +98,13 @@ def test_cli_backup_refuses_bad_input(case: str, db: Path, tmp_path: Path) -> No
     elif case == "source not a queue database":
         sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
         refused(pq(other, "backup", str(dest)), "is not a persistent-queue database")
-    else:
+    elif case == "dest is a folder":
         refused(pq(db, "backup", str(tmp_path)), "is a folder")
+    else:
+        refused(pq(db, "backup", "--force", str(db)), "is the database itself")
+        refused(pq(db, "backup", "--force", f"{db}-wal"), "is the database itself")
+        refused(pq(db, "restore", str(db)), "is the database itself")
+        assert count(db) == 50
     assert not dest.exists() and not list(tmp_path.glob("*.partial"))
 
 
