@@ -8,9 +8,10 @@ producer call from one producer process, its broker started here (Redis from Deb
 Per system and round: start the workers and wait until they are warm (warm-up jobs have run in
 every worker process); then
 
-- **throughput**: one producer stores ``--jobs`` jobs as fast as it can while the workers run;
-  enqueue/s is jobs over the producer's time, drain/s jobs over the time from the first
-  enqueue to the start of the last job; worker CPU is the user + system time of the worker
+- **throughput**: the warm workers are frozen (SIGSTOP, at a moment none holds SQLite's write
+  lock), one producer stores ``--jobs`` jobs as fast as it can (enqueue/s: jobs over the
+  producer's time), the workers are let go (SIGCONT) and drain/s is jobs over the time from
+  then to the start of the last job; worker CPU is the user + system time of the worker
   processes and their children (``/proc``) over that drain, per 1,000 jobs;
 - **latency**: a paced producer (``--rate`` jobs/s, ``--latency-jobs`` jobs); enqueue→start
   is the task's start time minus the timestamp its payload carries (p50 / p99 ms);
@@ -29,6 +30,7 @@ import os
 import platform
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import endtoend_report as report
 from .endtoend_peers import common
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +64,9 @@ class System:
     workers: list[list[str]]  # one command per worker process launched
     processes: int  # worker processes that run tasks (warm when each has run one)
     ours: bool = False
-    durable: bool = False  # an acknowledged enqueue survives power loss
+    #: an acknowledged enqueue survives power loss (fsync per commit: SQLite FULL, PostgreSQL
+    #: with fsync; not Redis with appendfsync everysec, which may lose the last second)
+    durable: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -89,10 +94,10 @@ SYSTEMS: dict[str, System] = {
                       env={"BENCH_E2E_DURABILITY": "full"}),
     "huey-thread": System("huey SqliteHuey, threads (-k thread -w 2)", PEERS + "huey_app",
                           "sqlite", [[str(BIN / "huey_consumer"), PEERS + "huey_app.huey",
-                                      "-k", "thread", "-w", "2"]], 1),
+                                      "-k", "thread", "-w", "2"]], 1, durable=True),
     "huey-process": System("huey SqliteHuey, processes (-k process -w 2)", PEERS + "huey_app",
                            "sqlite", [[str(BIN / "huey_consumer"), PEERS + "huey_app.huey",
-                                       "-k", "process", "-w", "2"]], 2),
+                                       "-k", "process", "-w", "2"]], 2, durable=True),
     "dramatiq": System("dramatiq + Redis (--processes 2)", PEERS + "dramatiq_app", "redis",
                        [[str(BIN / "dramatiq"), PEERS + "dramatiq_app", "--processes", "2"]], 2),
     "celery": System("Celery + Redis, acks_late (-c 2 prefork)", PEERS + "celery_app", "redis",
@@ -282,6 +287,25 @@ class Run:
         print(f"  warning: {self.key} ran warm-up jobs in {len(workers)} of "
               f"{self.system.processes} processes", flush=True)
 
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to every worker process and its children (one group each)."""
+        for worker in self.workers:
+            try:
+                os.killpg(worker.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def freeze(self) -> None:
+        """Stop the warm workers (SIGSTOP) at a moment none holds SQLite's write lock, so
+        the producer can fill the queue; :meth:`signal` SIGCONT lets them drain it."""
+        for _ in range(100):
+            self.signal(signal.SIGSTOP)
+            if self.system.broker != "sqlite" or writable(self.env["BENCH_E2E_DB"]):
+                return
+            self.signal(signal.SIGCONT)
+            time.sleep(0.05)  # lets the worker finish the transaction it is in
+        raise RuntimeError(f"{self.key}: a worker held the write lock at every try")
+
     def stop(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
@@ -319,9 +343,11 @@ def run_system(key: str, env: dict[str, str], run: Path, jobs: int, latency_jobs
     r.start()
     try:
         r.warm_up()
-        roots = [worker.pid for worker in r.workers]
-        cpu_before = cpu_seconds(roots)
+        r.freeze()
         enq = r.produce(2, jobs)
+        roots = [worker.pid for worker in r.workers]
+        cpu_before, thawed = cpu_seconds(roots), time.time()
+        r.signal(signal.SIGCONT)
         drained = r.wait()
         cpu = cpu_seconds(roots) - cpu_before
         r.produce(3, latency_jobs, rate)
@@ -334,7 +360,7 @@ def run_system(key: str, env: dict[str, str], run: Path, jobs: int, latency_jobs
                  if rec.phase == 3 and rec.seq != PRIMER)
     result: dict[str, Any] = {
         "enqueue_per_s": jobs / (enq["end"] - enq["start"]),
-        "drain_per_s": jobs / (max(starts) - enq["start"]) if starts else 0.0,
+        "drain_per_s": jobs / (max(starts) - thawed) if starts else 0.0,
         "drained": drained,
         "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
         "cpu_s_per_1k": cpu / jobs * 1000,
@@ -342,6 +368,19 @@ def run_system(key: str, env: dict[str, str], run: Path, jobs: int, latency_jobs
     }
     shutil.rmtree(run, ignore_errors=True)
     return result
+
+
+def writable(path: str) -> bool:
+    """Whether a writer could take the SQLite database's write lock right now."""
+    conn = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -373,10 +412,11 @@ def run(keys: list[str], *, jobs: int, rounds: int, latency_jobs: int, rate: flo
                     one = run_system(key, env, run_dir, jobs, latency_jobs, rate)
                 except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                     one = {"error": f"{type(exc).__name__}: {exc}"}
-                results.setdefault(key, {"name": SYSTEMS[key].name, "rounds": []})
+                results.setdefault(key, {"name": SYSTEMS[key].name, "ours": SYSTEMS[key].ours,
+                                         "durable": SYSTEMS[key].durable, "rounds": []})
                 results[key]["rounds"].append(one)
                 print(f"round {n + 1} {key:<14} {time.monotonic() - started:5.1f}s  "
-                      f"{summary(one)}", flush=True)
+                      f"{report.summary(one)}", flush=True)
     for entry in results.values():
         good = [r for r in entry["rounds"] if "error" not in r]
         entry["lost"] = sum(r["lost"] for r in good)
@@ -384,67 +424,6 @@ def run(keys: list[str], *, jobs: int, rounds: int, latency_jobs: int, rate: flo
         for metric in ("enqueue_per_s", "drain_per_s", "p50_ms", "p99_ms", "cpu_s_per_1k"):
             entry[metric] = statistics.fmean(r[metric] for r in good) if good else None
     return results
-
-
-def summary(one: dict[str, Any]) -> str:
-    if "error" in one:
-        return "ERROR " + one["error"]
-    return (f"enqueue {one['enqueue_per_s']:,.0f}/s  drain {one['drain_per_s']:,.0f}/s  "
-            f"p50 {one['p50_ms']:.1f} p99 {one['p99_ms']:.1f} ms  "
-            f"cpu {one['cpu_s_per_1k']:.2f} s/1k  lost {one['lost']} dup {one['duplicated']}")
-
-
-def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's goals that the measured systems allow checking."""
-    def get(key: str, metric: str) -> float | None:
-        value = results.get(key, {}).get(metric)
-        return None if value is None else float(value)
-
-    peers = [k for k in results if not SYSTEMS[k].ours and get(k, "drain_per_s")]
-    checks: list[dict[str, Any]] = []
-
-    def check(text: str, ours: float | None, target: float | None, factor: float,
-              lower_is_better: bool = False) -> None:
-        if ours is None or not target:
-            return
-        ratio = target / ours if lower_is_better else ours / target
-        checks.append({"goal": text, "ours": ours, "target": target * factor if not
-                       lower_is_better else target, "ratio": ratio, "holds": ratio >= factor})
-
-    if peers:
-        best = max(peers, key=lambda k: get(k, "drain_per_s") or 0)
-        check(f"drain, normal >= 1.5x best peer ({best})", get("pq-normal", "drain_per_s"),
-              get(best, "drain_per_s"), 1.5)
-        durable = [k for k in peers if SYSTEMS[k].durable]
-        if durable:
-            top = max(durable, key=lambda k: get(k, "drain_per_s") or 0)
-            check(f"drain, full >= best durable peer ({top})", get("pq-full", "drain_per_s"),
-                  get(top, "drain_per_s"), 1.0)
-        cpus = [k for k in peers if get(k, "cpu_s_per_1k")]
-        low = min(cpus, key=lambda k: get(k, "cpu_s_per_1k") or 0)
-        check(f"worker CPU per 1k, normal <= lowest peer ({low})",
-              get("pq-normal", "cpu_s_per_1k"), get(low, "cpu_s_per_1k"), 1.0, True)
-    check("PostgreSQL drain, full >= 4x procrastinate", get("pg-full", "drain_per_s"),
-          get("procrastinate", "drain_per_s"), 4.0)
-    return checks
-
-
-def table(results: dict[str, Any]) -> str:
-    peers = [e["drain_per_s"] for k, e in results.items()
-             if not SYSTEMS[k].ours and e.get("drain_per_s")]
-    best = max(peers) if peers else None
-    lines = ["| system | enqueue/s | drain/s, workers warm | enqueue→start p50 / p99 ms | "
-             "worker CPU s per 1k jobs | lost / duplicated |", "|---|---|---|---|---|---|"]
-    for entry in results.values():
-        if entry.get("drain_per_s") is None:
-            lines.append(f"| {entry['name']} | error: {entry['rounds'][-1]['error']} |||||")
-            continue
-        ratio = f" ({entry['drain_per_s'] / best:.2f}x)" if best else ""
-        lines.append(f"| {entry['name']} | {entry['enqueue_per_s']:,.0f} | "
-                     f"{entry['drain_per_s']:,.0f}{ratio} | {entry['p50_ms']:.1f} / "
-                     f"{entry['p99_ms']:.1f} | {entry['cpu_s_per_1k']:.2f} | "
-                     f"{entry['lost']} / {entry['duplicated']} |")
-    return "\n".join(lines)
 
 
 def _commit() -> str:
@@ -468,25 +447,28 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [k for k in keys if k not in SYSTEMS]
     if unknown:
         parser.error(f"unknown systems: {', '.join(unknown)}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop workers and brokers too
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="pq-e2e-") as workdir:
         results = run(keys, jobs=args.jobs, rounds=args.rounds, latency_jobs=args.latency_jobs,
                       rate=args.rate, workdir=Path(workdir))
     print()
-    print(table(results))
-    checks = goals(results)
+    print(report.table(results))
+    checks = report.goals(results)
     for c in checks:
         print(f"{'HOLDS' if c['holds'] else 'MISSES'}  {c['goal']}: {c['ratio']:.2f}x")
-    lost = sum(e["lost"] + e["duplicated"] for e in results.values())
+    wrong = sum(e["lost"] + e["duplicated"] for e in results.values())
     counts = ", ".join(f"{k} {e['lost']}/{e['duplicated']}" for k, e in results.items())
-    print(f"exactly once (lost/duplicated): {'held' if not lost else 'FAILED'} ({counts})")
+    print(f"exactly once (lost/duplicated): {'held' if not wrong else 'FAILED'} ({counts})")
     meta = {"jobs": args.jobs, "rounds": args.rounds, "latency_jobs": args.latency_jobs,
             "rate": args.rate, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": _commit()}
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": _commit(),
+            "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "systems": results, "goals": checks},
                                          indent=2) + "\n")
     print(f"results: {args.out}")
-    return 1 if lost else 0
+    return 1 if wrong else 0
 
 
 if __name__ == "__main__":
