@@ -10,10 +10,11 @@ DB     ?= $(or $(PQ_DB),data/queue.db)
 help:
 	@echo "make setup      create .venv and the database (then: source .venv/bin/activate)"
 	@echo "make run        set up and start the whole system under supervisord"
+	@echo "                (ports: make run PQ_API_PORT=8000 PQ_OPS_PORT=8501 PQ_ADMIN_PORT=8502)"
 	@echo "make status     the processes' states (while supervisord runs)"
 	@echo "make stop       stop supervisord and every process; returns once all have ended"
-	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000 (pq api)"
-	@echo "make ops-console / admin-console   one console on 127.0.0.1:8501 / 8502"
+	@echo "make api        serve the HTTP API alone on 127.0.0.1:8000 (pq api; PQ_API_PORT)"
+	@echo "make ops-console / admin-console   one console on 127.0.0.1:8501 / 8502 (PQ_OPS_PORT / PQ_ADMIN_PORT)"
 	@echo "make test       set up and run the test suite"
 	@echo "make docs       build the documentation site into site/ (mkdocs build --strict)"
 	@echo "make docs-test  run every command of README.md and docs/ (tests/e2e/test_docs.py)"
@@ -39,9 +40,17 @@ SUPERVISOR := $(VENV)/bin/supervisorctl -c supervisor/supervisord.conf
 setup: venv
 	$(PY) scripts/setup_db.py --db '$(DB)' --demo
 
-# Foreground: Ctrl-C stops every process cleanly (consumers finish their jobs first).
+# The ports of the API and the consoles (`make run PQ_API_PORT=8010`, or from the environment).
+PQ_API_PORT   ?= 8000
+PQ_OPS_PORT   ?= 8501
+PQ_ADMIN_PORT ?= 8502
+PORTS := PQ_API_PORT=$(PQ_API_PORT) PQ_OPS_PORT=$(PQ_OPS_PORT) PQ_ADMIN_PORT=$(PQ_ADMIN_PORT)
+
+# Foreground: Ctrl-C stops every process cleanly (consumers finish their jobs first). Says
+# which port is busy (and how to pick another) rather than starting a program that fails.
 run: setup
-	PQ_DB='$(DB)' $(VENV)/bin/supervisord -n -c supervisor/supervisord.conf
+	@$(PORTS) $(PY) scripts/check_ports.py
+	PQ_DB='$(DB)' $(PORTS) $(VENV)/bin/supervisord -n -c supervisor/supervisord.conf
 
 status:
 	$(SUPERVISOR) status
@@ -53,7 +62,7 @@ stop:
 	else echo "supervisord is not running: nothing to stop (no $(VENV) yet)"; fi
 
 api: init
-	$(VENV)/bin/pq --db '$(DB)' api
+	$(VENV)/bin/pq --db '$(DB)' api --port $(PQ_API_PORT)
 
 # The whole suite, which includes tests/e2e/test_docs.py: the site builds with --strict and
 # every shell and Python block of README.md and docs/ runs as written.
@@ -111,7 +120,7 @@ clean:
 
 .PHONY: ops-console admin-console
 ops-console: init
-	$(VENV)/bin/pq --db '$(DB)' console ops --port 8501
+	$(VENV)/bin/pq --db '$(DB)' console ops --port $(PQ_OPS_PORT)
 
 admin-console: init
-	$(VENV)/bin/pq --db '$(DB)' console admin --port 8502
+	$(VENV)/bin/pq --db '$(DB)' console admin --port $(PQ_ADMIN_PORT)
