@@ -186,6 +186,8 @@ class ProducingMixin(QueueBase):
     def _store(self, queue: str, jobs: list[NewJob], *, block: bool,
                block_timeout: float | timedelta | None) -> list[Job]:
         """Enqueue, in a producer span when tracing is on (:mod:`persistent_queue.tracing`)."""
+        if not tracing.active():  # off: this one check
+            return self._store_now(queue, jobs, block=block, block_timeout=block_timeout)
         return tracing.send(queue, jobs, partial(self._store_now, queue, block=block,
                                                  block_timeout=block_timeout))
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .models import Job
     from .storage import NewJob
 
-__all__ = ["attached", "context_for", "end_run", "instrument_app", "send", "start_run"]
+__all__ = ["active", "attached", "context_for", "end_run", "instrument_app", "send", "start_run"]
 
 #: ``messaging.system`` of every span.
 SYSTEM = "persistent_queue"
@@ -69,6 +69,12 @@ def _tracer() -> Any:
 
     _cached = (provider, provider.get_tracer("persistent_queue", __version__))
     return _cached[1]
+
+
+def active() -> bool:
+    """Whether spans are recorded: a tracer provider is configured and ``PQ_TRACING`` is not
+    0 (a check of well under a microsecond)."""
+    return _tracer() is not None
 
 
 def _otel() -> tuple[Any, Any, Any]:
