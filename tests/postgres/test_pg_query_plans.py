@@ -151,6 +151,8 @@ OPERATOR = {
     "throughput_enqueued": None,
     "throughput_acked": None,
     "quick_check": None,
+    "alert_thresholds": None,
+    "alert_attempts": None,
 }
 
 
@@ -181,6 +183,26 @@ def test_done_jobs_are_counted_in_their_index_alone(
     assert "Index Only Scan using jobs_done" in text, text
     assert "jobs_claim" in text and "jobs_waiting" in text, text
     assert "jobs_cancelled" in text, text
+
+
+@pytest.mark.parametrize("queue", ["busy", None])
+def test_running_jobs_read_the_live_leases_through_their_index(
+    history: tuple[Queue, dict[str, Any]], queue: str | None
+) -> None:
+    pq, params = history
+    conn = pq.backend.dialect.conn()  # type: ignore[attr-defined]
+    text = _plan(conn, Q["running_jobs"], {"now": params["now"], "queue": queue, "limit": 100})
+    assert "jobs_leases" in text and "Seq Scan on jobs" not in text, text
+    assert {job.queue for job in pq.running_jobs(queue)} == (
+        {"busy", "small"} if queue is None else {"busy"})
+
+
+def test_the_failure_rate_alert_reads_a_window_of_the_done_index(
+    history: tuple[Queue, dict[str, Any]]
+) -> None:
+    pq, params = history
+    text = _plan(pq.backend.dialect.conn(), Q["alert_attempts"], params)  # type: ignore[attr-defined]
+    assert "jobs_done" in text and "finished_at" in text, text
 
 
 def test_cleanup_and_throughput_read_ranges_of_the_done_index(

@@ -87,6 +87,10 @@ OPERATOR = [
     "throughput_acked",
     "flow_default_group",
     "flow_forget_groups",
+    # operators' reads (schema 9): jobs running now, the queues' alerts
+    "running_jobs",
+    "alert_thresholds",
+    "alert_attempts",
 ]
 
 #: Partial indexes that hold only unfinished jobs: walking one is bounded by the backlog.
@@ -242,3 +246,21 @@ def test_a_limited_claim_reads_live_leases_and_group_heads_through_their_indexes
         "SEARCH j USING INDEX jobs_groups (queue=? AND group_key=?)")
     assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in plan(history_db,
                                                                       Q["claim_chosen"])
+
+
+@pytest.mark.parametrize("queue_name", [None, "busy"])
+def test_running_jobs_read_the_live_leases_through_their_index(
+        history_db: Queue, queue_name: str | None) -> None:
+    steps = [str(row[3]) for row in history_db.backend.execute_read(  # type: ignore[attr-defined]
+        "EXPLAIN QUERY PLAN " + Q["running_jobs"],
+        {"queue": queue_name, "now": PARAMS["now"], "limit": 10})]
+    assert steps[0] == "SEARCH jobs USING INDEX jobs_leases (lease_expires_at>?)", steps
+    assert [job.queue for job in history_db.running_jobs(queue_name)] == ["busy"] * 5
+
+
+def test_the_failure_rate_alert_reads_one_window_of_events_and_of_done_jobs(
+        history_db: Queue) -> None:
+    steps = plan(history_db, Q["alert_attempts"])
+    assert "SEARCH e USING INDEX job_events_at (at>?)" in steps, steps
+    assert any("COVERING INDEX jobs_done (queue=? AND finished_at>?)" in step
+               for step in steps), steps
