@@ -8,12 +8,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from .. import config
 from ..models import QueueStats, ThroughputPoint, WorkerInfo
-from .display import table
+from .display import alert_badges, table
 from .frames import (
     SERIES_COLOURS,
     STATS_HELP,
     duration,
+    firing,
     stats_frame,
     throughput_frame,
     workers_frame,
@@ -78,8 +80,12 @@ def _workers(workers: list[WorkerInfo], now: float) -> None:
     if not workers:
         st.caption("No process has registered yet (consumers and producers register at start).")
         return
-    running = [w for w in workers if w.state == "running"]
-    st.caption(f"{len(running)} running of {len(workers)} registered.")
+    running = sum(w.state == "running" for w in workers)
+    lost = sum(w.state == "lost" for w in workers)
+    st.caption(f"{running} running, {lost} lost, of {len(workers)} registered. Lost: no "
+               f"heartbeat for {duration(config.WORKER_STALE_AFTER)} without a goodbye "
+               "(killed or crashed). The janitor forgets stopped and lost workers after "
+               f"{duration(config.WORKER_RETENTION)} (`pq workers prune`).")
     st.dataframe(workers_frame(workers, now), hide_index=True)
     consumers = pd.DataFrame([{"consumer": w.id, "processed": w.processed, "failed": w.failed}
                               for w in workers if w.kind == "consumer"])
@@ -102,14 +108,16 @@ def _body(window: int, focus: str) -> None:
         queues = read(lambda q: q.list_queues(), queue)
         points = read(lambda q: q.throughput(window=window, bucket=60), queue)
         workers = read(lambda q: q.workers(), queue)
+        alerts = firing(read(lambda q: q.alerts(), queue) or [])
         now = queue.now()
     if stats is None or queues is None or points is None:
         return
     _totals(stats)
+    alert_badges(alerts)
     st.caption("Queues: " + escape_markdown(
         ", ".join(f"{name} ({s.ready} ready)" for name, s in stats.items()) or "none yet"))
     st.markdown("#### Jobs by state")
-    table(stats_frame(stats), helps=STATS_HELP)
+    table(stats_frame(stats, alerts), helps=STATS_HELP, medium=["alerts"])
     st.markdown(f"#### Throughput, last {duration(window)} ({escape_markdown(focus)})")
     frame = throughput_frame(points, None if focus == "all queues" else focus,
                              start=now - window, end=now, step=60.0)

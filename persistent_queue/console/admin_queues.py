@@ -10,8 +10,8 @@ from .. import config, flow
 from ..errors import InvalidInput
 from ..models import DeletedQueue, QueueInfo
 from ..queue import Queue
-from .display import table
-from .frames import STATS_HELP, flow_frame, settings_frame, stats_frame
+from .display import alert_badges, table
+from .frames import STATS_HELP, firing, flow_frame, settings_frame, stats_frame
 from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
@@ -29,13 +29,47 @@ def _limits(prefix: str) -> dict[str, Any]:
     }
 
 
+def _alerts(prefix: str) -> dict[str, Any]:
+    """The alert thresholds of a form: 0 is no alert."""
+    s = st.session_state
+    rate = float(s.get(f"{prefix}_alert_failure_rate") or 0.0)
+    return {
+        "alert_depth": int(s.get(f"{prefix}_alert_depth") or 0) or None,
+        "alert_oldest_age": float(s.get(f"{prefix}_alert_oldest_age") or 0.0) or None,
+        "alert_failure_rate": rate / 100 or None,
+        "alert_dead_letters": int(s.get(f"{prefix}_alert_dead_letters") or 0) or None,
+    }
+
+
+def _alert_inputs(prefix: str, info: QueueInfo | None = None) -> None:
+    """The four alert thresholds of a form (``info``: the queue's current ones)."""
+    a, b, c, d = st.columns(4)
+    a.number_input("Depth alert (0 = none)", value=(info and info.alert_depth) or 0,
+                   min_value=0, step=1, key=f"{prefix}_alert_depth",
+                   help="Fires when this many jobs are ready now.")
+    b.number_input("Oldest ready alert (s, 0 = none)",
+                   value=float((info and info.alert_oldest_age) or 0.0), min_value=0.0,
+                   step=60.0, key=f"{prefix}_alert_oldest_age",
+                   help="Fires when the oldest ready job has waited this many seconds.")
+    c.number_input("Failure rate alert (%, 0 = none)",
+                   value=float((info and info.alert_failure_rate) or 0.0) * 100,
+                   min_value=0.0, max_value=100.0, step=5.0,
+                   key=f"{prefix}_alert_failure_rate",
+                   help="Fires when this share of the attempts ended in the last 15 minutes "
+                        "failed.")
+    d.number_input("Dead letters alert (0 = none)",
+                   value=(info and info.alert_dead_letters) or 0, min_value=0, step=1,
+                   key=f"{prefix}_alert_dead_letters",
+                   help="Fires when this many of the queue's jobs are dead letters.")
+
+
 def _create() -> None:
     s = st.session_state
     size = int(s.get("create_max_size") or 0)
     attempt(lambda q: q.create_queue(
         (s.get("create_name") or "").strip(), max_attempts=int(s.get("create_attempts") or 1),
         visibility_timeout=float(s.get("create_timeout") or 1.0), max_size=size or None,
-        **_limits("create")),
+        **_limits("create"), **_alerts("create")),
         lambda info: f"Created queue '{info.name}'.", where=WHERE)
 
 
@@ -45,7 +79,7 @@ def _update(name: str) -> None:
     attempt(lambda q: q.update_queue(
         name, max_attempts=int(s.get(f"edit_attempts_{name}") or 1),
         visibility_timeout=float(s.get(f"edit_timeout_{name}") or 1.0), max_size=size or None,
-        **_limits(f"edit_{name}")),
+        **_limits(f"edit_{name}"), **_alerts(f"edit_{name}")),
         lambda info: f"Saved the settings of queue '{info.name}'.", where=WHERE)
 
 
@@ -120,6 +154,7 @@ def _create_form() -> None:
         d.number_input("Max size (0 = unbounded)", value=0, min_value=0, step=1,
                        key="create_max_size")
         _limit_inputs("create")
+        _alert_inputs("create")
         st.form_submit_button("Create queue", type="primary", on_click=_create)
 
 
@@ -138,6 +173,7 @@ def _manage(info: QueueInfo) -> None:
         c.number_input("Max size (0 = unbounded)", value=info.max_size or 0, min_value=0,
                        step=1, key=f"edit_max_size_{name}")
         _limit_inputs(f"edit_{name}", info)
+        _alert_inputs(f"edit_{name}", info)
         st.form_submit_button("Save settings", on_click=_update, args=(name,))
     danger_left, danger_right = st.columns(2)
     with danger_left.expander("Purge: delete every unfinished job"):
@@ -157,11 +193,13 @@ def render_queues(queue: Queue) -> None:
     show_flash(WHERE)
     queues = read(lambda q: q.list_queues(), queue)
     stats = read(lambda q: q.stats(), queue)
+    alerts = firing(read(lambda q: q.alerts(), queue) or [])
     if queues is None or stats is None:
         return
     if queues:
-        table(stats_frame({q.name: stats[q.name] for q in queues if q.name in stats}),
-              helps=STATS_HELP)
+        alert_badges(alerts)
+        table(stats_frame({q.name: stats[q.name] for q in queues if q.name in stats}, alerts),
+              helps=STATS_HELP, medium=["alerts"])
         st.markdown("#### Settings")
         table(settings_frame(queues))
         limited = flow_frame(stats, queues)

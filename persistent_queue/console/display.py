@@ -4,12 +4,14 @@ columns keep readable widths."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+
+from .markup import escape_markdown
 
 
 def show_json(value: Any, where: DeltaGenerator | None = None) -> None:
@@ -40,3 +42,11 @@ def table(frame: pd.DataFrame, *, large: Iterable[str] = (), medium: Iterable[st
         column["help"] = text
         config[name] = column
     (where or st).dataframe(frame, hide_index=True, column_config=config or None)
+
+
+def alert_badges(firing: Mapping[str, Sequence[str]]) -> None:
+    """One red badge per alert firing now (queue: what crossed which threshold)."""
+    if firing:
+        st.markdown("**Alerts firing** " + " ".join(
+            f":red-badge[{escape_markdown(f'{queue}: {text}')}]"
+            for queue, texts in firing.items() for text in texts))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import InvalidInput
 from ..models import (
+    Alert,
     DeadLetter,
     Job,
     JobEvent,
@@ -185,6 +186,26 @@ def stats_frame(stats: Mapping[str, QueueStats],
     columns = ["queue", "paused", "ready", "scheduled", "waiting", "leased", "expired",
                "done", "dead", "retrying", "dedup", "rejected", "oldest ready"]
     return pd.DataFrame(rows, columns=columns + (["alerts"] if alerts is not None else []))
+
+
+def alert_text(alert: Alert) -> str:
+    """``depth 12 ≥ 10``, ``oldest_age 5m 02s ≥ 5m 00s``, ``failure_rate 40.0% ≥ 20.0%``."""
+    if alert.kind == "oldest_age":
+        value, threshold = duration(alert.value), duration(alert.threshold)
+    elif alert.kind == "failure_rate":
+        value, threshold = f"{alert.value:.1%}", f"{alert.threshold:.1%}"
+    else:
+        value, threshold = f"{alert.value:g}", f"{alert.threshold:g}"
+    return f"{alert.kind} {value} {'≥' if alert.firing else '<'} {threshold}"
+
+
+def firing(alerts: Iterable[Alert]) -> dict[str, list[str]]:
+    """The alerts firing now, as :func:`alert_text`, by queue."""
+    found: dict[str, list[str]] = {}
+    for alert in alerts:
+        if alert.firing:
+            found.setdefault(alert.queue, []).append(alert_text(alert))
+    return found
 
 
 def settings_frame(queues: Iterable[QueueInfo]) -> pd.DataFrame:

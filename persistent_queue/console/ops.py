@@ -1,11 +1,15 @@
-"""The ops console: enqueue and publish jobs, claim and finish them by hand, browse jobs."""
+"""The ops console: enqueue and publish jobs, claim and finish them by hand, see what runs
+now, browse jobs; the alerts firing above."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from .display import alert_badges
+from .frames import firing
 from .markup import escape_markdown
 from .ops_browse import render_browse
+from .ops_busy import render_busy
 from .ops_produce import render_claim, render_enqueue
 from .ops_topics import render_publish
 from .session import db_label, logout_button, page_queue, read, require_login, setup_page
@@ -25,13 +29,16 @@ def main() -> None:
         if queues is None:
             return
         names = [info.name for info in queues]
-        enqueue, publish, claim, browse = st.tabs(["Enqueue", "Publish", "Claim",
-                                                   "Browse jobs"])
+        alert_badges(firing(read(lambda q: q.alerts(), queue) or []))
+        enqueue, publish, claim, busy, browse = st.tabs(["Enqueue", "Publish", "Claim",
+                                                         "Running now", "Browse jobs"])
         with enqueue:
             render_enqueue(queue, names)
         with publish:
             render_publish(queue)
         with claim:
             render_claim(queue, names)
+        with busy:
+            render_busy()
         with browse:
             render_browse(queue, names)

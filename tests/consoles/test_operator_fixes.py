@@ -84,7 +84,7 @@ def test_the_metrics_tables_fit_and_use_short_labels(open_console: Console, db: 
     app = open_console("admin_console.py")
     by_state = app.dataframe[0].value
     # The queues' settings live on the Queues page: the state table fits the page.
-    assert "max attempts" not in by_state.columns and len(by_state.columns) <= 13
+    assert "max attempts" not in by_state.columns and len(by_state.columns) <= 14
     assert all(len(label) <= 12 for label in by_state.columns)
     helps = json.loads(app.dataframe[0].proto.columns)
     assert "failure" in helps["retrying"]["help"]

@@ -199,4 +199,5 @@ def test_password_gate_shows_nothing_before_login(
     assert messages(app, "error") == ["Wrong password."] and not app.tabs
     app.text_input[0].set_value("s3cret")
     click(app, "Log in")
-    assert [t.label for t in app.tabs] == ["Enqueue", "Publish", "Claim", "Browse jobs"]
+    assert [t.label for t in app.tabs] == ["Enqueue", "Publish", "Claim", "Running now",
+                                          "Browse jobs"]
