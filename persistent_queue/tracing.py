@@ -107,7 +107,7 @@ def send(queue: str, jobs: list[NewJob], store: Callable[[list[NewJob]], list[Jo
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         stored = store([_with_context(job, carrier) for job in jobs])
-        if many == 1 and stored:
+        if many == 1 and len(stored) == 1:  # (a topic's publish stores a copy per queue)
             span.set_attribute("messaging.message.id", str(stored[0].id))
             if stored[0].deduplicated:
                 span.set_attribute("persistent_queue.job.deduplicated", True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import config, schedules, validation
+from . import config, schedules, tracing, validation
 from .errors import InvalidArgument, QueueFull, ScheduleNotFound, StorageError
 from .models import JSON, Job, ScheduleInfo, Subscription
 from .queue_base import QueueBase
@@ -98,7 +98,8 @@ class WorkflowMixin(QueueBase):
         if key is not None:
             job = dataclasses.replace(job, dedup_key=key, dedup_window=self.dedup_window)
         try:
-            return self.backend.publish(name, job, now=now, queue_defaults=self._defaults)
+            return tracing.send(name, [job], lambda jobs: self.backend.publish(
+                name, jobs[0], now=now, queue_defaults=self._defaults))
         except QueueFull as exc:
             if exc.queue is not None:
                 self.backend.count_rejected_full(exc.queue)

@@ -100,6 +100,18 @@ def test_enqueue_many_and_a_tasks_delay_are_one_span_each(
     assert "traceparent" in queue.get_job(delayed.job.id).headers
 
 
+def test_a_topics_publish_is_one_span_whose_context_every_copy_carries(
+        queue: Queue, spans: InMemorySpanExporter) -> None:
+    queue.subscribe("orders", queue="billing")
+    queue.subscribe("orders", queue="shipping")
+    copies = queue.publish("orders", {"id": 7})
+    [send] = named(spans, "send orders")
+    assert send.kind is SpanKind.PRODUCER
+    assert "messaging.message.id" not in (send.attributes or {})
+    assert [queue.get_job(c.id).headers for c in copies] == [
+        {"traceparent": traceparent_of(send)}] * 2
+
+
 def test_a_failed_enqueue_records_its_error(queue: Queue, spans: InMemorySpanExporter) -> None:
     queue.create_queue("small", max_size=1)
     queue.enqueue("small", 1)
