@@ -37,7 +37,8 @@ def workers(
     stale_after: Annotated[float, Query(gt=0, le=config.MAX_DELAY, allow_inf_nan=False)] = (
         config.WORKER_STALE_AFTER),
 ) -> list[dict[str, Any]]:
-    """Registered producers and consumers; running ones silent for ``stale_after`` s are dead."""
+    """Registered producers and consumers: running, stopped, or lost (running ones silent for
+    ``stale_after`` seconds)."""
     return [worker.to_dict() for worker in queue.workers(stale_after=stale_after)]
 
 
