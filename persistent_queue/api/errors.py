@@ -78,6 +78,17 @@ def error_response(status: int, error: str, detail: str, **extra: Any) -> JSONRe
                         headers=headers)
 
 
+def queue_error_response(exc: QueueError, method: str, path: str) -> JSONResponse:
+    """The response to a library error (:data:`STATUS_BY_ERROR`; 5xx ones are logged)."""
+    for cls, status, code in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            if status >= 500:
+                logger.warning("storage problem on %s %s: %s", method, path, exc,
+                               extra={"error": code})
+            return error_response(status, code, str(exc))
+    return error_response(400, "queue_error", str(exc))
+
+
 def _location(loc: Any) -> str:
     parts = [str(part) for part in loc if part not in ("body",)] if loc else []
     return ".".join(parts) or "body"
@@ -103,13 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueueError)
     async def queue_error(request: Request, exc: QueueError) -> JSONResponse:
-        for cls, status, code in STATUS_BY_ERROR:
-            if isinstance(exc, cls):
-                if status >= 500:
-                    logger.warning("storage problem on %s %s: %s", request.method,
-                                   request.url.path, exc, extra={"error": code})
-                return error_response(status, code, str(exc))
-        return error_response(400, "queue_error", str(exc))
+        return queue_error_response(exc, request.method, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -92,6 +92,7 @@ def create_app(
         registry: the tasks ``POST /tasks/{name}`` may enqueue (a Queue's ``tasks``, as
             ``pq api --app module:q`` loads them); their jobs are stored in this app's queue.
     """
+    from .fast_path import FastEnqueueMiddleware
     from .routes import dead_letters, jobs, messages, queues, system, tasks, workflows
 
     if read_token and not token:
@@ -128,7 +129,8 @@ def create_app(
     install_error_handlers(app)
     for module in (messages, queues, jobs, tasks, dead_letters, workflows, system):
         app.include_router(module.router)
-    # The last added runs first: authenticate before reading a body.
+    # The last added runs first: authenticate before reading a body, then the fast path.
+    app.add_middleware(FastEnqueueMiddleware, state=app.state.api)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limit)
     if token:
         app.add_middleware(BearerAuthMiddleware, token=token, read_token=read_token)

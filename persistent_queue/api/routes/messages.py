@@ -27,7 +27,7 @@ from ...errors import QueueError
 from ...models import DeadLetter, Job, JobState
 from ...queue import Queue
 from ..enqueue_body import FORM, FORM_SCHEMA, InvalidBody, is_json, parse_enqueue
-from ..errors import describe_validation, error_response
+from ..errors import describe_validation, error_response, queue_error_response
 from ..factory import ApiState, get_queue, get_state
 from ..schemas import (
     NAME_REGEX,
@@ -85,22 +85,34 @@ _ENQUEUE_BODY: dict[str, object] = {"requestBody": {"required": True, "content":
 }}}
 
 
-async def _enqueue(request: Request, state: ApiState) -> Response:
+async def enqueue_response(state: ApiState, content_type: str | None, body: bytes,
+                           method: str = "POST", path: str = "/enqueue") -> Response:
+    """The whole of ``POST /enqueue`` once its body is read: parse, store (in a worker
+    thread), answer 201 (200 if deduplicated) or the error. Library errors are answered here
+    too, so the fast path (:mod:`..fast_path`) can call it outside the router."""
     try:
-        body = parse_enqueue(request.headers.get("content-type"), await request.body(),
-                             state.default_queue)
+        request = parse_enqueue(content_type, body, state.default_queue)
     except InvalidBody as exc:
         return error_response(exc.status, exc.error, exc.detail, problems=exc.problems)
-    job = await to_thread.run_sync(partial(
-        state.queue.enqueue, body.queue or state.default_queue, body.payload,
-        priority=body.priority, delay=body.delay, run_at=body.run_at,
-        max_attempts=body.max_attempts, headers=body.headers, depends_on=body.depends_on,
-        dedup_key=body.dedup_key, dedup_window=body.dedup_window, timeout=body.timeout,
-        group_key=body.group_key))
+    try:
+        job = await to_thread.run_sync(partial(
+            state.queue.enqueue, request.queue or state.default_queue, request.payload,
+            priority=request.priority, delay=request.delay, run_at=request.run_at,
+            max_attempts=request.max_attempts, headers=request.headers,
+            depends_on=request.depends_on, dedup_key=request.dedup_key,
+            dedup_window=request.dedup_window, timeout=request.timeout,
+            group_key=request.group_key))
+    except QueueError as exc:
+        return queue_error_response(exc, method, path)
     if not job.deduplicated:
         state.metrics.enqueued.labels(job.queue).inc()
-    return JSONResponse(JobOut.model_validate(job.to_dict()).model_dump(mode="json"),
-                        status_code=200 if job.deduplicated else 201)
+    # Job.to_dict() is JobOut's JSON already (tests/integration/api checks the schema).
+    return JSONResponse(job.to_dict(), status_code=200 if job.deduplicated else 201)
+
+
+async def _enqueue(request: Request, state: ApiState) -> Response:
+    return await enqueue_response(state, request.headers.get("content-type"),
+                                  await request.body(), request.method, request.url.path)
 
 
 @router.post("/enqueue", status_code=201, response_model=JobOut, responses=_ENQUEUE_RESPONSES,
