@@ -3,7 +3,8 @@
 Concurrency model: one connection per thread (and per process: a connection is never reused
 after ``fork``), WAL journal, autocommit mode with explicit ``BEGIN IMMEDIATE`` for
 multi-statement transitions, so writers queue on SQLite's busy handler instead of failing.
-``wait_for_change`` notices other connections' commits through ``PRAGMA data_version``.
+``wait_for_change`` notices other connections' commits through ``PRAGMA data_version``, woken
+by a byte that every commit sends to the waiters' sockets (:mod:`.wake`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .. import queries as sql
 from .checkpointer import BACKSTOP_PAGES, BUSY_WAL_LIMIT, Checkpointer
 from .errors import translate_errors
 from .group_commit import GroupCommit
+from .wake import SAFETY_NET, Waiter, WakeCounts, WakeNotifier
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,13 @@ def _split_statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
 
 
+class _ThreadState(threading.local):
+    """Per-thread state, its flags False until set (read without a failed lookup)."""
+
+    atomic = False  # inside an ``atomic()`` block or a commit group
+    writing = False  # inside ``write()``: its end wakes the waiters, not each transaction
+
+
 class SQLiteConnections:
     """Connections, transactions, migrations, group commit and waiting (the base of
     :class:`~.dialect.SQLiteDialect`)."""
@@ -69,7 +78,7 @@ class SQLiteConnections:
         self.path = Path(path) if str(path) == ":memory:" else Path(os.path.abspath(path))
         self.durability = durability
         self.busy_timeout = busy_timeout
-        self._local = threading.local()
+        self._local: threading.local = _ThreadState()
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
@@ -109,6 +118,10 @@ class SQLiteConnections:
         #: see :meth:`verify_file`. Later connections open it without creating it.
         self._identity: tuple[int, int] | None = None
         self._file_name = os.fspath(self.path)  # a str: stat() takes it faster than a Path
+        #: What this process's waiters and writers did (:mod:`.wake`).
+        self.wake_counts = WakeCounts()
+        #: Wakes the waiters of every process after a commit; None for ``:memory:``.
+        self._notifier: WakeNotifier | None = None
         with translate_errors():
             conn = self.conn()
             if self._memory_uri is None:
@@ -116,6 +129,8 @@ class SQLiteConnections:
                 self._identity = (found.st_dev, found.st_ino)
             self._migrate(conn)
             self._start_checkpointer(conn)
+        if self._memory_uri is None:
+            self._notifier = WakeNotifier(self._file_name, self.wake_counts)
 
     # -- connections ------------------------------------------------------------------------
 
@@ -241,6 +256,8 @@ class SQLiteConnections:
             checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.stop(timeout=self.busy_timeout)
+        if self._notifier is not None:
+            self._notifier.close()
         for pid, conn in connections:
             if pid != os.getpid():
                 continue  # a parent's connection, inherited by fork: never touch it
@@ -292,6 +309,15 @@ class SQLiteConnections:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        if not self._local.writing:  # else the write wakes them, once
+            self.wake_waiters()
+
+    def wake_waiters(self) -> None:
+        """Wake every thread of any process waiting in :meth:`wait_for_change` (after a
+        commit). One ``stat`` when nobody waits."""
+        notifier = self._notifier
+        if notifier is not None:
+            notifier.notify()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         steps = sql.migrations("sqlite")
@@ -356,24 +382,37 @@ class SQLiteConnections:
         """Sleep until another connection commits, or ``timeout`` passes. Returns if it did.
         ``queue`` is ignored: any commit wakes the caller.
 
-        The first checks come sooner (a quarter, then half the interval): work often arrives
-        right after a consumer runs dry, while a long idle wait costs one check per interval.
+        The thread sleeps on a socket of its own that writers wake after each commit
+        (:mod:`.wake`), looking at the database at least every ``wake.SAFETY_NET`` seconds.
+        Where there are no wake-ups it polls instead, the first checks sooner (a quarter,
+        then half ``poll_interval``): work often arrives right after a consumer runs dry.
         """
         conn = self.conn()
         local = self._local
+        counts = self.wake_counts
         deadline = time.monotonic() + timeout
         step = poll_interval / 4
-        with translate_errors():
-            while True:
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version != local.data_version:
-                    local.data_version = version
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                time.sleep(min(step, remaining))
-                step = min(step * 2, poll_interval)
+        # Bound before the first look: a commit after that look sends this socket its byte.
+        waiter = None if self._notifier is None else Waiter.open(self._notifier)
+        try:
+            with translate_errors():
+                while True:
+                    counts.checks += 1
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                    if version != local.data_version:
+                        local.data_version = version
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    if waiter is not None:
+                        waiter.wait(min(remaining, SAFETY_NET))
+                        continue
+                    time.sleep(min(step, remaining))
+                    step = min(step * 2, poll_interval)
+        finally:
+            if waiter is not None:
+                waiter.close()
 
     def truncate_wal(self) -> bool:
         """Copy the whole WAL into the database file and empty it (``wal_checkpoint(TRUNCATE)``).

@@ -7,7 +7,8 @@ reserve is released, writes that settle jobs make room and go on. The enqueue fa
 the hottest statements of a producer (see ``bench/README.md``): a job for an existing,
 unbounded queue is one autocommit ``INSERT ... SELECT``, a batch one ``INSERT ... SELECT ...
 FROM json_each``. A claim, alone in full durability, commits without its own fsync
-(``soft_claims``). No wake-up to send: waiters notice commits through ``PRAGMA data_version``.
+(``soft_claims``). After each write's commit the waiters of every process are woken
+(:mod:`.wake`); nothing is sent per queue.
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ class SQLiteDialect(SQLiteConnections, Dialect):
 
     def write(self, work: Callable[[], T], *, grouped: bool = False,
               adds_jobs: bool = False) -> T:
+        local = self._local
+        if local.writing or local.atomic:
+            return self._write(work, grouped, adds_jobs)  # the outer write or block wakes
+        local.writing = True
+        try:
+            return self._write(work, grouped, adds_jobs)
+        finally:
+            local.writing = False
+            self.wake_waiters()  # committed (or rolled back: a spurious wake-up is harmless)
+
+    def _write(self, work: Callable[[], T], grouped: bool, adds_jobs: bool) -> T:
         if adds_jobs:
             self._admit_enqueue()
             return self._grouped(work) if grouped else work()
@@ -96,7 +108,7 @@ class SQLiteDialect(SQLiteConnections, Dialect):
         return self._with_room(work)
 
     def notify(self, conn: Any, queue: str) -> None:
-        """Nothing to send: a waiter notices every commit (``PRAGMA data_version``)."""
+        """Nothing to send per queue: every commit wakes the waiters (:mod:`.wake`)."""
 
     def _admit_enqueue(self) -> None:
         """Refuse a new job while the disk reserve is released, or while the disk has less
