@@ -23,6 +23,7 @@ connection, which is bound to its thread) are not for an AsyncQueue: use the ``Q
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import os
@@ -227,10 +228,11 @@ class AsyncQueue:
         return await asyncio.wrap_future(self._submit(call))
 
     def _submit(self, call: Callable[[], R]) -> Future[R]:
-        """``call`` on the pool: every database call of the AsyncQueue goes through here."""
+        """``call`` on the pool: every database call of the AsyncQueue goes through here, in
+        the caller's context (its context variables: the current tracing span, for one)."""
         if self._closed:
             raise InvalidArgument("this AsyncQueue is closed")
-        return self._pool.submit(call)
+        return self._pool.submit(contextvars.copy_context().run, call)
 
     # -- waiting ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ enqueue spans' parents, and nothing at all without a configured tracer provider.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from persistent_queue import Job, JobState, Queue, QueueFull, tracing
+from persistent_queue import AsyncQueue, Job, JobState, Queue, QueueFull, tracing
 from persistent_queue.api import create_app
 from persistent_queue.worker import EXIT_OK, Worker, WorkerConfig
 from tests.tracing_support import configured_sdk, named, traceparent_of
@@ -110,6 +111,19 @@ def test_a_topics_publish_is_one_span_whose_context_every_copy_carries(
     assert "messaging.message.id" not in (send.attributes or {})
     assert [queue.get_job(c.id).headers for c in copies] == [
         {"traceparent": traceparent_of(send)}] * 2
+
+
+def test_an_async_queues_enqueue_is_a_child_of_the_awaiting_span(
+        db_path: Path | str, spans: InMemorySpanExporter) -> None:
+    async def main() -> None:
+        async with AsyncQueue(db_path, durability="normal") as aq:
+            with trace.get_tracer("test").start_as_current_span("request"):
+                await aq.enqueue("work", 1)
+
+    asyncio.run(main())
+    [request] = named(spans, "request")
+    [send] = named(spans, "send work")
+    assert send.parent is not None and send.parent.span_id == request.context.span_id
 
 
 def test_a_failed_enqueue_records_its_error(queue: Queue, spans: InMemorySpanExporter) -> None:
