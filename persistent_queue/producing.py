@@ -28,6 +28,25 @@ BATCH_FIELDS = frozenset({"payload", "priority", "delay", "run_at", "max_attempt
                           "timeout", "group_key"})
 
 
+def _same_options(specs: list[Mapping[str, Any]]) -> bool:
+    """Whether every job of a batch has the first one's options, of the same types."""
+    first = specs[0]
+    options = [(key, value, type(value)) for key, value in first.items() if key != "payload"]
+    size = len(first)
+    for spec in specs:
+        if not isinstance(spec, Mapping) or len(spec) != size or "payload" not in spec:
+            return False
+        for key, value, kind in options:
+            other = spec.get(key, _MISSING)
+            if other is not value and (type(other) is not kind or other != value
+                                       or kind is dict):
+                return False
+    return True
+
+
+_MISSING = object()
+
+
 class ProducingMixin(QueueBase):
     """``enqueue``, ``enqueue_many`` and bounded-queue back-pressure for ``Queue``."""
 
@@ -161,13 +180,32 @@ class ProducingMixin(QueueBase):
         specs = list(jobs)
         if len(specs) > config.MAX_BATCH:
             raise InvalidArgument(f"at most {config.MAX_BATCH} jobs per batch, not {len(specs)}")
+        if not specs:
+            return []
         stored: list[NewJob] = []
         for index, spec in enumerate(specs):
             try:
                 stored.append(self._batch_job(spec, now))
             except (InvalidPayload, InvalidArgument) as exc:
                 raise type(exc)(f"job {index}: {exc}") from None
-        return self._store(name, stored, block=False, block_timeout=None) if stored else []
+            if index == 0 and _same_options(specs):
+                # Every job has the first one's options: one statement stores them all.
+                try:
+                    texts = [stored[0].payload_json] + validation.payloads(
+                        [spec["payload"] for spec in specs[1:]], max_bytes=self.max_payload_bytes)
+                except (InvalidPayload, InvalidArgument):
+                    continue  # job by job, to name the one at fault
+                return self._store_uniform(name, stored[0], specs, texts, now)
+        return self._store(name, stored, block=False, block_timeout=None)
+
+    def _store_uniform(self, queue: str, template: NewJob, specs: list[Mapping[str, Any]],
+                       texts: list[str], now: float) -> list[Job]:
+        try:
+            return self.backend.enqueue_uniform(queue, template, [s["payload"] for s in specs],
+                                                texts, now=now, queue_defaults=self._defaults)
+        except QueueFull:
+            self.backend.count_rejected_full(queue)
+            raise
 
     def _batch_job(self, spec: Mapping[str, Any], now: float) -> NewJob:
         if not isinstance(spec, Mapping) or "payload" not in spec:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from persistent_queue import JobState, Queue
 from persistent_queue.api import create_app
-from persistent_queue.errors import InvalidArgument
+from persistent_queue.errors import InvalidArgument, InvalidPayload
 
 URL = "/queues/emails/jobs/batch"
 
@@ -131,3 +131,33 @@ def test_the_library_names_the_bad_job_and_stores_nothing(queue: Queue) -> None:
         queue.enqueue_batch("emails", [{"priority": 1}])
     assert _count(queue) == 0
     assert queue.enqueue_batch("emails", []) == []
+
+
+def test_a_uniform_batch_and_a_mixed_one_store_the_same_jobs(queue: Queue) -> None:
+    options = {"priority": 4, "delay": 30.0, "max_attempts": 2, "timeout": 9.0,
+               "group_key": "g"}
+    uniform = queue.enqueue_batch("emails", [{"payload": n, **options} for n in range(3)])
+    mixed = queue.enqueue_batch("emails", [{"payload": n, **options} for n in range(2)]
+                                + [{"payload": 2, **options, "headers": {"k": "v"}}])
+    for one, other in zip(uniform, mixed, strict=True):
+        for job in (one, queue.get_job(one.id)):
+            assert (job.payload, job.priority, job.max_attempts, job.timeout, job.group_key) \
+                == (other.payload, 4, 2, 9.0, "g")
+            assert job.available_at - job.created_at == 30
+    assert queue.get_job(mixed[2].id).headers == {"k": "v"}
+
+
+@pytest.mark.parametrize("second", [
+    {"payload": 2, "priority": True},  # equal to 1, but no integer
+    {"payload": "x" * 2_000, "priority": 1},  # the batch is uniform: stored in one statement
+    {"payload": float("nan"), "priority": 1},
+])
+def test_a_batch_like_its_first_job_still_names_a_bad_one(
+        db_path: Path | str, second: dict[str, Any]) -> None:
+    small = Queue(db_path, durability="normal", max_payload_bytes=1_000)
+    try:
+        with pytest.raises((InvalidArgument, InvalidPayload), match="^job 1: "):
+            small.enqueue_batch("emails", [{"payload": 1, "priority": 1}, second])
+        assert _count(small) == 0
+    finally:
+        small.close()
