@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Literal, cast
 
-from . import config, errors, validation
+from . import config, errors, tracing, validation
 from .errors import InvalidArgument, Retry
 from .logs import setup_logging
 from .models import Job
@@ -207,7 +207,8 @@ def _run_job(router: Router, job: Job, cancel: threading.Event) -> Outcome:
     """Run one job in the child; every value in the outcome is plain data."""
     cancelled = getattr(errors, "JobCancelled", None)  # looked up: it comes with job control
     try:
-        routed = router.run(job, cancel=cancel)
+        with tracing.continued(job):  # the handler's spans: children of its run's span
+            routed = router.run(job, cancel=cancel)
         if routed.unknown is not None:
             return Outcome("error", routed=routed, error=routed.unknown_error(router.worker_id))
         if routed.task is not None:  # as stored: JSON decoded, nothing the worker can't load

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from .models import Job
     from .storage import NewJob
 
-__all__ = ["active", "attached", "context_for", "end_run", "instrument_app", "send", "start_run"]
+__all__ = ["active", "attached", "carrying", "context_for", "continued", "end_run",
+           "instrument_app", "send", "start_run"]
 
 #: ``messaging.system`` of every span.
 SYSTEM = "persistent_queue"
@@ -142,7 +143,6 @@ def start_run(job: Job, worker: str) -> Any:
     _, propagate, trace = _otel()
     from .tasks import task_name
 
-    carrier = {key: value for key, value in job.headers.items() if isinstance(value, str)}
     attributes: dict[str, Any] = {
         "messaging.system": SYSTEM, "messaging.destination.name": job.queue,
         "messaging.operation.type": "process", "messaging.operation.name": "process",
@@ -151,19 +151,44 @@ def start_run(job: Job, worker: str) -> Any:
     task = task_name(job)
     if task is not None:
         attributes["persistent_queue.task.name"] = task
-    return tracer.start_span(f"process {job.queue}", context=propagate.extract(carrier),
+    return tracer.start_span(f"process {job.queue}", context=propagate.extract(_carrier(job)),
                              kind=trace.SpanKind.CONSUMER, attributes=attributes)
 
 
 def attached(span: Any) -> AbstractContextManager[None]:
     """Make ``span`` the current span of this thread for a ``with`` (a no-op for None)."""
-    return _NULL if span is None else _attached(span)
+    if span is None:
+        return _NULL
+    return _attached(_otel()[2].set_span_in_context(span))
+
+
+def carrying(job: Job, span: Any) -> Job:
+    """``job`` with the context of ``span`` (its run's) in its headers, for the process
+    executor's child, which makes it current (:func:`continued`); ``job`` for None."""
+    if span is None:
+        return job
+    _, propagate, trace = _otel()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return dataclasses.replace(job, headers={**job.headers, **carrier})
+
+
+def continued(job: Job) -> AbstractContextManager[None]:
+    """In the process executor's child: the context ``job``'s headers carry made current
+    for a ``with`` (the handler's own spans are children of its run's span)."""
+    if _tracer() is None:
+        return _NULL
+    return _attached(_otel()[1].extract(_carrier(job)))
+
+
+def _carrier(job: Job) -> dict[str, str]:
+    return {key: value for key, value in job.headers.items() if isinstance(value, str)}
 
 
 @contextmanager
-def _attached(span: Any) -> Iterator[None]:
-    context, _, trace = _otel()
-    token = context.attach(trace.set_span_in_context(span))
+def _attached(ctx: Any) -> Iterator[None]:
+    context = _otel()[0]
+    token = context.attach(ctx)
     try:
         yield
     finally:

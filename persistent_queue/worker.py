@@ -398,7 +398,8 @@ class Worker:
         if entry.cancel.is_set():
             outcome = Outcome(kind="cancelled")  # cancelled while it waited for a thread
         elif self._executor is not None:
-            outcome = self._executor.run(job, slot=slot, timeout=job.timeout,
+            outcome = self._executor.run(tracing.carrying(job, entry.span), slot=slot,
+                                         timeout=job.timeout,
                                          cancel=entry.cancel, grace=self.config.cancel_grace)
         else:
             with tracing.attached(entry.span):
@@ -572,6 +573,8 @@ class Worker:
             if now >= next_lengths:
                 leases, next_lengths = self._lease_lengths(), now + 30.0
             self._watch_cancellations()
+            if self.job_log:
+                self.job_log.flush(due_only=True)  # rows of a worker gone idle
             if self._executor is None:
                 self._enforce_limits()
             if now >= next_extend:

@@ -1,6 +1,7 @@
 """Tracing across processes: this process enqueues inside a span, a real ``pq worker``
 process (whose app configures the OpenTelemetry SDK, exporting spans as JSON lines) runs the
-jobs; each run's consumer span is in the producer's trace, its child."""
+jobs; each run's consumer span is in the producer's trace, its child, and the handler's own
+spans (in the worker, on its event loop, or in a process executor's child) are the run's."""
 
 from __future__ import annotations
 
@@ -156,3 +157,8 @@ def test_the_process_executor_continues_the_trace_too(
         assert by_task[name]["pid"] == worker.pid  # the span is the worker's, not the child's
     assert by_task["greet"]["attributes"]["persistent_queue.job.outcome"] == "acked"
     assert by_task["explode"]["attributes"]["persistent_queue.job.outcome"] == "dead_lettered"
+    # The child's own spans are children of the run's span, in the child's process.
+    [inner] = [s for s in exported(tmp_path) if s["name"] == "greeting"]
+    assert inner["parent"] == by_task["greet"]["span_id"]
+    assert inner["trace_id"] == by_task["greet"]["trace_id"]
+    assert inner["pid"] != worker.pid
