@@ -55,6 +55,8 @@ EXPECTED_SKIPS = {
                       "`make test`), ~3 min"),
     ("RELIABILITY.md", ".venv/bin/python -m pytest tests/reliability     # short mode, runs "
                        "in `make test` (~2-3 min)"),
+    ("tracing.md", "pip install 'persistent-queue[otel]' opentelemetry-distro "
+                   "opentelemetry-exporter-otlp"),
 }
 #: The ports the pages use as written.
 DOC_PORTS = (8000, 8001, 8501, 8502)
