@@ -149,7 +149,18 @@ class Reads(Backend):
         }
         for row in conn.execute(q["count_by_state"]):
             counts.setdefault(row["queue"], {})[row["state"]] = row["n"]
-        for row in conn.execute(q["count_pending_detail"], {"now": now}):
+        self._pending_counts(conn, now, counts)
+        for row in conn.execute(q["count_retries"]):
+            counts.setdefault(row["queue"], {})["retries"] = row["n"]
+        for row in conn.execute(q["workflow_counters"]):
+            counts.setdefault(row["name"], {}).update(dedup_hits=row["dedup_hits"],
+                                                      rejected_full=row["rejected_full"])
+        return counts
+
+    def _pending_counts(self, conn: Any, now: float, counts: dict[str, dict[str, Any]]) -> None:
+        """Add each queue's ready, scheduled, expired, retry-pending and dead counts and the
+        age of its oldest ready job to ``counts``."""
+        for row in conn.execute(self.q["count_pending_detail"], {"now": now}):
             entry = counts.setdefault(row["queue"], {})
             entry["ready_now"] = row["ready_now"]
             entry["scheduled"] = row["scheduled"]
@@ -157,14 +168,8 @@ class Reads(Backend):
             entry["retry_pending"] = row["retry_pending"]
             if row["oldest_ready_at"] is not None:
                 entry["oldest_ready_age"] = max(0.0, now - row["oldest_ready_at"])
-        for row in conn.execute(q["count_dead"]):
+        for row in conn.execute(self.q["count_dead"]):
             counts.setdefault(row["queue"], {})["dead"] = row["n"]
-        for row in conn.execute(q["count_retries"]):
-            counts.setdefault(row["queue"], {})["retries"] = row["n"]
-        for row in conn.execute(q["workflow_counters"]):
-            counts.setdefault(row["name"], {}).update(dedup_hits=row["dedup_hits"],
-                                                      rejected_full=row["rejected_full"])
-        return counts
 
     # -- operators' reads: alerts, running jobs ---------------------------------------------
 
@@ -173,13 +178,17 @@ class Reads(Backend):
             thresholds = conn.execute(self.q["alert_thresholds"]).fetchall()
             if not thresholds:
                 return []
-            counts = self._stats_counts(conn, now)
-            attempts = {row["queue"]: (int(row["failed"]), int(row["acked"])) for row in
-                        conn.execute(self.q["alert_attempts"], {"since": failures_since})}
+            counts: dict[str, dict[str, Any]] = {}
+            self._pending_counts(conn, now, counts)
+            window = {"since": failures_since}
+            failures = {row["queue"]: int(row["n"])
+                        for row in conn.execute(self.q["alert_failed"], window)}
+            acks = {row["queue"]: int(row["n"])
+                    for row in conn.execute(self.q["alert_acked"], window)}
         found = []
         for row in thresholds:
             entry = counts.get(row["name"], {})
-            failed, acked = attempts.get(row["name"], (0, 0))
+            failed, acked = failures.get(row["name"], 0), acks.get(row["name"], 0)
             values = {"depth": entry.get("ready_now", 0),
                       "oldest_age": entry.get("oldest_ready_age") or 0.0,
                       "failure_rate": failed / (failed + acked) if failed else 0.0,

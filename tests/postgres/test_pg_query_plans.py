@@ -152,7 +152,8 @@ OPERATOR = {
     "throughput_acked": None,
     "quick_check": None,
     "alert_thresholds": None,
-    "alert_attempts": None,
+    "alert_failed": None,
+    "alert_acked": None,
 }
 
 
@@ -201,7 +202,7 @@ def test_the_failure_rate_alert_reads_a_window_of_the_done_index(
     history: tuple[Queue, dict[str, Any]]
 ) -> None:
     pq, params = history
-    text = _plan(pq.backend.dialect.conn(), Q["alert_attempts"], params)  # type: ignore[attr-defined]
+    text = _plan(pq.backend.dialect.conn(), Q["alert_acked"], params)  # type: ignore[attr-defined]
     assert "jobs_done" in text and "finished_at" in text, text
 
 

@@ -19,15 +19,18 @@ WHERE alert_depth IS NOT NULL OR alert_oldest_age IS NOT NULL
    OR alert_failure_rate IS NOT NULL OR alert_dead_letters IS NOT NULL
 ORDER BY name;
 
--- name: alert_attempts
--- Per queue with a failure-rate alert: attempts that failed (failed events and expired
--- leases, as throughput counts them) and jobs acked since :since. The window's range of
--- job_events_at (at) and of the queue's jobs_done (queue, finished_at).
+-- name: alert_failed
+-- Attempts that failed since :since (failed events and expired leases, as throughput counts
+-- them), per queue: one range of job_events_at (at).
+SELECT queue, count(*) AS n FROM job_events
+WHERE at >= :since AND event IN ('failed', 'lease_expired')
+GROUP BY queue;
+
+-- name: alert_acked
+-- Jobs acked since :since, per queue with a failure-rate alert: the window's range of that
+-- queue's jobs_done (queue, finished_at).
 SELECT q.name AS queue,
-       (SELECT count(*) FROM job_events AS e
-        WHERE e.at >= :since AND e.queue = q.name
-          AND e.event IN ('failed', 'lease_expired')) AS failed,
        (SELECT count(*) FROM jobs AS j
-        WHERE j.queue = q.name AND j.state = 'done' AND j.finished_at >= :since) AS acked
+        WHERE j.queue = q.name AND j.state = 'done' AND j.finished_at >= :since) AS n
 FROM queues AS q
 WHERE q.alert_failure_rate IS NOT NULL;
