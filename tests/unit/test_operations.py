@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -196,3 +199,18 @@ def test_retry_pending_counts_ready_jobs_waiting_for_a_retry(
     # The history still holds the failure; nothing waits for a retry any more.
     assert (queue.stats("q").retry_pending, queue.stats("q").retries) == (0, 1)
     assert queue.stats("q").to_dict()["retry_pending"] == 0
+
+
+@pytest.mark.sqlite_only
+def test_reading_the_workers_never_waits_for_the_write_lock(
+    db_path: Path, clock: FakeClock
+) -> None:
+    # Version 8 wrote 'dead' over silent workers on every read, in a write transaction: a
+    # console or GET /workers queued behind the writers (and failed past busy_timeout).
+    with Queue(db_path, clock=clock, durability="normal", busy_timeout=0.2) as q:
+        q.register_worker("quiet", kind="consumer")
+        clock.advance(3600)
+        with closing(sqlite3.connect(db_path, isolation_level=None)) as writer:
+            writer.execute("BEGIN IMMEDIATE")
+            assert [w.state for w in q.workers()] == ["lost"]
+            writer.execute("ROLLBACK")
