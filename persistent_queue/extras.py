@@ -19,7 +19,7 @@ from .errors import MissingDependency
 
 #: The modules each extra provides (imported to check that it is installed).
 EXTRAS: Final[dict[str, tuple[str, ...]]] = {
-    "api": ("fastapi", "uvicorn", "prometheus_client"),
+    "api": ("fastapi", "uvicorn", "prometheus_client", "fastapi_offline"),
     "console": ("streamlit", "pandas", "altair"),
     "postgres": ("psycopg",),
     "supervisor": ("supervisor",),

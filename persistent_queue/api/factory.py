@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from .. import __version__, config, tracing, validation
 from ..queue import Queue
 from ..tasks import TaskRegistry
+from .docs import install_docs
 from .errors import install_error_handlers
 from .metrics import ApiMetrics
 from .middleware import BearerAuthMiddleware, BodyLimitMiddleware
@@ -120,6 +121,8 @@ def create_app(
             "Errors are `{\"error\": code, \"detail\": message}`."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local files
+        redoc_url=None,
     )
     app.state.api = ApiState(
         queue=queue, metrics=ApiMetrics(queue), max_wait=min(max_wait, config.MAX_WAIT),
@@ -127,6 +130,7 @@ def create_app(
         default_queue=default_queue, registry=registry,
     )
     install_error_handlers(app)
+    install_docs(app)
     for module in (messages, queues, jobs, tasks, dead_letters, workflows, system):
         app.include_router(module.router)
     # The last added runs first: authenticate before reading a body, then the fast path.

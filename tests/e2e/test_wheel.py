@@ -25,8 +25,8 @@ from tests.support import ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 #: What only the extras may bring (distribution names as ``pip list`` spells them).
-NOT_IN_CORE = {"fastapi", "uvicorn", "starlette", "prometheus-client", "streamlit", "pandas",
-               "altair", "psycopg", "psycopg-binary", "supervisor"}
+NOT_IN_CORE = {"fastapi", "uvicorn", "starlette", "prometheus-client", "fastapi_offline",
+               "streamlit", "pandas", "altair", "psycopg", "psycopg-binary", "supervisor"}
 
 HANDLER = '''\
 import json
