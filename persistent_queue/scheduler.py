@@ -103,6 +103,7 @@ def serve(db: str, interval: float = config.SCHEDULER_INTERVAL) -> int:
     installed (a ``postgresql://`` URL without ``[postgres]``).
     """
     setup_logging()
+    logging.captureWarnings(True)  # a library's warning is a JSON line too, not raw stderr
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

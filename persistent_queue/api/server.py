@@ -98,6 +98,7 @@ def serve(settings: ApiSettings) -> int:
     import uvicorn
 
     logging.config.dictConfig(log_config(settings.log_level))
+    logging.captureWarnings(True)  # a library's warning is a JSON line too, not raw stderr
     try:
         registry = load_registry(settings)
     except QueueError as exc:
