@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import shlex
 import shutil
@@ -175,9 +176,7 @@ def pg_dump(url: str, dest: str | os.PathLike[str], *, force: bool = False) -> P
     _check_destination(target, force=force)
     if shutil.which("pg_dump") is None:
         raise BackupRefused("pg_dump is not on PATH (install the PostgreSQL client tools)")
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    temp = Path(name)
+    temp = _temp_beside(target)
     _, argv, env = pg_dump_command(url, os.fspath(temp))
     try:
         done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True,
@@ -203,9 +202,7 @@ def _copy(src: sqlite3.Connection, dest: Path, *, progress: Progress | None, for
     (``place``) or return it under its temporary name."""
     total = int(src.execute("PRAGMA page_count").fetchone()[0]) * int(
         src.execute("PRAGMA page_size").fetchone()[0])
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    os.close(fd)
-    temp = Path(name)
+    temp = _temp_beside(dest)
     started = time.monotonic()
     try:
         with _open(temp) as out:
@@ -230,6 +227,16 @@ def _copy(src: sqlite3.Connection, dest: Path, *, progress: Progress | None, for
     return BackupResult(path=final, bytes=final.stat().st_size, jobs=row[0],
                         dead_letters=row[1], schema_version=version,
                         seconds=time.monotonic() - started, verified=verify)
+
+
+def _temp_beside(dest: Path) -> Path:
+    """A new empty file in ``dest``'s folder, renamed to ``dest`` once written."""
+    try:
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+    except OSError as exc:
+        raise BackupRefused(f"cannot write in {dest.parent.resolve()}: {exc.strerror}") from None
+    os.close(fd)
+    return Path(name)
 
 
 @contextlib.contextmanager
@@ -370,6 +377,10 @@ def _set_aside(db: Path, stale_after: float, keep_old: bool) -> Path | None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the last close removes -wal, -shm
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     kept = db.with_name(f"{db.name}.before-restore-{stamp}")
+    for n in itertools.count(1):  # two restores in one second keep both databases
+        if not (kept.exists() or Path(f"{kept}-wal").exists()):
+            break
+        kept = db.with_name(f"{db.name}.before-restore-{stamp}-{n}")
     with _shm_lock(db):  # held (no SQLite connection of ours now) across the renames
         if keep_old:
             os.replace(db, kept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,34 @@ def test_restore_force_deletes_the_replaced_database(db: Path, tmp_path: Path) -
     result = restore(tmp_path / "copy.db", db, keep_old=False)
     assert result.kept is None and result.jobs == 50
     assert not list(tmp_path.glob("queue.db.before-restore-*"))
+
+
+def test_restore_after_a_killed_process_keeps_the_commits_of_its_stale_wal(
+        db: Path, tmp_path: Path) -> None:
+    backup(db, tmp_path / "copy.db")
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys\n"
+        "from persistent_queue import Queue\n"
+        "q = Queue(sys.argv[1], durability='full')\n"  # no checkpoint thread in full
+        "q.enqueue('emails', {'in': 'the wal only'})\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"), str(db)], timeout=60, check=False)
+    assert killed.returncode == -9
+    assert Path(f"{db}-wal").stat().st_size > 0 and Path(f"{db}-shm").exists()
+    result = restore(tmp_path / "copy.db", db)
+    assert result.kept is not None and count(result.kept) == 51
+    assert not Path(f"{result.kept}-wal").exists() and not Path(f"{result.kept}-shm").exists()
+    assert count(db) == 50
+
+
+def test_two_restores_in_one_second_keep_both_replaced_databases(
+        db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backup(db, tmp_path / "copy.db")
+    second = time.gmtime()
+    monkeypatch.setattr(time, "gmtime", lambda *_: second)
+    first = restore(tmp_path / "copy.db", db).kept
+    again = restore(tmp_path / "copy.db", db).kept
+    assert first is not None and again is not None and first != again
+    assert first.exists() and again.exists()
 
 
 def test_restore_onto_a_missing_database_puts_the_copy_there(db: Path, tmp_path: Path) -> None:
