@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from persistent_queue import logs
 from persistent_queue.logs import PROCESSED_COLUMNS, JobLog
 
 WRITER = """
@@ -42,3 +45,22 @@ def test_error_entries_keep_the_traceback(tmp_path: Path) -> None:
     log.close()
     text = (tmp_path / "error_log.txt").read_text()
     assert "job=7 queue=q attempt=2" in text and "Traceback ..." in text
+
+
+def test_rows_wait_in_memory_until_due_and_every_row_is_written_by_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "FLUSH_INTERVAL", 3600.0)
+    log = JobLog(tmp_path, worker="w")
+    for n in range(3):
+        log.processed(job_id=n, queue="q", attempt=1, duration=0.01, result="acked")
+    log.flush(due_only=True)  # not due: nothing written (one write per batch, not per job)
+    assert not (tmp_path / "processed_log.csv").exists()
+    monkeypatch.setattr(logs, "FLUSH_INTERVAL", 0.0)
+    log.flush(due_only=True)
+    assert len((tmp_path / "processed_log.csv").read_text().splitlines()) == 1 + 3
+    log.processed(job_id=3, queue="q", attempt=1, duration=0.01, result="acked")  # due at once
+    monkeypatch.setattr(logs, "FLUSH_INTERVAL", 3600.0)
+    log.processed(job_id=4, queue="q", attempt=1, duration=0.01, result="acked")
+    log.close()
+    with (tmp_path / "processed_log.csv").open() as handle:
+        assert [int(row["job_id"]) for row in csv.DictReader(handle)] == [0, 1, 2, 3, 4]

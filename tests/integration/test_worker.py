@@ -159,3 +159,26 @@ def test_heartbeat_notices_a_stolen_lease_while_the_job_runs(
     other.close()
     assert f"lost the lease of job {job.id} while it ran" in caplog.text
     assert real_queue.get_job(job.id).state is JobState.LEASED  # the thief's, not done
+
+
+def test_a_running_worker_gone_idle_writes_its_csv_rows(real_queue: Queue,
+                                                          tmp_path: Path) -> None:
+    job = real_queue.enqueue("work", 1)
+    worker = Worker(real_queue, WorkerConfig(queue="work", log_dir=str(tmp_path / "logs"),
+                                             wait=0.2), lambda job: None)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        # Kept in memory while jobs come, written by the control thread once it is idle.
+        wait_for(lambda: str(job.id) in _logged_ids(tmp_path / "logs" / "processed_log.csv"),
+                 message="the job's row while the worker runs")
+    finally:
+        worker.request_stop()
+        thread.join(timeout=60)
+
+
+def _logged_ids(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return [row["job_id"] for row in csv.DictReader(handle)]
