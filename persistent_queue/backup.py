@@ -400,8 +400,7 @@ def _set_aside(db: Path, stale_after: float, keep_old: bool) -> Path | None:
 def _open(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
     uri = f"file:{urllib.parse.quote(os.fspath(path))}?mode={'ro' if readonly else 'rw'}"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None)
     except sqlite3.Error as exc:
         raise BackupRefused(f"cannot open {path}: {exc}") from None
     try:

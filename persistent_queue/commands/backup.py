@@ -22,9 +22,10 @@ from .common import EXIT_USAGE, exit_code, fail
 class _Progress:
     """Progress of a copy on stderr: one updating line on a terminal, else a line per 10 %."""
 
-    def __init__(self) -> None:
+    def __init__(self, then: str = "") -> None:
         self.tty = sys.stderr.isatty()
         self.shown = -1
+        self.then = then  # said with 100 %: what runs after the copy
 
     def __call__(self, written: int, total: int) -> None:
         percent = 100 if total <= 0 else min(100, written * 100 // total)
@@ -33,6 +34,8 @@ class _Progress:
             return
         self.shown = step
         line = f"copied {percent:3d}% of {_size(total)}"
+        if percent == 100 and self.then:
+            line += f"; {self.then}"
         if self.tty:
             click.echo(f"\r{line}", err=True, nl=percent == 100)
         else:
@@ -79,7 +82,8 @@ def backup_command(ctx: click.Context, dest: Path, force: bool, no_verify: bool,
                        f"{_size(dest.stat().st_size)}")
             return
         result = backups.backup(db, dest, force=force, verify=not no_verify,
-                                progress=None if quiet else _Progress())
+                                progress=None if quiet else _Progress(
+                                    "" if no_verify else "checking it (integrity_check)"))
     except QueueError as exc:
         fail(str(exc), exit_code(exc))
     click.echo(f"backup {result.path}: {result.jobs} jobs, {result.dead_letters} dead letters, "
@@ -103,7 +107,7 @@ def restore_command(ctx: click.Context, src: Path, force: bool, quiet: bool) -> 
     """
     try:
         result = backups.restore(src, ctx.obj["db"], keep_old=not force,
-                                 progress=None if quiet else _Progress())
+                                 progress=None if quiet else _Progress("putting it in place"))
     except QueueError as exc:
         fail(str(exc), exit_code(exc))
     migrated = (f", migrated from schema version {result.restored_version}"
