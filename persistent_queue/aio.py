@@ -403,6 +403,8 @@ class AsyncQueue:
     history = _in_pool(Queue.history)
     stats = _in_pool(Queue.stats)
     throughput = _in_pool(Queue.throughput)
+    alerts = _in_pool(Queue.alerts)
+    running_jobs = _in_pool(Queue.running_jobs)
     create_queue = _in_pool(Queue.create_queue)
     update_queue = _in_pool(Queue.update_queue)
     get_queue = _in_pool(Queue.get_queue)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from datetime import timedelta
@@ -12,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from persistent_queue import Alert, InvalidArgument, InvalidInput, Queue, QueueNotFound
+from persistent_queue import (
+    Alert,
+    AsyncQueue,
+    InvalidArgument,
+    InvalidInput,
+    Queue,
+    QueueNotFound,
+    RunningJob,
+)
 from persistent_queue.config import ALERT_FAILURE_WINDOW
 from tests.support import FakeClock
 
@@ -214,3 +223,19 @@ def test_reading_the_workers_never_waits_for_the_write_lock(
             writer.execute("BEGIN IMMEDIATE")
             assert [w.state for w in q.workers()] == ["lost"]
             writer.execute("ROLLBACK")
+
+
+def test_an_async_queue_reads_alerts_and_running_jobs(queue: Queue) -> None:
+    queue.create_queue("q", alert_depth=1)
+    queue.enqueue("q", 1)
+    queue.enqueue("q", 2)
+    job = queue.dequeue("q", worker="w")
+    assert job is not None
+
+    async def read() -> tuple[list[Alert], list[RunningJob]]:
+        async with AsyncQueue(queue) as aq:
+            return await aq.alerts("q"), await aq.running_jobs(limit=5)
+
+    alerts, running = asyncio.run(read())
+    assert [(a.kind, a.firing) for a in alerts] == [("depth", True)]
+    assert [(r.id, r.worker) for r in running] == [(job.id, "w")]
