@@ -182,7 +182,8 @@ def test_restore_refuses_a_newer_schema_a_damaged_file_and_other_files(
     newer = tmp_path / "newer.db"
     backup(db, newer)
     sqlite3.connect(newer).execute(f"PRAGMA user_version = {LATEST + 1}").connection.close()
-    refused(pq(db, "restore", str(newer)), f"has schema version {LATEST + 1}")
+    with pytest.raises(BackupRefused, match=f"has schema version {LATEST + 1}"):
+        restore(newer, db)
 
     damaged = tmp_path / "damaged.db"
     backup(db, damaged)
@@ -194,7 +195,8 @@ def test_restore_refuses_a_newer_schema_a_damaged_file_and_other_files(
     start = (root - 1) * page_size
     data[start + 3: start + 5] = b"\x7f\xff"  # the jobs table's page claims 32,767 cells
     damaged.write_bytes(bytes(data))
-    refused(pq(db, "restore", str(damaged)), "fails its integrity check")
+    with pytest.raises(BackupRefused, match="fails its integrity check"):
+        restore(damaged, db)
 
     refused(pq(db, "restore", str(tmp_path / "absent.db")), "no database at")
     (tmp_path / "notes.txt").write_text("not a database at all, but long enough " * 4)
