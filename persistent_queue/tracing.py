@@ -121,7 +121,7 @@ def _with_context(job: NewJob, carrier: dict[str, str]) -> NewJob:
     headers = dict(job.headers)
     for key, value in carrier.items():
         if (key not in headers and len(headers) < config.MAX_HEADERS
-                and len(value) <= config.MAX_HEADER_VALUE_CHARS
+                and isinstance(value, str) and len(value) <= config.MAX_HEADER_VALUE_CHARS
                 and config.HEADER_KEY_PATTERN.fullmatch(key)):
             headers[key] = value
     if len(headers) == len(job.headers):

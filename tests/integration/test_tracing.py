@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from persistent_queue import AsyncQueue, Job, JobState, Queue, QueueFull, tracing
 from persistent_queue.api import create_app
@@ -83,6 +84,26 @@ def test_a_job_with_all_its_headers_taken_is_stored_without_the_context(
     full = {f"h{i}": i for i in range(64)}
     job = queue.enqueue("work", 1, headers=full)
     assert queue.get_job(job.id).headers == full
+
+
+class _HostilePropagator(TraceContextTextMapPropagator):
+    """Writes, besides the trace context, what no job header may hold."""
+
+    def inject(self, carrier: Any, context: Any = None, setter: Any = None) -> None:
+        super().inject(carrier, context)
+        carrier.update({"bad key!": "x", "long": "x" * 5000, "number": 7})
+
+    @property
+    def fields(self) -> set[str]:
+        return {"traceparent", "tracestate", "bad key!", "long", "number"}
+
+
+def test_what_a_propagator_writes_that_no_header_may_hold_is_left_out(
+        queue: Queue, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT", _HostilePropagator())
+    job = queue.enqueue("work", 1)
+    [send] = named(spans, "send work")
+    assert queue.get_job(job.id).headers == {"traceparent": traceparent_of(send)}
 
 
 def test_enqueue_many_and_a_tasks_delay_are_one_span_each(
