@@ -5,6 +5,7 @@ enqueue spans' parents, and nothing at all without a configured tracer provider.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,23 @@ def test_the_worker_runs_each_job_in_a_consumer_span_child_of_its_producer(
     [event] = failed.events
     assert (event.attributes or {})["exception.message"] == "bad payload"
     assert real_queue.get_job(ok.id).state is JobState.DONE
+
+
+def test_a_run_past_its_timeout_ends_its_span_timed_out(
+        real_queue: Queue, spans: InMemorySpanExporter, tmp_path: Path) -> None:
+    release = threading.Event()
+    job = real_queue.enqueue("work", 1, timeout=0.2, max_attempts=2)
+    try:
+        run_worker(real_queue, lambda job: release.wait(30), tmp_path, jobs=1)
+    finally:
+        release.set()  # the abandoned handler's thread
+    [run] = named(spans, "process work")
+    attributes = run.attributes or {}
+    assert attributes["persistent_queue.job.outcome"] == "timed_out"
+    assert attributes["error.type"] == "timed_out"
+    assert run.status.status_code is StatusCode.ERROR
+    assert run.status.description == "timed out after 0.2 s"
+    assert real_queue.get_job(job.id).state is JobState.READY
 
 
 def test_a_job_enqueued_without_context_starts_a_trace_of_its_own(
