@@ -186,7 +186,7 @@ class Reads(Backend):
             acks = {row["queue"]: int(row["n"])
                     for row in conn.execute(self.q["alert_acked"], window)}
         found = []
-        for row in thresholds:
+        for row in sorted(thresholds, key=lambda r: str(r["name"])):  # as stats, any collation
             entry = counts.get(row["name"], {})
             failed, acked = failures.get(row["name"], 0), acks.get(row["name"], 0)
             values = {"depth": entry.get("ready_now", 0),

@@ -16,8 +16,7 @@ LIMIT :limit;
 SELECT name, alert_depth, alert_oldest_age, alert_failure_rate, alert_dead_letters
 FROM queues
 WHERE alert_depth IS NOT NULL OR alert_oldest_age IS NOT NULL
-   OR alert_failure_rate IS NOT NULL OR alert_dead_letters IS NOT NULL
-ORDER BY name;
+   OR alert_failure_rate IS NOT NULL OR alert_dead_letters IS NOT NULL;
 
 -- name: alert_failed
 -- Attempts that failed since :since (failed events and expired leases, as throughput counts
