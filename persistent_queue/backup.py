@@ -29,11 +29,12 @@ import contextlib
 import fcntl
 import itertools
 import os
+import secrets
 import shlex
 import shutil
 import sqlite3
+import stat
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -144,11 +145,12 @@ def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
         _integrity(conn, source, BackupRefused)
         temp = _copy(conn, target, progress=progress, force=True, verify=False, place=False)
     try:
+        _take_owner_and_mode(temp.path, target)
         kept = _set_aside(target, stale_after, keep_old)
         os.replace(temp.path, target)
         _sync_folder(target.parent)
     except BaseException:
-        temp.path.unlink(missing_ok=True)
+        _discard(temp.path)
         raise
     with Queue(target, durability="full") as queue:
         version = queue.schema_version()
@@ -188,7 +190,7 @@ def pg_dump(url: str, dest: str | os.PathLike[str], *, force: bool = False) -> P
             os.fsync(f.fileno())
         _place(temp, target, force=force)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _discard(temp)
         raise
     return target
 
@@ -221,7 +223,7 @@ def _copy(src: sqlite3.Connection, dest: Path, *, progress: Progress | None, for
         if place:
             _place(temp, dest, force=force)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _discard(temp)
         raise
     final = dest if place else temp
     return BackupResult(path=final, bytes=final.stat().st_size, jobs=row[0],
@@ -230,13 +232,37 @@ def _copy(src: sqlite3.Connection, dest: Path, *, progress: Progress | None, for
 
 
 def _temp_beside(dest: Path) -> Path:
-    """A new empty file in ``dest``'s folder, renamed to ``dest`` once written."""
+    """A new empty file in ``dest``'s folder, renamed to ``dest`` once written; created as
+    any new file is (mode 0666 less the umask), not private as ``mkstemp`` makes it."""
+    for _ in range(100):
+        temp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.partial"
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BackupRefused(
+                f"cannot write in {dest.parent.resolve()}: {exc.strerror}") from None
+        return temp
+    raise BackupError(f"no free temporary name beside {dest}")
+
+
+def _discard(temp: Path) -> None:
+    """Delete a temporary copy and any journal SQLite left beside it."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{temp}{suffix}").unlink(missing_ok=True)
+
+
+def _take_owner_and_mode(temp: Path, db: Path) -> None:
+    """Give the copy the replaced database's mode (and owner, when allowed: a restore run
+    as root must leave a database the service's user can still write)."""
     try:
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
-    except OSError as exc:
-        raise BackupRefused(f"cannot write in {dest.parent.resolve()}: {exc.strerror}") from None
-    os.close(fd)
-    return Path(name)
+        found = db.stat()
+    except FileNotFoundError:
+        return
+    os.chmod(temp, stat.S_IMODE(found.st_mode))
+    with contextlib.suppress(PermissionError):
+        os.chown(temp, found.st_uid, found.st_gid)
 
 
 @contextlib.contextmanager

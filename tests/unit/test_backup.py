@@ -6,7 +6,9 @@ Refused input exits 2 with one ``error:`` line and writes nothing; a database in
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -154,6 +156,20 @@ def test_two_restores_in_one_second_keep_both_replaced_databases(
     again = restore(tmp_path / "copy.db", db).kept
     assert first is not None and again is not None and first != again
     assert first.exists() and again.exists()
+
+
+def test_copies_have_a_new_file_s_mode_and_a_restore_keeps_the_database_s_mode_and_owner(
+        db: Path, tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    copy = backup(db, tmp_path / "copy.db").path
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o666 & ~umask  # not mkstemp's private 0600
+    os.chmod(db, 0o660)
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(db, *owner)  # as root: nobody's database, as a service user's would be
+    restore(copy, db)
+    found = db.stat()
+    assert stat.S_IMODE(found.st_mode) == 0o660 and (found.st_uid, found.st_gid) == owner
 
 
 def test_restore_onto_a_missing_database_puts_the_copy_there(db: Path, tmp_path: Path) -> None:
