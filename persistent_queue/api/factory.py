@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 
 from .. import __version__, config, tracing, validation
 from ..queue import Queue
+from ..storage.sqlite.dialect import SQLiteDialect
 from ..tasks import TaskRegistry
 from .docs import install_docs
 from .errors import install_error_handlers
@@ -50,6 +51,19 @@ class ApiState:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(LONG_POLL_THREADS)
         return self._limiter
+
+
+def share_commits(queue: Queue) -> None:
+    """Group-commit the writes of a queue the server opened, in normal durability too.
+
+    Request handlers write from many threads at once. Without group commit they wait for
+    SQLite's write lock in its busy handler, which sleeps 1-100 ms at a time: POST /enqueue
+    from 32 clients had a p99 of 1.2 s, and 0.2 s with group commit, at 1.3-1.5x the
+    requests/s (bench/http.py). Full durability groups already; PostgreSQL does not group.
+    """
+    dialect = getattr(queue.backend, "dialect", None)
+    if isinstance(dialect, SQLiteDialect) and str(dialect.path) != ":memory:":
+        dialect.group_commit = True
 
 
 def get_state(request: Request) -> ApiState:
@@ -102,6 +116,8 @@ def create_app(
     owned = not isinstance(queue_or_path, Queue)
     queue = (queue_or_path if isinstance(queue_or_path, Queue)
              else Queue(queue_or_path, durability=durability))
+    if owned:
+        share_commits(queue)
     limit = max_body_bytes or queue.max_payload_bytes + ENVELOPE_BYTES
 
     @asynccontextmanager

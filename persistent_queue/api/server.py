@@ -24,7 +24,7 @@ from ..logs import JsonFormatter
 from ..queue import Queue
 from ..storage.postgres.url import mask_url
 from ..tasks import TaskRegistry
-from .factory import create_app
+from .factory import create_app, share_commits
 from .settings import ApiSettings, parse_args, settings_from_env
 
 logger = logging.getLogger("persistent_queue.api.server")
@@ -109,6 +109,7 @@ def serve(settings: ApiSettings) -> int:
     except QueueError as exc:
         print(f"error: cannot open {mask_url(settings.db)}: {exc}", file=sys.stderr)
         return 2
+    share_commits(queue)
     if settings.host not in LOOPBACK and not settings.token:
         logger.warning("binding %s without PQ_API_TOKEN: anyone who can reach it has full access",
                        settings.host)
