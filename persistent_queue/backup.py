@@ -124,14 +124,16 @@ def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
     ``src`` that is missing, not a persistent-queue database, fails its integrity check or has
     a schema newer than this code. The replaced database is kept as
     ``<db>.before-restore-<UTC time>`` (its WAL checkpointed into it first) unless
-    ``keep_old`` is False. Do not call it from a process that has ``db_path`` open.
+    ``keep_old`` is False. A symlink ``db_path`` is followed: the file it names is replaced.
+    Do not call it from a process that has ``db_path`` open.
     """
     from .queue import Queue  # the migration; imported late (the queue imports much)
 
     if is_postgres_url(os.fspath(db_path)):
         raise BackupRefused("a PostgreSQL database is restored with pg_restore "
                             "(pg_restore --clean --dbname URL FILE)")
-    source, target = _existing_database(src), Path(os.path.abspath(db_path))
+    # the database itself, not a symlink to it: its -shm (who has it open) is beside it
+    source, target = _existing_database(src), Path(os.path.realpath(db_path))
     if not target.parent.is_dir():
         raise BackupRefused(f"the folder {target.parent} does not exist")
     _check_distinct(source, target)
@@ -327,10 +329,10 @@ def _check_destination(dest: Path, *, force: bool) -> None:
 
 def _check_distinct(source: Path, other: Path) -> None:
     """Refuse a copy onto the database itself (or onto its ``-wal`` or ``-shm``)."""
-    same = False
+    same, real = False, os.path.realpath(source)  # SQLite names its -wal after the real path
     with contextlib.suppress(OSError):
         same = os.path.samefile(source, other)
-    if same or os.path.abspath(other) in {f"{source}-wal", f"{source}-shm"}:
+    if same or os.path.realpath(other) in {f"{real}-wal", f"{real}-shm"}:
         raise BackupRefused(f"{other} is the database itself, or one of its files")
 
 
