@@ -51,6 +51,9 @@ _RAISED = re.compile(r"([A-Za-z_][\w.]*):")
 _NULL: AbstractContextManager[None] = nullcontext()
 #: The provider last seen and its tracer (a provider is set once, but tests may swap it).
 _cached: tuple[Any, Any] = (None, None)
+#: A provider named by the environment, which the API loads when first asked for one.
+_PROVIDER_FROM_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+_UNSET = object()
 
 
 def _tracer() -> Any:
@@ -61,14 +64,18 @@ def _tracer() -> Any:
     trace = sys.modules.get("opentelemetry.trace")
     if trace is None:  # no one imported OpenTelemetry: no provider can be set
         return None
+    # The API's global, read first: while none is set, get_tracer_provider() looks the
+    # environment up on every call (3.7 us an enqueue with OpenTelemetry imported, unused).
+    if getattr(trace, "_TRACER_PROVIDER", _UNSET) is None and not _PROVIDER_FROM_ENV:
+        return None
     provider = trace.get_tracer_provider()
-    if provider is _cached[0]:
-        return _cached[1]
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return None  # the API's default: nothing would record the spans
-    from . import __version__
+    if provider is not _cached[0]:
+        tracer = None  # the API's default: nothing would record the spans
+        if not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+            from . import __version__
 
-    _cached = (provider, provider.get_tracer("persistent_queue", __version__))
+            tracer = provider.get_tracer("persistent_queue", __version__)
+        _cached = (provider, tracer)
     return _cached[1]
 
 
