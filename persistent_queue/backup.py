@@ -134,7 +134,8 @@ def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
                             "(pg_restore --clean --dbname URL FILE)")
     # the database itself, not a symlink to it: its -shm (who has it open) is beside it
     source, target = _existing_database(src), Path(os.path.realpath(db_path))
-    if not target.parent.is_dir():
+    folder = _found(target.parent)
+    if folder is None or not stat.S_ISDIR(folder.st_mode):
         raise BackupRefused(f"the folder {target.parent} does not exist")
     _check_distinct(source, target)
     _check_not_in_use(target, stale_after)  # fail fast, before the copy
@@ -151,6 +152,10 @@ def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
         kept = _set_aside(target, stale_after, keep_old)
         os.replace(temp.path, target)
         _sync_folder(target.parent)
+    except OSError as exc:  # a folder whose files this user may not rename (sticky, ...)
+        _discard(temp.path)
+        raise BackupError(
+            f"cannot put the copy in place of {target}: {exc.strerror or exc}") from None
     except BaseException:
         _discard(temp.path)
         raise
@@ -311,20 +316,34 @@ def _place(temp: Path, dest: Path, *, force: bool) -> None:
 
 def _existing_database(path: str | os.PathLike[str]) -> Path:
     found = Path(os.path.abspath(path))
-    if not found.exists():
+    st = _found(found)
+    if st is None:
         raise BackupRefused(f"no database at {found}")
-    if not found.is_file():
+    if not stat.S_ISREG(st.st_mode):
         raise BackupRefused(f"{found} is not a file")
     return found
 
 
 def _check_destination(dest: Path, *, force: bool) -> None:
-    if not dest.parent.is_dir():
+    folder = _found(dest.parent)
+    if folder is None or not stat.S_ISDIR(folder.st_mode):
         raise BackupRefused(f"the folder {dest.parent.resolve()} does not exist")
-    if dest.is_dir():
+    found = _found(dest)
+    if found is not None and stat.S_ISDIR(found.st_mode):
         raise BackupRefused(f"{dest} is a folder; name the backup file")
-    if dest.exists() and not force:
+    if found is not None and not force:
         raise BackupRefused(f"{dest} exists (pass force to overwrite it)")
+
+
+def _found(path: Path) -> os.stat_result | None:
+    """``path``'s status, None if there is nothing; :class:`BackupRefused` if this user may
+    not look (a folder on the way it may not enter)."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise BackupRefused(f"cannot reach {path}: {exc.strerror}") from None
 
 
 def _check_distinct(source: Path, other: Path) -> None:
@@ -341,6 +360,11 @@ def _check_queue_database(conn: sqlite3.Connection, path: Path) -> int:
     try:
         tables = conn.execute(Q["backup_tables"]).fetchone()[0]
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.OperationalError as exc:  # "readonly": no -wal, -shm and none may be made
+        raise BackupRefused(
+            f"cannot read {path} ({exc}): SQLite reads a database in WAL mode through its -wal "
+            f"and -shm files, which this user can neither open nor create in "
+            f"{path.parent}") from None
     except sqlite3.DatabaseError as exc:
         raise BackupRefused(f"{path} is not a SQLite database ({exc})") from None
     if tables < 4 or version < 1:
@@ -382,6 +406,9 @@ def _shm_lock(db: Path) -> Iterator[None]:
     except FileNotFoundError:
         yield  # no process has the database open in WAL mode
         return
+    except PermissionError:
+        raise BackupRefused(f"cannot tell whether {db} is in use: {shm} is not writable by "
+                            "this user (run this as the user that runs the queue)") from None
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _SHM_DMS_BYTE)

@@ -7,9 +7,13 @@ Each test was written against a fault it found; see docs/RELIABILITY.md.
 
 from __future__ import annotations
 
+import os
+import shutil
+import site
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import timeit
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,12 +61,18 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def holder(db: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process with ``db`` open (as a producer, the API or a console has it)."""
+def holding(db: Path) -> subprocess.Popen[str]:
+    """Another process with ``db`` open (as a producer, the API or a console has it), until
+    its stdin closes."""
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline() == "open\n"
+    return proc
+
+
+@pytest.fixture
+def holder(db: Path) -> Iterator[subprocess.Popen[str]]:
+    proc = holding(db)
     yield proc
     proc.communicate("", timeout=30)
 
@@ -118,6 +128,120 @@ def test_backup_refuses_the_databases_wal_named_through_a_symlinked_folder(
     with pytest.raises(BackupRefused, match="the database itself"):
         backup(db, tmp_path / "live" / f"{db.name}-wal", force=True)
     assert wal.exists() and count(db) == 30
+
+
+# -- another user: nobody ------------------------------------------------------------------
+
+
+def _nobody_python() -> str | None:
+    """An interpreter of this Python version that ``nobody`` may run (this one may lie in a
+    private home), or None: not root, or no runuser."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        return None
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for exe in (sys.executable, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+        done = subprocess.run(["runuser", "-u", "nobody", "--", exe, "-c",
+                               "import sys; print(sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode == 0 and done.stdout.strip() == str(sys.version_info[:2]):
+            return exe
+    return None
+
+
+NOBODY_PQ = (  # pq as another user, from this checkout and this virtualenv's packages
+    "import sys; sys.path[:0] = sys.argv[1].split(':'); sys.argv[1:2] = []\n"
+    "from persistent_queue.cli import main\n"
+    "sys.argv[0] = 'pq'; main()\n")
+
+
+def pq_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = _nobody_python()
+    if exe is None:
+        pytest.skip("needs root, runuser and a Python interpreter nobody may run")
+    paths = ":".join([str(ROOT), *site.getsitepackages()])
+    return subprocess.run(["runuser", "-u", "nobody", "--", exe, "-c", NOBODY_PQ, paths, *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def refused(done: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert done.stderr.startswith("error: ") and "unexpected" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    for word in words:
+        assert word in done.stderr, done.stderr
+
+
+@pytest.fixture
+def public() -> Iterator[Path]:
+    """A folder every user may enter (pytest's tmp_path lies in a private one), with a
+    database in ``data/``."""
+    folder = Path(tempfile.mkdtemp(prefix="pq-hostile-"))
+    folder.chmod(0o755)
+    (folder / "data").mkdir()
+    with Queue(folder / "data" / "queue.db", durability="normal") as q:
+        q.enqueue_many("emails", [{"n": n} for n in range(30)])
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_backup_and_restore_of_a_path_this_user_may_not_reach_say_so(
+        db: Path, tmp_path: Path) -> None:
+    # Fault: "unexpected PermissionError" (Path.exists() raises it for a folder on the way
+    # that this user may not enter).
+    tmp_path.chmod(0o700)
+    out = Path(tempfile.mkdtemp(prefix="pq-hostile-"))
+    try:
+        out.chmod(0o777)
+        refused(pq_as_nobody("--db", str(db), "backup", str(out / "copy.db")), 2,
+                "cannot reach", "Permission denied")
+        refused(pq_as_nobody("--db", str(out / "new.db"), "restore", str(db)), 2,
+                "cannot reach", "Permission denied")
+        assert not list(out.iterdir())
+    finally:
+        shutil.rmtree(out)
+
+
+def test_backup_by_a_user_who_cannot_write_the_databases_folder_says_so(public: Path) -> None:
+    # Fault: a closed database (no -wal, -shm) read by a user who may not create them was
+    # called "not a SQLite database (attempt to write a readonly database)".
+    db = public / "data" / "queue.db"
+    out = public / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    done = pq_as_nobody("--db", str(db), "backup", str(out / "copy.db"))
+    refused(done, 2, "cannot read", "-wal and -shm", str(db.parent))
+    assert "not a SQLite database" not in done.stderr
+    assert not list(out.iterdir())
+
+
+def test_restore_by_a_user_who_cannot_lock_the_shm_is_refused_with_a_message(
+        public: Path) -> None:
+    # Fault: "unexpected PermissionError" (the -shm of the service's user opened for writing).
+    db = public / "data" / "queue.db"
+    copy = public / "copy.db"
+    backup(db, copy)
+    db.parent.chmod(0o777)
+    proc = holding(db)
+    done = pq_as_nobody("--db", str(db), "restore", str(copy))
+    proc.communicate("", timeout=30)
+    refused(done, 2, "cannot tell whether", "in use", "-shm")
+    assert count(db) == 30 and not list(db.parent.glob("*before-restore*"))
+
+
+def test_restore_in_a_sticky_folder_that_may_not_rename_the_database_says_so(
+        public: Path) -> None:
+    # Fault: "unexpected PermissionError" from the rename (a sticky folder: only the owner
+    # of a file may rename it).
+    db = public / "data" / "queue.db"
+    copy = public / "copy.db"
+    backup(db, copy)
+    db.parent.chmod(0o1777)
+    for file in db.parent.glob("queue.db*"):  # the database, its -wal and -shm: shared
+        file.chmod(0o666)
+    done = pq_as_nobody("--db", str(db), "restore", "--quiet", str(copy))
+    refused(done, 1, "cannot put the copy in place", "Operation not permitted")
+    assert count(db) == 30 and not list(db.parent.glob("*before-restore*"))
+    assert not list(db.parent.glob(".*partial*"))
 
 
 # -- tracing, off --------------------------------------------------------------------------
