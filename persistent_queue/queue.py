@@ -109,6 +109,8 @@ class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, Wor
         self._last_reap = float("-inf")
         self._reap_lock = threading.Lock()
         self._busy = set()  # queues whose last claim found work
+        #: Processes registered through this Queue: kind, host, pid, queues.
+        self._registered: dict[str, tuple[str, str, int, list[str]]] = {}
         self.backend = _open_backend(db, durability, busy_timeout)
         #: The database: the path or URL given, or for a backend instance what it describes.
         self.db = (
@@ -142,18 +144,31 @@ class Queue(ProducingMixin, ConsumingMixin, ReadsMixin, AdministrationMixin, Wor
         import socket
 
         names = [validation.queue_name(name) for name in queues]
-        self.backend.register_worker(worker_id, kind=kind, host=host or socket.gethostname(),
-                                     pid=os.getpid() if pid is None else pid, queues=names,
-                                     now=self._clock())
+        self._registered[worker_id] = (kind, host or socket.gethostname(),
+                                       os.getpid() if pid is None else pid, names)
+        self._register(worker_id)
 
     def heartbeat_worker(self, worker_id: str, *, processed: int = 0, failed: int = 0) -> None:
-        """Record that a process is alive, adding to its processed/failed counters."""
-        self.backend.heartbeat_worker(worker_id, processed=processed, failed=failed,
-                                      now=self._clock())
+        """Record that a process is alive, adding to its processed/failed counters. A
+        process registered through this Queue that was pruned meanwhile (``prune_workers``
+        read it as lost) is registered again, its counters starting from these."""
+        if self.backend.heartbeat_worker(worker_id, processed=processed, failed=failed,
+                                         now=self._clock()):
+            return
+        if worker_id in self._registered:
+            self._register(worker_id)
+            self.backend.heartbeat_worker(worker_id, processed=processed, failed=failed,
+                                          now=self._clock())
+
+    def _register(self, worker_id: str) -> None:
+        kind, host, pid, queues = self._registered[worker_id]
+        self.backend.register_worker(worker_id, kind=kind, host=host, pid=pid, queues=queues,
+                                     now=self._clock())
 
     def stop_worker(self, worker_id: str) -> None:
         """Record that a process exited cleanly."""
         self.backend.stop_worker(worker_id, self._clock())
+        self._registered.pop(worker_id, None)
 
     def workers(self, *, stale_after: float = config.WORKER_STALE_AFTER) -> list[WorkerInfo]:
         """Registered processes: ``running``, ``stopped`` (they said goodbye) or ``lost``

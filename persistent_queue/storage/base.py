@@ -283,8 +283,9 @@ class Backend(ABC):
 
     @abstractmethod
     def heartbeat_worker(self, worker_id: str, *, processed: int, failed: int,
-                         now: float) -> None:
-        """Record that a process is alive, adding to its processed/failed counts."""
+                         now: float) -> bool:
+        """Record that a process is alive, adding to its processed/failed counts; False if
+        no such process is registered (it was pruned)."""
 
     @abstractmethod
     def stop_worker(self, worker_id: str, now: float) -> None:

@@ -269,11 +269,11 @@ class Reads(Backend):
 
     # -- processes and stored values (settle on a full disk, like claims and acks) -----------
 
-    def _write_one(self, query: str, params: dict[str, Any]) -> None:
-        def work() -> None:
+    def _write_one(self, query: str, params: dict[str, Any]) -> int:
+        def work() -> int:
             with self.dialect.transaction() as conn:
-                conn.execute(self.q[query], params)
-        self.dialect.write(work)
+                return int(conn.execute(self.q[query], params).rowcount)
+        return self.dialect.write(work)
 
     def register_worker(self, worker_id: str, *, kind: str, host: str, pid: int,
                         queues: list[str], now: float) -> None:
@@ -282,9 +282,9 @@ class Reads(Backend):
                                             "now": now})
 
     def heartbeat_worker(self, worker_id: str, *, processed: int, failed: int,
-                         now: float) -> None:
-        self._write_one("heartbeat_worker", {"id": worker_id, "processed": processed,
-                                             "failed": failed, "now": now})
+                         now: float) -> bool:
+        return self._write_one("heartbeat_worker", {"id": worker_id, "processed": processed,
+                                                    "failed": failed, "now": now}) == 1
 
     def stop_worker(self, worker_id: str, now: float) -> None:
         self._write_one("stop_worker", {"id": worker_id, "now": now})
