@@ -18,7 +18,7 @@ from typing import Any
 
 from . import config, validation
 from .config import Durability
-from .errors import InvalidArgument
+from .errors import DatabaseBusy, InvalidArgument
 from .models import JSON, Job
 from .retry import RetryPolicy
 from .storage import Backend, NewJob
@@ -128,7 +128,12 @@ class QueueBase:
             return
         try:
             self._last_reap = now
-            reaped = self.backend.reap_expired(now)
+            try:
+                reaped = self.backend.reap_expired(now)
+            except DatabaseBusy:  # housekeeping: never fail the caller's read or claim for it
+                self._last_reap = float("-inf")  # the next call tries again
+                logger.info("expired leases not reaped: the database stayed locked")
+                return
             if reaped:
                 logger.warning("dead-lettered or cancelled %d job(s) whose lease expired "
                                "(on their last attempt, or after a cancel request)", reaped,

@@ -4,15 +4,17 @@ test here pinned a fault found by attacking it, and fails on the code before its
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from persistent_queue import Queue
-from tests.support import wait_for
+from persistent_queue import Queue, config
+from tests.support import FakeClock, wait_for
 from tests.task_apps import Workers
 
 APP = '''
@@ -55,3 +57,26 @@ def test_a_live_worker_pruned_registers_again_on_its_next_heartbeat(
     assert (again.kind, again.state, again.pid, again.queues) == (
         "consumer", "running", proc.pid, ["work"])
     assert proc.poll() is None, workers.logs()
+
+
+@pytest.mark.sqlite_only
+def test_reads_never_fail_busy_when_a_lease_to_reap_meets_a_held_write_lock(
+    db_path: Path, clock: FakeClock
+) -> None:
+    """``alerts()`` and ``stats()`` reap expired last attempts first, a write: behind another
+    process's write lock that had failed the read with DatabaseBusy."""
+    with Queue(db_path, clock=clock, durability="normal", busy_timeout=0.2) as q:
+        q.create_queue("q", max_attempts=1, alert_dead_letters=1)
+        q.enqueue("q", "job")
+        assert q.dequeue("q", worker="gone") is not None
+        clock.advance(3600)  # its lease expired on its last attempt: the next read reaps it
+        with closing(sqlite3.connect(db_path, isolation_level=None)) as writer:
+            writer.execute("BEGIN IMMEDIATE")
+            assert [(a.kind, a.firing) for a in q.alerts()] == [("dead_letters", False)]
+            clock.advance(config.REAP_INTERVAL)
+            stats = q.stats("q")
+            assert (stats.expired, stats.dead) == (1, 0)
+            assert q.running_jobs() == []
+            writer.execute("ROLLBACK")
+        clock.advance(config.REAP_INTERVAL)  # the lock gone, the next read reaps it
+        assert [(a.kind, a.firing) for a in q.alerts()] == [("dead_letters", True)]
