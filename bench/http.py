@@ -2,8 +2,9 @@
 
 For each durability, on fresh temporary databases:
 
-1. the library's own enqueue rate: ``Queue.enqueue`` from one thread, and from as many threads
-   as wrk has connections (an in-process server's handlers; group commit in full durability);
+1. the library's own enqueue rate: ``Queue.enqueue`` from one thread (right before and right
+   after the single-enqueue HTTP run, their mean: a shared machine's load drifts), and from as
+   many threads as wrk has connections (an in-process server's handlers; group commit);
 2. ``pq api`` started as users start it (``pq api --db ... --durability ...``), driven by wrk
    (``/usr/bin/wrk``, a Lua script for the POST body) with ``--connections`` keep-alive
    clients for ``--seconds``: single ``POST /enqueue``, then ``POST /queues/{q}/jobs/batch``
@@ -199,14 +200,19 @@ def main(argv: list[str] | None = None) -> int:
             def fresh(name: str, workdir: str = workdir) -> str:
                 return os.path.join(workdir, f"{name}.db")
 
-            one = library_rate(fresh("lib1"), durability, args.seconds, 1)
-            many = library_rate(fresh("libN"), durability, args.seconds, args.connections)
+            # The load of a shared machine drifts: the library is timed right before and
+            # right after the single-enqueue run, and compared with their mean.
+            before = library_rate(fresh("lib1a"), durability, args.seconds, 1)
             runs = [http_run("POST /enqueue", fresh("single"), durability, 1, args)]
+            after = library_rate(fresh("lib1b"), durability, args.seconds, 1)
+            one = (before + after) / 2
+            many = library_rate(fresh("libN"), durability, args.seconds, args.connections)
             runs += [http_run(f"batch of {n:,}", fresh(f"batch{n}"), durability, n, args)
                      for n in batches]
         print(f"\n## durability {durability}: {args.connections} connections, "
               f"{args.seconds} s per run, pq api {args.api_args}".rstrip())
-        print(f"library Queue.enqueue: {one:,.0f} jobs/s (1 thread), {many:,.0f} jobs/s "
+        print(f"library Queue.enqueue: {one:,.0f} jobs/s (1 thread; {before:,.0f} before and "
+              f"{after:,.0f} after the HTTP run), {many:,.0f} jobs/s "
               f"({args.connections} threads)\n")
         print("| run | requests/s | jobs/s | p50 ms | p99 ms | x library (1 thread) "
               "| x library (threads) | 2xx / stored | goal |")
