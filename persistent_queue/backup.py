@@ -215,6 +215,7 @@ def _copy(src: sqlite3.Connection, dest: Path, *, progress: Progress | None, for
     started = time.monotonic()
     try:
         with _open(temp) as out:
+            out.execute("PRAGMA journal_mode = OFF")  # a new file: nothing to roll back to
             try:
                 with _watch(temp, total, progress):
                     src.backup(out, pages=-1)  # one step, one snapshot: see the docstring

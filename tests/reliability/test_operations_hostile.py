@@ -7,13 +7,16 @@ Each test was written against a fault it found; see docs/RELIABILITY.md.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import site
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 import timeit
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -128,6 +131,39 @@ def test_backup_refuses_the_databases_wal_named_through_a_symlinked_folder(
     with pytest.raises(BackupRefused, match="the database itself"):
         backup(db, tmp_path / "live" / f"{db.name}-wal", force=True)
     assert wal.exists() and count(db) == 30
+
+
+# -- a backup killed mid-copy --------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_a_backup_killed_mid_copy_leaves_only_its_partial_file(tmp_path: Path) -> None:
+    # Fault: it also left the copy's rollback journal (.partial-journal), which the docs
+    # did not name; the copy is a new file, it needs none.
+    db = tmp_path / "queue.db"
+    with Queue(db, durability="normal") as q:
+        for _ in range(6):
+            q.enqueue_many("big", [{"pad": "x" * 4000} for _ in range(4000)])
+    size = db.stat().st_size
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([str(PQ), "--db", str(db), "backup", "--quiet", str(out / "b.db")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        partial = next(out.glob(".b.db.*.partial"), None)
+        with contextlib.suppress(FileNotFoundError):
+            if partial is not None and 0 < partial.stat().st_size < size // 2:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    else:
+        pytest.fail("the copy was never seen under way")
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert [p.name for p in out.iterdir()] == [partial.name]
+    assert count(db) == 24_000
+    done = pq(db, "backup", "--quiet", str(out / "b.db"))
+    assert done.returncode == 0, done.stderr
+    assert count(out / "b.db") == 24_000
 
 
 # -- another user: nobody ------------------------------------------------------------------
