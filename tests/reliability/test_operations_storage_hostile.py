@@ -4,6 +4,7 @@ test here pinned a fault found by attacking it, and fails on the code before its
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 from persistent_queue import Queue, config
 from tests.support import FakeClock, wait_for
 from tests.task_apps import Workers
+from tests.unit.test_schema_9_migration import at_version_8
 
 APP = '''
 import os
@@ -80,3 +82,108 @@ def test_reads_never_fail_busy_when_a_lease_to_reap_meets_a_held_write_lock(
             writer.execute("ROLLBACK")
         clock.advance(config.REAP_INTERVAL)  # the lock gone, the next read reaps it
         assert [(a.kind, a.firing) for a in q.alerts()] == [("dead_letters", True)]
+
+
+#: A version 8 database's rows: JOBS jobs in each state over 7 queues, and WORKERS workers,
+#: a third of them stored 'dead' (as version 8 wrote silent ones), a third stopped.
+JOBS, WORKERS = 2_000, 30_000
+V8_FILL = [
+    f"""INSERT INTO jobs (queue, state, payload, attempts, available_at, created_at, updated_at,
+                         lease_token, lease_expires_at, finished_at)
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {JOBS})
+    SELECT 'q' || (i % 7), s.state, '1', CASE WHEN s.state = 'waiting' THEN 0 ELSE 1 END, 1, 1,
+           1, CASE WHEN s.state = 'leased' THEN 't' || i END,
+           CASE WHEN s.state = 'leased' THEN 1e10 END,
+           CASE WHEN s.state IN ('done', 'cancelled') THEN 2 END
+    FROM n, (SELECT 'waiting' AS state UNION ALL SELECT 'ready' UNION ALL SELECT 'leased'
+             UNION ALL SELECT 'done' UNION ALL SELECT 'cancelled') AS s""",
+    f"""INSERT INTO workers (id, kind, host, pid, queues, state, started_at, heartbeat_at,
+                            stopped_at)
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {WORKERS})
+    SELECT 'w' || i, 'consumer', 'h', i, '[]',
+           CASE i % 3 WHEN 0 THEN 'dead' WHEN 1 THEN 'stopped' ELSE 'running' END, 1, 2,
+           CASE WHEN i % 3 < 2 THEN 2 END
+    FROM n""",
+]
+
+#: Opens the database given, after the file named second appears (SQLite) or at once; with a
+#: third argument, kills itself with SIGKILL inside migration 9, after its last statement
+#: and before the new version is recorded.
+OPENER = """
+import os, signal, sys, time
+from persistent_queue import Queue
+from persistent_queue.storage.sqlite import connection
+
+real = connection._split_statements
+
+def split(script):
+    for statement in real(script):
+        yield statement
+        if "WHERE state = 'dead'" in statement:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+if len(sys.argv) > 3:
+    connection._split_statements = split
+deadline = time.monotonic() + 60
+while not os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
+    time.sleep(0.005)
+with Queue(sys.argv[1]) as q:
+    print(q.schema_version(), sum(s.waiting for s in q.stats().values()))
+"""
+
+
+@pytest.fixture
+def v8_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
+    target: Path | str = (tmp_path / "queue.db" if backend == "sqlite"
+                          else str(request.getfixturevalue("pg_empty_url")))
+    with at_version_8(backend, target) as conn:
+        for statement in V8_FILL:
+            conn.execute(statement)
+    return target
+
+
+def _opener(target: Path | str, go: Path, env: dict[str, str],
+            *kill: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", OPENER, str(target), str(go), *kill],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _assert_migrated_intact(target: Path | str) -> None:
+    with Queue(target, durability="normal", clock=FakeClock(100.0)) as q:
+        assert q.schema_version() == 9
+        stats = q.stats()
+        assert sorted(stats) == [f"q{i}" for i in range(7)]
+        totals = [sum(getattr(s, state) for s in stats.values())
+                  for state in ("waiting", "ready", "leased", "done", "cancelled")]
+        assert totals == [JOBS] * 5
+        states: dict[str, int] = {}
+        for worker in q.workers(stale_after=1):
+            states[worker.state] = states.get(worker.state, 0) + 1
+        assert states == {"lost": 2 * WORKERS // 3, "stopped": WORKERS // 3}
+        assert q.check_integrity() == []
+
+
+@pytest.mark.sqlite_only
+def test_migration_9_killed_midway_is_rolled_back_and_runs_again(
+    v8_database: Path, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    (tmp_path / "go").touch()
+    killed = _opener(v8_database, tmp_path / "go", subprocess_env, "kill")
+    assert killed.wait(60) == -signal.SIGKILL, killed.communicate()
+    with closing(sqlite3.connect(v8_database)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (8,)
+        assert conn.execute("SELECT count(*) FROM workers WHERE state = 'dead'"
+                            ).fetchone() == (WORKERS // 3,)
+    _assert_migrated_intact(v8_database)
+
+
+def test_two_processes_opening_a_version_8_database_at_once_both_succeed(
+    v8_database: Path | str, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    go = tmp_path / "go"
+    openers = [_opener(v8_database, go, subprocess_env) for _ in range(2)]
+    go.touch()
+    for opener in openers:
+        out, err = opener.communicate(timeout=120)
+        assert (opener.returncode, out.split()) == (0, ["9", str(JOBS)]), err
+    _assert_migrated_intact(v8_database)
