@@ -82,7 +82,7 @@ def render_dead_letters(queue: Queue) -> None:
     else:
         more = " (the newest shown)" if len(letters) == LIMIT else ""
         st.caption(f"{len(letters)} dead letter(s){more}, newest first.")
-        table(dead_letters_frame(letters), medium=["payload", "reason", "last error"])
+        table(dead_letters_frame(letters), medium=["payload", "last error"])
     left, right = st.columns(2)
     with left.container(border=True):
         st.markdown("**Redrive all**: move them back with attempts reset")

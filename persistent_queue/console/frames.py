@@ -240,10 +240,9 @@ def dead_letters_frame(letters: Sequence[DeadLetter]) -> pd.DataFrame:
     """One row per dead letter: a preview of its payload, and why it died."""
     rows = [{"id": d.id, "queue": d.queue, "payload": preview(d.payload, 60),
              "reason": d.reason, "last error": preview_text(d.last_error or "", 80),
-             "attempts": d.attempts, "dead at": timestamp(d.dead_at),
-             "created": timestamp(d.created_at)} for d in letters]
+             "attempts": d.attempts, "dead at": timestamp(d.dead_at)} for d in letters]
     return pd.DataFrame(rows, columns=["id", "queue", "payload", "reason", "last error",
-                                       "attempts", "dead at", "created"])
+                                       "attempts", "dead at"])
 
 
 def preview_text(text: str, width: int) -> str:

@@ -4,10 +4,6 @@ Processes page, against a real supervisord running ``sleep`` programs."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,69 +13,18 @@ from streamlit.testing.v1 import AppTest
 
 from persistent_queue import supervision
 from persistent_queue.errors import SupervisorRefused, SupervisorUnavailable
-from tests.support import wait_for
+from tests.supervision_support import running_supervisord
 
 pytestmark = [pytest.mark.e2e]
-
-CONFIG = """\
-[unix_http_server]
-file=%(here)s/s.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[program:sleeper]
-command=sleep 600
-startsecs=0
-stopwaitsecs=5
-
-[program:worker]
-command=sleep 600
-process_name=%(program_name)s_%(process_num)02d
-numprocs=2
-startsecs=0
-stopwaitsecs=5
-"""
 
 
 @pytest.fixture
 def supervisord(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A real supervisord (a lone ``sleeper`` and the group ``worker`` of two); its URL,
     also in ``PQ_SUPERVISOR_URL``."""
-    daemon_bin = Path(sys.executable).parent / "supervisord"
-    if not daemon_bin.exists():
-        pytest.fail("supervisord is missing from the virtualenv (the supervisor extra)")
-    # A short folder: a unix socket's path must fit in 108 bytes.
-    folder = Path(tempfile.mkdtemp(prefix="pqsv"))
-    (folder / "supervisord.conf").write_text(CONFIG)
-    url = f"unix://{folder / 's.sock'}"
-    daemon = subprocess.Popen([str(daemon_bin), "-n", "-c", str(folder / "supervisord.conf")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    monkeypatch.setenv(supervision.URL_ENV, url)
-
-    def all_running() -> bool:
-        try:
-            return all(p.state == "RUNNING" for p in supervision.programs(url))
-        except SupervisorUnavailable:
-            assert daemon.poll() is None, (folder / "supervisord.log").read_text()
-            return False
-
-    try:
-        wait_for(all_running, timeout=60, message="supervisord and its programs")
+    with running_supervisord() as url:
+        monkeypatch.setenv(supervision.URL_ENV, url)
         yield url
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def states(url: str) -> dict[str, str]:

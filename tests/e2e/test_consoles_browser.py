@@ -1,8 +1,11 @@
 """Both consoles as real Streamlit servers, driven by Debian's headless Chromium.
 
 Enqueue a job through the ops console's form, then see it counted in the admin console.
-Screenshots go to the test's temporary folder; with PQ_SAVE_SCREENSHOTS=1 they replace
-docs/ops_console.png and docs/admin_console.png (the README's screenshots).
+Then the pages an operator runs the system from: what runs now, a job's timeline, the
+dead letters and supervisord's processes (a real supervisord). Screenshots go to the test's
+temporary folder; with PQ_SAVE_SCREENSHOTS=1 they replace docs/ops_console.png,
+docs/admin_console.png, docs/ops_busy.png, docs/ops_timeline.png, docs/admin_dead_letters.png
+and docs/admin_processes.png.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from persistent_queue import Queue
+from persistent_queue import Queue, supervision
+from tests.supervision_support import running_supervisord
 from tests.support import free_ports, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -61,15 +66,15 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture
 def start_console(tmp_path: Path, subprocess_env: dict[str, str]
-                  ) -> Iterator[Callable[[str, Path], str]]:
+                  ) -> Iterator[Callable[..., str]]:
     """Start ``streamlit run <script>`` on a free port; yields a starter returning its URL."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(script: str, db: Path) -> str:
+    def start(script: str, db: Path, extra: dict[str, str] | None = None) -> str:
         [port] = free_ports(1)
         # Run from the test's folder with a relative database path, as `make run` does from
         # the project (the console shows the path: it should read data/queue.db).
-        env = {**subprocess_env, "PQ_DB": str(db.relative_to(tmp_path))}
+        env = {**subprocess_env, "PQ_DB": str(db.relative_to(tmp_path)), **(extra or {})}
         env.pop("PQ_CONSOLE_PASSWORD", None)
         log = (tmp_path / f"{script}.log").open("wb")
         process = subprocess.Popen(
@@ -119,7 +124,7 @@ def _seed(db: Path) -> None:
 # fixture): that counts in this test's time, far beyond the suite's 300 s.
 @pytest.mark.timeout(2700)
 def test_enqueue_in_ops_console_is_counted_in_admin_console(
-    chromium: str, start_console: Callable[[str, Path], str], tmp_path: Path
+    chromium: str, start_console: Callable[..., str], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -168,3 +173,97 @@ def test_enqueue_in_ops_console_is_counted_in_admin_console(
             expect(page.get_by_text("signups (2 ready)").first).to_be_visible()
         finally:
             browser.close()
+
+
+def _seed_running(db: Path) -> int:
+    """A task running on a consumer with its progress, a done job with a result, a plain-text
+    dead letter, a lost consumer and an alert firing; the done job's id."""
+    with Queue(db, durability="normal") as q:
+        q.create_queue("images", visibility_timeout=600, alert_depth=3)
+        q.create_queue("lines", max_attempts=1)
+        q.enqueue("images", {"file": "cat.png", "width": 640}, headers={"task": "tasks.resize"})
+        job = q.dequeue("images", worker="consumer_00:4711")
+        assert job is not None
+        q.set_progress(job, 0.6, "resized 3 of 5 sizes")
+        report = q.enqueue("images", {"file": "dog.png", "width": 320})
+        done = q.dequeue("images", worker="consumer_01:4712")
+        assert done is not None and done.id == report.id
+        q.ack(done, result={"sizes": [320, 160, 80]})
+        q.enqueue_many("images", [{"file": f"img{n}.png"} for n in range(4)])
+        q.enqueue("lines", "a plain text line from input.txt")
+        line = q.dequeue("lines", worker="consumer_01:4712")
+        assert line is not None
+        q.nack(line, error="ValueError: not an e-mail address")
+        q.register_worker("consumer_00:4711", kind="consumer", queues=["images"])
+        q.register_worker("consumer_01:4712", kind="consumer", queues=["images", "lines"])
+    with Queue(db, durability="normal", clock=lambda: time.time() - 600) as past:
+        past.register_worker("consumer_00:4242", kind="consumer", queues=["images"])
+    return report.id
+
+
+@pytest.mark.timeout(2700)
+def test_operator_pages_in_the_browser(
+    chromium: str, start_console: Callable[..., str], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    db = tmp_path / "data" / "queue.db"
+    db.parent.mkdir()
+    done_id = _seed_running(db)
+    docs = ROOT / "docs" if os.environ.get("PQ_SAVE_SCREENSHOTS") == "1" else tmp_path
+    with running_supervisord() as url:
+        ops_url = start_console("ops_console.py", db)
+        admin_url = start_console("admin_console.py", db, {"PQ_SUPERVISOR_URL": url})
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
+                                                 headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1100})
+                page.set_default_timeout(90_000)
+                expect.set_options(timeout=90_000)
+                with Queue(db) as q:  # the consoles took a while to start: beat again
+                    for worker in ("consumer_00:4711", "consumer_01:4712"):
+                        q.heartbeat_worker(worker)
+                page.goto(ops_url)
+                expect(page.get_by_text("images: depth 4 ≥ 3")).to_be_visible()
+                page.get_by_role("tab", name="Running now").click()
+                expect(page.get_by_text("1 job(s) running")).to_be_visible()
+                expect(page.get_by_text("3 consumer(s), 1 lost")).to_be_visible()
+                grids = page.get_by_role("tabpanel", name="Running now").get_by_test_id(
+                    "stDataFrame")
+                expect(grids).to_have_count(2)
+                for grid in grids.all():
+                    expect(grid.locator("canvas").first).to_be_visible()
+                expect(page.get_by_test_id("stException")).to_have_count(0)
+                page.screenshot(path=str(docs / "ops_busy.png"), full_page=True)
+
+                page.get_by_role("tab", name="Browse jobs").click()
+                page.get_by_label("…or any job id").fill(str(done_id))
+                page.get_by_label("…or any job id").press("Enter")
+                expect(page.get_by_text("Timeline (3 events")).to_be_visible()
+                page.get_by_text("Timeline (3 events").scroll_into_view_if_needed()
+                expect(page.get_by_test_id("stException")).to_have_count(0)
+                page.screenshot(path=str(docs / "ops_timeline.png"), full_page=True)
+
+                page.goto(admin_url)
+                sidebar = page.get_by_test_id("stSidebar")
+                sidebar.get_by_text("Dead letters", exact=True).click()
+                expect(page.get_by_test_id("stCode").filter(
+                    has_text="a plain text line from input.txt")).to_be_visible()
+                expect(page.get_by_text("Json Parse Error")).to_have_count(0)
+                expect(page.get_by_test_id("stException")).to_have_count(0)
+                page.screenshot(path=str(docs / "admin_dead_letters.png"), full_page=True)
+
+                sidebar.get_by_text("Processes", exact=True).click()
+                expect(page.get_by_text("3 of 3 running")).to_be_visible()
+                # In the page (the header's "Stop" ends a script run), the program sleeper's.
+                stop = page.get_by_test_id("stMain").get_by_role("button", name="Stop",
+                                                                 exact=True).first
+                expect(stop).to_be_enabled()
+                stop.click()
+                wait_for(lambda: {p.namespec: p.state for p in supervision.programs(url)}
+                         ["sleeper"] == "STOPPED", timeout=90, message="sleeper to stop")
+                expect(page.get_by_text("2 of 3 running.")).to_be_visible()
+                page.screenshot(path=str(docs / "admin_processes.png"), full_page=True)
+            finally:
+                browser.close()
