@@ -74,11 +74,10 @@ def test_nothing_listens_beyond_loopback_and_nothing_opens_without_secrets(
         tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     env = {**subprocess_env, "PQ_API_TOKEN": "t0ken-for-the-test",
            "PQ_CONSOLE_PASSWORD": "passw0rd-for-the-test"}
-    system = Supervised(tmp_path, env, with_servers=True)
     ports = dict(zip(("api", "ops_console", "admin_console"), free_ports(3), strict=True))
-    system.edit_config("--port 8000", f"--port {ports['api']}")
-    system.edit_config("--server.port 8501", f"--server.port {ports['ops_console']}")
-    system.edit_config("--server.port 8502", f"--server.port {ports['admin_console']}")
+    env.update(PQ_API_PORT=str(ports["api"]), PQ_OPS_PORT=str(ports["ops_console"]),
+               PQ_ADMIN_PORT=str(ports["admin_console"]))  # read by supervisord.conf
+    system = Supervised(tmp_path, env, with_servers=True)
     system.setup_db()
     system.start()
     try:
