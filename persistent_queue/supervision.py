@@ -22,6 +22,11 @@ from typing import Any, TypeVar
 from .errors import SupervisorRefused, SupervisorUnavailable
 
 URL_ENV = "PQ_SUPERVISOR_URL"
+#: How long a read waits for supervisord's answer (seconds).
+READ_TIMEOUT = 10.0
+#: How long a start, stop or restart waits: supervisord answers once the program runs or has
+#: exited, which may take a program's ``stopwaitsecs`` (30 s for the consumers) and more.
+ACTION_TIMEOUT = 300.0
 #: supervisord's fault codes (``supervisor.xmlrpc.Faults``) that mean "already so".
 _ALREADY_STARTED, _NOT_RUNNING = 60, 70
 T = TypeVar("T")
@@ -70,20 +75,44 @@ def default_url() -> str:
     return f"unix://{Path.cwd() / 'supervisor' / 'supervisord.sock'}"
 
 
-def _call(url: str | None, call: Callable[[Any], T]) -> T:
-    """Run ``call`` on supervisord's ``supervisor`` namespace; readable errors."""
+def _transport(url: str, timeout: float) -> Any:
+    """supervisor's transport, its socket given ``timeout`` (it sets none: a supervisord
+    that accepts and never answers would hold the caller for ever)."""
     from supervisor.xmlrpc import SupervisorTransport
 
+    transport = SupervisorTransport(None, None, url)
+    make = transport._get_connection
+
+    def connection() -> Any:
+        made = make()
+        connect = made.connect
+
+        def connect_with_timeout() -> None:
+            connect()
+            made.sock.settimeout(timeout)
+
+        made.connect = connect_with_timeout
+        return made
+
+    transport._get_connection = connection
+    return transport
+
+
+def _call(url: str | None, call: Callable[[Any], T], timeout: float = READ_TIMEOUT) -> T:
+    """Run ``call`` on supervisord's ``supervisor`` namespace; readable errors."""
     url = url or default_url()
     if not url.startswith(("unix://", "http://")):
         raise SupervisorUnavailable(f"{url!r} is not a supervisord URL (unix://PATH or "
                                     "http://HOST:PORT)")
-    transport = SupervisorTransport(None, None, url)
+    transport = _transport(url, timeout)
     proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport)
     try:
         return call(proxy.supervisor)
     except xmlrpc.client.Fault as fault:
         raise SupervisorRefused(f"supervisord refused: {fault.faultString}") from None
+    except TimeoutError:
+        raise SupervisorUnavailable(
+            f"supervisord at {url} did not answer within {timeout:g} s") from None
     except (OSError, xmlrpc.client.ProtocolError) as exc:
         raise SupervisorUnavailable(
             f"supervisord is not running or does not answer at {url} ({exc}); start the "
@@ -102,9 +131,9 @@ def _status(info: dict[str, Any]) -> ProgramStatus:
         exit_status=int(info["exitstatus"]), description=str(info["description"]))
 
 
-def programs(url: str | None = None) -> list[ProgramStatus]:
+def programs(url: str | None = None, *, timeout: float = READ_TIMEOUT) -> list[ProgramStatus]:
     """Every process supervisord runs, in its order (by group, then name)."""
-    return [_status(info) for info in _call(url, lambda s: s.getAllProcessInfo())]
+    return [_status(info) for info in _call(url, lambda s: s.getAllProcessInfo(), timeout)]
 
 
 def _tolerant(url: str | None, method: str, name: str, ok_fault: int) -> None:
@@ -115,7 +144,7 @@ def _tolerant(url: str | None, method: str, name: str, ok_fault: int) -> None:
             if fault.faultCode != ok_fault:
                 raise
 
-    _call(url, call)
+    _call(url, call, ACTION_TIMEOUT)
 
 
 def start(name: str, url: str | None = None) -> None:

@@ -4,6 +4,9 @@ Processes page, against a real supervisord running ``sleep`` programs."""
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -119,3 +122,17 @@ def test_processes_page_is_behind_the_console_password(
     assert not app.radio and not app.dataframe
     click(app, "Log in")
     assert messages(app, "error") == ["Wrong password."]
+
+
+def test_a_supervisord_that_never_answers_times_out() -> None:
+    """A socket that accepts and never answers (a hung supervisord) ends the read."""
+    path = Path(tempfile.mkdtemp(prefix="pqhung")) / "s.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as hung:
+        hung.bind(str(path))
+        hung.listen(1)
+        started = time.monotonic()
+        with pytest.raises(SupervisorUnavailable, match="did not answer within 0.5 s"):
+            supervision.programs(f"unix://{path}", timeout=0.5)
+        assert time.monotonic() - started < 10
+    path.unlink()
+    path.parent.rmdir()
