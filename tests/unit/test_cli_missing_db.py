@@ -25,6 +25,7 @@ READS = [
     ["jobs", "retry", "1"], ["dequeue", "q"], ["ack", "1", "--token", "t"],
     ["nack", "1", "--token", "t"], ["result", "1"], ["dlq", "list"], ["dlq", "redrive", "1"],
     ["dlq", "edit", "1", "--payload", "{}"], ["dlq", "purge", "--yes"], ["workers"],
+    ["workers", "prune", "--older-than", "1d"], ["busy"],
     ["doctor"], ["cleanup"], ["topics", "list"], ["topics", "unsubscribe", "t", "q"],
     ["schedules", "list"], ["schedules", "remove", "s"], ["schedules", "run-due"],
 ]
