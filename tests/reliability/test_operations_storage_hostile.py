@@ -86,20 +86,20 @@ def test_reads_never_fail_busy_when_a_lease_to_reap_meets_a_held_write_lock(
 
 #: A version 8 database's rows: JOBS jobs in each state over 7 queues, and WORKERS workers,
 #: a third of them stored 'dead' (as version 8 wrote silent ones), a third stopped.
-JOBS, WORKERS = 2_000, 30_000
+JOBS, WORKERS = 2_000, 30_000  # as V8_FILL writes them
 V8_FILL = [
-    f"""INSERT INTO jobs (queue, state, payload, attempts, available_at, created_at, updated_at,
+    """INSERT INTO jobs (queue, state, payload, attempts, available_at, created_at, updated_at,
                          lease_token, lease_expires_at, finished_at)
-    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {JOBS})
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
     SELECT 'q' || (i % 7), s.state, '1', CASE WHEN s.state = 'waiting' THEN 0 ELSE 1 END, 1, 1,
            1, CASE WHEN s.state = 'leased' THEN 't' || i END,
            CASE WHEN s.state = 'leased' THEN 1e10 END,
            CASE WHEN s.state IN ('done', 'cancelled') THEN 2 END
     FROM n, (SELECT 'waiting' AS state UNION ALL SELECT 'ready' UNION ALL SELECT 'leased'
              UNION ALL SELECT 'done' UNION ALL SELECT 'cancelled') AS s""",
-    f"""INSERT INTO workers (id, kind, host, pid, queues, state, started_at, heartbeat_at,
+    """INSERT INTO workers (id, kind, host, pid, queues, state, started_at, heartbeat_at,
                             stopped_at)
-    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {WORKERS})
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
     SELECT 'w' || i, 'consumer', 'h', i, '[]',
            CASE i % 3 WHEN 0 THEN 'dead' WHEN 1 THEN 'stopped' ELSE 'running' END, 1, 2,
            CASE WHEN i % 3 < 2 THEN 2 END
@@ -187,3 +187,4 @@ def test_two_processes_opening_a_version_8_database_at_once_both_succeed(
         out, err = opener.communicate(timeout=120)
         assert (opener.returncode, out.split()) == (0, ["9", str(JOBS)]), err
     _assert_migrated_intact(v8_database)
+
