@@ -102,10 +102,13 @@ class ReadsMixin(QueueBase):
 
         Read through the index of leases: its cost grows with the jobs running, never with
         the jobs waiting or done. A lease that expired (its worker died or hung) is not
-        running: ``stats`` counts it as ``expired``.
+        running: ``stats`` counts it as ``expired``. ``QueueNotFound`` for an unknown
+        ``queue``.
         """
         name = None if queue is None else validation.queue_name(queue)
         size = validation.integer(limit, name="limit", minimum=1, maximum=config.MAX_BATCH)
+        if name is not None and self.backend.get_queue(name) is None:
+            raise QueueNotFound(f"no queue named {name!r}")
         return self.backend.running_jobs(name, limit=size, now=self._clock())
 
     def throughput(

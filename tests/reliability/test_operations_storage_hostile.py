@@ -188,3 +188,29 @@ def test_two_processes_opening_a_version_8_database_at_once_both_succeed(
         assert (opener.returncode, out.split()) == (0, ["9", str(JOBS)]), err
     _assert_migrated_intact(v8_database)
 
+
+def test_jobs_running_in_an_unknown_queue_are_refused_not_an_empty_list(
+    real_queue: Queue, db_url: str, subprocess_env: dict[str, str]
+) -> None:
+    """A mistyped queue name had read as "nothing running" (library, pq busy, GET /busy);
+    it is QueueNotFound, as for alerts() and stats()."""
+    from fastapi.testclient import TestClient
+
+    from persistent_queue.api import create_app
+    from persistent_queue.errors import QueueNotFound
+
+    real_queue.enqueue("emails", "a")
+    assert real_queue.dequeue("emails", worker="w1") is not None
+    assert [job.queue for job in real_queue.running_jobs("emails")] == ["emails"]
+    with pytest.raises(QueueNotFound, match="emials"):
+        real_queue.running_jobs("emials")
+
+    busy = subprocess.run(
+        [sys.executable, "-m", "persistent_queue", "--db", db_url, "busy", "--queue", "emials"],
+        env=subprocess_env, capture_output=True, text=True, timeout=60, check=False)
+    assert (busy.returncode, busy.stderr.strip()) == (1, "error: no queue named 'emials'")
+
+    with TestClient(create_app(real_queue)) as client:
+        answer = client.get("/busy?queue=emials")
+        assert (answer.status_code, answer.json()["error"]) == (404, "queue_not_found")
+        assert len(client.get("/busy?queue=emails").json()) == 1

@@ -79,6 +79,8 @@ def test_busy_lists_the_jobs_running_now(pq, db_path: Path) -> None:  # type: ig
     (found,) = json.loads(pq("busy", "--queue", "emails", "--json").output)
     assert (found["id"], found["worker"], found["progress_message"]) == (job.id, "w1",
                                                                          "sending")
+    with Queue(db_path) as q:
+        q.create_queue("other")
     assert json.loads(pq("busy", "--queue", "other", "--json").output) == []
     assert pq("busy", "--limit", "0").exit_code == EXIT_USAGE
 

@@ -64,7 +64,8 @@ def running_jobs(
                                       description="only this queue")] = None,
     limit: Annotated[int, Query(ge=1, le=config.MAX_BATCH)] = 100,
 ) -> list[dict[str, Any]]:
-    """Jobs running now (leased, the lease live), longest running first."""
+    """Jobs running now (leased, the lease live), longest running first (404 for an unknown
+    queue)."""
     return [job.to_dict() for job in queue.running_jobs(name, limit=limit)]
 
 
