@@ -8,6 +8,7 @@ Each test was written against a fault it found; see docs/RELIABILITY.md.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -26,7 +27,8 @@ import pytest
 from persistent_queue import Queue
 from persistent_queue.backup import backup, restore
 from persistent_queue.errors import BackupRefused, DatabaseInUse
-from tests.support import ROOT
+from tests.support import ROOT, wait_for
+from tests.task_apps import Workers, task, task_app
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -278,6 +280,99 @@ def test_restore_in_a_sticky_folder_that_may_not_rename_the_database_says_so(
     refused(done, 1, "cannot put the copy in place", "Operation not permitted")
     assert count(db) == 30 and not list(db.parent.glob("*before-restore*"))
     assert not list(db.parent.glob(".*partial*"))
+
+
+# -- tracing: hostile headers, a crashing child, a worker without the SDK ------------------
+
+TRACED_APP = """
+import json, os, signal
+from persistent_queue import Queue
+
+q = Queue(os.environ["TASKAPP_DB"])
+
+if os.environ.get("TASKAPP_TRACE"):  # an SDK writing each span as a JSON line
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor, SpanExporter, SpanExportResult)
+
+    class JsonLines(SpanExporter):
+        def export(self, spans):
+            with open(os.path.join(os.environ["TASKAPP_DIR"], "spans.jsonl"), "a") as out:
+                out.write("".join(json.dumps({
+                    "name": s.name, "trace_id": f"{s.context.trace_id:032x}",
+                    "parent": f"{s.parent.span_id:016x}" if s.parent else None,
+                    "attributes": dict(s.attributes), "status": s.status.status_code.name,
+                }) + "\\n" for s in spans))
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(JsonLines()))
+    trace.set_tracer_provider(provider)
+
+
+@q.task(queue="traced", name="echo")
+def echo(n):
+    return n
+
+
+@q.task(queue="traced", name="die", max_attempts=1)
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+FORGED = [  # what an attacker may put in a job's headers, each within the header limits
+    {"traceparent": "garbage"},
+    {"traceparent": "00-" + "f" * 32 + "-" + "f" * 16 + "-01"},
+    {"traceparent": "00-" + "0" * 32 + "-" + "0" * 16 + "-01"},
+    {"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+    {"traceparent": "\u00e9" * 1024},
+    {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+     "tracestate": ",".join(f"k{i}=v" for i in range(300))[:1024]},
+    {"baggage": ",".join(f"k{i}=v{i}" for i in range(300))[:1024]},
+    {f"h{i}": "v" for i in range(64)},
+]
+
+
+@pytest.fixture
+def traced_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
+    yield from task_app(TRACED_APP, tmp_path, str(tmp_path / "queue.db"), monkeypatch)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sdk", [True, False], ids=["sdk", "no-sdk"])
+def test_forged_trace_headers_and_a_crashing_child_with_the_process_executor(
+        sdk: bool, tmp_path: Path, traced_app: Queue, subprocess_env: dict[str, str]) -> None:
+    # Held: forged, malformed and oversized trace context never fails a run (a malformed
+    # one starts a new trace), nor does a worker without the SDK; a child killed by
+    # SIGKILL ends its run's span with the error status.
+    app, db = traced_app, tmp_path / "queue.db"
+    ids = [app.enqueue("traced", {"task": "echo", "args": [n], "kwargs": {}}, headers=h).id
+           for n, h in enumerate(FORGED)]
+    dying = task(app, "die").delay().job.id
+    workers = Workers(tmp_path, str(db), subprocess_env)
+    if sdk:
+        workers.env["TASKAPP_TRACE"] = "1"
+    workers.start("--queues", "traced", "--executor", "process")
+    try:
+        wait_for(lambda: app.stats("traced").done == len(ids) and app.stats("traced").dead,
+                 timeout=60, message="every job run, the dying one dead-lettered")
+    finally:
+        workers.stop()
+    assert all(p.returncode == 0 for p in workers.procs), workers.logs()
+    assert "Traceback" not in workers.logs()
+    assert [app.get_job(i).state.value for i in ids] == ["done"] * len(ids)
+    assert [d.id for d in app.dead_letters("traced")] == [dying]
+    spans = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()
+             ] if sdk else []
+    runs = {s["attributes"]["messaging.message.id"]: s for s in spans
+            if s["name"] == "process traced"}
+    if sdk:
+        assert set(runs) == {str(i) for i in [*ids, dying]}
+        assert runs[str(dying)]["attributes"]["persistent_queue.job.outcome"] == "dead_lettered"
+        assert runs[str(dying)]["status"] == "ERROR"
+        assert runs[str(ids[1])]["trace_id"] == "f" * 32  # a well-formed forged parent
+        assert all(runs[str(i)]["parent"] is None for i in (ids[0], ids[2], ids[3], ids[4]))
 
 
 # -- tracing, off --------------------------------------------------------------------------
