@@ -31,6 +31,11 @@ def processes_frame(programs: list[ProgramStatus]) -> pd.DataFrame:
                                        "exit status", "description"])
 
 
+def this_process() -> int:
+    """The console's own process id (a program running it must not be stopped from it)."""
+    return os.getpid()
+
+
 def _act(action: str, name: str) -> None:
     try:
         ACTIONS[action](name)
@@ -70,7 +75,7 @@ def render_processes() -> None:
     groups: dict[str, list[ProgramStatus]] = {}
     for program in programs:
         groups.setdefault(program.group, []).append(program)
-    me = os.getpid()
+    me = this_process()
     for group, members in groups.items():
         if len(members) > 1:
             running = sum(p.running for p in members)

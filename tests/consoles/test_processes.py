@@ -136,3 +136,19 @@ def test_a_supervisord_that_never_answers_times_out() -> None:
         assert time.monotonic() - started < 10
     path.unlink()
     path.parent.rmdir()
+
+
+def test_the_console_cannot_stop_or_restart_its_own_process(
+    supervisord: str, open_console: Callable[[str], AppTest], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop would end the console before its start: the program running the console (here
+    played by sleeper) offers only Start."""
+    from persistent_queue.console import admin_processes
+
+    [sleeper] = [p for p in supervision.programs(supervisord) if p.name == "sleeper"]
+    monkeypatch.setattr(admin_processes, "this_process", lambda: sleeper.pid)
+    app = page(open_console)
+    assert app.button(key="proc_stop_sleeper").disabled
+    assert app.button(key="proc_restart_sleeper").disabled
+    assert not app.button(key="proc_start_sleeper").disabled
+    assert not app.button(key="proc_stop_worker:worker_00").disabled
