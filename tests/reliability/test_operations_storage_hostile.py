@@ -214,3 +214,23 @@ def test_jobs_running_in_an_unknown_queue_are_refused_not_an_empty_list(
         answer = client.get("/busy?queue=emials")
         assert (answer.status_code, answer.json()["error"]) == (404, "queue_not_found")
         assert len(client.get("/busy?queue=emails").json()) == 1
+
+
+def test_a_heartbeat_registers_again_only_a_process_this_queue_registered(
+    queue: Queue, db_path: Path | str
+) -> None:
+    queue.register_worker("mine", kind="scheduler", queues=["a"], pid=42)
+    queue.heartbeat_worker("mine", processed=3)
+    with Queue(db_path, durability="normal") as operator:
+        assert operator.prune_workers(0, stale_after=1e-9) == 1
+        operator.heartbeat_worker("mine", processed=1)  # not its process: nothing invented
+        assert operator.workers() == []
+    queue.heartbeat_worker("mine", processed=2, failed=1)
+    (back,) = queue.workers()
+    assert (back.id, back.kind, back.pid, back.queues, back.state, back.processed,
+            back.failed) == ("mine", "scheduler", 42, ["a"], "running", 2, 1)
+    queue.stop_worker("mine")
+    with Queue(db_path, durability="normal") as operator:
+        assert operator.prune_workers(0) == 1
+    queue.heartbeat_worker("mine")  # stopped: it stays forgotten
+    assert queue.workers() == []
