@@ -59,7 +59,7 @@ EXPECTED_SKIPS = {
                    "opentelemetry-exporter-otlp"),
 }
 #: The ports the pages use as written.
-DOC_PORTS = (8000, 8001, 8501, 8502)
+DOC_PORTS = (8000, 8001, 8002, 8010, 8501, 8502, 8511, 8512)
 BLOCK_TIMEOUT = 150.0
 READY_TIMEOUT = 120.0
 #: Left out of the copy: the top folder's state (its data, logs, site, caches) and at any depth
