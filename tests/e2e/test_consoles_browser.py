@@ -4,8 +4,8 @@ Enqueue a job through the ops console's form, then see it counted in the admin c
 Then the pages an operator runs the system from: what runs now, a job's timeline, the
 dead letters and supervisord's processes (a real supervisord). Screenshots go to the test's
 temporary folder; with PQ_SAVE_SCREENSHOTS=1 they replace docs/ops_console.png,
-docs/admin_console.png, docs/ops_busy.png, docs/ops_timeline.png, docs/admin_dead_letters.png
-and docs/admin_processes.png.
+docs/admin_console.png, docs/ops_busy.png, docs/ops_timeline.png, docs/admin_dead_letters.png,
+docs/admin_queues.png and docs/admin_processes.png.
 """
 
 from __future__ import annotations
@@ -254,6 +254,16 @@ def test_operator_pages_in_the_browser(
                 expect(page.get_by_test_id("stException")).to_have_count(0)
                 page.screenshot(path=str(docs / "admin_dead_letters.png"), full_page=True)
 
+                page.set_viewport_size({"width": 1400, "height": 1900})
+                sidebar.get_by_text("Queues", exact=True).click()
+                expect(page.get_by_text("images: depth 4 ≥ 3")).to_be_visible()
+                expect(page.get_by_label("Depth alert (0 = none)").last).to_have_value("3")
+                for grid in page.get_by_test_id("stDataFrame").all():
+                    expect(grid.locator("canvas").first).to_be_visible()
+                expect(page.get_by_test_id("stException")).to_have_count(0)
+                page.screenshot(path=str(docs / "admin_queues.png"), full_page=True)
+
+                page.set_viewport_size({"width": 1400, "height": 1100})
                 sidebar.get_by_text("Processes", exact=True).click()
                 expect(page.get_by_text("3 of 3 running")).to_be_visible()
                 # In the page (the header's "Stop" ends a script run), the program sleeper's.
