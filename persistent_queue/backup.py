@@ -139,6 +139,7 @@ def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
         raise BackupRefused(f"the folder {target.parent} does not exist")
     _check_distinct(source, target)
     _check_not_in_use(target, stale_after)  # fail fast, before the copy
+    _check_whole(source)
     with _open(source, readonly=True) as conn:
         restored_version = _check_queue_database(conn, source)
         if restored_version > len(queries.migrations("sqlite")):
@@ -371,6 +372,29 @@ def _check_queue_database(conn: sqlite3.Connection, path: Path) -> int:
     if tables < 4 or version < 1:
         raise BackupRefused(f"{path} is not a persistent-queue database")
     return version
+
+
+def _check_whole(path: Path) -> None:
+    """Refuse a database file cut short (a copy whose transfer was interrupted): SQLite reads
+    the missing end of a page as zeros, and ``integrity_check`` does not look inside a row's
+    text, so a job's payload would come back with NUL bytes in it."""
+    wal = _found(Path(f"{path}-wal"))
+    if wal is not None and wal.st_size > 0:
+        return  # pages past the file's end may be in its WAL
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        return  # not a database: the next check says so
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] != header[92:96]:  # the header's page count is stale: not to be used
+        pages = 0
+    size = path.stat().st_size
+    if page >= 512 and (size % page or pages * page > size):
+        raise BackupRefused(
+            f"{path} is cut short: {size} bytes, where its header says {pages} pages of "
+            f"{page} bytes (a copy whose transfer was interrupted?)")
 
 
 def _integrity(conn: sqlite3.Connection, path: Path, error: type[BackupError]) -> None:

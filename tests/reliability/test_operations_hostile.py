@@ -135,6 +135,27 @@ def test_backup_refuses_the_databases_wal_named_through_a_symlinked_folder(
     assert wal.exists() and count(db) == 30
 
 
+# -- a backup cut short --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cut", [50, 4096])
+def test_restore_refuses_a_backup_cut_short(cut: int, db: Path, tmp_path: Path) -> None:
+    # Fault: a copy missing the last bytes of its last page (a transfer interrupted) was
+    # restored: SQLite read the missing bytes as zeros, integrity_check passed, and the last
+    # job's payload came back with NUL bytes in it.
+    with Queue(db) as q:
+        q.enqueue_many("emails", [{"pad": "x" * 1000} for _ in range(500)])
+    copy, short = tmp_path / "copy.db", tmp_path / "short.db"
+    backup(db, copy)
+    short.write_bytes(copy.read_bytes()[:-cut])
+    with pytest.raises(BackupRefused, match="cut short"):
+        restore(short, db)
+    done = pq(db, "restore", "--quiet", str(short))
+    assert done.returncode == 2 and "cut short" in done.stderr, done.stderr
+    assert count(db) == 530 and not list(db.parent.glob("*before-restore*"))
+    assert restore(copy, db).jobs == 530  # the whole copy is fine
+
+
 # -- a backup killed mid-copy --------------------------------------------------------------
 
 
