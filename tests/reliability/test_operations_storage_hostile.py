@@ -234,3 +234,39 @@ def test_a_heartbeat_registers_again_only_a_process_this_queue_registered(
         assert operator.prune_workers(0) == 1
     queue.heartbeat_worker("mine")  # stopped: it stays forgotten
     assert queue.workers() == []
+
+
+def test_metrics_of_many_queues_export_one_series_per_alert_with_its_values(
+    queue: Queue,
+) -> None:
+    from fastapi.testclient import TestClient
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from persistent_queue.api import create_app
+
+    for i in range(40):
+        queue.create_queue(f"q.{i:02d}-x_", alert_depth=2**62 if i % 2 else 2,
+                           alert_oldest_age=30, alert_failure_rate=1, alert_dead_letters=1)
+        queue.enqueue_many(f"q.{i:02d}-x_", [1, 2] if i % 4 == 0 else [1])
+    queue.create_queue("plain")
+    queue.enqueue("plain", 1)
+    with TestClient(create_app(queue)) as client:
+        text = client.get("/metrics").text
+    series: dict[str, dict[tuple[str, str], float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name.startswith("pq_queue_alert_"):
+            found = series.setdefault(family.name, {})
+            for sample in family.samples:
+                key = (sample.labels["queue"], sample.labels["kind"])
+                assert key not in found and set(sample.labels) == {"queue", "kind"}
+                found[key] = sample.value
+    kinds = ("depth", "oldest_age", "failure_rate", "dead_letters")
+    expected = {(f"q.{i:02d}-x_", kind) for i in range(40) for kind in kinds}
+    assert {name: set(found) for name, found in series.items()} == {
+        f"pq_queue_alert_{name}": expected for name in ("firing", "threshold", "value")}
+    for i in range(40):
+        depth = (f"q.{i:02d}-x_", "depth")
+        assert series["pq_queue_alert_value"][depth] == (2 if i % 4 == 0 else 1)
+        assert series["pq_queue_alert_threshold"][depth] == float(2**62 if i % 2 else 2)
+        assert series["pq_queue_alert_firing"][depth] == (1 if i % 4 == 0 else 0)
+        assert series["pq_queue_alert_firing"][(f"q.{i:02d}-x_", "oldest_age")] == 0
