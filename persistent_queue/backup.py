@@ -26,6 +26,7 @@ two connections, or on another host sharing the folder, which fcntl may not see)
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import os
@@ -59,6 +60,8 @@ Progress = Callable[[int, int], None]
 #: SQLite's "dead man switch" byte of the ``-shm`` file: (22 + 8) * 4 + 8 (``os_unix.c``).
 _SHM_DMS_BYTE = 128
 _PROGRESS_EVERY = 0.1  # seconds between two looks at the copy's size
+#: What ``link()`` fails with on a file system without hard links.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
 
 
 @dataclass(frozen=True)
@@ -304,13 +307,30 @@ def _place(temp: Path, dest: Path, *, force: bool) -> None:
         if force:
             os.replace(temp, dest)
         else:
-            os.link(temp, dest)
-            temp.unlink()
+            _link_or_rename(temp, dest)
     except FileExistsError:
         raise BackupRefused(f"{dest} exists (pass force to overwrite it)") from None
     except OSError as exc:
         raise BackupError(f"cannot write {dest}: {exc}") from exc
     _sync_folder(dest.parent)
+
+
+def _link_or_rename(temp: Path, dest: Path) -> None:
+    """Link ``temp`` as ``dest`` (fails if ``dest`` exists), then unlink ``temp``; on a file
+    system without hard links (FAT, exFAT, some network shares) rename it after a last look
+    that ``dest`` is still free."""
+    try:
+        os.link(temp, dest)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        if os.path.lexists(dest):
+            raise FileExistsError(dest) from None
+        os.rename(temp, dest)
+    else:
+        temp.unlink()
 
 
 # -- checks -----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ Each test was written against a fault it found; see docs/RELIABILITY.md.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -133,6 +134,29 @@ def test_backup_refuses_the_databases_wal_named_through_a_symlinked_folder(
     with pytest.raises(BackupRefused, match="the database itself"):
         backup(db, tmp_path / "live" / f"{db.name}-wal", force=True)
     assert wal.exists() and count(db) == 30
+
+
+# -- a destination without hard links ------------------------------------------------------
+
+
+def test_backup_onto_a_file_system_without_hard_links(db: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fault: the copy is placed by link() (which fails if DEST appeared meanwhile); on FAT,
+    # exFAT or a share without links that fails with EPERM, so every backup onto a USB disk
+    # failed ("cannot write"), unless --force. No such file system can be mounted here:
+    # link() fails as vfat's does.
+    def no_links(src: object, dst: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(src), None, str(dst))
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "usb"
+    out.mkdir()
+    result = backup(db, out / "copy.db")
+    assert result.jobs == 30 and count(out / "copy.db") == 30
+    assert [p.name for p in out.iterdir()] == ["copy.db"]
+    with pytest.raises(BackupRefused, match="exists"):
+        backup(db, out / "copy.db")
+    assert [p.name for p in out.iterdir()] == ["copy.db"]
 
 
 # -- a backup cut short --------------------------------------------------------------------
