@@ -123,3 +123,16 @@ def test_a_queue_is_created_with_alert_thresholds(open_console: Console, db: Que
     click(app, "Create queue")
     assert messages(app, "success") == ["Created queue 'reports'."]
     assert db.get_queue("reports").alert_depth == 10
+
+
+def test_alert_texts_show_each_kind_in_its_unit() -> None:
+    from persistent_queue.console.frames import alert_text, firing
+    from persistent_queue.models import Alert
+
+    alerts = [Alert("a", "depth", 12, 10, True), Alert("a", "oldest_age", 302, 300, True),
+              Alert("a", "failure_rate", 0.4, 0.2, True), Alert("b", "dead_letters", 1, 5, False)]
+    assert [alert_text(a) for a in alerts] == [
+        "depth 12 ≥ 10", "oldest_age 5m 02s ≥ 5m 00s", "failure_rate 40.0% ≥ 20.0%",
+        "dead_letters 1 < 5"]
+    assert firing(alerts) == {"a": ["depth 12 ≥ 10", "oldest_age 5m 02s ≥ 5m 00s",
+                                    "failure_rate 40.0% ≥ 20.0%"]}
