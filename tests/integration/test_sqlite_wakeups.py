@@ -23,13 +23,16 @@ from tests.support import ROOT, in_thread, wait_for
 
 _WAITER = """
 import json, sys
+from pathlib import Path
 from persistent_queue import Queue
 q = Queue(sys.argv[1], durability="normal")
 counts = q.backend.dialect.wake_counts
 q.dequeue("q")
 before = counts.checks
 assert q.dequeue("q", wait=float(sys.argv[2])) is None
-print(json.dumps({"idle_checks": counts.checks - before}), flush=True)
+generation = Path(sys.argv[1] + "-wake/generation").read_bytes()
+print(json.dumps({"idle_checks": counts.checks - before,
+                  "generation": int.from_bytes(generation, "little")}), flush=True)
 before, woken = counts.checks, counts.wakeups
 job = q.dequeue("q", wait=60)
 print(json.dumps({"job": job.payload, "checks": counts.checks - before,
@@ -40,6 +43,17 @@ print(json.dumps({"job": job.payload, "checks": counts.checks - before,
 def _sockets(db: Path) -> list[Path]:
     folder = Path(f"{db}-wake")
     return sorted(folder.glob("*.sock")) if folder.is_dir() else []
+
+
+def _generation(db: Path) -> int:
+    """The waiters' counter: moved on by each waiter once its socket is bound."""
+    counter = Path(f"{db}-wake/generation")
+    return int.from_bytes(counter.read_bytes(), "little") if counter.exists() else 0
+
+
+def _registered(db: Path, before: int) -> bool:
+    """A waiter bound its socket and counted itself in since ``before``."""
+    return bool(_sockets(db)) and _generation(db) > before
 
 
 def _waiter(db: Path, idle: float) -> subprocess.Popen[str]:
@@ -63,11 +77,13 @@ def test_a_waiter_in_another_process_is_woken_by_a_commit_and_does_not_poll(
         idle = json.loads(waiter.stdout.readline())
         # Two idle seconds: one look per safety-net second (and the first), not 80 polls.
         assert idle["idle_checks"] <= 2 / SAFETY_NET + 2, idle
-        wait_for(lambda: _sockets(db), message="the waiter's socket")
+        wait_for(lambda: _registered(db, idle["generation"]), message="the waiter's socket")
         q.enqueue("q", "hello")
+        assert _counts(q).sent >= 1  # the writer's byte to the waiting socket
         woken = json.loads(waiter.stdout.readline())
         assert woken["job"] == "hello"
-        assert woken["wakeups"] >= 1 and woken["checks"] <= 3, woken
+        # Woken by the byte, or it saw the commit at its first look; never by a later poll.
+        assert (woken["wakeups"] >= 1 and woken["checks"] <= 3) or woken["checks"] == 1, woken
         assert waiter.wait(timeout=30) == 0
     finally:
         if waiter.poll() is None:
@@ -84,8 +100,9 @@ def test_the_socket_of_a_killed_waiter_is_removed_and_enqueues_go_on(tmp_path: P
     q.create_queue("q")
     waiter = _waiter(db, 0.0)
     assert waiter.stdout is not None
-    waiter.stdout.readline()
-    stale = wait_for(lambda: _sockets(db), message="the waiter's socket")
+    first = json.loads(waiter.stdout.readline())  # an empty wait over: the next registers
+    wait_for(lambda: _registered(db, first["generation"]), message="the waiter's socket")
+    stale = _sockets(db)
     os.kill(waiter.pid, signal.SIGKILL)
     waiter.wait(timeout=30)
     assert _sockets(db) == stale  # left behind by the kill
@@ -93,12 +110,13 @@ def test_the_socket_of_a_killed_waiter_is_removed_and_enqueues_go_on(tmp_path: P
     assert _sockets(db) == [] and _counts(q).removed == 1
     assert q.stats("q").ready == 1
     # A new waiter (a thread of this process, on its own connection) is woken as before.
-    woken_before = _counts(q).wakeups
+    sent, generation = _counts(q).sent, _generation(db)
     thread, outcome = in_thread(lambda: q.dequeue("q2", wait=60))
-    wait_for(lambda: _sockets(db), message="the new waiter's socket")
+    wait_for(lambda: _registered(db, generation), message="the new waiter's socket")
     q.enqueue("q2", 2)
+    assert _counts(q).sent > sent
     thread.join(timeout=30)
-    assert outcome["result"].payload == 2 and _counts(q).wakeups > woken_before
+    assert outcome["result"].payload == 2
     q.close()
 
 
@@ -109,19 +127,21 @@ def test_every_waiter_is_woken_and_a_commit_of_an_atomic_block_wakes_too(
     names = [f"q{i}" for i in range(5)]
     for name in names:
         q.create_queue(name)
+    generation = _generation(db)
 
     def consume(name: str) -> Any:
         return lambda: q.dequeue(name, wait=60)
 
     waiters = [in_thread(consume(name)) for name in names]
-    wait_for(lambda: len(_sockets(db)) == len(names), message="five sockets")
+    wait_for(lambda: len(_sockets(db)) == len(names)
+             and _generation(db) >= generation + len(names), message="five sockets")
     with q.atomic():
         for name in names:
             q.enqueue(name, name)
+    assert _counts(q).sent >= len(names)  # a byte to each at the block's commit (and claims)
     for thread, _ in waiters:
         thread.join(timeout=30)
     assert [outcome["result"].payload for _, outcome in waiters] == names
-    assert _counts(q).wakeups >= len(names)
     q.close()
 
 

@@ -67,6 +67,8 @@ class WakeNotifier:
         self._pid = os.getpid()
         self._map: mmap.mmap | None = None
         self._writable = False
+        #: The permission bits of the database file's readers and writers (for sockets).
+        self.mode = 0o600
         # (the counter when the folder was listed, the sockets listed)
         self._cache: tuple[bytes, tuple[str, ...]] = (b"", ())
         try:
@@ -77,9 +79,10 @@ class WakeNotifier:
 
     def _open(self, database: str) -> None:
         # Whoever may write the database may wait and wake: its permission bits, x where r.
-        mode = stat.S_IMODE(os.stat(database).st_mode) & 0o666
+        mode = self.mode = stat.S_IMODE(os.stat(database).st_mode) & 0o666
         try:
-            os.mkdir(self.folder, mode | (mode & 0o444) >> 2)
+            os.mkdir(self.folder)
+            os.chmod(self.folder, mode | (mode & 0o444) >> 2)  # not narrowed by the umask
         except FileExistsError:
             pass
         path = os.path.join(self.folder, _COUNTER)
@@ -88,7 +91,8 @@ class WakeNotifier:
             self._writable = True
         except PermissionError:  # wakes others, never waits itself
             self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        if self._writable and os.fstat(self._fd).st_size < 8:
+        if self._writable and os.fstat(self._fd).st_size < 8:  # the first: made it
+            os.fchmod(self._fd, mode)
             os.ftruncate(self._fd, 8)
         self._map = mmap.mmap(self._fd, 8, mmap.MAP_SHARED,
                               mmap.PROT_READ | (mmap.PROT_WRITE if self._writable else 0))
@@ -103,16 +107,21 @@ class WakeNotifier:
         counter = self._map
         if counter is None:
             return
+        try:
+            now = counter[:8]
+        except ValueError:  # closed by another thread meanwhile
+            return
         generation, targets = self._cache
-        if counter[:8] != generation:
-            targets = self._list(counter[:8])
+        if now != generation:
+            targets = self._list(now)
         if targets:
             self._send(targets)
 
     def count_in(self) -> None:
         """A waiter bound its socket: move the counter on, so that writers list again."""
         counter = self._map
-        assert counter is not None
+        if counter is None:
+            raise ValueError("closed")
         if self._pid != os.getpid():  # a forked child: a lock of its own, not its parent's
             os.close(self._fd)
             self._fd = os.open(os.path.join(self.folder, _COUNTER), os.O_RDWR | os.O_CLOEXEC)
@@ -209,9 +218,9 @@ class Waiter:
         waiter = cls(sock, path, notifier.counts)
         try:
             sock.setblocking(False)
-            os.chmod(path, stat.S_IMODE(os.fstat(notifier._fd).st_mode))  # noqa: SLF001
+            os.chmod(path, notifier.mode)
             notifier.count_in()
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: closed meanwhile
             waiter.close()
             logger.debug("cannot wait on %s (%s): polling instead", path, exc)
             return None
