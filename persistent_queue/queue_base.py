@@ -131,8 +131,8 @@ class QueueBase:
             try:
                 reaped = self.backend.reap_expired(now)
             except DatabaseBusy:  # housekeeping: never fail the caller's read or claim for it
-                self._last_reap = float("-inf")  # the next call tries again
-                logger.info("expired leases not reaped: the database stayed locked")
+                logger.info("expired leases not reaped: the database stayed locked (tried "
+                            "again in %g s)", config.REAP_INTERVAL)
                 return
             if reaped:
                 logger.warning("dead-lettered or cancelled %d job(s) whose lease expired "
