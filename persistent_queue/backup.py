@@ -427,16 +427,16 @@ def _integrity(conn: sqlite3.Connection, path: Path, error: type[BackupError]) -
 
 
 def _check_not_in_use(db: Path, stale_after: float) -> None:
-    """:class:`DatabaseInUse` if a worker's heartbeat is fresh or a process has ``db`` open."""
-    if not db.exists():
-        return
-    with contextlib.suppress(sqlite3.DatabaseError), _open(db, readonly=True) as conn:
-        live = conn.execute(Q["backup_live_workers"],
-                            {"since": time.time() - stale_after}).fetchall()
-        if live:
-            names = ", ".join(f"{r[0]} ({r[1]}, pid {r[3]} on {r[2]})" for r in live[:5])
-            raise DatabaseInUse(f"{db} is in use: workers running (heartbeat within "
-                                f"{stale_after:g} s): {names}")
+    """:class:`DatabaseInUse` if a worker's heartbeat is fresh or a process has ``db`` open
+    (even deleted: its -shm is still there, locked)."""
+    if db.exists():
+        with contextlib.suppress(sqlite3.DatabaseError), _open(db, readonly=True) as conn:
+            live = conn.execute(Q["backup_live_workers"],
+                                {"since": time.time() - stale_after}).fetchall()
+            if live:
+                names = ", ".join(f"{r[0]} ({r[1]}, pid {r[3]} on {r[2]})" for r in live[:5])
+                raise DatabaseInUse(f"{db} is in use: workers running (heartbeat within "
+                                    f"{stale_after:g} s): {names}")
     with _shm_lock(db):
         pass
 
@@ -468,8 +468,8 @@ def _shm_lock(db: Path) -> Iterator[None]:
 def _set_aside(db: Path, stale_after: float, keep_old: bool) -> Path | None:
     """Checkpoint the database being replaced and move it (and any WAL left) aside, or delete
     it (``keep_old=False``); returns where it was kept."""
-    if not db.exists():
-        for suffix in ("-wal", "-shm"):  # left by a database deleted by hand: not ours
+    if not db.exists():  # deleted by hand, and no process has it open (checked)
+        for suffix in ("-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         return None
     _check_not_in_use(db, stale_after)

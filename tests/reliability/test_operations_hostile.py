@@ -136,6 +136,20 @@ def test_backup_refuses_the_databases_wal_named_through_a_symlinked_folder(
     assert wal.exists() and count(db) == 30
 
 
+def test_restore_is_refused_while_a_process_has_a_database_deleted_by_hand_open(
+        db: Path, tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    # Fault: with no database file, restore asked no one: it deleted the -wal and -shm of a
+    # process still running on the deleted file, whose later commits went nowhere.
+    copy = tmp_path / "copy.db"
+    backup(db, copy)
+    db.unlink()
+    with pytest.raises(DatabaseInUse, match="another process"):
+        restore(copy, db)
+    assert not db.exists() and Path(f"{db}-shm").exists()
+    holder.communicate("", timeout=30)
+    assert restore(copy, db).kept is None and count(db) == 30
+
+
 # -- a destination without hard links ------------------------------------------------------
 
 
