@@ -105,7 +105,7 @@ def backup(db_path: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     if is_postgres_url(os.fspath(db_path)):
         raise BackupRefused("a PostgreSQL database is backed up with pg_dump: "
                             f"{pg_dump_command(os.fspath(db_path), os.fspath(dest))[0]}")
-    source, target = _existing_database(db_path), Path(dest)
+    source, target = _existing_database(_sqlite_path(db_path)), Path(dest)
     _check_destination(target, force=force)
     _check_distinct(source, target)
     started = time.monotonic()
@@ -136,7 +136,7 @@ def restore(src: str | os.PathLike[str], db_path: str | os.PathLike[str], *,
         raise BackupRefused("a PostgreSQL database is restored with pg_restore "
                             "(pg_restore --clean --dbname URL FILE)")
     # the database itself, not a symlink to it: its -shm (who has it open) is beside it
-    source, target = _existing_database(src), Path(os.path.realpath(db_path))
+    source, target = _existing_database(src), Path(os.path.realpath(_sqlite_path(db_path)))
     folder = _found(target.parent)
     if folder is None or not stat.S_ISDIR(folder.st_mode):
         raise BackupRefused(f"the folder {target.parent} does not exist")
@@ -334,6 +334,13 @@ def _link_or_rename(temp: Path, dest: Path) -> None:
 
 
 # -- checks -----------------------------------------------------------------------------------
+
+
+def _sqlite_path(db: str | os.PathLike[str]) -> str:
+    """The file of a SQLite path or ``sqlite:///path`` URL, as ``Queue`` reads it."""
+    text = os.fspath(db)
+    scheme, sep, rest = text.partition("://")
+    return rest if sep and scheme == "sqlite" else text
 
 
 def _existing_database(path: str | os.PathLike[str]) -> Path:

@@ -150,6 +150,19 @@ def test_restore_is_refused_while_a_process_has_a_database_deleted_by_hand_open(
     assert restore(copy, db).kept is None and count(db) == 30
 
 
+def test_backup_and_restore_take_the_database_as_a_sqlite_url(db: Path, tmp_path: Path) -> None:
+    # Fault: --db sqlite:///path (as Queue, pq worker and PQ_DB take it) was read as a
+    # relative file name: "no database at <cwd>/sqlite:/path", exit 2.
+    url, copy = f"sqlite://{db}", tmp_path / "copy.db"
+    done = pq(url, "backup", "--quiet", str(copy))
+    assert done.returncode == 0 and "30 jobs" in done.stdout, done.stderr
+    with Queue(db) as q:
+        q.enqueue("emails", {"after": "the backup"})
+    done = pq(url, "restore", "--quiet", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert count(db) == 30 and len(list(db.parent.glob("queue.db.before-restore-*"))) == 1
+
+
 # -- a destination without hard links ------------------------------------------------------
 
 
