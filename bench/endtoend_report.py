@@ -50,6 +50,10 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
               get("pq-normal", "cpu_s_per_1k"), get(low, "cpu_s_per_1k"), 1.0, True)
     check("PostgreSQL drain, full >= 4x procrastinate", get("pg-full", "drain_per_s"),
           get("procrastinate", "drain_per_s"), 4.0)
+    check("enqueue->start p50, normal <= 2 ms (push wake-ups)", get("pq-normal", "p50_ms"),
+          2.0, 1.0, True)
+    check("enqueue->start p99, normal <= 10 ms (push wake-ups)", get("pq-normal", "p99_ms"),
+          10.0, 1.0, True)
     return checks
 
 

@@ -54,6 +54,10 @@ def test_goals_compare_with_the_best_peer_and_the_durable_one() -> None:
     assert checks["drain, full >= best durable peer"]["ratio"] == 900 / 400  # procrastinate
     assert not checks["worker CPU per 1k, normal <= lowest peer"]["holds"]  # 0.3 > 0.25
     assert checks["PostgreSQL drain, full >= 4x procrastinate"]["ratio"] == 5.0
+    results["pq-normal"].update(p50_ms=1.0, p99_ms=12.5)
+    checks = {c["goal"].split(" (")[0]: c for c in report.goals(results)}
+    assert checks["enqueue->start p50, normal <= 2 ms"]["holds"]
+    assert not checks["enqueue->start p99, normal <= 10 ms"]["holds"]
 
 
 @pytest.mark.slow
