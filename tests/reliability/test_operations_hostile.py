@@ -207,6 +207,41 @@ def test_restore_refuses_a_backup_cut_short(cut: int, db: Path, tmp_path: Path) 
     assert restore(copy, db).jobs == 530  # the whole copy is fine
 
 
+STOPPED_WRITER = (  # a consumer stopped inside its write transaction (SIGSTOP)
+    "import os, signal, sqlite3, sys\n"
+    "conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)\n"
+    "conn.execute('BEGIN IMMEDIATE')\n"
+    "conn.execute(\"UPDATE jobs SET state = 'done' WHERE queue = 'emails'\")\n"
+    "print('holding', flush=True)\n"
+    "os.kill(os.getpid(), signal.SIGSTOP)\n"
+    "conn.execute('COMMIT')\n")
+
+
+@pytest.mark.e2e
+def test_backup_while_a_writer_is_stopped_inside_its_transaction(db: Path,
+                                                                 tmp_path: Path) -> None:
+    # Held: the copy reads one snapshot and never waits for the write lock; the stopped
+    # writer's uncommitted change is not in it, and it commits once continued.
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_WRITER, str(db)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "holding\n"
+        wait_for(lambda: open(f"/proc/{proc.pid}/stat").read().split(") ")[1][0] == "T",
+                 timeout=30, message="the writer stopped")
+        started = time.monotonic()
+        done = pq(db, "backup", "--quiet", str(tmp_path / "copy.db"))
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started < 30
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert proc.wait(timeout=30) == 0
+    with Queue(tmp_path / "copy.db") as copy:
+        assert copy.stats("emails").ready == 30
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM jobs WHERE state = 'done'").fetchone()[0] == 30
+    conn.close()
+
+
 # -- a backup killed mid-copy --------------------------------------------------------------
 
 
