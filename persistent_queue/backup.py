@@ -62,6 +62,8 @@ _SHM_DMS_BYTE = 128
 _PROGRESS_EVERY = 0.1  # seconds between two looks at the copy's size
 #: What ``link()`` fails with on a file system without hard links.
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+#: The part of DEST's name in its temporary file's: with the rest, within a file name's 255.
+_PARTIAL_NAME_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -246,8 +248,9 @@ def _copy(src: sqlite3.Connection, dest: Path, *, progress: Progress | None, for
 def _temp_beside(dest: Path) -> Path:
     """A new empty file in ``dest``'s folder, renamed to ``dest`` once written; created as
     any new file is (mode 0666 less the umask), not private as ``mkstemp`` makes it."""
+    name = os.fsencode(dest.name)[:_PARTIAL_NAME_BYTES]  # a long DEST is a legal name too
     for _ in range(100):
-        temp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.partial"
+        temp = dest.parent / f".{os.fsdecode(name)}.{secrets.token_hex(4)}.partial"
         try:
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:

@@ -163,6 +163,16 @@ def test_backup_and_restore_take_the_database_as_a_sqlite_url(db: Path, tmp_path
     assert count(db) == 30 and len(list(db.parent.glob("queue.db.before-restore-*"))) == 1
 
 
+def test_backup_to_a_long_but_legal_file_name(db: Path, tmp_path: Path) -> None:
+    # Fault: the temporary file's name adds 18 characters to DEST's, so a DEST of 238 to 255
+    # bytes (a legal name) was refused: "cannot write in ...: File name too long".
+    dest = tmp_path / ("é" * 100 + "b" * 46 + ".db")  # 249 bytes
+    assert len(os.fsencode(dest.name)) == 249
+    assert backup(db, dest).jobs == 30 and count(dest) == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", dest.name])
+    assert restore(dest, tmp_path / "restored.db").jobs == 30
+
+
 # -- a destination without hard links ------------------------------------------------------
 
 
