@@ -24,7 +24,8 @@ REFRESH = {"every 2 s": 2.0, "every 5 s": 5.0, "every 15 s": 15.0, "every 60 s":
 def main() -> None:
     """Render the whole admin console (one script run)."""
     setup_page(TITLE, "🛠️")
-    require_login(TITLE)
+    if not require_login(TITLE):
+        return
     st.sidebar.title("persistent-queue")
     page = st.sidebar.radio("Page", PAGES, key="admin_page")
     refresh = REFRESH[st.sidebar.selectbox("Auto-refresh metrics", list(REFRESH), index=1,

@@ -13,7 +13,7 @@ from .. import supervision
 from ..supervision import ProgramStatus
 from .frames import duration
 from .markup import escape_markdown
-from .session import describe, flash, show_flash
+from .session import describe, flash, logged_in, show_flash
 
 WHERE = "processes"
 ACTIONS: dict[str, Callable[[str], None]] = {
@@ -37,6 +37,8 @@ def this_process() -> int:
 
 
 def _act(action: str, name: str) -> None:
+    if not logged_in():  # a forged click after a logout (callbacks run before the gate)
+        return
     try:
         ACTIONS[action](name)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a message

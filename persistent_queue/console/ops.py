@@ -20,7 +20,8 @@ TITLE = "persistent-queue · ops"
 def main() -> None:
     """Render the whole ops console (one script run)."""
     setup_page(TITLE, "📬")
-    require_login(TITLE)
+    if not require_login(TITLE):
+        return
     logout_button()
     st.title(TITLE)
     st.caption(f"Database: {escape_markdown(db_label())}")

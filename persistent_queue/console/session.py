@@ -72,14 +72,17 @@ def setup_page(title: str, icon: str) -> None:
     st.set_page_config(page_title=title, page_icon=icon, layout="wide")
 
 
-def require_login(title: str) -> None:
-    """Stop the run with a login form unless no password is set or the user logged in.
+def require_login(title: str) -> bool:
+    """True when no password is set or the user logged in; otherwise draw the login form and
+    return False, and the caller ends the run there.
 
-    The password comes from ``PQ_CONSOLE_PASSWORD``; it is compared in constant time.
+    The password comes from ``PQ_CONSOLE_PASSWORD``; it is compared in constant time. The
+    run with the login form ends normally (not with ``st.stop()``), so Streamlit drops the
+    fragments of the pages seen before a logout (a fragment reruns alone, without this gate).
     """
+    if logged_in():
+        return True
     expected = os.environ.get(PASSWORD_ENV, "")
-    if not expected or st.session_state.get(_AUTH_KEY):
-        return
     st.title(title)
     with st.form("login"):
         entered = st.text_input("Password", type="password")
@@ -89,7 +92,17 @@ def require_login(title: str) -> None:
             st.session_state[_AUTH_KEY] = True
             st.rerun()
         st.error("Wrong password.")
-    st.stop()
+    return False
+
+
+def logged_in() -> bool:
+    """True when no password is set or this session logged in.
+
+    Checked by every action, not only by the login gate: Streamlit runs a button's callback
+    before the script (so before :func:`require_login`), for any button the session was ever
+    shown, and a forged click after a logout would otherwise still run it.
+    """
+    return not os.environ.get(PASSWORD_ENV) or bool(st.session_state.get(_AUTH_KEY))
 
 
 def logout_button() -> None:
@@ -131,8 +144,11 @@ def attempt(action: Callable[[Queue], T], success: Callable[[T], str] | None = N
     """Run ``action`` on a queue; flash its success message, or a readable error.
 
     Returns the action's result, or None when it failed. Any exception is caught and shown:
-    the console never shows a traceback.
+    the console never shows a traceback. Nothing runs in a session that is not logged in.
     """
+    if not logged_in():
+        logger.warning("console action refused: not logged in")
+        return None
     try:
         if queue is not None:
             result = action(queue)

@@ -1,0 +1,80 @@
+"""The consoles' pages against an operator's mistakes and an attacker's input: forged widget
+events after a logout, hostile text in the new pages, bad thresholds and large data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from console_helpers import click, run
+from streamlit.proto.WidgetStates_pb2 import WidgetStates
+from streamlit.testing.v1 import AppTest
+
+from persistent_queue import Queue, supervision
+from tests.supervision_support import running_supervisord
+
+Console = Callable[[str], AppTest]
+
+
+def forge_click(app: AppTest, widget_id: str) -> AppTest:
+    """Send what a browser sends when a button is clicked, for a button that is not on the
+    page any more (a stale tab or a hand-made websocket message)."""
+    states = WidgetStates()
+    forged = states.widgets.add()
+    forged.id = widget_id
+    forged.trigger_value = True
+    app._run(states)  # noqa: SLF001 - AppTest has no public way to send a raw event
+    return app
+
+
+def logged_in(open_console: Console, script: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("PQ_CONSOLE_PASSWORD", "s3cret")
+    app = open_console(script)
+    [password] = app.text_input
+    password.set_value("s3cret")
+    return click(app, "Log in")
+
+
+def test_a_button_of_a_page_seen_before_logout_does_nothing_after_it(
+    open_console: Console, db: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streamlit runs a button's callback before the script, so before the login gate, for
+    every button the session was ever shown: a forged click after a logout runs nothing."""
+    db.create_queue("billing")
+    app = logged_in(open_console, "admin_console.py", monkeypatch)
+    app.radio(key="admin_page").set_value("Queues")
+    run(app)
+    pause = app.button(key="pause_toggle").id
+    click(app, "Log out")
+    assert not app.radio  # the login form only
+    forge_click(app, pause)
+    assert not {q.name: q for q in db.list_queues()}["billing"].paused
+
+
+def test_the_running_now_fragment_is_dropped_at_logout(
+    open_console: Console, db: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fragment reruns alone, without the login gate: after a logout the session keeps no
+    fragment a forged rerun request could run (the Running now tab would show every running
+    job, its worker and progress message)."""
+    app = logged_in(open_console, "ops_console.py", monkeypatch)
+    assert app._fragment_storage._fragments  # noqa: SLF001 - the Running now tab's
+    click(app, "Log out")
+    assert not app.tabs  # the login form only
+    assert not app._fragment_storage._fragments  # noqa: SLF001
+
+
+@pytest.mark.e2e
+def test_a_stop_button_seen_before_logout_stops_nothing_after_it(
+    open_console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Processes page's buttons call supervisord directly, not through an action of the
+    queue: they check the login too."""
+    with running_supervisord() as url:
+        monkeypatch.setenv(supervision.URL_ENV, url)
+        app = logged_in(open_console, "admin_console.py", monkeypatch)
+        app.radio(key="admin_page").set_value("Processes")
+        stop = run(app).button(key="proc_stop_sleeper").id
+        click(app, "Log out")
+        forge_click(app, stop)
+        assert {p.namespec: p.state for p in supervision.programs(url)}["sleeper"] == "RUNNING"
