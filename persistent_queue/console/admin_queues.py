@@ -16,6 +16,14 @@ from .markup import escape_markdown
 from .session import attempt, read, show_flash
 
 WHERE = "queues"
+#: The largest integer a number input holds (a browser's exact integers). The library takes
+#: counts up to 2**62: a larger one (set from the command line) is shown, and saved, as this.
+BROWSER_MAX = 2**53 - 1
+
+
+def _shown(value: int | None) -> int:
+    """A stored count (None: no limit, 0) as a number input can hold it."""
+    return min(value or 0, BROWSER_MAX)
 
 
 def _limits(prefix: str) -> dict[str, Any]:
@@ -44,8 +52,8 @@ def _alerts(prefix: str) -> dict[str, Any]:
 def _alert_inputs(prefix: str, info: QueueInfo | None = None) -> None:
     """The four alert thresholds of a form (``info``: the queue's current ones)."""
     a, b, c, d = st.columns(4)
-    a.number_input("Depth alert (0 = none)", value=(info and info.alert_depth) or 0,
-                   min_value=0, step=1, key=f"{prefix}_alert_depth",
+    a.number_input("Depth alert (0 = none)", value=_shown(info.alert_depth if info else None),
+                   min_value=0, max_value=BROWSER_MAX, step=1, key=f"{prefix}_alert_depth",
                    help="Fires when this many jobs are ready now.")
     b.number_input("Oldest ready alert (s, 0 = none)",
                    value=float((info and info.alert_oldest_age) or 0.0), min_value=0.0,
@@ -58,7 +66,8 @@ def _alert_inputs(prefix: str, info: QueueInfo | None = None) -> None:
                    help="Fires when this share of the attempts ended in the last 15 minutes "
                         "failed.")
     d.number_input("Dead letters alert (0 = none)",
-                   value=(info and info.alert_dead_letters) or 0, min_value=0, step=1,
+                   value=_shown(info.alert_dead_letters if info else None), min_value=0,
+                   max_value=BROWSER_MAX, step=1,
                    key=f"{prefix}_alert_dead_letters",
                    help="Fires when this many of the queue's jobs are dead letters.")
 
@@ -151,8 +160,8 @@ def _create_form() -> None:
         c.number_input("Visibility timeout (s)", value=config.DEFAULT_VISIBILITY_TIMEOUT,
                        min_value=1.0, max_value=config.MAX_VISIBILITY_TIMEOUT, step=5.0,
                        key="create_timeout")
-        d.number_input("Max size (0 = unbounded)", value=0, min_value=0, step=1,
-                       key="create_max_size")
+        d.number_input("Max size (0 = unbounded)", value=0, min_value=0,
+                       max_value=BROWSER_MAX, step=1, key="create_max_size")
         _limit_inputs("create")
         _alert_inputs("create")
         st.form_submit_button("Create queue", type="primary", on_click=_create)
@@ -170,8 +179,8 @@ def _manage(info: QueueInfo) -> None:
         b.number_input("Visibility timeout (s)", value=float(info.visibility_timeout),
                        min_value=1.0, max_value=config.MAX_VISIBILITY_TIMEOUT, step=5.0,
                        key=f"edit_timeout_{name}")
-        c.number_input("Max size (0 = unbounded)", value=info.max_size or 0, min_value=0,
-                       step=1, key=f"edit_max_size_{name}")
+        c.number_input("Max size (0 = unbounded)", value=_shown(info.max_size), min_value=0,
+                       max_value=BROWSER_MAX, step=1, key=f"edit_max_size_{name}")
         _limit_inputs(f"edit_{name}", info)
         _alert_inputs(f"edit_{name}", info)
         st.form_submit_button("Save settings", on_click=_update, args=(name,))

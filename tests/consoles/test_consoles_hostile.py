@@ -4,9 +4,10 @@ events after a logout, hostile text in the new pages, bad thresholds and large d
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from console_helpers import click, run
+from console_helpers import click, messages, run
 from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.testing.v1 import AppTest
 
@@ -78,3 +79,25 @@ def test_a_stop_button_seen_before_logout_stops_nothing_after_it(
         click(app, "Log out")
         forge_click(app, stop)
         assert {p.namespec: p.state for p in supervision.programs(url)}["sleeper"] == "RUNNING"
+
+
+def test_the_queues_page_edits_a_queue_with_the_largest_thresholds(
+    open_console: Console, db: Queue, console_db: Path | str
+) -> None:
+    """Thresholds (and, on SQLite, a max size) set from the command line up to 2**62, beyond
+    a browser's exact integers (2**53): the page renders and saves the other settings."""
+    big = 2**62
+    sqlite = isinstance(console_db, Path)  # PostgreSQL's max_size is a 32-bit integer
+    db.create_queue("huge", max_size=big if sqlite else None, alert_depth=big,
+                    alert_dead_letters=big, alert_oldest_age=3.1e7, alert_failure_rate=1.0)
+    app = open_console("admin_console.py")
+    app.radio(key="admin_page").set_value("Queues")
+    run(app).selectbox(key="manage_queue").set_value("huge")
+    run(app)
+    app.number_input(key="edit_attempts_huge").set_value(7)
+    click(app, "Save settings")
+    assert messages(app, "success") == ["Saved the settings of queue 'huge'."]
+    [info] = db.list_queues()
+    assert info.max_attempts == 7 and info.alert_failure_rate == 1.0
+    assert info.alert_depth == info.alert_dead_letters == 2**53 - 1
+    assert info.max_size == (2**53 - 1 if sqlite else None)
