@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue, config
+from tests.migration_support import database_at_version
 from tests.support import FakeClock, wait_for
 from tests.task_apps import Workers
-from tests.unit.test_schema_9_migration import at_version_8
 
 APP = '''
 import os
@@ -134,12 +134,7 @@ with Queue(sys.argv[1]) as q:
 
 @pytest.fixture
 def v8_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
-    target: Path | str = (tmp_path / "queue.db" if backend == "sqlite"
-                          else str(request.getfixturevalue("pg_empty_url")))
-    with at_version_8(backend, target) as conn:
-        for statement in V8_FILL:
-            conn.execute(statement)
-    return target
+    return database_at_version(request, backend, tmp_path, 8, V8_FILL)
 
 
 def _opener(target: Path | str, go: Path, env: dict[str, str],

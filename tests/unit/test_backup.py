@@ -21,7 +21,7 @@ from persistent_queue.backup import backup, pg_dump_command, restore
 from persistent_queue.commands.backup import _Progress
 from persistent_queue.errors import BackupRefused, DatabaseInUse
 from persistent_queue.storage import queries
-from persistent_queue.storage.sqlite.connection import _split_statements
+from tests.migration_support import at_version
 from tests.support import ROOT
 
 pytestmark = pytest.mark.sqlite_only
@@ -179,12 +179,8 @@ def test_restore_onto_a_missing_database_puts_the_copy_there(db: Path, tmp_path:
 
 def test_restore_migrates_an_older_backup(tmp_path: Path) -> None:
     old = tmp_path / "old.db"
-    conn = sqlite3.connect(old, isolation_level=None)
-    for number, _, script in queries.migrations("sqlite")[:-1]:
-        for statement in _split_statements(script):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number:d}")
-    conn.close()
+    with at_version("sqlite", old, LATEST - 1):
+        pass
     done = pq(tmp_path / "queue.db", "restore", str(old))
     assert done.returncode == 0, done.stderr
     assert f"schema version {LATEST}, migrated from schema version {LATEST - 1}" in done.stdout

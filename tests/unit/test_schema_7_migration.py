@@ -8,16 +8,14 @@ PostgreSQL swaps the constraint. Both are opened at version 6 with rows in every
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from persistent_queue import JobState, Queue
 from persistent_queue.storage import queries as sql
-from persistent_queue.storage.sqlite.connection import _split_statements
+from tests.migration_support import database_at_version
 from tests.support import FakeClock
 
 #: Rows in every state, written as schema 6 knew them (literals only: both dialects run them;
@@ -50,38 +48,9 @@ V6_ROWS = [
 ]
 
 
-@contextmanager
-def at_version_6(backend: str, target: Path | str) -> Iterator[Any]:
-    """A connection to ``target`` with migrations 1-6 applied and recorded."""
-    scripts = sql.migrations("sqlite" if backend == "sqlite" else "postgres")[:6]
-    assert [number for number, _, _ in scripts] == [1, 2, 3, 4, 5, 6]
-    if backend == "sqlite":
-        with closing(sqlite3.connect(target, isolation_level=None)) as conn:
-            for number, _, script in scripts:
-                for statement in _split_statements(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-            yield conn
-        return
-    import psycopg
-
-    bookkeeping = sql.queries("postgres")
-    with psycopg.connect(str(target), autocommit=True) as conn:
-        conn.execute(bookkeeping["create_schema_migrations"])
-        for number, name, script in scripts:
-            conn.execute(script, prepare=False)  # type: ignore[call-overload]
-            conn.execute(bookkeeping["record_migration"], {"version": number, "name": name})
-        yield conn
-
-
 @pytest.fixture
 def v6_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
-    target: Path | str = (tmp_path / "queue.db" if backend == "sqlite"
-                          else str(request.getfixturevalue("pg_empty_url")))
-    with at_version_6(backend, target) as conn:
-        for statement in V6_ROWS:
-            conn.execute(statement)
-    return target
+    return database_at_version(request, backend, tmp_path, 6, V6_ROWS)
 
 
 def test_a_version_6_database_with_jobs_in_every_state_is_migrated(

@@ -4,17 +4,13 @@ pruned, and a stopped or running worker keeps its state."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from persistent_queue import Queue
 from persistent_queue.storage import queries as sql
-from persistent_queue.storage.sqlite.connection import _split_statements
+from tests.migration_support import database_at_version
 from tests.support import FakeClock
 
 NOW = 1_700_000_000.0
@@ -35,38 +31,9 @@ V8_ROWS = [
 ]
 
 
-@contextmanager
-def at_version_8(backend: str, target: Path | str) -> Iterator[Any]:
-    """A connection to ``target`` with migrations 1-8 applied and recorded."""
-    scripts = sql.migrations("sqlite" if backend == "sqlite" else "postgres")[:8]
-    assert [number for number, _, _ in scripts] == list(range(1, 9))
-    if backend == "sqlite":
-        with closing(sqlite3.connect(target, isolation_level=None)) as conn:
-            for number, _, script in scripts:
-                for statement in _split_statements(script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-            yield conn
-        return
-    import psycopg
-
-    bookkeeping = sql.queries("postgres")
-    with psycopg.connect(str(target), autocommit=True) as conn:
-        conn.execute(bookkeeping["create_schema_migrations"])
-        for number, name, script in scripts:
-            conn.execute(script, prepare=False)
-            conn.execute(bookkeeping["record_migration"], {"version": number, "name": name})
-        yield conn
-
-
 @pytest.fixture
 def v8_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
-    target: Path | str = (tmp_path / "queue.db" if backend == "sqlite"
-                          else str(request.getfixturevalue("pg_empty_url")))
-    with at_version_8(backend, target) as conn:
-        for statement in V8_ROWS:
-            conn.execute(statement)
-    return target
+    return database_at_version(request, backend, tmp_path, 8, V8_ROWS)
 
 
 def test_a_version_8_database_is_migrated_with_its_queues_and_workers(
