@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.test_consoles_browser import CHROMIUM_ARGS, _install_chromium
+from tests.browser_support import browser_page, require_chromium
 from tests.support import ROOT, ServedApi
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -17,11 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 def test_docs_render_the_operations_without_the_network(
         tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    reason = _install_chromium()
-    if reason:
-        pytest.skip(reason)
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright (test extra) is missing")
+    require_chromium()
     api = ServedApi([sys.executable, str(ROOT / "api.py"), "--port", "0", "--db",
                      str(tmp_path / "q.db"), "--log-level", "info"],
                     log=tmp_path / "api.log", cwd=tmp_path, env=subprocess_env)
@@ -37,18 +33,12 @@ def test_docs_render_the_operations_without_the_network(
 
     try:
         base = api.wait_listening()
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                                 args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page()
-                page.route("**/*", local_only)
-                page.goto(f"{base}/docs")
-                page.wait_for_selector(".opblock-summary-path", timeout=60_000)
-                paths = page.locator(".opblock-summary-path").all_inner_texts()
-                title = page.locator(".information-container").inner_text(timeout=30_000)
-            finally:
-                browser.close()
+        with browser_page() as page:
+            page.route("**/*", local_only)
+            page.goto(f"{base}/docs")
+            page.wait_for_selector(".opblock-summary-path", timeout=60_000)
+            paths = page.locator(".opblock-summary-path").all_inner_texts()
+            title = page.locator(".information-container").inner_text(timeout=30_000)
     finally:
         assert api.stop(timeout=90) == 0, api.text()[-3000:]
     assert "persistent-queue" in title

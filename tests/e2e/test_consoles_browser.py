@@ -11,7 +11,6 @@ docs/admin_queues.png and docs/admin_processes.png.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,38 +21,18 @@ from pathlib import Path
 import pytest
 
 from persistent_queue import Queue, supervision
+from tests.browser_support import browser_page, require_chromium
 from tests.supervision_support import running_supervisord
 from tests.support import free_ports, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def _install_chromium() -> str | None:
-    """Install Debian's chromium when missing; the reason it is unavailable, or None."""
-    if Path(CHROMIUM).exists():
-        return None
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return "chromium is not installed and apt-get cannot install it (not root on Debian)"
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=1200,
-                              env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        if done.returncode != 0:
-            return f"installing chromium failed: {' '.join(command)}: {done.stderr[-300:]}"
-    return None if Path(CHROMIUM).exists() else "apt-get installed no /usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    reason = _install_chromium()
-    if reason:
-        pytest.skip(reason)
-    pytest.importorskip("playwright.sync_api", reason="playwright (test extra) is missing")
-    return CHROMIUM
+    return require_chromium()
 
 
 def _healthy(url: str) -> bool:
@@ -126,7 +105,7 @@ def _seed(db: Path) -> None:
 def test_enqueue_in_ops_console_is_counted_in_admin_console(
     chromium: str, start_console: Callable[..., str], tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     db = tmp_path / "data" / "queue.db"
     db.parent.mkdir()
@@ -134,45 +113,38 @@ def test_enqueue_in_ops_console_is_counted_in_admin_console(
     ops_url = start_console("ops_console.py", db)
     admin_url = start_console("admin_console.py", db)
     docs = ROOT / "docs" if os.environ.get("PQ_SAVE_SCREENSHOTS") == "1" else tmp_path
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
-                                             headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1500})
-            page.set_default_timeout(90_000)
-            expect.set_options(timeout=90_000)  # generous: the machine is shared
-            page.goto(ops_url)
-            expect(page.get_by_text("Enqueue a job")).to_be_visible()
-            page.get_by_label("New queue name").fill("signups")
-            page.get_by_label("Payload (JSON)").fill('{"user": "ada", "plan": "pro"}')
-            page.get_by_label("Headers (key=value lines, or a JSON object)").fill("tenant=acme")
-            page.get_by_role("button", name="Enqueue", exact=True).click()
-            expect(page.get_by_text("Enqueued job 22 on queue 'signups'.")).to_be_visible()
-            with Queue(db) as q:
-                job = q.get_job(22)
-            assert (job.queue, job.payload, job.headers) == (
-                "signups", {"user": "ada", "plan": "pro"}, {"tenant": "acme"})
-            expect(page.get_by_test_id("stJson").first).to_contain_text("ada")
-            page.screenshot(path=str(docs / "ops_console.png"), full_page=True)
+    # Timeouts of 90 s: generous, the machine is shared.
+    with browser_page(90_000, viewport={"width": 1400, "height": 1500}) as page:
+        page.goto(ops_url)
+        expect(page.get_by_text("Enqueue a job")).to_be_visible()
+        page.get_by_label("New queue name").fill("signups")
+        page.get_by_label("Payload (JSON)").fill('{"user": "ada", "plan": "pro"}')
+        page.get_by_label("Headers (key=value lines, or a JSON object)").fill("tenant=acme")
+        page.get_by_role("button", name="Enqueue", exact=True).click()
+        expect(page.get_by_text("Enqueued job 22 on queue 'signups'.")).to_be_visible()
+        with Queue(db) as q:
+            job = q.get_job(22)
+        assert (job.queue, job.payload, job.headers) == (
+            "signups", {"user": "ada", "plan": "pro"}, {"tenant": "acme"})
+        expect(page.get_by_test_id("stJson").first).to_contain_text("ada")
+        page.screenshot(path=str(docs / "ops_console.png"), full_page=True)
 
-            page.set_viewport_size({"width": 1400, "height": 1800})
-            page.goto(admin_url)
-            expect(page.get_by_text("signups (1 ready)").first).to_be_visible()
-            # 7 ready emails from the seed and the job enqueued above. (`first`: while the
-            # metrics fragment refreshes, the old and new element may both be in the page.)
-            ready = page.get_by_test_id("stMetric").filter(has_text="Ready now")
-            expect(ready.filter(has_text="8").first).to_be_visible()
-            charts = page.get_by_test_id("stVegaLiteChart")
-            expect(charts).to_have_count(2)  # throughput, and jobs per consumer
-            expect(charts.last.locator("canvas, svg").first).to_be_visible()
-            page.screenshot(path=str(docs / "admin_console.png"), full_page=True)
+        page.set_viewport_size({"width": 1400, "height": 1800})
+        page.goto(admin_url)
+        expect(page.get_by_text("signups (1 ready)").first).to_be_visible()
+        # 7 ready emails from the seed and the job enqueued above. (`first`: while the
+        # metrics fragment refreshes, the old and new element may both be in the page.)
+        ready = page.get_by_test_id("stMetric").filter(has_text="Ready now")
+        expect(ready.filter(has_text="8").first).to_be_visible()
+        charts = page.get_by_test_id("stVegaLiteChart")
+        expect(charts).to_have_count(2)  # throughput, and jobs per consumer
+        expect(charts.last.locator("canvas, svg").first).to_be_visible()
+        page.screenshot(path=str(docs / "admin_console.png"), full_page=True)
 
-            # Live metrics: a job enqueued elsewhere shows up without reloading the page.
-            with Queue(db) as q:
-                q.enqueue("signups", {"user": "grace"})
-            expect(page.get_by_text("signups (2 ready)").first).to_be_visible()
-        finally:
-            browser.close()
+        # Live metrics: a job enqueued elsewhere shows up without reloading the page.
+        with Queue(db) as q:
+            q.enqueue("signups", {"user": "grace"})
+        expect(page.get_by_text("signups (2 ready)").first).to_be_visible()
 
 
 def _seed_running(db: Path) -> int:
@@ -205,7 +177,7 @@ def _seed_running(db: Path) -> int:
 def test_operator_pages_in_the_browser(
     chromium: str, start_console: Callable[..., str], tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     db = tmp_path / "data" / "queue.db"
     db.parent.mkdir()
@@ -214,66 +186,58 @@ def test_operator_pages_in_the_browser(
     with running_supervisord() as url:
         ops_url = start_console("ops_console.py", db)
         admin_url = start_console("admin_console.py", db, {"PQ_SUPERVISOR_URL": url})
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS,
-                                                 headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1100})
-                page.set_default_timeout(90_000)
-                expect.set_options(timeout=90_000)
-                with Queue(db) as q:  # the consoles took a while to start: beat again
-                    for worker in ("consumer_00:4711", "consumer_01:4712"):
-                        q.heartbeat_worker(worker)
-                page.goto(ops_url)
-                expect(page.get_by_text("images: depth 4 ≥ 3")).to_be_visible()
-                page.get_by_role("tab", name="Running now").click()
-                expect(page.get_by_text("1 job(s) running")).to_be_visible()
-                expect(page.get_by_text("3 consumer(s), 1 lost")).to_be_visible()
-                grids = page.get_by_role("tabpanel", name="Running now").get_by_test_id(
-                    "stDataFrame")
-                expect(grids).to_have_count(2)
-                for grid in grids.all():
-                    expect(grid.locator("canvas").first).to_be_visible()
-                expect(page.get_by_test_id("stException")).to_have_count(0)
-                page.screenshot(path=str(docs / "ops_busy.png"), full_page=True)
+        with browser_page(90_000, viewport={"width": 1400, "height": 1100}) as page:
+            with Queue(db) as q:  # the consoles took a while to start: beat again
+                for worker in ("consumer_00:4711", "consumer_01:4712"):
+                    q.heartbeat_worker(worker)
+            page.goto(ops_url)
+            expect(page.get_by_text("images: depth 4 ≥ 3")).to_be_visible()
+            page.get_by_role("tab", name="Running now").click()
+            expect(page.get_by_text("1 job(s) running")).to_be_visible()
+            expect(page.get_by_text("3 consumer(s), 1 lost")).to_be_visible()
+            grids = page.get_by_role("tabpanel", name="Running now").get_by_test_id(
+                "stDataFrame")
+            expect(grids).to_have_count(2)
+            for grid in grids.all():
+                expect(grid.locator("canvas").first).to_be_visible()
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            page.screenshot(path=str(docs / "ops_busy.png"), full_page=True)
 
-                page.get_by_role("tab", name="Browse jobs").click()
-                page.get_by_label("…or any job id").fill(str(done_id))
-                page.get_by_label("…or any job id").press("Enter")
-                expect(page.get_by_text("Timeline (3 events")).to_be_visible()
-                page.get_by_text("Timeline (3 events").scroll_into_view_if_needed()
-                expect(page.get_by_test_id("stException")).to_have_count(0)
-                page.screenshot(path=str(docs / "ops_timeline.png"), full_page=True)
+            page.get_by_role("tab", name="Browse jobs").click()
+            page.get_by_label("…or any job id").fill(str(done_id))
+            page.get_by_label("…or any job id").press("Enter")
+            expect(page.get_by_text("Timeline (3 events")).to_be_visible()
+            page.get_by_text("Timeline (3 events").scroll_into_view_if_needed()
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            page.screenshot(path=str(docs / "ops_timeline.png"), full_page=True)
 
-                page.goto(admin_url)
-                sidebar = page.get_by_test_id("stSidebar")
-                sidebar.get_by_text("Dead letters", exact=True).click()
-                expect(page.get_by_test_id("stCode").filter(
-                    has_text="a plain text line from input.txt")).to_be_visible()
-                expect(page.get_by_text("Json Parse Error")).to_have_count(0)
-                expect(page.get_by_test_id("stException")).to_have_count(0)
-                page.screenshot(path=str(docs / "admin_dead_letters.png"), full_page=True)
+            page.goto(admin_url)
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_text("Dead letters", exact=True).click()
+            expect(page.get_by_test_id("stCode").filter(
+                has_text="a plain text line from input.txt")).to_be_visible()
+            expect(page.get_by_text("Json Parse Error")).to_have_count(0)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            page.screenshot(path=str(docs / "admin_dead_letters.png"), full_page=True)
 
-                page.set_viewport_size({"width": 1400, "height": 1900})
-                sidebar.get_by_text("Queues", exact=True).click()
-                expect(page.get_by_text("images: depth 4 ≥ 3")).to_be_visible()
-                expect(page.get_by_label("Depth alert (0 = none)").last).to_have_value("3")
-                for grid in page.get_by_test_id("stDataFrame").all():
-                    expect(grid.locator("canvas").first).to_be_visible()
-                expect(page.get_by_test_id("stException")).to_have_count(0)
-                page.screenshot(path=str(docs / "admin_queues.png"), full_page=True)
+            page.set_viewport_size({"width": 1400, "height": 1900})
+            sidebar.get_by_text("Queues", exact=True).click()
+            expect(page.get_by_text("images: depth 4 ≥ 3")).to_be_visible()
+            expect(page.get_by_label("Depth alert (0 = none)").last).to_have_value("3")
+            for grid in page.get_by_test_id("stDataFrame").all():
+                expect(grid.locator("canvas").first).to_be_visible()
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            page.screenshot(path=str(docs / "admin_queues.png"), full_page=True)
 
-                page.set_viewport_size({"width": 1400, "height": 1100})
-                sidebar.get_by_text("Processes", exact=True).click()
-                expect(page.get_by_text("3 of 3 running")).to_be_visible()
-                # In the page (the header's "Stop" ends a script run), the program sleeper's.
-                stop = page.get_by_test_id("stMain").get_by_role("button", name="Stop",
-                                                                 exact=True).first
-                expect(stop).to_be_enabled()
-                stop.click()
-                wait_for(lambda: {p.namespec: p.state for p in supervision.programs(url)}
-                         ["sleeper"] == "STOPPED", timeout=90, message="sleeper to stop")
-                expect(page.get_by_text("2 of 3 running.")).to_be_visible()
-                page.screenshot(path=str(docs / "admin_processes.png"), full_page=True)
-            finally:
-                browser.close()
+            page.set_viewport_size({"width": 1400, "height": 1100})
+            sidebar.get_by_text("Processes", exact=True).click()
+            expect(page.get_by_text("3 of 3 running")).to_be_visible()
+            # In the page (the header's "Stop" ends a script run), the program sleeper's.
+            stop = page.get_by_test_id("stMain").get_by_role("button", name="Stop",
+                                                             exact=True).first
+            expect(stop).to_be_enabled()
+            stop.click()
+            wait_for(lambda: {p.namespec: p.state for p in supervision.programs(url)}
+                     ["sleeper"] == "STOPPED", timeout=90, message="sleeper to stop")
+            expect(page.get_by_text("2 of 3 running.")).to_be_visible()
+            page.screenshot(path=str(docs / "admin_processes.png"), full_page=True)
