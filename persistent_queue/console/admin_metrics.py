@@ -16,6 +16,7 @@ from .frames import (
     STATS_HELP,
     duration,
     firing,
+    first_workers,
     stats_frame,
     throughput_frame,
     workers_frame,
@@ -23,6 +24,8 @@ from .frames import (
 from .markup import escape_markdown
 from .session import page_queue, read
 
+#: The most consumers the jobs-per-consumer chart draws (the busiest), one band each.
+CHART_CONSUMERS = 20
 WINDOWS = {"15 minutes": 900, "1 hour": 3600, "6 hours": 6 * 3600, "24 hours": 86400}
 
 
@@ -82,13 +85,20 @@ def _workers(workers: list[WorkerInfo], now: float) -> None:
         return
     running = sum(w.state == "running" for w in workers)
     lost = sum(w.state == "lost" for w in workers)
-    st.caption(f"{running} running, {lost} lost, of {len(workers)} registered. Lost: no "
+    shown = first_workers(workers)
+    more = (f" ({len(shown)} shown: running ones first, then the latest heartbeats)"
+            if len(shown) < len(workers) else "")
+    st.caption(f"{running} running, {lost} lost, of {len(workers)} registered{more}. Lost: no "
                f"heartbeat for {duration(config.WORKER_STALE_AFTER)} without a goodbye "
                "(killed or crashed). The janitor forgets stopped and lost workers after "
                f"{duration(config.WORKER_RETENTION)} (`pq workers prune`).")
-    st.dataframe(workers_frame(workers, now), hide_index=True)
+    st.dataframe(workers_frame(shown, now), hide_index=True)
+    busiest = sorted((w for w in workers if w.kind == "consumer"),
+                     key=lambda w: -(w.processed + w.failed))
     consumers = pd.DataFrame([{"consumer": w.id, "processed": w.processed, "failed": w.failed}
-                              for w in workers if w.kind == "consumer"])
+                              for w in busiest[:CHART_CONSUMERS]])
+    title = "Jobs per consumer since it started" + (
+        f" (the {CHART_CONSUMERS} busiest)" if len(busiest) > CHART_CONSUMERS else "")
     if not consumers.empty:
         long = consumers.melt("consumer", var_name="outcome", value_name="jobs")
         chart = (alt.Chart(long)
@@ -98,7 +108,7 @@ def _workers(workers: list[WorkerInfo], now: float) -> None:
                          color=alt.Color("outcome:N", scale=colours("processed", "failed"),
                                          title=None),
                          tooltip=["consumer:N", "outcome:N", "jobs:Q"])
-                 .properties(height=220, title="Jobs per consumer since it started"))
+                 .properties(height=220, title=title))
         st.altair_chart(chart)
 
 

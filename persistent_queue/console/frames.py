@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -261,6 +261,19 @@ def timeline_frame(events: Sequence[JobEvent], job: Job | None = None) -> pd.Dat
             "attempt": last.attempt if last else job.attempts, "worker": job.claimed_by or "",
             "run time": "", "detail": preview(job.result, 200)}
     return frame
+
+
+#: The most workers a page lists: lost ones pile up until the janitor forgets them, and a
+#: page re-sends its tables on every refresh.
+WORKERS_SHOWN = 200
+
+
+def first_workers(workers: Iterable[WorkerInfo], busy: Collection[str] = (),
+                  limit: int = WORKERS_SHOWN) -> list[WorkerInfo]:
+    """At most ``limit`` workers: those in ``busy`` (running a job) first, then running ones,
+    then the rest, each by latest heartbeat."""
+    return sorted(workers, key=lambda w: (w.id not in busy, w.state != "running",
+                                          -w.heartbeat_at))[:limit]
 
 
 def workers_frame(workers: Sequence[WorkerInfo], now: float) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from .. import config
 from ..models import RunningJob, WorkerInfo
-from .frames import duration, timestamp
+from .frames import duration, first_workers, timestamp
 from .session import page_queue, read
 
 REFRESH = 2.0
@@ -63,16 +63,19 @@ def _body() -> None:
                 "progress", min_value=0.0, max_value=1.0, format="percent",
                 help="what the handler reported (set_progress)"),
             "message": st.column_config.TextColumn(width="medium")})
-    frame = busy_workers(workers, jobs, now)
-    if len(frame):
-        lost = int((frame["state"] == "lost").sum())
+    consumers = [w for w in workers if w.kind == "consumer"]
+    shown = first_workers(consumers, busy={j.worker for j in jobs if j.worker})
+    if consumers:
+        lost = sum(w.state == "lost" for w in consumers)
+        more = (f" ({len(shown)} shown: those running a job first, then the latest "
+                "heartbeats)" if len(shown) < len(consumers) else "")
         st.markdown("**Consumers**")
-        st.caption(f"{len(frame)} consumer(s), {lost} lost. Lost: no heartbeat for "
+        st.caption(f"{len(consumers)} consumer(s), {lost} lost{more}. Lost: no heartbeat for "
                    f"{duration(config.WORKER_STALE_AFTER)} without a goodbye (killed or "
                    "crashed; its jobs come back when their leases end). The janitor forgets "
                    f"stopped and lost workers after {duration(config.WORKER_RETENTION)} "
                    "(`pq workers prune`).")
-        st.dataframe(frame, hide_index=True)
+        st.dataframe(busy_workers(shown, jobs, now), hide_index=True)
 
 
 def render_busy() -> None:

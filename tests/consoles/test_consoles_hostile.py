@@ -3,9 +3,11 @@ events after a logout, hostile text in the new pages, bad thresholds and large d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from console_helpers import click, messages, run
 from streamlit.proto.WidgetStates_pb2 import WidgetStates
@@ -101,3 +103,37 @@ def test_the_queues_page_edits_a_queue_with_the_largest_thresholds(
     assert info.max_attempts == 7 and info.alert_failure_rate == 1.0
     assert info.alert_depth == info.alert_dead_letters == 2**53 - 1
     assert info.max_size == (2**53 - 1 if sqlite else None)
+
+
+def test_ten_thousand_lost_workers_and_2000_running_jobs_render_bounded(
+    open_console: Console, db: Queue, console_db: Path | str
+) -> None:
+    """Lost workers pile up until the janitor forgets them (a day): the pages list at most
+    200 workers (those running a job first), chart the 20 busiest consumers, and say how many
+    there are; Running now lists the 200 longest running jobs."""
+    with Queue(console_db, durability="normal", clock=lambda: time.time() - 120) as past:
+        with past.atomic():
+            for n in range(10_000):
+                past.register_worker(f"gone-{n:05}", kind="consumer", queues=["work"])
+                if n % 1000 == 0:
+                    past.heartbeat_worker(f"gone-{n:05}", processed=n, failed=1)
+    db.create_queue("work", visibility_timeout=3600)
+    db.register_worker("live", kind="consumer", queues=["work"])
+    db.enqueue_many("work", [{"n": n, "text": "<b>x</b>" * 10} for n in range(2000)])
+    while db.dequeue_many("work", 500, worker="live"):
+        pass
+    app = open_console("ops_console.py")
+    [jobs] = [d.value for d in app.dataframe if "lease ends in" in d.value.columns]
+    [consumers] = [d.value for d in app.dataframe if "last heartbeat" in d.value.columns]
+    assert len(jobs) == 200 and len(consumers) == 200
+    assert consumers.iloc[0]["worker"] == "live"
+    assert consumers.iloc[0]["running"] == 200  # of the jobs listed
+    assert "10001 consumer(s), 10000 lost (200 shown" in "".join(messages(app, "caption"))
+
+    app = open_console("admin_console.py")
+    [workers] = [d.value for d in app.dataframe if "started" in d.value.columns]
+    assert len(workers) == 200 and workers.iloc[0]["id"] == "live"
+    [chart] = [c.proto for c in app.get("vega_lite_chart") if "consumer" in c.proto.spec]
+    drawn = {name for data in [chart.data, *(d.data for d in chart.datasets)] if data.data
+             for name in pa.ipc.open_stream(data.data).read_all().column("consumer").to_pylist()}
+    assert len(drawn) == 20 and "gone-09000" in drawn
