@@ -200,9 +200,11 @@ class ProducingMixin(QueueBase):
 
     def _store_uniform(self, queue: str, template: NewJob, specs: list[Mapping[str, Any]],
                        texts: list[str], now: float) -> list[Job]:
-        try:
-            return self.backend.enqueue_uniform(queue, template, [s["payload"] for s in specs],
-                                                texts, now=now, queue_defaults=self._defaults)
+        payloads = [spec["payload"] for spec in specs]
+        try:  # in a producer span when tracing is on, as enqueue_many
+            return tracing.send(queue, [template], lambda jobs: self.backend.enqueue_uniform(
+                queue, jobs[0], payloads, texts, now=now, queue_defaults=self._defaults),
+                count=len(payloads))
         except QueueFull:
             self.backend.count_rejected_full(queue)
             raise

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from persistent_queue import JobState, Queue
 from persistent_queue.api import create_app
 from persistent_queue.errors import InvalidArgument, InvalidPayload
+from tests.tracing_support import configured_sdk, named, traceparent_of
 
 URL = "/queues/emails/jobs/batch"
 
@@ -161,3 +164,22 @@ def test_a_batch_like_its_first_job_still_names_a_bad_one(
         assert _count(small) == 0
     finally:
         small.close()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """An SDK tracer provider for this test (tracing on); its finished spans."""
+    yield from configured_sdk()
+
+
+@pytest.mark.sqlite_only  # tracing is the library's, above the storage
+def test_a_batch_is_one_producer_span_whose_context_every_job_carries(
+        queue: Queue, spans: InMemorySpanExporter) -> None:
+    for jobs in ([{"payload": n} for n in range(3)],  # uniform: one statement
+                 [{"payload": 0}, {"payload": 1, "priority": 2}, {"payload": 2}]):
+        stored = queue.enqueue_batch("work", jobs)
+        send = named(spans, "send work")[-1]
+        assert (send.attributes or {})["messaging.batch.message_count"] == 3
+        assert {queue.get_job(job.id).headers["traceparent"] for job in stored} == {
+            traceparent_of(send)}
+    assert len(named(spans, "send work")) == 2
