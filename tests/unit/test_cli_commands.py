@@ -7,22 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-
 from persistent_queue import JobState, Queue
-from persistent_queue.cli import EXIT_EMPTY, EXIT_FAILED, EXIT_USAGE, cli
-
-
-@pytest.fixture
-def pq(db_path: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(cli, ["--db", str(db_path), "--durability", "normal", *args],
-                             input=input)
-
-    return run
+from persistent_queue.cli import EXIT_EMPTY, EXIT_FAILED, EXIT_USAGE
 
 
 def test_enqueue_dequeue_ack_round_trip(pq, db_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -8,22 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from persistent_queue import JobNotFound, JobState, Queue, config
-from persistent_queue.cli import EXIT_FAILED, EXIT_USAGE, cli
+from persistent_queue.cli import EXIT_FAILED, EXIT_USAGE
 
 Pq = Callable[..., Result]
 
-
-@pytest.fixture
-def pq(db_path: Path | str) -> Pq:
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(cli, ["--db", str(db_path), "--durability", "normal", *args])
-
-    return run
 
 
 @pytest.fixture

@@ -7,21 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-
 from persistent_queue import Queue
-from persistent_queue.cli import EXIT_USAGE, cli
-
-
-@pytest.fixture
-def pq(db_path: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(cli, ["--db", str(db_path), "--durability", "normal", *args])
-
-    return run
+from persistent_queue.cli import EXIT_USAGE
 
 
 def test_alert_options_set_clear_and_refuse(pq, db_path: Path) -> None:  # type: ignore[no-untyped-def]

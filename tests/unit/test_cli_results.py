@@ -7,22 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from persistent_queue import Queue
-from persistent_queue.cli import EXIT_EMPTY, EXIT_FAILED, cli
+from persistent_queue.cli import EXIT_EMPTY, EXIT_FAILED
 
 Pq = Callable[..., Result]
 
-
-@pytest.fixture
-def pq(db_path: Path) -> Pq:
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(cli, ["--db", str(db_path), "--durability", "normal", *args])
-
-    return run
 
 
 @pytest.fixture

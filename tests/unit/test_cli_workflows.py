@@ -5,21 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from persistent_queue import JobState, Queue
-from persistent_queue.cli import EXIT_FAILED, EXIT_FULL, EXIT_USAGE, cli
-
-
-@pytest.fixture
-def pq(db_path: Path):  # type: ignore[no-untyped-def]
-    runner = CliRunner()
-
-    def run(*args: str) -> Result:
-        return runner.invoke(cli, ["--db", str(db_path), "--durability", "normal", *args])
-
-    return run
+from persistent_queue.cli import EXIT_FAILED, EXIT_FULL, EXIT_USAGE
 
 
 def _job(result: Result) -> dict:  # type: ignore[type-arg]
