@@ -46,7 +46,13 @@ from pathlib import Path
 from . import config
 from .errors import BackupError, BackupRefused, DatabaseInUse
 from .storage import queries
-from .storage.postgres.url import is_postgres_url, mask_url, password_of, scrub
+from .storage.postgres.url import (
+    is_postgres_url,
+    mask_url,
+    password_of,
+    scrub,
+    without_password,
+)
 
 __all__ = ["BackupResult", "Progress", "RestoreResult", "backup", "pg_dump", "pg_dump_command",
            "restore"]
@@ -176,7 +182,7 @@ def pg_dump_command(url: str, dest: str) -> tuple[str, list[str], dict[str, str]
     (custom format, for ``pg_restore``): the command line to show (password masked), its
     argv (URL without the password) and the environment entries it needs (``PGPASSWORD``)."""
     password = password_of(url)
-    bare = _without_password(url)
+    bare = without_password(url)
     argv = ["pg_dump", "--format=custom", "--no-owner", f"--file={dest}", f"--dbname={bare}"]
     shown = shlex.join([*argv[:-1], f"--dbname={mask_url(url)}"])
     return shown, argv, ({"PGPASSWORD": urllib.parse.unquote(password)} if password else {})
@@ -526,13 +532,3 @@ def _sync_folder(folder: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _without_password(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}@{host}"
-    query = "&".join(p for p in parts.query.split("&")
-                     if p and not p.lower().startswith("password="))
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -7,7 +7,7 @@ file path without loading psycopg.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -29,6 +29,19 @@ def mask_url(url: str) -> str:
     rest = _PASSWORD_IN_NETLOC.sub(lambda m: f"{m['user']}:***@", rest, count=1)
     rest = _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", rest)
     return f"{scheme}{sep}{rest}"
+
+
+def without_password(url: str) -> str:
+    """The URL with its password left out (from the user part and any ``password=``
+    parameter), for a client given the password another way (``PGPASSWORD``)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}@{host}"
+    query = "&".join(p for p in parts.query.split("&")
+                     if p and not p.lower().startswith("password="))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def password_of(url: str) -> str | None:
