@@ -28,7 +28,7 @@ READ_TIMEOUT = 10.0
 #: exited, which may take a program's ``stopwaitsecs`` (30 s for the consumers) and more.
 ACTION_TIMEOUT = 300.0
 #: supervisord's fault codes (``supervisor.xmlrpc.Faults``) that mean "already so".
-_ALREADY_STARTED, _NOT_RUNNING = 60, 70
+_ALREADY_STARTED, _NOT_RUNNING, _SUCCESS = 60, 70, 80
 T = TypeVar("T")
 
 
@@ -139,10 +139,17 @@ def programs(url: str | None = None, *, timeout: float = READ_TIMEOUT) -> list[P
 def _tolerant(url: str | None, method: str, name: str, ok_fault: int) -> None:
     def call(s: Any) -> None:
         try:
-            getattr(s, method)(name, True)
+            result = getattr(s, method)(name, True)
         except xmlrpc.client.Fault as fault:
             if fault.faultCode != ok_fault:
                 raise
+            return
+        # A group (``group:*``) answers one status per program instead of a fault.
+        failed = [r for r in result if r["status"] not in (_SUCCESS, ok_fault)] if isinstance(
+            result, list) else []
+        if failed:
+            raise SupervisorRefused("supervisord refused: " + "; ".join(
+                f"{r['group']}:{r['name']}: {r['description']}" for r in failed))
 
     _call(url, call, ACTION_TIMEOUT)
 

@@ -3,20 +3,27 @@ events after a logout, hostile text in the new pages, bad thresholds and large d
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from console_helpers import click, messages, run
+from console_helpers import RUN_TIMEOUT, click, messages, run
 from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.testing.v1 import AppTest
 
 from persistent_queue import Queue, supervision
+from persistent_queue.errors import SupervisorRefused, SupervisorUnavailable
 from tests.supervision_support import running_supervisord
+from tests.support import wait_for
 
 Console = Callable[[str], AppTest]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def forge_click(app: AppTest, widget_id: str) -> AppTest:
@@ -67,15 +74,24 @@ def test_the_running_now_fragment_is_dropped_at_logout(
     assert not app._fragment_storage._fragments  # noqa: SLF001
 
 
+@pytest.fixture
+def processes_console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Console:
+    """The admin console for the Processes page, which reads no database (so one backend)."""
+    monkeypatch.setenv("PQ_DB", str(tmp_path / "queue.db"))
+    monkeypatch.delenv("PQ_CONSOLE_PASSWORD", raising=False)
+    return lambda script: run(AppTest.from_file(str(ROOT / script),
+                                                default_timeout=RUN_TIMEOUT))
+
+
 @pytest.mark.e2e
 def test_a_stop_button_seen_before_logout_stops_nothing_after_it(
-    open_console: Console, monkeypatch: pytest.MonkeyPatch
+    processes_console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The Processes page's buttons call supervisord directly, not through an action of the
     queue: they check the login too."""
     with running_supervisord() as url:
         monkeypatch.setenv(supervision.URL_ENV, url)
-        app = logged_in(open_console, "admin_console.py", monkeypatch)
+        app = logged_in(processes_console, "admin_console.py", monkeypatch)
         app.radio(key="admin_page").set_value("Processes")
         stop = run(app).button(key="proc_stop_sleeper").id
         click(app, "Log out")
@@ -137,3 +153,73 @@ def test_ten_thousand_lost_workers_and_2000_running_jobs_render_bounded(
     drawn = {name for data in [chart.data, *(d.data for d in chart.datasets)] if data.data
              for name in pa.ipc.open_stream(data.data).read_all().column("consumer").to_pylist()}
     assert len(drawn) == 20 and "gone-09000" in drawn
+
+
+#: A group whose second program exits at once (FATAL after its one try), both stopped at start.
+MIXED = """\
+[unix_http_server]
+file=%(here)s/s.sock
+
+[supervisord]
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[program:good]
+command=sleep 600
+autostart=false
+startsecs=0
+
+[program:broken]
+command=false
+autostart=false
+startsecs=1
+startretries=0
+
+[group:mixed]
+programs=good,broken
+"""
+
+
+@pytest.mark.e2e
+def test_a_group_start_with_a_program_that_fails_to_start_says_so(
+    processes_console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """supervisord answers a group's start with one status per program instead of a fault:
+    a member that goes FATAL is an error on the page, not "Started"."""
+    folder = Path(tempfile.mkdtemp(prefix="pqsv"))  # a unix socket's path fits in 108 bytes
+    (folder / "supervisord.conf").write_text(MIXED)
+    url = f"unix://{folder / 's.sock'}"
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "supervisord"), "-n", "-c",
+         str(folder / "supervisord.conf")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        monkeypatch.setenv(supervision.URL_ENV, url)
+        wait_for(lambda: _answers(url), timeout=60, message="supervisord")
+        with pytest.raises(SupervisorRefused, match="broken"):
+            supervision.start("broken", url)  # one program: a fault, as before
+        app = processes_console("admin_console.py")
+        app.radio(key="admin_page").set_value("Processes")
+        run(app).button(key="proc_start_mixed:*").click()
+        run(app)
+        [error] = messages(app, "error")
+        assert error.startswith("Start mixed:*: supervisord refused") and "broken" in error
+        assert not messages(app, "success")
+        shown = app.dataframe[0].value.set_index("program")["state"].to_dict()
+        assert shown == {"mixed:good": "RUNNING", "mixed:broken": "FATAL"}
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _answers(url: str) -> bool:
+    try:
+        supervision.programs(url)
+    except SupervisorUnavailable:
+        return False
+    return True
