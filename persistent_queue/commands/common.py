@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import click
 
 from .. import config
+from ..durations import parse_duration
 from ..errors import InvalidInput, QueueError, QueueFull
 from ..queue import Queue
 from ..storage.postgres.url import is_postgres_url, mask_url
@@ -128,6 +129,14 @@ def parse_headers(pairs: Sequence[str]) -> dict[str, Any]:
             fail(f"--header must look like key=value, not {pair!r}", EXIT_USAGE)
         headers[key] = parse_json_arg(value, what=f"header {key!r}")
     return headers
+
+
+def parse_duration_arg(text: str, *, name: str) -> float:
+    """Seconds from a duration option (90, 30s, 5m, 1h, 7d); bad input fails with exit 2."""
+    try:
+        return parse_duration(text, name=name)
+    except InvalidInput as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def parse_time(text: str, *, name: str) -> float:

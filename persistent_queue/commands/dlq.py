@@ -7,13 +7,12 @@ from typing import Any
 
 import click
 
-from ..durations import parse_duration
-from ..errors import InvalidInput
 from .common import (
     EXIT_USAGE,
     fail,
     json_option,
     open_queue,
+    parse_duration_arg,
     parse_json_arg,
     print_json,
     table,
@@ -106,10 +105,7 @@ def redrive(ctx: click.Context, job_id: int | None, queue: str | None) -> None:
 @click.pass_context
 def purge(ctx: click.Context, queue: str | None, older_than: str, yes: bool) -> None:
     """Delete dead letters for good."""
-    try:
-        age = parse_duration(older_than, name="--older-than")
-    except InvalidInput as exc:
-        fail(str(exc), EXIT_USAGE)
+    age = parse_duration_arg(older_than, name="--older-than")
     if not yes:
         click.confirm(f"delete dead letters of {queue or 'every queue'} for good?", abort=True)
     with open_queue(ctx) as q:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import click
 
 from .. import config
-from ..durations import parse_duration
-from ..errors import InvalidInput
 from ..health import database_health
-from .common import EXIT_FAILED, EXIT_USAGE, fail, json_option, open_queue, print_json, table
+from .common import EXIT_FAILED, json_option, open_queue, parse_duration_arg, print_json, table
 from .common import when as fmt_time
 
 
@@ -20,20 +18,10 @@ from .common import when as fmt_time
 @click.pass_context
 def cleanup(ctx: click.Context, older_than: str, queue: str | None, vacuum: bool) -> None:
     """Delete old done jobs (what the janitor runs on a schedule)."""
-    try:
-        age = parse_duration(older_than, name="--older-than")
-    except InvalidInput as exc:
-        fail(str(exc), EXIT_USAGE)
+    age = parse_duration_arg(older_than, name="--older-than")
     with open_queue(ctx) as q:
         removed = q.cleanup(age, queue=queue, vacuum=vacuum)
     click.echo(f"removed {removed} done job(s)")
-
-
-def _duration(text: str, name: str) -> float:
-    try:
-        return parse_duration(text, name=name)
-    except InvalidInput as exc:
-        fail(str(exc), EXIT_USAGE)
 
 
 @click.group(invoke_without_command=True)
@@ -45,7 +33,7 @@ def workers(ctx: click.Context, lost_after: str, as_json: bool) -> None:
     """Registered producers and consumers: running, stopped, or lost (silent, no goodbye)."""
     if ctx.invoked_subcommand is not None:
         return
-    stale = _duration(lost_after, "--lost-after")
+    stale = parse_duration_arg(lost_after, name="--lost-after")
     with open_queue(ctx) as q:
         found = q.workers(stale_after=stale)
     if as_json:
@@ -65,8 +53,8 @@ def workers(ctx: click.Context, lost_after: str, as_json: bool) -> None:
 @click.pass_context
 def prune_workers(ctx: click.Context, older_than: str, lost_after: str) -> None:
     """Remove stopped and lost workers from the registry (the janitor does it too)."""
-    age = _duration(older_than, "--older-than")
-    stale = _duration(lost_after, "--lost-after")
+    age = parse_duration_arg(older_than, name="--older-than")
+    stale = parse_duration_arg(lost_after, name="--lost-after")
     with open_queue(ctx) as q:
         removed = q.prune_workers(age, stale_after=stale)
     click.echo(f"removed {removed} worker(s)")
