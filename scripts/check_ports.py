@@ -43,7 +43,7 @@ def check(names: Sequence[str], env: Mapping[str, str]) -> list[str]:
     seen: dict[int, str] = {}
     for name in names:
         default, what = PORTS.get(name, (None, name))
-        text = env.get(name) or str(default)
+        text = env.get(name) or ("" if default is None else str(default))
         if not text.isdigit() or not 1 <= int(text) <= 65535:
             problems.append(f"{name}={text!r} is not a TCP port (1-65535)")
             continue

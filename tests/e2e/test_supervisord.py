@@ -174,3 +174,7 @@ def test_make_run_names_a_busy_port_instead_of_starting(tmp_path: Path) -> None:
     bad = subprocess.run(script, env={**env, "PQ_API_PORT": "80x"}, capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "PQ_API_PORT='80x' is not a TCP port" in bad.stderr
+    unset = subprocess.run([*script, "PQ_NO_SUCH_PORT"], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert (unset.returncode, unset.stderr) == (
+        2, "error: PQ_NO_SUCH_PORT='' is not a TCP port (1-65535)\n")
