@@ -12,7 +12,8 @@ Attributes follow the OpenTelemetry messaging conventions (``messaging.system`` 
 ``persistent_queue``, ``messaging.destination.name``, ``messaging.message.id``,
 ``messaging.operation.type`` ``send`` / ``process``), with ``persistent_queue.job.attempt``,
 ``persistent_queue.task.name`` and ``persistent_queue.job.outcome`` (the worker's result word:
-acked, retry, failed, dead_lettered, cancelled, timed_out, crashed, lease_lost, given_back).
+acked, retry, failed, dead_lettered, cancelled, timed_out, crashed, lease_lost, settle_failed,
+given_back).
 
 Off, at the cost of one check per call, unless a tracer provider is set (the SDK's, by code or
 ``opentelemetry-instrument``): nothing here imports opentelemetry, it only looks at what the
