@@ -10,7 +10,7 @@ import pytest
 
 from persistent_queue import JobState, Queue, SchemaTooNew
 from persistent_queue.storage import queries as sql
-from persistent_queue.storage.sqlite.connection import _split_statements
+from tests.migration_support import at_version
 from tests.support import open_and_enqueue_together
 
 MIGRATIONS = sql.migrations("sqlite")
@@ -91,12 +91,8 @@ def test_a_partly_migrated_database_is_brought_up_to_date(tmp_path: Path, applie
     fresh, old = tmp_path / "fresh.db", tmp_path / "old.db"
     with Queue(fresh):
         pass
-    conn = sqlite3.connect(old, isolation_level=None)
-    for number, _, script in MIGRATIONS[:applied]:
-        for statement in _split_statements(script):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number}")
-    conn.close()
+    with at_version("sqlite", old, applied):
+        pass
 
     with Queue(old) as q:
         assert q.schema_version() == LATEST
