@@ -16,6 +16,7 @@ import pytest
 from console_helpers import RUN_TIMEOUT, click, messages, run
 from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.testing.v1 import AppTest
+from test_console_injection import ERROR, HOST, IMAGE, QUEUE, REASON, WORKER, assert_shown_as_text
 
 from persistent_queue import Queue, supervision
 from persistent_queue.errors import SupervisorRefused, SupervisorUnavailable
@@ -209,7 +210,9 @@ def test_a_group_start_with_a_program_that_fails_to_start_says_so(
         [error] = messages(app, "error")
         assert error.startswith("Start mixed:*: supervisord refused") and "broken" in error
         assert not messages(app, "success")
-        shown = app.dataframe[0].value.set_index("program")["state"].to_dict()
+        wait_for(lambda: {p.name: p.state for p in supervision.programs(url)}["broken"]
+                 == "FATAL", timeout=30, message="broken to give up")
+        shown = run(app).dataframe[0].value.set_index("program")["state"].to_dict()
         assert shown == {"mixed:good": "RUNNING", "mixed:broken": "FATAL"}
     finally:
         daemon.terminate()
@@ -223,3 +226,72 @@ def _answers(url: str) -> bool:
     except SupervisorUnavailable:
         return False
     return True
+
+
+def test_bad_thresholds_and_a_queue_deleted_before_submit_are_messages(
+    open_console: Console, db: Queue
+) -> None:
+    """Values outside a field's bounds (negative, NaN, beyond 100 %, beyond 2**63) never reach
+    the library, a huge age is a message, and a queue deleted by someone else between render
+    and submit is a message: the stored settings are unchanged each time."""
+    db.create_queue("billing", alert_depth=10)
+    app = open_console("admin_console.py")
+    app.radio(key="admin_page").set_value("Queues")
+    run(app).selectbox(key="manage_queue").set_value("billing")
+    run(app)
+    before = db.list_queues()[0].alert_depth, db.list_queues()[0].alert_oldest_age
+    for key, value in [("alert_depth", -1), ("alert_oldest_age", float("nan")),
+                       ("alert_failure_rate", 1e300), ("alert_dead_letters", 2**63)]:
+        app.number_input(key=f"edit_billing_{key}").set_value(value)
+        click(app, "Save settings")
+        assert not messages(app, "error")
+    app.number_input(key="edit_billing_alert_oldest_age").set_value(1e300)
+    click(app, "Save settings")
+    assert messages(app, "error") == [
+        "alert_oldest_age must be at most 3.16224e+07 seconds, not 1e+300"]
+    [info] = db.list_queues()
+    assert (info.alert_depth, info.alert_oldest_age, info.alert_failure_rate,
+            info.alert_dead_letters) == (*before, None, None)
+    app.number_input(key="edit_billing_alert_oldest_age").set_value(60.0)
+    db.delete_queue("billing")
+    click(app, "Save settings")
+    assert messages(app, "error") == ["no queue named 'billing'"]
+    assert not db.list_queues()
+
+
+def test_running_now_alert_badges_and_timelines_show_hostile_text_as_text(
+    open_console: Console, db: Queue
+) -> None:
+    """A task name, worker id, progress message and error with Markdown, HTML and URLs, on a
+    queue whose name GitHub's rules would link, with every alert firing."""
+    db.create_queue(QUEUE, visibility_timeout=3600, max_attempts=2, alert_depth=1,
+                    alert_failure_rate=0.01, alert_dead_letters=1)
+    db.enqueue(QUEUE, {"md": IMAGE}, headers={"task": f"{IMAGE}<script>alert(1)</script>"})
+    failed = db.dequeue(QUEUE, worker=WORKER)
+    assert failed is not None
+    db.nack(failed, error=ERROR, delay=0)
+    job = db.dequeue(QUEUE, worker=WORKER)
+    assert job is not None
+    db.set_progress(job, 0.5, REASON)
+    db.enqueue(QUEUE, {"n": 2})
+    db.enqueue(QUEUE, {"n": 3})
+    for _ in range(2):  # job 2 twice: dead
+        claimed = db.dequeue(QUEUE, worker=WORKER)
+        assert claimed is not None
+        db.nack(claimed, error=ERROR, delay=0)
+    assert {a.kind for a in db.alerts()} >= {"depth", "failure_rate", "dead_letters"}
+    db.register_worker(WORKER, kind="consumer", queues=[QUEUE], host=HOST)
+
+    app = open_console("ops_console.py")
+    shown = " ".join(assert_shown_as_text(app))
+    assert f"{QUEUE}: " in shown  # the badges, readable
+    [running] = [d.value for d in app.dataframe if "lease ends in" in d.value.columns]
+    assert running.iloc[0]["message"] == REASON and running.iloc[0]["worker"] == WORKER
+    app.number_input(key="detail_id").set_value(job.id)  # its timeline: failed, claimed
+    assert_shown_as_text(run(app))
+    timeline = [d.value for d in app.dataframe if "event" in d.value.columns][0]
+    assert WORKER in set(timeline["worker"])
+    app = open_console("admin_console.py")
+    assert_shown_as_text(app)
+    app.radio(key="admin_page").set_value("Queues")
+    assert_shown_as_text(run(app))
