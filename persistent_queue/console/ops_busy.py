@@ -49,14 +49,17 @@ def _body() -> None:
     with page_queue() as queue:
         jobs = read(lambda q: q.running_jobs(limit=LIMIT), queue)
         workers = read(lambda q: q.workers(), queue) or []
+        cut = jobs is not None and len(jobs) == LIMIT
+        stats = (read(lambda q: q.stats(), queue) or {}) if cut else {}
         now = queue.now()
     if jobs is None:
         return
     if not jobs:
         st.info("No job is running now.")
     else:
-        more = f" (the {LIMIT} longest running)" if len(jobs) == LIMIT else ""
-        st.caption(f"{len(jobs)} job(s) running{more}, longest running first. A job's "
+        count = max(len(jobs), sum(s.leased for s in stats.values()))
+        more = f" (the {LIMIT} longest running shown)" if cut else ""
+        st.caption(f"{count} job(s) running{more}, longest running first. A job's "
                    "timeline: type its id under Browse jobs.")
         st.dataframe(running_frame(jobs, now), hide_index=True, column_config={
             "progress": st.column_config.ProgressColumn(

@@ -145,7 +145,9 @@ def test_ten_thousand_lost_workers_and_2000_running_jobs_render_bounded(
     assert len(jobs) == 200 and len(consumers) == 200
     assert consumers.iloc[0]["worker"] == "live"
     assert consumers.iloc[0]["running"] == 200  # of the jobs listed
-    assert "10001 consumer(s), 10000 lost (200 shown" in "".join(messages(app, "caption"))
+    captions = " ".join(messages(app, "caption"))
+    assert "2000 job(s) running (the 200 longest running shown)" in captions
+    assert "10001 consumer(s), 10000 lost (200 shown" in captions
 
     app = open_console("admin_console.py")
     [workers] = [d.value for d in app.dataframe if "started" in d.value.columns]
