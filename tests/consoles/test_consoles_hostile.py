@@ -8,7 +8,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -187,27 +188,43 @@ programs=good,broken
 """
 
 
-@pytest.mark.e2e
-def test_a_group_start_with_a_program_that_fails_to_start_says_so(
-    processes_console: Console, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """supervisord answers a group's start with one status per program instead of a fault:
-    a member that goes FATAL is an error on the page, not "Started"."""
+@contextmanager
+def supervisord_on(config: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real supervisord on ``config`` (its URL and process), answering; stopped at the end."""
     folder = Path(tempfile.mkdtemp(prefix="pqsv"))  # a unix socket's path fits in 108 bytes
-    (folder / "supervisord.conf").write_text(MIXED)
+    (folder / "supervisord.conf").write_text(config)
     url = f"unix://{folder / 's.sock'}"
     daemon = subprocess.Popen(
         [str(Path(sys.executable).parent / "supervisord"), "-n", "-c",
          str(folder / "supervisord.conf")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        monkeypatch.setenv(supervision.URL_ENV, url)
         wait_for(lambda: _answers(url), timeout=60, message="supervisord")
+        yield url, daemon
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def processes_page(console: Console, url: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv(supervision.URL_ENV, url)
+    app = console("admin_console.py")
+    app.radio(key="admin_page").set_value("Processes")
+    return run(app)
+
+
+@pytest.mark.e2e
+def test_a_group_start_with_a_program_that_fails_to_start_says_so(
+    processes_console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """supervisord answers a group's start with one status per program instead of a fault:
+    a member that goes FATAL is an error on the page, not "Started"."""
+    with supervisord_on(MIXED) as (url, _):
         with pytest.raises(SupervisorRefused, match="broken"):
             supervision.start("broken", url)  # one program: a fault, as before
-        app = processes_console("admin_console.py")
-        app.radio(key="admin_page").set_value("Processes")
-        run(app).button(key="proc_start_mixed:*").click()
+        app = processes_page(processes_console, url, monkeypatch)
+        app.button(key="proc_start_mixed:*").click()
         run(app)
         [error] = messages(app, "error")
         assert error.startswith("Start mixed:*: supervisord refused") and "broken" in error
@@ -216,10 +233,22 @@ def test_a_group_start_with_a_program_that_fails_to_start_says_so(
                  == "FATAL", timeout=30, message="broken to give up")
         shown = run(app).dataframe[0].value.set_index("program")["state"].to_dict()
         assert shown == {"mixed:good": "RUNNING", "mixed:broken": "FATAL"}
-    finally:
+
+
+@pytest.mark.e2e
+def test_supervisord_gone_between_render_and_click_is_a_message(
+    processes_console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with supervisord_on(MIXED) as (url, daemon):
+        app = processes_page(processes_console, url, monkeypatch)
         daemon.terminate()
         daemon.wait(timeout=30)
-        shutil.rmtree(folder, ignore_errors=True)
+        app.button(key="proc_start_mixed:good").click()
+        run(app)
+        [error] = messages(app, "error")
+        assert error.startswith("Start mixed:good: supervisord is not running")
+        [warning] = messages(app, "warning")
+        assert "supervisord is not running" in warning and not app.dataframe
 
 
 def _answers(url: str) -> bool:
