@@ -58,7 +58,7 @@ from .queue import Queue
 from .signals import on_stop_signals
 from .tasks import TaskRegistry
 from .worker_async import LoopRunner, runs_on_loop
-from .worker_claims import claim
+from .worker_claims import Slots, claim
 from .worker_routing import (
     Handler,
     Router,
@@ -200,7 +200,7 @@ class Worker:
         self.job_log = JobLog(settings.log_dir, worker=self.id) if settings.log_dir else None
         self._in_hand: dict[int, _InHand] = {}
         self._lock = threading.Condition()
-        self._slots = threading.Semaphore(settings.concurrency)
+        self._slots = Slots(settings.concurrency)
         self._tasks: queue_module.SimpleQueue[Job | None] = queue_module.SimpleQueue()
         self._warm = threading.Event()
         self._cold = threading.Event()
