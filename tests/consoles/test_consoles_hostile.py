@@ -90,11 +90,21 @@ def test_a_stop_button_seen_before_logout_stops_nothing_after_it(
     processes_console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The Processes page's buttons call supervisord directly, not through an action of the
-    queue: they check the login too."""
+    queue: they check the login too. A forged click on a disabled button (the console's own
+    program, here played by sleeper) runs nothing either."""
+    from persistent_queue.console import admin_processes
+
     with running_supervisord() as url:
         monkeypatch.setenv(supervision.URL_ENV, url)
+        [sleeper] = [p for p in supervision.programs(url) if p.name == "sleeper"]
+        monkeypatch.setattr(admin_processes, "this_process", lambda: sleeper.pid)
         app = logged_in(processes_console, "admin_console.py", monkeypatch)
         app.radio(key="admin_page").set_value("Processes")
+        restart = run(app).button(key="proc_restart_sleeper")
+        assert restart.disabled
+        forge_click(app, restart.id)
+        assert supervision.programs(url)[0].pid == sleeper.pid  # not restarted
+        monkeypatch.setattr(admin_processes, "this_process", lambda: -1)
         stop = run(app).button(key="proc_stop_sleeper").id
         click(app, "Log out")
         forge_click(app, stop)
