@@ -107,7 +107,7 @@ class AdministrationMixin(QueueBase):
                                     maximum=config.MAX_VISIBILITY_TIMEOUT, allow_zero=False))
         run_limit = validation.run_timeout(timeout)
         size = None if max_size is None else validation.integer(
-            max_size, name="max_size", minimum=1, maximum=2**62)
+            max_size, name="max_size", minimum=1, maximum=config.MAX_QUEUE_SIZE)
         return self.backend.create_queue(name, max_attempts=attempts, visibility_timeout=lease,
                                          max_size=size, exist_ok=exist_ok, now=self._clock(),
                                          timeout=run_limit,
@@ -154,7 +154,7 @@ class AdministrationMixin(QueueBase):
                 maximum=config.MAX_VISIBILITY_TIMEOUT, allow_zero=False)
         if max_size is not _UNCHANGED:
             changes["max_size"] = None if max_size is None else validation.integer(
-                max_size, name="max_size", minimum=1, maximum=2**62)
+                max_size, name="max_size", minimum=1, maximum=config.MAX_QUEUE_SIZE)
         if timeout is not _UNCHANGED:
             changes["timeout"] = validation.run_timeout(timeout)
         given = {key: value for key, value in (

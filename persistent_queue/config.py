@@ -94,6 +94,8 @@ MAX_ATTEMPTS_LIMIT: Final = 1_000_000
 MAX_VISIBILITY_TIMEOUT: Final = 12 * 3600.0  # as SQS
 MAX_DELAY: Final = 366 * 24 * 3600.0
 MAX_BATCH: Final = 10_000
+#: The largest bound of a bounded queue (``max_size``): what a 32-bit column holds (PostgreSQL).
+MAX_QUEUE_SIZE: Final = 2**31 - 1
 MAX_WAIT: Final = 3600.0
 
 #: Names of queues and topics.

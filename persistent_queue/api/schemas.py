@@ -224,7 +224,7 @@ class CreateQueueRequest(StrictModel):
     name: QueueName
     max_attempts: Attempts | None = None
     visibility_timeout: Timeout | None = None
-    max_size: Annotated[int | None, Field(ge=1, le=2**62)] = None
+    max_size: Annotated[int | None, Field(ge=1, le=config.MAX_QUEUE_SIZE)] = None
     exist_ok: bool = False
     timeout: RunTimeout | None = None
     concurrency: Limit | None = None
@@ -248,7 +248,7 @@ class UpdateQueueRequest(StrictModel):
 
     max_attempts: Attempts | None = None
     visibility_timeout: Timeout | None = None
-    max_size: Annotated[int | None, Field(ge=1, le=2**62)] = None
+    max_size: Annotated[int | None, Field(ge=1, le=config.MAX_QUEUE_SIZE)] = None
     timeout: RunTimeout | None = None
     concurrency: Limit | None = None
     rate_limit: RateLimit | None = None

@@ -114,11 +114,10 @@ def test_a_stop_button_seen_before_logout_stops_nothing_after_it(
 def test_the_queues_page_edits_a_queue_with_the_largest_thresholds(
     open_console: Console, db: Queue, console_db: Path | str
 ) -> None:
-    """Thresholds (and, on SQLite, a max size) set from the command line up to 2**62, beyond
-    a browser's exact integers (2**53): the page renders and saves the other settings."""
+    """Thresholds set from the command line up to 2**62, beyond a browser's exact integers
+    (2**53), and the largest max size: the page renders and saves the other settings."""
     big = 2**62
-    sqlite = isinstance(console_db, Path)  # PostgreSQL's max_size is a 32-bit integer
-    db.create_queue("huge", max_size=big if sqlite else None, alert_depth=big,
+    db.create_queue("huge", max_size=2**31 - 1, alert_depth=big,
                     alert_dead_letters=big, alert_oldest_age=3.1e7, alert_failure_rate=1.0)
     app = open_console("admin_console.py")
     app.radio(key="admin_page").set_value("Queues")
@@ -130,7 +129,7 @@ def test_the_queues_page_edits_a_queue_with_the_largest_thresholds(
     [info] = db.list_queues()
     assert info.max_attempts == 7 and info.alert_failure_rate == 1.0
     assert info.alert_depth == info.alert_dead_letters == 2**53 - 1
-    assert info.max_size == (2**53 - 1 if sqlite else None)
+    assert info.max_size == 2**31 - 1
 
 
 def test_ten_thousand_lost_workers_and_2000_running_jobs_render_bounded(

@@ -9,6 +9,7 @@ import pytest
 
 from persistent_queue import (
     DeadLetter,
+    InvalidArgument,
     Job,
     JobNotFound,
     JobState,
@@ -329,3 +330,16 @@ def test_cleanup_with_vacuum_returns_the_space_to_the_file_system(
 
     assert queue.backend.execute_read("PRAGMA freelist_count")[0][0] == 0  # type: ignore[attr-defined]
     assert db_path.stat().st_size < full_size / 10
+
+
+def test_the_largest_max_size_is_stored_on_every_backend_and_one_past_it_refused(
+    queue: PQueue,
+) -> None:
+    # PostgreSQL stores max_size in a 32-bit column: a larger bound passed validation and
+    # then failed as a StorageError ("integer out of range").
+    assert queue.create_queue("big", max_size=2**31 - 1).max_size == 2**31 - 1
+    with pytest.raises(InvalidArgument, match="max_size"):
+        queue.create_queue("bigger", max_size=2**31)
+    with pytest.raises(InvalidArgument, match="max_size"):
+        queue.update_queue("big", max_size=2**40)
+    assert queue.get_queue("big").max_size == 2**31 - 1
