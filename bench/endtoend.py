@@ -37,13 +37,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import endtoend_report as report
+from .endtoend_brokers import Brokers
 from .endtoend_peers import common
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,89 +117,6 @@ SYSTEMS: dict[str, System] = {
                       env={"BENCH_E2E_DURABILITY": "full"}),
 }
 OURS = [key for key, system in SYSTEMS.items() if system.ours and system.broker == "sqlite"]
-
-
-# -- brokers -------------------------------------------------------------------------------------
-
-class Brokers:
-    """The Redis server and PostgreSQL cluster the systems need, started on first use."""
-
-    def __init__(self, stack: ExitStack, workdir: Path) -> None:
-        self.stack, self.workdir = stack, workdir
-        self.redis_url: str | None = None
-        self.cluster: Any = None
-
-    def unavailable(self, broker: str) -> str | None:
-        if broker == "redis" and not shutil.which("redis-server"):
-            return ("redis-server not found (Debian/Ubuntu: apt-get install -y redis-server; "
-                    "elsewhere put redis-server on PATH)")
-        if broker == "postgres":
-            from . import postgres
-
-            return postgres.unavailable_reason()
-        return None
-
-    def redis(self) -> str:
-        if self.redis_url is None:
-            self.redis_url = self.stack.enter_context(redis_server(self.workdir / "redis"))
-        return self.redis_url
-
-    def postgres(self, key: str) -> str:
-        if self.cluster is None:
-            from . import postgres
-
-            sys.path.insert(0, str(ROOT / "scripts"))
-            import pg_cluster
-
-            self.cluster = self.stack.enter_context(
-                pg_cluster.throwaway_cluster(settings=postgres.SETTINGS))
-        name = "e2e_" + key.replace("-", "_")
-        self.cluster.drop_database(name)
-        self.cluster.create_database(name)
-        return str(self.cluster.url(name))
-
-    def fresh(self, key: str, system: System, run: Path) -> dict[str, str]:
-        """The environment of one run, on an empty broker."""
-        env = {"BENCH_E2E_OUT": str(run / "records.log"), "PYTHONPATH": str(ROOT), **system.env}
-        if system.broker == "sqlite":
-            env["BENCH_E2E_DB"] = str(run / "queue.db")
-        elif system.broker == "redis":
-            env["BENCH_E2E_REDIS"] = self.redis()
-            subprocess.run(["redis-cli", "-u", env["BENCH_E2E_REDIS"], "flushall"], check=True,
-                           capture_output=True, timeout=60)
-        else:
-            env["BENCH_E2E_DB"] = self.postgres(key)
-        if key == "procrastinate":
-            subprocess.run([*PROCRASTINATE[:3], "schema", "--apply"], check=True, cwd=ROOT,
-                           env={**os.environ, **env}, capture_output=True, timeout=120)
-        return env
-
-
-@contextmanager
-def redis_server(directory: Path) -> Iterator[str]:
-    """A ``redis-server`` on a free port, AOF with ``appendfsync everysec``; yields its URL."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import pg_cluster
-
-    directory.mkdir(parents=True, exist_ok=True)
-    port = pg_cluster.free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-         "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
-        stdout=open(directory / "redis.log", "wb"), stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(["redis-cli", "-u", url, "ping"], capture_output=True,
-                             timeout=10).stdout.strip() != b"PONG":
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {directory / 'redis.log'}")
-            time.sleep(0.05)  # polling for the server to accept connections
-        print(f"Redis on 127.0.0.1:{port} (AOF, appendfsync everysec)", flush=True)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 # -- one run -------------------------------------------------------------------------------------
@@ -370,6 +287,16 @@ def run_system(key: str, env: dict[str, str], run: Path, jobs: int, latency_jobs
     return result
 
 
+def environment(key: str, broker: dict[str, str], run: Path) -> dict[str, str]:
+    """The environment of one run's workers and producers (its broker already empty)."""
+    env = {"BENCH_E2E_OUT": str(run / "records.log"), "PYTHONPATH": str(ROOT),
+           **SYSTEMS[key].env, **broker}
+    if key == "procrastinate":
+        subprocess.run([*PROCRASTINATE[:3], "schema", "--apply"], check=True, cwd=ROOT,
+                       env={**os.environ, **env}, capture_output=True, timeout=120)
+    return env
+
+
 def writable(path: str) -> bool:
     """Whether a writer could take the SQLite database's write lock right now."""
     conn = sqlite3.connect(path, timeout=0.2, isolation_level=None)
@@ -408,7 +335,8 @@ def run(keys: list[str], *, jobs: int, rounds: int, latency_jobs: int, rate: flo
                 run_dir.mkdir(parents=True)
                 started = time.monotonic()
                 try:
-                    env = brokers.fresh(key, SYSTEMS[key], run_dir)
+                    env = environment(key, brokers.fresh(key, SYSTEMS[key].broker, run_dir),
+                                      run_dir)
                     one = run_system(key, env, run_dir, jobs, latency_jobs, rate)
                 except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                     one = {"error": f"{type(exc).__name__}: {exc}"}
@@ -427,8 +355,11 @@ def run(keys: list[str], *, jobs: int, rounds: int, latency_jobs: int, rate: flo
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                          capture_output=True, check=False)
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=False)
+    except OSError:  # no git: a copy of the tree
+        return ""
     return done.stdout.strip()
 
 
