@@ -172,3 +172,27 @@ def test_waiters_poll_where_there_are_no_wake_ups(tmp_path: Path, blocked: str) 
     assert outcome["result"].payload == "polled"
     assert _counts(q).wakeups == 0 and _sockets(db) == []
     q.close()
+
+
+def test_a_database_named_through_a_symlink_shares_the_wake_ups_of_its_real_file(
+        tmp_path: Path) -> None:
+    """SQLite keeps the -wal beside the real file whatever name opens it; the waiters' sockets
+    must be found there too, or a writer naming the real path never wakes a waiter that named
+    the link (it would see the commit only at its 1 s safety net)."""
+    real = tmp_path / "data" / "queue.db"
+    real.parent.mkdir()
+    link = tmp_path / "queue.db"
+    link.symlink_to(real)
+    waiting = Queue(link, durability="normal")
+    waiting.create_queue("q")
+    writer = Queue(real, durability="normal")
+    thread, outcome = in_thread(lambda: waiting.dequeue("q", wait=60))
+    wait_for(lambda: len(_sockets(real)) == 1, message="the waiter's socket beside the real file")
+    writer.enqueue("q", "through the real path")
+    thread.join(timeout=30)
+    assert outcome["result"].payload == "through the real path"
+    assert _counts(waiting).wakeups >= 1  # woken by the byte, not found by a later look
+    assert not Path(f"{link}-wake").exists()
+    assert not Path(f"{link}-reserve").exists()  # the disk reserve is the real file's too
+    writer.close()
+    waiting.close()

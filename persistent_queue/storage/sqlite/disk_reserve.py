@@ -52,12 +52,14 @@ class DiskReserve:
     """The reserve file of the database at ``db_path``.
 
     Args:
-        db_path: the database file; the reserve is ``<db_path>-reserve``.
+        db_path: the database file; the reserve is ``<db_path>-reserve`` (of the real file
+            when ``db_path`` is a symlink).
         size: the reserve's size in bytes, at most ``1/MAX_SHARE`` of its file system.
     """
 
     def __init__(self, db_path: Path, size: int) -> None:
-        self.path = Path(f"{db_path}-reserve")
+        # beside the real file, as SQLite keeps the -wal: one reserve whatever name opens it
+        self.path = Path(f"{os.path.realpath(db_path)}-reserve")
         self._name = str(self.path)
         self._wanted = size
         #: Set once the reserve cannot be kept for a reason other than space (a read-only

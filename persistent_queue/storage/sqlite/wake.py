@@ -51,8 +51,9 @@ class WakeCounts:
 
 
 def folder_of(database: str) -> str:
-    """The folder of the waiters' sockets of ``database``."""
-    return database + "-wake"
+    """The folder of the waiters' sockets of ``database``: beside the real file, as SQLite
+    keeps the -wal, so every name of one database (a symlink, the real path) shares it."""
+    return os.path.realpath(database) + "-wake"
 
 
 class WakeNotifier:
