@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DB     ?= $(or $(PQ_DB),data/queue.db)
 
-.PHONY: help venv setup init run stop status api test test-fast soak lint typecheck clean bench bench-quick bench-endtoend docs docs-test
+.PHONY: help venv setup init run stop status api test test-fast soak lint typecheck clean bench bench-quick bench-endtoend bench-http docs docs-test
 
 help:
 	@echo "make setup      create .venv and the database (then: source .venv/bin/activate)"
@@ -22,6 +22,7 @@ help:
 	@echo "make lint       ruff and mypy"
 	@echo "make bench      benchmark against raw SQLite and the peers (bench/README.md)"
 	@echo "make bench-endtoend  whole systems end to end: pq worker vs Celery, RQ, dramatiq, huey, procrastinate"
+	@echo "make bench-http      pq api under wrk: enqueue and batch enqueue over HTTP against the library"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -95,14 +96,23 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
 $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e . -r bench/requirements.txt
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[api]' -r bench/requirements.txt
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m bench $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python -m bench.profile
 	$(BENCH_VENV)/bin/python -m bench.pg_profile
+	$(BENCH_VENV)/bin/python -m bench.wakeups
+	$(BENCH_VENV)/bin/python -m bench.worker_overhead
+	$(MAKE) --no-print-directory bench-http
 	$(MAKE) --no-print-directory bench-endtoend
+
+# pq api under wrk (32 keep-alive connections): single and batch enqueue against the library.
+bench-http: $(BENCH_STAMP)
+	@if command -v wrk >/dev/null; then $(BENCH_VENV)/bin/python -m bench.http $(HTTP_ARGS); \
+	else echo "wrk not found: the HTTP benchmark is skipped. Install it: apt-get install -y wrk \
+	(Debian/Ubuntu, as root)"; fi
 
 # Whole systems (bench/endtoend.py): this project's workers beside huey, dramatiq, Celery, RQ
 # and procrastinate, with the Redis server and PostgreSQL cluster the bench starts itself.
