@@ -458,8 +458,8 @@ class Worker:
         extra = {"worker": self.id, "job_id": job.id, "queue": job.queue,
                  "attempt": job.attempts, "duration_ms": round(outcome.duration * 1000, 1),
                  "result": result, "task": routed.task}
-        if result == "acked":
-            logger.info("job %d acked", job.id, extra=extra)
+        if result == "acked":  # processed_log.csv has every job: one line each only in DEBUG
+            logger.debug("job %d acked", job.id, extra=extra)
         else:
             logger.warning("job %d %s", job.id, result.replace("_", " "), extra=extra)
         with self._lock:

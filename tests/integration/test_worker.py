@@ -36,6 +36,20 @@ def test_a_returning_handler_acks_and_logs_a_csv_row(real_queue: Queue, tmp_path
     assert registered.state == "stopped" and registered.processed == 1
 
 
+def test_an_ack_is_logged_at_debug_and_a_failure_at_warning(
+        real_queue: Queue, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def fail_second(job: Job) -> None:
+        if job.payload == 2:
+            raise ValueError("boom")
+
+    ok, bad = real_queue.enqueue("work", 1), real_queue.enqueue("work", 2)
+    with caplog.at_level("DEBUG", logger="persistent_queue.worker"):
+        run_worker(real_queue, fail_second, tmp_path, max_jobs=2)
+    levels = {(r.job_id, r.result): r.levelname for r in caplog.records  # type: ignore[attr-defined]
+              if getattr(r, "result", None) is not None}
+    assert levels == {(ok.id, "acked"): "DEBUG", (bad.id, "failed"): "WARNING"}
+
+
 def test_an_exception_nacks_with_the_traceback(real_queue: Queue, tmp_path: Path) -> None:
     job = real_queue.enqueue("work", 1)
 
