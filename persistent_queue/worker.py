@@ -1,7 +1,10 @@
 """The consumer: claims jobs from its queues and runs a handler on each.
 
 With several queues, a claim takes from the first listed queue that has claimable jobs
-(:mod:`persistent_queue.worker_claims`).
+(:mod:`persistent_queue.worker_claims`). The main thread claims for every free slot at once
+and hands the jobs to the job threads; while the last claim found a backlog (it got all it
+asked for), a job thread that settled its job claims the next one itself, on the connection
+of that ack and without a handoff (not with ``max_jobs``, whose count the main thread keeps).
 
 A handler is any callable taking a :class:`~persistent_queue.Job`. Returning acks the job;
 raising :class:`~persistent_queue.Retry` asks for a retry after its delay; any other exception
@@ -207,6 +210,9 @@ class Worker:
         self._done = threading.Event()
         self._draining = threading.Event()
         self._found_none = False
+        #: The last claim took all it asked for: a job thread that settles its job claims the
+        #: next itself (:meth:`_claim_following`).
+        self._backlog = False
         self._counts = {"processed": 0, "failed": 0}
         self._started_jobs = 0
         self._left_behind = 0  # thread executor: abandoned handlers still running
@@ -313,6 +319,7 @@ class Worker:
                 self._warm.wait(1.0)
             else:
                 self._found_none = not jobs
+            self._backlog = len(jobs) == free
             for _ in range(free - len(jobs)):
                 self._slots.release()
             if self._warm.is_set() and jobs:
@@ -321,17 +328,27 @@ class Worker:
                     self._slots.release()
                 break
             for job in jobs:
-                on_loop = self._executor is None and runs_on_loop(self.tasks, job)
-                span = tracing.start_run(job, self.id)
-                with self._lock:
-                    self._in_hand[job.id] = entry = _InHand(job, on_loop=on_loop, span=span)
-                self._started_jobs += 1
-                if on_loop:
-                    if self._loop_runner is None:
-                        self._loop_runner = LoopRunner(self)
-                    self._loop_runner.submit(job, entry)
-                else:
+                if self._hand_over(job):
                     self._tasks.put(job)
+
+    def _hand_over(self, job: Job, *, unless_stopping: bool = False) -> bool | None:
+        """Put ``job`` (claimed, its slot taken) in hand: True if a job thread is to run it,
+        False if it went to the event loop; None (nothing done) if ``unless_stopping`` and a
+        stop was requested."""
+        on_loop = self._executor is None and runs_on_loop(self.tasks, job)
+        entry = _InHand(job, on_loop=on_loop, span=None)
+        with self._lock:
+            if unless_stopping and self._warm.is_set():
+                return None
+            self._in_hand[job.id] = entry
+            self._started_jobs += 1
+            runner = self._loop_runner
+            if on_loop and runner is None:
+                runner = self._loop_runner = LoopRunner(self)
+        entry.span = tracing.start_run(job, self.id)
+        if runner is not None and on_loop:
+            runner.submit(job, entry)
+        return not on_loop
 
     def _drain(self) -> int:
         """Warm stop: wait for the jobs in hand; on a cold stop give them back at once."""
@@ -369,13 +386,14 @@ class Worker:
                                 daemon=True)
 
     def _run_jobs(self, slot: int) -> None:
-        while True:
-            job = self._tasks.get()
-            if job is None:
-                return
+        job = self._tasks.get()
+        while job is not None:
             left_behind = False
+            kept, following = False, None
             try:
                 left_behind = self._run_one(job, slot)
+                if not left_behind:
+                    kept, following = self._claim_following()
             except Exception:  # pragma: no cover - a bug here must not kill the thread
                 logger.exception("unexpected error settling job %d", job.id,
                                  extra={"worker": self.id, "job_id": job.id})
@@ -384,9 +402,33 @@ class Worker:
                     with self._lock:
                         self._in_hand.pop(job.id, None)
                         self._lock.notify_all()
-                    self._slots.release()
+                    if not kept:
+                        self._slots.release()
             if left_behind:
                 return  # a new thread took this one's place when it was abandoned
+            job = following if following is not None else self._tasks.get()
+
+    def _claim_following(self) -> tuple[bool, Job | None]:
+        """A job thread whose job is settled claims the next job itself while the last claim
+        found a backlog: the claim runs on the connection of the ack before it, with no
+        handoff to and from the main thread. The settled job is still in hand meanwhile, so
+        a warm stop waits for this claim. Returns whether the slot went to a new job, and
+        that job if this thread is to run it (not an async task's, which the loop runs)."""
+        if not self._backlog or self._warm.is_set() or self.config.max_jobs is not None:
+            return False, None
+        try:
+            jobs = claim(self.q, self.config.queues, 1, wait=0,
+                         visibility_timeout=self.config.visibility_timeout, worker=self.id)
+        except QueueError:
+            return False, None  # the main thread's next claim reports it if it lasts
+        if not jobs:
+            self._backlog = False
+            return False, None
+        here = self._hand_over(jobs[0], unless_stopping=True)
+        if here is None:  # claimed while the stop arrived: never started, give back
+            self._give_back(jobs[0])
+            return False, None
+        return True, jobs[0] if here else None
 
     def _run_one(self, job: Job, slot: int) -> bool:
         """Run and settle one job; True if its handler was abandoned while it ran."""
