@@ -12,6 +12,7 @@ import pytest
 from persistent_queue import Job, JobState, Queue
 from persistent_queue import worker as worker_module
 from persistent_queue.worker import EXIT_OK, Worker, WorkerConfig
+from persistent_queue.worker_claims import claim
 
 
 def run_in_thread(worker: Worker) -> tuple[threading.Thread, list[int]]:
@@ -43,11 +44,10 @@ def test_job_threads_claim_a_backlog_themselves(real_queue: Queue,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     ids = [job.id for job in real_queue.enqueue_many("work", list(range(60)))]
     claimers: list[str] = []
-    real_claim = worker_module.claim
 
     def watched(q: Queue, queues: Sequence[str], count: int, **kwargs: Any) -> list[Job]:
         claimers.append(threading.current_thread().name)
-        return real_claim(q, queues, count, **kwargs)
+        return claim(q, queues, count, **kwargs)
 
     monkeypatch.setattr(worker_module, "claim", watched)
     holder: list[Worker] = []
