@@ -130,7 +130,9 @@ def test_four_processes_drain_thousands_of_jobs_each_acked_exactly_once(
 
     for report in reports:
         assert report["errors"] == [] and report["lost"] == 0
-        assert report["acked"], "every worker took part"
+    # The drains overlapped. Not "every process took part": SQLite's write lock is not fair, and
+    # on a loaded 2-core machine one process can find the queue drained by the time it runs.
+    assert sum(1 for report in reports if report["acked"]) >= 2, "the processes overlapped"
     acked = [job_id for report in reports for job_id in report["acked"]]  # type: ignore[attr-defined]
     assert len(acked) == len(set(acked)), "a job was acked twice"
     assert set(acked) == set(ids), "a job was lost"
