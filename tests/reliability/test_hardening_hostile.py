@@ -68,8 +68,11 @@ def test_followed_file_appended_in_pieces_under_kill_9_stores_each_line_once_in_
     env = {**subprocess_env, "PQ_LOG_FORMAT": "text"}
     log = (tmp_path / "producer.log").open("ab")
 
+    log_start = [0]  # where the log stood when the running producer started
+
     def start() -> subprocess.Popen[bytes]:
         batch = str(rng.choice([1, 3, 7, 50, 500]))
+        log_start[0] = os.fstat(log.fileno()).st_size
         return subprocess.Popen(
             [sys.executable, str(ROOT / "producer.py"), "--db", str(db), "--queue", "in",
              "--input", str(source), "--follow", "--format", "text", "--batch", batch],
@@ -104,6 +107,11 @@ def test_followed_file_appended_in_pieces_under_kill_9_stores_each_line_once_in_
         assert "error" not in outcome, outcome
         wait_for(lambda: len(_stored(q, "in")) >= len(expected), timeout=60,
                  message=f"{len(expected)} lines stored")
+        # The last producer may have started after an earlier one stored the last line: its
+        # SIGTERM must find it running (its handler in place), not still importing.
+        log_path = tmp_path / "producer.log"
+        wait_for(lambda: b"publishing " in log_path.read_bytes()[log_start[0]:], timeout=60,
+                 message="the last producer to start publishing")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         assert proc.returncode == 0
