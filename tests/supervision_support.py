@@ -17,8 +17,8 @@ from persistent_queue import supervision
 from persistent_queue.errors import SupervisorUnavailable
 from tests.support import wait_for
 
-#: A lone program ``sleeper`` and the group ``worker`` of two, each a ``sleep``.
-CONFIG = """\
+#: What every test supervisord runs with: its socket, logs and plain RPC interface in its folder.
+HEADER = """\
 [unix_http_server]
 file=%(here)s/s.sock
 
@@ -29,6 +29,10 @@ childlogdir=%(here)s
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+"""
+
+#: A lone program ``sleeper`` and the group ``worker`` of two, each a ``sleep``.
+CONFIG = HEADER + """
 
 [program:sleeper]
 command=sleep 600

@@ -21,7 +21,7 @@ from test_console_injection import ERROR, HOST, IMAGE, QUEUE, REASON, WORKER, as
 
 from persistent_queue import Queue, supervision
 from persistent_queue.errors import SupervisorRefused, SupervisorUnavailable
-from tests.supervision_support import running_supervisord
+from tests.supervision_support import HEADER, running_supervisord
 from tests.support import wait_for
 
 Console = Callable[[str], AppTest]
@@ -169,17 +169,7 @@ def test_ten_thousand_lost_workers_and_2000_running_jobs_render_bounded(
 
 
 #: A group whose second program exits at once (FATAL after its one try), both stopped at start.
-MIXED = """\
-[unix_http_server]
-file=%(here)s/s.sock
-
-[supervisord]
-logfile=%(here)s/supervisord.log
-pidfile=%(here)s/supervisord.pid
-childlogdir=%(here)s
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+MIXED = HEADER + """
 
 [program:good]
 command=sleep 600
